@@ -44,3 +44,17 @@ export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+const secrets = new Set<string>();
+
+/** Registers a value (the API key) that must never appear in anything the tool prints. */
+export function registerSecret(secret: string): void {
+  if (secret) secrets.add(secret);
+}
+
+/** `text` with every registered secret replaced by `***`: a last guard on all output paths. */
+export function redact(text: string): string {
+  let out = text;
+  for (const secret of secrets) out = out.split(secret).join("***");
+  return out;
+}

@@ -1,0 +1,248 @@
+/**
+ * The Compliance API client: lists log files page by page and opens downloads. The key is sent
+ * only to the API's own origin; redirects are followed by hand so it never reaches the storage
+ * host that serves the signed URLs.
+ */
+import { CliError } from "./errors.ts";
+import { type Opened, openRequest, readText } from "./http.ts";
+import {
+  RETRYABLE_STATUSES,
+  type RetryNotice,
+  type RetryPolicy,
+  TransientError,
+  withRetries,
+} from "./retry.ts";
+import { parseRetryAfter } from "./retry.ts";
+import { toMicros } from "./time.ts";
+
+export interface LogFile {
+  id: string;
+  event_type: string;
+  end_time: string;
+  file_name?: string;
+  file_size?: number;
+  file_sha256?: string;
+}
+
+export interface ListPage {
+  data: LogFile[];
+  has_more: boolean;
+  last_end_time: string | null;
+}
+
+export interface ListQuery {
+  eventType: string;
+  limit: number;
+  after: string;
+  before?: string;
+}
+
+export interface ClientOptions {
+  apiBase: URL;
+  key: string;
+  principal: string;
+  scope: "workspaces" | "organizations";
+  policy: RetryPolicy;
+  timeoutMs: number;
+  onRetry: (notice: RetryNotice) => void;
+  signal?: AbortSignal;
+}
+
+/** Ids become URL segments and file names: letters, digits, `_`, `-` and inner dots only. */
+const SAFE_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
+const MAX_REDIRECTS = 5;
+
+/** `HTTP error 401 while listing logs (...)` with the body, pretty-printed when it is JSON. */
+export async function httpError(opened: Opened, what: string, idleMs: number): Promise<CliError> {
+  const { status } = opened.response;
+  let body = "";
+  try {
+    body = (await readText(opened, { idleMs, what })).trim();
+  } catch {
+    // The status says enough; a body that cannot be read adds nothing.
+  }
+  let detail = body.slice(0, 4000) || undefined;
+  try {
+    detail = JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    // Not JSON: printed as it came.
+  }
+  const message = `HTTP error ${status} while ${what}:`;
+  if (RETRYABLE_STATUSES.has(status)) {
+    const retryAfter = parseRetryAfter(opened.response.headers.get("retry-after"));
+    return new TransientError("api", message, retryAfter, { detail });
+  }
+  return new CliError(status === 401 || status === 403 ? "auth" : "api", message, { detail });
+}
+
+export class ComplianceClient {
+  constructor(private readonly options: ClientOptions) {}
+
+  /** `{base}/{scope}/{principal}/logs[/{id}]` */
+  logsUrl(id?: string): URL {
+    const { apiBase, scope, principal } = this.options;
+    const path = `${apiBase.pathname}/${scope}/${encodeURIComponent(principal)}/logs` +
+      (id === undefined ? "" : `/${encodeURIComponent(id)}`);
+    return new URL(path, apiBase);
+  }
+
+  listUrl(query: ListQuery): URL {
+    const url = this.logsUrl();
+    url.searchParams.set("limit", String(query.limit));
+    url.searchParams.set("event_type", query.eventType);
+    url.searchParams.set("after", query.after);
+    if (query.before !== undefined) url.searchParams.set("before", query.before);
+    return url;
+  }
+
+  /** Headers for a request to `url`: the key only when it goes to the API's own origin. */
+  headersFor(url: URL, extra: Record<string, string> = {}): Record<string, string> {
+    const headers: Record<string, string> = { "user-agent": "oai-compliance-logs", ...extra };
+    if (url.origin === this.options.apiBase.origin) {
+      headers.authorization = `Bearer ${this.options.key}`;
+    }
+    return headers;
+  }
+
+  private open(url: URL, what: string, extra?: Record<string, string>): Promise<Opened> {
+    return openRequest(url, this.headersFor(url, extra), {
+      timeoutMs: this.options.timeoutMs,
+      what,
+      signal: this.options.signal,
+    });
+  }
+
+  /** One page of the listing, retried on rate limits, server errors and network failures. */
+  listPage(query: ListQuery): Promise<ListPage> {
+    const what = `listing logs (after=${query.after}, event_type=${query.eventType}, ` +
+      `limit=${query.limit})`;
+    const url = this.listUrl(query);
+    return withRetries(
+      what,
+      this.options.policy,
+      async () => {
+        const opened = await this.open(url, what);
+        if (opened.response.status < 200 || opened.response.status > 299) {
+          throw await httpError(opened, what, this.options.timeoutMs);
+        }
+        const text = await readText(opened, {
+          idleMs: this.options.timeoutMs,
+          what,
+          signal: this.options.signal,
+        });
+        return parseListPage(text, what);
+      },
+      this.options.onRetry,
+      this.options.signal,
+    );
+  }
+
+  /**
+   * Asks the API for file `id` and resolves with where its bytes are: the signed URL the API
+   * redirects to (or the API URL itself if it answers with the body). Retried like a listing.
+   */
+  resolveDownload(id: string): Promise<URL> {
+    const what = `downloading log id=${id}`;
+    const url = this.logsUrl(id);
+    return withRetries(
+      what,
+      this.options.policy,
+      async () => {
+        const opened = await this.open(url, what);
+        const { status } = opened.response;
+        if (status >= 300 && status <= 399 && opened.response.headers.has("location")) {
+          const location = new URL(opened.response.headers.get("location")!, url);
+          opened.abort();
+          return location;
+        }
+        if (status >= 200 && status <= 299) {
+          opened.abort();
+          return url;
+        }
+        throw await httpError(opened, what, this.options.timeoutMs);
+      },
+      this.options.onRetry,
+      this.options.signal,
+    );
+  }
+
+  /**
+   * GETs a file's bytes from `url` from byte `offset` on, following further redirects by hand.
+   * The caller checks the status: 403/404/410 from storage mean the signed URL expired.
+   */
+  async openFile(url: URL, offset: number, what: string): Promise<Opened> {
+    const range: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    let current = url;
+    for (let hop = 0;; hop++) {
+      const opened = await this.open(current, what, range);
+      const { status, headers } = opened.response;
+      if (status < 300 || status > 399 || !headers.has("location") || hop >= MAX_REDIRECTS) {
+        return opened;
+      }
+      current = new URL(headers.get("location")!, current);
+      opened.abort();
+    }
+  }
+}
+
+/**
+ * Parses a list answer defensively: the service was seen sending several JSON documents
+ * separated by newlines, so the first one that parses is used.
+ */
+export function parseListPage(text: string, what: string): ListPage {
+  const bad = (why: string) =>
+    new CliError(
+      "api",
+      `unexpected answer while ${what}: ${why}; the API may have changed, report this with --verbose output`,
+    );
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    const first = text.split(/\r?\n/).find((line) => line.trim() !== "");
+    try {
+      doc = JSON.parse(first ?? "");
+    } catch {
+      throw bad("the body is not JSON");
+    }
+  }
+  if (typeof doc !== "object" || doc === null || !Array.isArray((doc as ListPage).data)) {
+    throw bad("no 'data' array");
+  }
+  const page = doc as Record<string, unknown>;
+  const hasMore = page.has_more ?? false;
+  if (typeof hasMore !== "boolean") throw bad("'has_more' is not a boolean");
+  const last = page.last_end_time ?? null;
+  if (last !== null && (typeof last !== "string" || toMicros(last) === undefined)) {
+    throw bad(`'last_end_time' is not an RFC 3339 time: ${JSON.stringify(last)}`);
+  }
+  const data = (page.data as unknown[]).map((item, index) => parseLogFile(item, index, bad));
+  return { data, has_more: hasMore, last_end_time: last };
+}
+
+function parseLogFile(item: unknown, index: number, bad: (why: string) => CliError): LogFile {
+  const f = item as Record<string, unknown>;
+  if (typeof f !== "object" || f === null) throw bad(`data[${index}] is not an object`);
+  if (typeof f.id !== "string" || !SAFE_ID.test(f.id)) {
+    throw bad(`data[${index}].id ${JSON.stringify(f.id)} is not a safe file id`);
+  }
+  if (typeof f.end_time !== "string" || toMicros(f.end_time) === undefined) {
+    throw bad(`data[${index}].end_time of ${f.id} is not an RFC 3339 time`);
+  }
+  const size = f.file_size ?? undefined;
+  if (size !== undefined && (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)) {
+    throw bad(`data[${index}].file_size of ${f.id} is not a byte count`);
+  }
+  const sha = f.file_sha256 ?? undefined;
+  if (sha !== undefined && (typeof sha !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha))) {
+    throw bad(`data[${index}].file_sha256 of ${f.id} is not a SHA-256 hex digest`);
+  }
+  return {
+    id: f.id,
+    event_type: typeof f.event_type === "string" ? f.event_type : "",
+    end_time: f.end_time,
+    file_name: typeof f.file_name === "string" ? f.file_name : undefined,
+    file_size: size as number | undefined,
+    file_sha256: (sha as string | undefined)?.toLowerCase(),
+  };
+}

@@ -1,0 +1,318 @@
+/**
+ * The run: pages -> concurrent downloads -> in-order delivery -> checkpoint.
+ *
+ * Listing runs ahead of the downloads, up to `concurrency` downloads run at once into spools,
+ * and delivery walks the listing order, so output and checkpoint never get ahead of the data:
+ * the cursor moves past a file only after that file has reached its destination.
+ */
+import type { ComplianceClient, LogFile } from "./api.ts";
+import type { Config } from "./args.ts";
+import { CliError } from "./errors.ts";
+import { type Downloaded, downloadFile } from "./download.ts";
+import type { Reporter } from "./reporter.ts";
+import type { Sink, Spool } from "./sinks.ts";
+import { toMicros } from "./time.ts";
+
+/** The part of the checkpoint the pipeline drives (see lib/checkpoint.ts). */
+export interface CursorStore {
+  cursor(eventType: string): { after: string; seen: string[] } | undefined;
+  markDelivered(eventType: string, pageAfter: string, id: string): Promise<void>;
+  advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void>;
+}
+
+type Entry =
+  | { kind: "file"; file: LogFile; pageAfter: string }
+  | { kind: "pageEnd"; pageAfter: string; nextAfter: string; boundaryIds: string[] };
+
+export interface Totals {
+  files: number;
+  bytes: number;
+  pages: number;
+  skipped: number;
+  cursors: Record<string, string | null>;
+}
+
+export interface PipelineDeps {
+  config: Config;
+  client: ComplianceClient;
+  sink: Sink;
+  store?: CursorStore;
+  reporter: Reporter;
+  /** Aborted on SIGINT/SIGTERM or on the first fatal error. */
+  signal: AbortSignal;
+  /** For `--list`: called per listed file instead of downloading it. */
+  onListed?: (file: LogFile) => Promise<void>;
+  now?: () => number;
+}
+
+/** A FIFO with a capacity: `push` waits while full, `shift` waits while empty. */
+class BoundedQueue<T> {
+  private items: T[] = [];
+  private closed = false;
+  private failure: unknown;
+  private wake: Array<() => void> = [];
+
+  constructor(private readonly capacity: number) {}
+
+  private notify(): void {
+    const waiting = this.wake;
+    this.wake = [];
+    waiting.forEach((resolve) => resolve());
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => this.wake.push(resolve));
+  }
+
+  async push(item: T): Promise<void> {
+    while (this.items.length >= this.capacity && !this.closed) await this.wait();
+    this.items.push(item);
+    this.notify();
+  }
+
+  /** The next item, or undefined once closed and drained; rethrows a producer failure. */
+  async shift(): Promise<T | undefined> {
+    while (this.items.length === 0) {
+      if (this.failure !== undefined) throw this.failure;
+      if (this.closed) return undefined;
+      await this.wait();
+    }
+    const item = this.items.shift();
+    this.notify();
+    return item;
+  }
+
+  close(failure?: unknown): void {
+    this.closed = true;
+    this.failure = failure;
+    this.notify();
+  }
+
+  drain(): T[] {
+    const rest = this.items;
+    this.items = [];
+    this.close();
+    return rest;
+  }
+}
+
+/** Limits how many downloads run at once. */
+class Semaphore {
+  private waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+
+  async acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw signal.reason;
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.waiting.push(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+interface Fetched {
+  spool?: Spool;
+  result?: Downloaded;
+}
+
+/** Where listing starts for `eventType`: the checkpoint's cursor, else `<after>`. */
+function startingPoint(deps: PipelineDeps, eventType: string) {
+  const saved = deps.store?.cursor(eventType);
+  if (saved) return { after: saved.after, seen: new Set(saved.seen) };
+  if (!deps.config.after) {
+    throw new CliError(
+      "usage",
+      `the state file has no cursor for ${eventType} yet; give <after> or --after for the first run`,
+    );
+  }
+  return { after: deps.config.after.iso, seen: new Set<string>() };
+}
+
+/**
+ * The listing as a stream of entries, page by page, without ids already delivered (in this run
+ * or, at the boundary, in the last one), and guarded against cursors that do not advance.
+ */
+async function* listEntries(
+  deps: PipelineDeps,
+  eventType: string,
+  start: { after: string; seen: Set<string> },
+  totals: Totals,
+): AsyncGenerator<Entry> {
+  const { config, client, reporter } = deps;
+  const now = deps.now ?? Date.now;
+  let after = start.after;
+  const delivered = new Set(start.seen);
+  for (let page = 1;; page++) {
+    reporter.page(eventType, page, after);
+    const result = await client.listPage({
+      eventType,
+      limit: config.limit,
+      after,
+      before: config.before?.iso,
+    });
+    totals.pages++;
+    // Files too recent to be final are left for the next poll; the cursor stays before them.
+    const settledBefore = config.settleMs > 0 ? BigInt(now() - config.settleMs) * 1000n : undefined;
+    for (const file of result.data) {
+      if (settledBefore !== undefined && toMicros(file.end_time)! > settledBefore) return;
+      if (delivered.has(file.id)) {
+        reporter.fileSkipped(file.id, "already delivered (returned again at the page boundary)");
+        continue;
+      }
+      delivered.add(file.id);
+      yield { kind: "file", file, pageAfter: after };
+    }
+    const next = result.last_end_time;
+    if (next === null) return;
+    totals.cursors[eventType] = next;
+    const nextMicros = toMicros(next)!;
+    const boundaryIds = result.data.filter((f) => toMicros(f.end_time)! >= nextMicros)
+      .map((f) => f.id);
+    if (result.has_more && nextMicros <= toMicros(after)!) {
+      const how = nextMicros === toMicros(after) ? "did not advance" : "moved backwards";
+      throw new CliError(
+        "api",
+        `the API said has_more but its cursor ${how} (last_end_time ${next} after ${after}); ` +
+          `stopping rather than looping; retry later`,
+      );
+    }
+    yield { kind: "pageEnd", pageAfter: after, nextAfter: next, boundaryIds };
+    if (!result.has_more) return;
+    after = next;
+  }
+}
+
+/** Downloads (or lists) every file of every event type in the config. */
+export async function runPipeline(deps: PipelineDeps): Promise<Totals> {
+  const totals: Totals = { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
+  for (const eventType of deps.config.eventTypes) {
+    const start = startingPoint(deps, eventType);
+    totals.cursors[eventType] = null;
+    const before = totals.files;
+    await runEventType(deps, eventType, start, totals);
+    deps.reporter.completed(
+      eventType,
+      totals.files - before,
+      totals.cursors[eventType],
+      start.after,
+    );
+  }
+  return totals;
+}
+
+async function runEventType(
+  deps: PipelineDeps,
+  eventType: string,
+  start: { after: string; seen: Set<string> },
+  totals: Totals,
+): Promise<void> {
+  const { config, client, sink, store, reporter } = deps;
+  // A private abort for this run's downloads, also pulled by the caller's signal.
+  const controller = new AbortController();
+  const stop = () => controller.abort(deps.signal.reason);
+  deps.signal.addEventListener("abort", stop, { once: true });
+  const signal = controller.signal;
+  const semaphore = new Semaphore(config.concurrency);
+  const queue = new BoundedQueue<{ entry: Entry; fetched?: Promise<Fetched> }>(
+    config.concurrency * 2,
+  );
+
+  const fetchFile = async (file: LogFile): Promise<Fetched> => {
+    await semaphore.acquire(signal);
+    let spool: Spool | undefined;
+    try {
+      if (await sink.alreadyStored(file, eventType)) return {};
+      spool = await sink.spool(file, eventType);
+      reporter.fileStarted(file.id);
+      const started = Date.now();
+      const result = await downloadFile(client, file, spool, {
+        policy: {
+          retries: config.retries,
+          backoffMs: config.backoffMs,
+          maxWaitMs: config.maxRetryWaitMs,
+        },
+        timeoutMs: config.timeoutMs,
+        onRetry: (n) => reporter.retry(n),
+        signal,
+      });
+      reporter.fileDone(file.id, result.bytes, Date.now() - started);
+      return { spool, result };
+    } catch (error) {
+      await spool?.discard();
+      throw error;
+    } finally {
+      semaphore.release();
+    }
+  };
+
+  const producer = (async () => {
+    try {
+      for await (const entry of listEntries(deps, eventType, start, totals)) {
+        if (signal.aborted) break;
+        if (entry.kind === "file" && !deps.onListed) {
+          const fetched = fetchFile(entry.file);
+          fetched.catch(() => {}); // Observed by the consumer, in order.
+          await queue.push({ entry, fetched });
+        } else {
+          await queue.push({ entry });
+        }
+      }
+      queue.close(signal.aborted ? signal.reason : undefined);
+    } catch (error) {
+      queue.close(error);
+    }
+  })();
+
+  try {
+    while (true) {
+      const slot = await queue.shift();
+      if (!slot) break;
+      const { entry } = slot;
+      if (entry.kind === "pageEnd") {
+        if (!deps.onListed) await store?.advance(eventType, entry.nextAfter, entry.boundaryIds);
+        continue;
+      }
+      if (deps.onListed) {
+        await deps.onListed(entry.file);
+        totals.files++;
+        continue;
+      }
+      const { spool, result } = await slot.fetched!;
+      if (spool && result) {
+        await spool.deliver(result);
+        totals.files++;
+        totals.bytes += result.bytes;
+      } else {
+        totals.skipped++;
+        reporter.fileSkipped(entry.file.id, "already stored with the right size and hash");
+      }
+      await store?.markDelivered(eventType, entry.pageAfter, entry.file.id);
+    }
+    if (deps.signal.aborted) throw deps.signal.reason;
+  } catch (error) {
+    controller.abort(error);
+    // Wait for every download to stop, then throw their spools away.
+    for (const slot of queue.drain()) {
+      const fetched = await slot.fetched?.catch(() => undefined);
+      await fetched?.spool?.discard();
+    }
+    await producer;
+    throw error;
+  } finally {
+    deps.signal.removeEventListener("abort", stop);
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Progress on stderr. Three shapes of the same events: the quickstart scripts' plain lines (the
+ * default, what cron mails and CI logs show), one JSON object per event (`--log-format json`),
+ * and a live one-line status when stderr is a terminal.
+ */
+import { redact } from "./errors.ts";
+import type { RetryNotice } from "./retry.ts";
+import { stderrIsTerminal, writeStderr } from "./runtime.ts";
+import { toLocalHuman } from "./time.ts";
+
+export interface Summary {
+  files: number;
+  bytes: number;
+  pages: number;
+  retries: number;
+  skipped: number;
+  durationMs: number;
+  /** The cursor reached per event type (null when nothing was listed). */
+  cursors: Record<string, string | null>;
+}
+
+export interface ReporterOptions {
+  verbosity: "quiet" | "normal" | "verbose";
+  format: "plain" | "json";
+  /** Live status line instead of per-file lines (default: when stderr is a terminal). */
+  live?: boolean;
+  now?: () => Date;
+}
+
+function formatBytes(n: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+export class Reporter {
+  private readonly live: boolean;
+  private readonly now: () => Date;
+  private liveShown = false;
+  private status = { eventType: "", page: 0, files: 0, bytes: 0, started: Date.now() };
+  retries = 0;
+
+  constructor(private readonly options: ReporterOptions) {
+    this.now = options.now ?? (() => new Date());
+    this.live = options.format === "plain" && options.verbosity === "normal" &&
+      (options.live ?? stderrIsTerminal());
+  }
+
+  private get quiet(): boolean {
+    return this.options.verbosity === "quiet";
+  }
+
+  /** A plain line; clears the live status first so the two never interleave. */
+  private line(text: string): void {
+    if (this.liveShown) {
+      writeStderr("\r\x1b[K");
+      this.liveShown = false;
+    }
+    writeStderr(redact(text) + "\n");
+  }
+
+  private json(event: string, fields: Record<string, unknown>): void {
+    writeStderr(
+      redact(JSON.stringify({ time: this.now().toISOString(), event, ...fields })) + "\n",
+    );
+  }
+
+  private refreshLive(): void {
+    const s = this.status;
+    const seconds = Math.max(0.001, (Date.now() - s.started) / 1000);
+    writeStderr(
+      `\r\x1b[K${s.eventType} page ${s.page} | ${s.files} files | ${formatBytes(s.bytes)} | ` +
+        `${formatBytes(s.bytes / seconds)}/s`,
+    );
+    this.liveShown = true;
+  }
+
+  warning(text: string): void {
+    if (this.quiet) return;
+    if (this.options.format === "json") this.json("warning", { message: text });
+    else this.line(text);
+  }
+
+  page(eventType: string, page: number, after: string): void {
+    this.status.eventType = eventType;
+    this.status.page = page;
+    if (this.quiet) return;
+    if (this.options.format === "json") {
+      return this.json("page", { event_type: eventType, page, after });
+    }
+    if (this.live) return this.refreshLive();
+    this.line(`Fetching page ${page} with after='${after}' (local: ${toLocalHuman(after)})`);
+  }
+
+  fileStarted(id: string): void {
+    if (this.quiet || this.options.format === "json" || this.live) return;
+    this.line(`Fetching logs for ID: ${id}`);
+  }
+
+  fileDone(id: string, bytes: number, ms: number): void {
+    this.status.files++;
+    this.status.bytes += bytes;
+    if (this.quiet) return;
+    if (this.options.format === "json") return this.json("file", { id, bytes, duration_ms: ms });
+    if (this.live) return this.refreshLive();
+    if (this.options.verbosity === "verbose") this.line(`Done ${id}: ${bytes} bytes in ${ms} ms`);
+  }
+
+  fileSkipped(id: string, why: string): void {
+    if (this.options.format === "json" && !this.quiet) {
+      return this.json("skip", { id, reason: why });
+    }
+    if (this.options.verbosity === "verbose") this.line(`Skipping ${id}: ${why}`);
+  }
+
+  listed(file: object): void {
+    if (this.options.verbosity === "verbose") this.line(`Listed ${JSON.stringify(file)}`);
+  }
+
+  retry(notice: RetryNotice): void {
+    this.retries++;
+    if (this.quiet) return;
+    if (this.options.format === "json") {
+      return this.json("retry", {
+        what: notice.what,
+        attempt: notice.attempt,
+        of: notice.of,
+        wait_ms: notice.waitMs,
+        reason: notice.reason,
+      });
+    }
+    this.line(
+      `Retrying ${notice.what} in ${(notice.waitMs / 1000).toFixed(1)}s ` +
+        `(attempt ${notice.attempt} of ${notice.of}): ${notice.reason}`,
+    );
+  }
+
+  completed(eventType: string, files: number, cursor: string | null, initialAfter: string): void {
+    if (this.quiet || this.options.format === "json") return;
+    if (files === 0 && cursor === null) {
+      this.line(`No results found for event_type ${eventType} after ${initialAfter}`);
+    } else {
+      this.line(
+        `Completed downloading ${files} log files up to ${cursor} (local: ${toLocalHuman(cursor)})`,
+      );
+    }
+  }
+
+  polling(nextInMs: number): void {
+    if (this.quiet) return;
+    if (this.options.format === "json") return this.json("sleep", { wait_ms: nextInMs });
+    this.line(`Waiting ${Math.round(nextInMs / 1000)}s before the next poll`);
+  }
+
+  summary(s: Summary): void {
+    if (this.quiet) return;
+    if (this.options.format === "json") {
+      return this.json("summary", {
+        files: s.files,
+        bytes: s.bytes,
+        pages: s.pages,
+        retries: s.retries,
+        skipped: s.skipped,
+        duration_ms: s.durationMs,
+        cursors: s.cursors,
+      });
+    }
+    const cursors = Object.entries(s.cursors).map(([t, c]) => `${t}=${c ?? "none"}`).join(" ");
+    this.line(
+      `Summary: ${s.files} files, ${formatBytes(s.bytes)}, ${s.pages} pages, ${s.retries} ` +
+        `retries, ${s.skipped} skipped in ${(s.durationMs / 1000).toFixed(1)}s; cursor ${cursors}`,
+    );
+  }
+
+  /** Errors are shown even with --quiet. */
+  error(message: string, detail?: string): void {
+    if (this.options.format === "json") {
+      return this.json("error", { message, ...(detail ? { detail } : {}) });
+    }
+    this.line(message);
+    if (detail) this.line(detail);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The runtime adapter: the only module that touches `Deno` or `Bun` globals. Everything else is
+ * written against web APIs and the `node:` built-ins both runtimes implement.
+ */
+import process from "node:process";
+
+// deno-lint-ignore no-explicit-any
+const deno = (globalThis as any).Deno;
+// deno-lint-ignore no-explicit-any
+const bun = (globalThis as any).Bun;
+
+/** Raised when stdout's reader has gone away (e.g. `| head`): the run ends quietly with exit 0. */
+export class BrokenPipeError extends Error {
+  constructor() {
+    super("stdout closed by its reader");
+    this.name = "BrokenPipeError";
+  }
+}
+
+function isBrokenPipe(error: unknown): boolean {
+  // deno-lint-ignore no-explicit-any
+  const e = error as any;
+  return e?.code === "EPIPE" || e?.name === "BrokenPipe" ||
+    (deno && e instanceof deno.errors.BrokenPipe);
+}
+
+/** Writes all of `chunk` to stdout, resolving once the OS has taken it. */
+export async function writeStdout(chunk: Uint8Array): Promise<void> {
+  try {
+    if (deno) {
+      let offset = 0;
+      while (offset < chunk.length) offset += await deno.stdout.write(chunk.subarray(offset));
+    } else if (bun) {
+      await bun.write(bun.stdout, chunk);
+    } else {
+      await new Promise<void>((resolve, reject) =>
+        process.stdout.write(chunk, (e) => e ? reject(e) : resolve())
+      );
+    }
+  } catch (error) {
+    if (isBrokenPipe(error)) throw new BrokenPipeError();
+    throw error;
+  }
+}
+
+/** Writes a line to stderr; a closed stderr is ignored (progress is best effort). */
+export function writeStderr(text: string): void {
+  try {
+    process.stderr.write(text);
+  } catch {
+    // Nobody is reading progress; the data on stdout or disk is what matters.
+  }
+}
+
+/** Whether stderr is an interactive terminal (for the live progress line). */
+export function stderrIsTerminal(): boolean {
+  if (deno) return deno.stderr.isTerminal();
+  return Boolean(process.stderr.isTTY);
+}
+
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/**
+ * Calls `handler` on SIGINT or SIGTERM; returns a function that removes the listeners. Signals the
+ * OS cannot deliver (SIGTERM on Windows under Deno) are skipped rather than fatal.
+ */
+export function onStopSignal(handler: (signal: StopSignal) => void): () => void {
+  const removers: Array<() => void> = [];
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const listener = () => handler(signal);
+    try {
+      process.on(signal, listener);
+      removers.push(() => process.off(signal, listener));
+    } catch {
+      // Not supported on this OS/runtime.
+    }
+  }
+  return () => removers.forEach((remove) => remove());
+}
+
+/** Ends the process once stdout and stderr have drained. */
+export function exit(code: number): never {
+  process.exit(code);
+}
+
+/** Which runtime runs us, for `--version`. */
+export function runtimeName(): string {
+  if (deno) return `deno ${deno.version.deno}`;
+  if (bun) return `bun ${bun.version}`;
+  return `node ${process.versions.node}`;
+}

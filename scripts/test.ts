@@ -1,0 +1,135 @@
+/**
+ * Runs every suite and prints one closing line `N passed, N failed` summing them all:
+ * formatting, lint and type checks; the test suite under Deno and under Bun; and, when binaries
+ * can be built and run here, the end-to-end tests against each standalone binary.
+ *
+ * Usage: deno task test [--no-binaries]
+ * With CI=true, missing tools for a suite are a failure, not a skip.
+ */
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const BUN_VERSION = "1.4.5";
+const strict = process.env.CI === "true";
+
+interface SuiteResult {
+  name: string;
+  passed: number;
+  failed: number;
+}
+
+/** Runs a command with output shown live and also captured for counting. */
+function runShown(
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const show = (stream: NodeJS.WriteStream) => (chunk: Uint8Array) => {
+      output += new TextDecoder().decode(chunk);
+      stream.write(chunk);
+    };
+    child.stdout!.on("data", show(process.stdout));
+    child.stderr!.on("data", show(process.stderr));
+    child.on("error", (e) => resolve({ code: 127, output: String(e) }));
+    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+// deno-lint-ignore no-control-regex
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** Counts from `deno test`'s closing line: `ok | 12 passed | 0 failed`. */
+export function denoCounts(output: string): { passed: number; failed: number } | undefined {
+  const m = /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(
+    stripAnsi(output),
+  );
+  return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
+}
+
+/** Counts from `bun test`'s closing lines: ` 12 pass` / ` 0 fail`. */
+export function bunCounts(output: string): { passed: number; failed: number } | undefined {
+  const text = stripAnsi(output);
+  const pass = /^\s*(\d+) pass$/m.exec(text);
+  const fail = /^\s*(\d+) fail$/m.exec(text);
+  return pass ? { passed: Number(pass[1]), failed: Number(fail?.[1] ?? 0) } : undefined;
+}
+
+async function check(name: string, argv: string[]): Promise<SuiteResult> {
+  console.log(`\n=== ${name}: ${argv.join(" ")}`);
+  const { code } = await runShown(argv);
+  return { name, passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 };
+}
+
+/** A test run: its own counts, plus one failure if it exited non-zero without reporting any. */
+async function testSuite(
+  name: string,
+  argv: string[],
+  parse: (output: string) => { passed: number; failed: number } | undefined,
+  env: Record<string, string> = {},
+): Promise<SuiteResult> {
+  console.log(`\n=== ${name}: ${argv.join(" ")}`);
+  const { code, output } = await runShown(argv, env);
+  const counts = parse(output) ?? { passed: 0, failed: 0 };
+  if (code !== 0 && counts.failed === 0) counts.failed = 1;
+  return { name, ...counts };
+}
+
+function which(command: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(command, ["--version"], { stdio: "ignore" });
+    child.on("error", () => resolve(false));
+    child.on("close", (code) => resolve(code === 0));
+  });
+}
+
+async function bunCommand(): Promise<string[]> {
+  if (await which("bun")) return ["bun"];
+  return ["npx", "-y", `bun@${BUN_VERSION}`];
+}
+
+function denoCommand(): string {
+  // deno-lint-ignore no-explicit-any
+  const deno = (globalThis as any).Deno;
+  return deno ? deno.execPath() : "deno";
+}
+
+async function main(): Promise<number> {
+  const deno = denoCommand();
+  const bun = await bunCommand();
+  const results: SuiteResult[] = [];
+  results.push(await check("format", [deno, "fmt", "--check"]));
+  results.push(await check("lint", [deno, "lint"]));
+  results.push(await check("types", [deno, "check", "main.ts", "lib/", "scripts/", "tests/"]));
+  results.push(
+    await testSuite("deno tests", [deno, "test", "--allow-all", "tests/"], denoCounts),
+  );
+  results.push(await testSuite("bun tests", [...bun, "test", "tests/"], bunCounts));
+
+  if (!process.argv.includes("--no-binaries")) {
+    const { binarySuites } = await import("./binary-suites.ts");
+    for (const suite of await binarySuites({ strict, deno, bun })) {
+      if ("skip" in suite) {
+        console.log(`\n=== ${suite.name}: skipped (${suite.skip})`);
+        continue;
+      }
+      results.push(await testSuite(suite.name, suite.argv, bunCounts, suite.env));
+    }
+  }
+
+  console.log("\n=== results");
+  for (const r of results) console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed`);
+  const passed = results.reduce((n, r) => n + r.passed, 0);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+if (import.meta.main) process.exit(await main());
