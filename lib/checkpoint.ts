@@ -44,7 +44,10 @@ export interface StateData {
 }
 
 export interface OpenOptions {
-  /** Hold `FILE.lock` while open (default true). */
+  /**
+   * Hold `FILE.lock` while open (default true). Without the lock a missing file is not created
+   * until the first `markDelivered`/`advance`: meant for read-only uses such as `--list`.
+   */
   lock?: boolean;
 }
 
@@ -111,9 +114,10 @@ export class Checkpoint {
       let data: StateData;
       if (text === undefined) {
         data = { version: 1, principal, eventTypes: types, cursors: {} };
-        // Created now rather than on the first delivery: an unwritable location fails before
-        // anything is downloaded, and the file pins the job's principal and event types at once.
-        await persist(target, path, data);
+        // A locking run creates it now rather than on its first delivery: an unwritable location
+        // fails before anything is downloaded, and the file pins the job's principal and event
+        // types at once. An unlocked (read-only) open, such as `--list`, leaves no trace.
+        if (lock) await persist(target, path, data);
       } else {
         data = parseState(text, path);
         checkJob(data, path, principal, types);

@@ -1,0 +1,293 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import {
+  createTempBeside,
+  ensureDir,
+  isProcessAlive,
+  removeStaleTemps,
+  writeFileAtomic,
+} from "../../lib/atomic.ts";
+import { CliError } from "../../lib/errors.ts";
+
+const POSIX = process.platform !== "win32";
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "oai-atomic-"));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A child of the runtime running the tests, doing nothing for `ms`. */
+function spawnRuntime(ms: number): ChildProcess {
+  const code = `setTimeout(() => {}, ${ms})`;
+  const args = process.versions.deno ? ["eval", code] : ["-e", code];
+  return spawn(process.execPath, args, { stdio: "ignore" });
+}
+
+/** Runs `fn` with the pid of a live process, killed afterwards. */
+async function withLivePid(fn: (pid: number) => Promise<void>): Promise<void> {
+  const child = spawnRuntime(60_000);
+  const exited = new Promise((done) => child.on("exit", done));
+  try {
+    await fn(child.pid!);
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** The pid of a process that has exited (and been reaped). */
+async function deadPid(): Promise<number> {
+  const child = spawnRuntime(0);
+  await new Promise((done) => child.on("exit", done));
+  return child.pid!;
+}
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+test("a committed temp file replaces the destination and leaves no temp behind", async () => {
+  await withDir(async (dir) => {
+    const final = join(dir, "out.jsonl");
+    await writeFile(final, "old\n");
+    const temp = await createTempBeside(final);
+    await temp.write(bytes("new "));
+    await temp.write(bytes("content\n"));
+    assert.equal(temp.bytesWritten, 12);
+    assert.equal(await readFile(final, "utf8"), "old\n", "unchanged until commit");
+    await temp.commit();
+    assert.equal(await readFile(final, "utf8"), "new content\n");
+    assert.deepEqual(await readdir(dir), ["out.jsonl"]);
+  });
+});
+
+test("a temp file is named .<basename>.<pid>.<random>.part beside the destination", async () => {
+  await withDir(async (dir) => {
+    const temp = await createTempBeside(join(dir, "a.jsonl"));
+    const name = temp.path.slice(dir.length + 1);
+    assert.match(name, new RegExp(`^\\.a\\.jsonl\\.${process.pid}\\.[0-9a-f]{12}\\.part$`));
+    const other = await createTempBeside(join(dir, "a.jsonl"));
+    assert.notEqual(other.path, temp.path);
+    await temp.discard();
+    await other.discard();
+  });
+});
+
+test("a very long file name still gives a temp name the file system accepts", async () => {
+  await withDir(async (dir) => {
+    const final = join(dir, "é".repeat(120)); // 240 bytes: at the usual 255-byte limit
+    await writeFileAtomic(final, "x");
+    assert.equal(await readFile(final, "utf8"), "x");
+    assert.equal((await readdir(dir)).length, 1);
+  });
+});
+
+test("a discarded temp file leaves nothing, and discard never throws", async () => {
+  await withDir(async (dir) => {
+    const temp = await createTempBeside(join(dir, "out.jsonl"));
+    await temp.write(bytes("partial"));
+    await temp.discard();
+    await temp.discard();
+    assert.deepEqual(await readdir(dir), []);
+
+    const committed = await createTempBeside(join(dir, "kept"));
+    await committed.commit();
+    await committed.discard(); // after a commit: does nothing
+    assert.deepEqual(await readdir(dir), ["kept"]);
+    await assert.rejects(committed.write(bytes("late")), /already committed/);
+  });
+});
+
+test("files are created owner-only (0600), also when replacing a more open file", async () => {
+  if (!POSIX) return; // Windows has no permission bits
+  await withDir(async (dir) => {
+    const fresh = join(dir, "fresh");
+    await writeFileAtomic(fresh, "x");
+    assert.equal((await stat(fresh)).mode & 0o777, 0o600);
+
+    const existing = join(dir, "existing");
+    await writeFile(existing, "old", { mode: 0o644 });
+    await writeFileAtomic(existing, "new");
+    assert.equal((await stat(existing)).mode & 0o777, 0o600);
+
+    const temp = await createTempBeside(join(dir, "other"));
+    assert.equal((await stat(temp.path)).mode & 0o777, 0o600, "the temp too, while written");
+    await temp.discard();
+  });
+});
+
+test("a crash before commit leaves the previous file intact", async () => {
+  await withDir(async (dir) => {
+    const final = join(dir, "state.json");
+    await writeFileAtomic(final, '{"old":true}\n');
+    // Simulate a kill mid-write: data written to the temp, neither commit nor discard.
+    const temp = await createTempBeside(final);
+    await temp.write(bytes('{"new":tr'));
+    assert.equal(await readFile(final, "utf8"), '{"old":true}\n');
+    assert.equal((await readdir(dir)).length, 2);
+    await temp.discard();
+  });
+});
+
+test("a process killed mid-write leaves the previous file intact and a temp that is then stale", async () => {
+  if (!POSIX) return; // SIGKILL
+  await withDir(async (dir) => {
+    const final = join(dir, "state.json");
+    await writeFileAtomic(final, '{"old":true}\n');
+    const atomic = new URL("../../lib/atomic.ts", import.meta.url).href;
+    const code = `
+      const { createTempBeside } = await import(${JSON.stringify(atomic)});
+      const temp = await createTempBeside(${JSON.stringify(final)});
+      await temp.write(new TextEncoder().encode('{"new":tr'));
+      console.log("written");
+      setTimeout(() => {}, 60000);`;
+    const args = process.versions.deno ? ["eval", code] : ["-e", code];
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+    const exited = new Promise((done) => child.on("exit", done));
+    await new Promise((done) => child.stdout!.once("data", done));
+    child.kill("SIGKILL");
+    await exited;
+
+    assert.equal(await readFile(final, "utf8"), '{"old":true}\n');
+    const temps = (await readdir(dir)).filter((name) => name !== "state.json");
+    assert.equal(temps.length, 1);
+    assert.ok(temps[0].includes(`.${child.pid}.`), temps[0]);
+    assert.equal(await readFile(join(dir, temps[0]), "utf8"), '{"new":tr');
+    assert.equal(await removeStaleTemps(dir), 1);
+    assert.deepEqual(await readdir(dir), ["state.json"]);
+  });
+});
+
+test("writeFileAtomic writes strings and bytes whole, including large data", async () => {
+  await withDir(async (dir) => {
+    const final = join(dir, "f");
+    await writeFileAtomic(final, "héllo");
+    assert.equal(await readFile(final, "utf8"), "héllo");
+    const big = new Uint8Array(5 * 1024 * 1024 + 7).map((_, i) => i % 251);
+    await writeFileAtomic(final, big);
+    assert.deepEqual(new Uint8Array(await readFile(final)), big);
+    assert.deepEqual(await readdir(dir), ["f"]);
+  });
+});
+
+test("writes issued without awaiting each one land in order", async () => {
+  await withDir(async (dir) => {
+    const final = join(dir, "f");
+    const temp = await createTempBeside(final);
+    await Promise.all(["a", "b", "c", "d"].map((s) => temp.write(bytes(s.repeat(100_000)))));
+    await temp.commit();
+    const text = await readFile(final, "utf8");
+    assert.equal(text, ["a", "b", "c", "d"].map((s) => s.repeat(100_000)).join(""));
+  });
+});
+
+test("creating a temp file in a missing directory fails with an io error naming it", async () => {
+  await withDir(async (dir) => {
+    const missing = join(dir, "missing");
+    await assert.rejects(createTempBeside(join(missing, "f")), (error) => {
+      assert.ok(error instanceof CliError);
+      assert.equal(error.kind, "io");
+      assert.ok(error.message.includes(missing), error.message);
+      assert.match(error.message, /ENOENT/);
+      return true;
+    });
+  });
+});
+
+test("removeStaleTemps deletes temps of dead pids and spares live pids and other files", async () => {
+  await withDir(async (dir) => {
+    const dead = await deadPid();
+    await withLivePid(async (live) => {
+      const staleA = `.a.jsonl.${dead}.0123456789ab.part`;
+      const staleB = `.b.${dead}.ba9876543210.part`;
+      const livePart = `.a.jsonl.${live}.0123456789ab.part`;
+      const others = [
+        "a.jsonl",
+        `a.${dead}.0123456789ab.part`, // not hidden
+        `.a.${dead}.0123456789ab.partial`,
+        `.a.${dead}.xyz.part`, // random part not hex
+        `.a.${dead}.0123456789abcd.part`, // random part of another length
+        ".part",
+        `.${dead}.0123456789ab.part`, // no name
+      ];
+      for (const name of [staleA, staleB, livePart, ...others]) {
+        await writeFile(join(dir, name), "x");
+      }
+      const dirLike = `.d.${dead}.0123456789ab.part`;
+      await mkdir(join(dir, dirLike));
+      const mine = await createTempBeside(join(dir, "c.jsonl"));
+
+      assert.equal(await removeStaleTemps(dir), 2);
+      const left = (await readdir(dir)).sort();
+      const expected = [livePart, ...others, dirLike, mine.path.slice(dir.length + 1)].sort();
+      assert.deepEqual(left, expected);
+      await mine.discard();
+    });
+  });
+});
+
+test("removeStaleTemps deletes a temp with this process's pid that this process did not create", async () => {
+  // Containers restart with the same small pids: such a temp is a previous process's leftover.
+  await withDir(async (dir) => {
+    const leftover = `.a.${process.pid}.0123456789ab.part`;
+    await writeFile(join(dir, leftover), "x");
+    const mine = await createTempBeside(join(dir, "a"));
+    assert.equal(await removeStaleTemps(dir), 1);
+    assert.deepEqual(await readdir(dir), [mine.path.slice(dir.length + 1)]);
+    await mine.commit();
+    assert.equal(await removeStaleTemps(dir), 0);
+    assert.deepEqual(await readdir(dir), ["a"]);
+  });
+});
+
+test("removeStaleTemps spares recent temps when asked to, and a missing directory has none", async () => {
+  await withDir(async (dir) => {
+    const dead = await deadPid();
+    await writeFile(join(dir, `.a.${dead}.0123456789ab.part`), "x");
+    assert.equal(await removeStaleTemps(dir, { olderThanMs: 60_000 }), 0);
+    assert.equal(await removeStaleTemps(dir), 1);
+    assert.equal(await removeStaleTemps(join(dir, "missing")), 0);
+  });
+});
+
+test("isProcessAlive tells live processes from dead ones and rejects non-pids", async () => {
+  assert.equal(isProcessAlive(process.pid), true);
+  await withLivePid((pid) => {
+    assert.equal(isProcessAlive(pid), true);
+    return Promise.resolve();
+  });
+  assert.equal(isProcessAlive(await deadPid()), false);
+  // 0 and -1 address process groups (kill() succeeds on them): never "a live process".
+  for (const pid of [0, -1, 1.5, NaN, 2 ** 32]) assert.equal(isProcessAlive(pid), false);
+});
+
+test("ensureDir creates missing parents owner-only and accepts an existing directory", async () => {
+  await withDir(async (dir) => {
+    const deep = join(dir, "a", "b", "c");
+    await ensureDir(deep);
+    await ensureDir(deep);
+    assert.ok((await stat(deep)).isDirectory());
+    if (POSIX) assert.equal((await stat(join(dir, "a"))).mode & 0o077, 0);
+  });
+});
+
+test("ensureDir fails with an io error when a file is in the way", async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, "f"), "x");
+    for (const path of [join(dir, "f"), join(dir, "f", "sub")]) {
+      await assert.rejects(ensureDir(path), (error) => {
+        assert.ok(error instanceof CliError);
+        assert.equal(error.kind, "io");
+        assert.ok(error.message.includes(path), error.message);
+        return true;
+      });
+    }
+  });
+});
