@@ -1,0 +1,265 @@
+/**
+ * Starts the emulator: an API listener and a storage listener on loopback (two origins), records
+ * every request, adds latency, and on `close()` ends every socket so nothing hangs.
+ *
+ * @example
+ * const emu = await startEmulator({ files: generateDataset({ count: 3, start: "2026-07-09T10:00:00Z" }) });
+ * try { await fetch(`${emu.apiBase}/workspaces/${"ws-0f0e0d0c-demo"}/logs?...`); } finally { await emu.close(); }
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { handleApi } from "./api.ts";
+import { DEFAULT_PRINCIPALS, type FileSpec, normalizeSpec, type StoredFile } from "./dataset.ts";
+import { type Fault, FaultQueue } from "./faults.ts";
+import { sleep } from "./respond.ts";
+import { UrlSigner } from "./signing.ts";
+import { handleStorage } from "./storage.ts";
+
+export interface EmulatorOptions {
+  /** Accepted Bearer key, default "test-key-0123456789". */
+  key?: string;
+  /** Default ["ws-0f0e0d0c-demo", "org-demoorg123"]. */
+  principals?: string[];
+  /** The dataset. */
+  files?: FileSpec[];
+  /** Added before every response (API and storage). */
+  latencyMs?: number;
+  /** Default 5 minutes; expired signed URLs answer 403. */
+  signedUrlTtlMs?: number;
+  /** List filters end_time >= after instead of >, so boundary files are returned again. */
+  inclusiveAfter?: boolean;
+  /** How last_end_time is derived (always RFC 3339 with microseconds). Default "lastItem". */
+  lastEndTimeMode?: "lastItem" | "pageMaxPlusMicros";
+  /** Port of the API listener; default any free port. */
+  apiPort?: number;
+  /** Port of the storage listener; default any free port. */
+  storagePort?: number;
+}
+
+export interface RecordedRequest {
+  server: "api" | "storage";
+  method: string;
+  /** The pathname. */
+  path: string;
+  query: Record<string, string>;
+  /** Lower-cased names, full values. */
+  headers: Record<string, string>;
+  /** Epoch milliseconds of arrival. */
+  time: number;
+}
+
+export interface Emulator {
+  /** "http://127.0.0.1:<port>/v1/compliance" */
+  apiBase: string;
+  /** "http://127.0.0.1:<other port>", a different origin. */
+  storageOrigin: string;
+  key: string;
+  requests: RecordedRequest[];
+  /** Normalized specs (ids, principals, exact sizes filled in), in insertion order. */
+  files: FileSpec[];
+  addFiles(specs: FileSpec[]): void;
+  /** The exact bytes served (for tests; fine for small files). */
+  contentOf(id: string): Promise<Uint8Array>;
+  sha256Of(id: string): Promise<string>;
+  /** Queues a fault; throws on an invalid one. */
+  inject(fault: Fault): void;
+  clearFaults(): void;
+  /** Faults still queued (not used up). */
+  faultsRemaining(): number;
+  /** How many times faults have been applied. */
+  faultsUsed(): number;
+  /** Body bytes the storage listener has handed to sockets so far. */
+  storageBytesSent(): number;
+  /** Closes both listeners and destroys open sockets. */
+  close(): Promise<void>;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+interface Listener {
+  server: Server;
+  origin: string;
+  close(): Promise<void>;
+}
+
+function headerRecord(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) {
+      out[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+    }
+  }
+  return out;
+}
+
+function queryRecord(url: URL): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) if (!(name in out)) out[name] = value;
+  return out;
+}
+
+/** A loopback HTTP server whose sockets are tracked so `close()` can end keep-alive ones. */
+function listen(port: number, handler: Handler): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const server = createServer((req, res) => {
+    handler(req, res).catch(() => {
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end("emulator error");
+      } else {
+        res.socket?.destroy();
+      }
+    });
+  });
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      const address = server.address();
+      const actual = typeof address === "object" && address ? address.port : port;
+      resolve({
+        server,
+        origin: `http://127.0.0.1:${actual}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const socket of sockets) socket.destroy();
+            sockets.clear();
+          }),
+      });
+    });
+  });
+}
+
+/**
+ * Starts an emulator of the Compliance Logs Platform API on two loopback ports.
+ *
+ * @example
+ * const emu = await startEmulator({ files: [{ eventType: "AUTH_LOG", endTime: "2026-07-09T13:00:00Z" }] });
+ * try {
+ *   const res = await fetch(`${emu.apiBase}/workspaces/ws-0f0e0d0c-demo/logs?limit=10&event_type=AUTH_LOG&after=2026-07-01T00:00:00Z`,
+ *     { headers: { authorization: `Bearer ${emu.key}` } });
+ * } finally {
+ *   await emu.close();
+ * }
+ */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const key = options.key ?? "test-key-0123456789";
+  const principals = options.principals ?? DEFAULT_PRINCIPALS;
+  if (!principals.length) throw new TypeError("at least one principal is needed");
+  const stored = new Map<string, StoredFile>();
+  const specs: FileSpec[] = [];
+  const requests: RecordedRequest[] = [];
+  const faults = new FaultQueue();
+  const signer = new UrlSigner(options.signedUrlTtlMs ?? 5 * 60_000);
+  const closing = new AbortController();
+  const latency = options.latencyMs ?? 0;
+  let storageBytes = 0;
+
+  const addFiles = (list: FileSpec[]) => {
+    // Normalize all first so one bad spec adds none.
+    const fresh = new Map<string, StoredFile>();
+    for (const spec of list) {
+      const file = normalizeSpec(spec, principals[0], (id) => stored.has(id) || fresh.has(id));
+      fresh.set(file.spec.id, file);
+    }
+    for (const [id, file] of fresh) {
+      stored.set(id, file);
+      specs.push(file.spec);
+    }
+  };
+  addFiles(options.files ?? []);
+
+  const record = (server: "api" | "storage", req: IncomingMessage) => {
+    const url = new URL(req.url ?? "/", "http://emulator.invalid");
+    requests.push({
+      server,
+      method: req.method ?? "GET",
+      path: url.pathname,
+      query: queryRecord(url),
+      headers: headerRecord(req),
+      time: Date.now(),
+    });
+  };
+  const withLatency = (server: "api" | "storage", handle: Handler): Handler => async (req, res) => {
+    record(server, req);
+    if (latency > 0 && !(await sleep(latency, closing.signal))) return;
+    await handle(req, res);
+  };
+
+  const storage = await listen(
+    options.storagePort ?? 0,
+    withLatency("storage", (req, res) =>
+      handleStorage(
+        {
+          files: stored,
+          faults,
+          signer,
+          closing: closing.signal,
+          onBytes: (n) => (storageBytes += n),
+        },
+        req,
+        res,
+      )),
+  );
+  let api: Listener;
+  try {
+    api = await listen(
+      options.apiPort ?? 0,
+      withLatency("api", (req, res) =>
+        handleApi(
+          {
+            key,
+            principals,
+            files: stored,
+            faults,
+            signer,
+            storageOrigin: storage.origin,
+            closing: closing.signal,
+            page: {
+              inclusiveAfter: options.inclusiveAfter ?? false,
+              lastEndTimeMode: options.lastEndTimeMode ?? "lastItem",
+            },
+          },
+          req,
+          res,
+        )),
+    );
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
+
+  const fileOf = (id: string) => {
+    const file = stored.get(id);
+    if (!file) throw new Error(`no file ${id} in the emulator`);
+    return file;
+  };
+  let closed: Promise<void> | null = null;
+
+  return {
+    apiBase: `${api.origin}/v1/compliance`,
+    storageOrigin: storage.origin,
+    key,
+    requests,
+    files: specs,
+    addFiles,
+    contentOf: (id) => Promise.resolve().then(() => fileOf(id).content.bytes()),
+    sha256Of: (id) => Promise.resolve().then(() => fileOf(id).content.sha256()),
+    inject: (fault) => faults.push(fault),
+    clearFaults: () => faults.clear(),
+    faultsRemaining: () => faults.remaining(),
+    faultsUsed: () => faults.used(),
+    storageBytesSent: () => storageBytes,
+    close() {
+      closed ??= (async () => {
+        closing.abort();
+        await Promise.all([api.close(), storage.close()]);
+      })();
+      return closed;
+    },
+  };
+}
