@@ -443,6 +443,14 @@ function checkCodeDirectory(
         `(first at page ${firstBad}, offset ${firstBad * pageSize})`,
     );
   }
+  // A blob the CodeDirectory does not hash (e.g. entitlements added later) is not bound to it.
+  for (const blob of signature.blobs) {
+    if (
+      blob.slot > 0 && blob.slot < CSSLOT_ALTERNATE_CODEDIRECTORIES && blob.slot > cd.nSpecialSlots
+    ) {
+      problems.push(`blob in slot ${blob.slot} is not covered by ${label}`);
+    }
+  }
   // Special slot -N holds the hash of the blob in SuperBlob slot N (zero when that blob is absent).
   for (let n = 1; n <= cd.nSpecialSlots; n++) {
     const at = cd.offset + cd.hashOffset - n * cd.hashSize;
