@@ -61,6 +61,8 @@ export async function expectedStream(emulator: Emulator, ids: string[]): Promise
 export function idsOf(emulator: Emulator, eventType = "AUTH_LOG", principal = PRINCIPAL): string[] {
   return emulator.files
     .filter((f) => f.eventType === eventType && (f.principal ?? PRINCIPAL) === principal)
+    // The emulator's specs are normalized: every one has its id.
+    .map((f) => ({ ...f, id: f.id! }))
     .sort((a, b) => a.endTime.localeCompare(b.endTime) || a.id.localeCompare(b.id))
     .map((f) => f.id);
 }
