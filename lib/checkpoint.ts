@@ -525,7 +525,7 @@ async function acquireLock(
     startedAt: new Date().toISOString(),
   };
   const text = JSON.stringify(mine) + "\n";
-  for (let attempt = 0; attempt < 5; attempt++) {
+  for (let attempt = 0; attempt < 10; attempt++) {
     if (await createLock(path, shownLock, text)) {
       heldLocks.add(key);
       return { lock: { path, key, text } };
@@ -536,7 +536,7 @@ async function acquireLock(
     if (verdict.stale === false) {
       // A lock still being written reads as unreadable for a moment: look again before refusing.
       if (found.info === undefined && attempt < 2) {
-        await new Promise((done) => setTimeout(done, 100));
+        await sleep(100);
         continue;
       }
       throw new CliError("state", verdict.message);
@@ -548,7 +548,7 @@ async function acquireLock(
   }
   throw new CliError(
     "state",
-    `cannot take ${shownLock}: it keeps changing (other runs starting?); try again`,
+    `cannot take ${shownLock}: other runs keep taking it over or changing it; try again`,
   );
 }
 
@@ -671,12 +671,11 @@ async function takeOver(
     const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
     if (age > UNREADABLE_LOCK_GRACE_MS) {
       await unlink(guard).catch(() => {}); // left by a run killed mid-takeover
-      return false;
+    } else {
+      // Another run is taking it over right now: once done, its lock reads as held by a live pid.
+      await sleep(50);
     }
-    throw new CliError(
-      "state",
-      `another run is taking over the stale ${shown} right now; try again`,
-    );
+    return false;
   }
   try {
     const now = await readLock(path);
@@ -727,6 +726,10 @@ function bootTime(): number {
   } catch {
     return 0;
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
