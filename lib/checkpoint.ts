@@ -3,8 +3,10 @@
  * each event type the `after` to list from next and the ids already delivered that such a listing
  * may return again. It is replaced atomically after every delivered file, so a killed run resumes
  * exactly where its last delivered file left off. A lock file beside it (`FILE.lock`, holding the
- * owner's pid) keeps overlapping runs (cron) from interleaving; a lock whose pid is gone is stale
- * and is taken over.
+ * owner's pid and host, touched every 30 s) keeps overlapping runs (cron) from interleaving. A
+ * lock is stale, and taken over, when its pid is gone (same host), when it predates the last boot,
+ * or, for a lock of another host sharing the directory, when it has not been touched for 10
+ * minutes. Before each write the holder checks the lock is still its own.
  *
  * @example
  * const state = await Checkpoint.open("auth.state.json", "ws-1", ["AUTH_LOG"]);
@@ -19,9 +21,10 @@
  * }
  */
 import { hostname, uptime } from "node:os";
-import { open, readFile, realpath, stat, unlink } from "node:fs/promises";
+import { open, readFile, realpath, stat, unlink, utimes } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
+import { clearInterval, setInterval } from "node:timers";
 import { codeOf, isProcessAlive, reason, writeFileAtomic } from "./atomic.ts";
 import { CliError } from "./errors.ts";
 
@@ -54,6 +57,10 @@ export interface OpenOptions {
 const COMMAND = "oai-compliance-logs";
 /** A lock file that cannot be parsed is only presumed abandoned once it is this old. */
 const UNREADABLE_LOCK_GRACE_MS = 60_000;
+/** How often the holder touches its lock, so that runs on other hosts can tell it is alive. */
+const HEARTBEAT_MS = 30_000;
+/** A lock from another host (its pid cannot be checked from here) untouched this long is stale. */
+const FOREIGN_LOCK_STALE_MS = 10 * 60_000;
 /** A state file is a few kilobytes; anything this large was never one. */
 const MAX_STATE_BYTES = 16 * 1024 * 1024;
 
@@ -193,7 +200,11 @@ export class Checkpoint {
     // Each write is a full snapshot taken now; writes run in call order so the last one wins even
     // when a caller does not await each call.
     const snapshot = structuredClone(this.#data);
-    const write = this.#writes.then(() => persist(this.#target, this.path, snapshot));
+    const lock = this.#lock;
+    const write = this.#writes.then(async () => {
+      if (lock) await assertStillHeld(lock, this.path);
+      await persist(this.#target, this.path, snapshot);
+    });
     this.#writes = write.catch(() => {});
     return write;
   }
@@ -504,6 +515,7 @@ interface HeldLock {
   path: string;
   key: string;
   text: string;
+  heartbeat: ReturnType<typeof setInterval>;
 }
 
 /** Locks this process holds (by absolute path): a second open of the same file is refused. */
@@ -527,8 +539,7 @@ async function acquireLock(
   const text = JSON.stringify(mine) + "\n";
   for (let attempt = 0; attempt < 10; attempt++) {
     if (await createLock(path, shownLock, text)) {
-      heldLocks.add(key);
-      return { lock: { path, key, text } };
+      return { lock: hold(path, key, text) };
     }
     const found = await readLock(path);
     if (found === undefined) continue; // released since: try again
@@ -542,13 +553,39 @@ async function acquireLock(
       throw new CliError("state", verdict.message);
     }
     if (await takeOver(path, shownLock, found.raw, text)) {
-      heldLocks.add(key);
-      return { lock: { path, key, text }, tookOver: verdict.reason };
+      return { lock: hold(path, key, text), tookOver: verdict.reason };
     }
   }
   throw new CliError(
     "state",
     `cannot take ${shownLock}: other runs keep taking it over or changing it; try again`,
+  );
+}
+
+function hold(path: string, key: string, text: string): HeldLock {
+  heldLocks.add(key);
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    utimes(path, now, now).catch(() => {});
+  }, HEARTBEAT_MS);
+  heartbeat.unref(); // never what keeps the process alive
+  return { path, key, text, heartbeat };
+}
+
+/**
+ * Refuses to write the state file unless the lock is still ours: if another run took it over (this
+ * one was suspended past the stale limit, or someone deleted the lock), two runs now share the
+ * file, and the safe move is to stop without writing.
+ */
+async function assertStillHeld(lock: HeldLock, shown: string): Promise<void> {
+  const found = await readLock(lock.path);
+  if (found?.raw === lock.text) return;
+  const now = found?.info
+    ? `it is now held by pid ${found.info.pid} on ${found.info.hostname}`
+    : "it was deleted";
+  throw new CliError(
+    "state",
+    `this run no longer holds ${shown}.lock (${now}); stopping without writing ${shown}`,
   );
 }
 
@@ -628,10 +665,20 @@ function judgeLock(found: FoundLock, shown: string): Verdict {
   }
   const here = hostName();
   if (info.hostname !== "" && here !== "" && info.hostname !== here) {
+    // Its pid means nothing here; its holder touches it every HEARTBEAT_MS while running.
+    const idle = Date.now() - found.mtimeMs;
+    if (idle > FOREIGN_LOCK_STALE_MS) {
+      return {
+        stale: true,
+        reason: `${shown} (pid ${info.pid} on host ${info.hostname}) was not refreshed for ` +
+          `${Math.round(idle / 60_000)} minutes`,
+      };
+    }
     return {
       stale: false,
       message: `another run (pid ${info.pid} on host ${info.hostname}, since ${info.startedAt}) ` +
-        `holds ${shown}; if it is no longer running, delete ${shown}`,
+        `holds ${shown}; wait for it to finish (a lock left by a run that died is taken over ` +
+        `once unrefreshed for ${FOREIGN_LOCK_STALE_MS / 60_000} minutes)`,
     };
   }
   // Our own pid, in a lock we do not hold: an earlier process had it (containers reuse pids).
@@ -688,6 +735,7 @@ async function takeOver(
 }
 
 async function releaseLock(lock: HeldLock): Promise<void> {
+  clearInterval(lock.heartbeat);
   heldLocks.delete(lock.key);
   try {
     // Only our own lock: never one another run took over (e.g. after judging us gone).

@@ -417,15 +417,42 @@ test("an unreadable lock is refused while recent and taken over once a minute ol
   });
 });
 
-test("a lock taken by another host is refused: its pid cannot be checked from here", async () => {
+test("a lock of another host is refused while refreshed, and taken over after 10 minutes idle", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "s.json");
-    await writeFile(`${path}.lock`, lockText(await deadPid(), `not-${hostname()}`));
+    const lock = lockText(await deadPid(), `not-${hostname()}`);
+    await writeFile(`${path}.lock`, lock);
+    // Its pid cannot be checked from here: dead here says nothing about there.
     await refused(
       Checkpoint.open(path, "ws-1", ["AUTH_LOG"]),
       `on host not-${hostname()}`,
-      `delete ${path}.lock`,
+      `holds ${path}.lock`,
     );
+    assert.equal(await readFile(`${path}.lock`, "utf8"), lock);
+    const idle = new Date(Date.now() - 11 * 60_000);
+    await utimes(`${path}.lock`, idle, idle);
+    const cp = await Checkpoint.open(path, "ws-1", ["AUTH_LOG"]);
+    assert.match(cp.staleLockReason!, /was not refreshed for 11 minutes/);
+    await cp.close();
+    assert.deepEqual(await readdir(dir), ["s.json"]);
+  });
+});
+
+test("a run whose lock was taken over stops without writing the state file", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.json");
+    const cp = await Checkpoint.open(path, "ws-1", ["AUTH_LOG"]);
+    await cp.advance("AUTH_LOG", "A", []);
+    const before = await readFile(path, "utf8");
+    await writeFile(`${path}.lock`, lockText(4_000_000, "elsewhere"));
+    await refused(
+      cp.markDelivered("AUTH_LOG", "A", "f1"),
+      `no longer holds ${path}.lock (it is now held by pid 4000000 on elsewhere)`,
+    );
+    await rm(`${path}.lock`);
+    await refused(cp.advance("AUTH_LOG", "B", []), "(it was deleted)");
+    assert.equal(await readFile(path, "utf8"), before);
+    await cp.close();
   });
 });
 
