@@ -64,8 +64,9 @@ function buildBlock(p: GeneratedParams, blockTarget: number): Block {
   const rng = new Rng(`content:${p.seed}:${p.id}`);
   const encoder = new TextEncoder();
   const newline = p.crlf ? "\r\n" : "\n";
-  const expectedLines = Math.max(1, Math.round(blockTarget / 600));
-  const meanGap = FILE_SPAN_MICROS / expectedLines;
+  // Spread the lines over the hour before the end time, roughly evenly (~750 bytes a line).
+  const expectedLines = Math.round(blockTarget / 750) + 1;
+  const meanGap = FILE_SPAN_MICROS / (expectedLines + 1);
   let t = p.endMicros - FILE_SPAN_MICROS;
   const lines: Uint8Array[] = [];
   const lineEnds: number[] = [];

@@ -86,7 +86,7 @@ export function parseRange(
     return [Math.max(0, size - suffix), size];
   }
   const start = Number(m[1]);
-  const last = m[2] === "" ? size - 1 : Number(m[2]);
+  const last = m[2] === "" ? Infinity : Number(m[2]);
   if (last < start) return null;
   if (start >= size) return "unsatisfiable";
   return [start, Math.min(last, size - 1) + 1];
