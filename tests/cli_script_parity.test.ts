@@ -69,16 +69,23 @@ test("piping into head ends quietly with exit 0 and no stack trace", {
   await withEmulator({ files: hourlyFiles(8, { sizes: [300_000] }) }, async (emulator) => {
     const command = cliCommand().map((a) => `'${a}'`).join(" ");
     const err = join(tmpdir(), `oai-head-${process.pid}-${Date.now()}.txt`);
-    const child = spawnSync("bash", [
-      "-c",
-      `set -o pipefail; ${command} ${PRINCIPAL} AUTH_LOG 100 ${AFTER} 2>${err} | head -n 2 >/dev/null; ` +
-      `echo "status=\${PIPESTATUS[0]}"; cat ${err}; rm -f ${err}`,
-    ], {
-      env: { ...process.env, ...envFor(emulator), NO_COLOR: "1" },
-      encoding: "utf8",
-      timeout: 60_000,
+    // Async spawn: the emulator runs in this process and must keep serving meanwhile.
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn("bash", [
+        "-c",
+        `set -o pipefail; ${command} ${PRINCIPAL} AUTH_LOG 100 ${AFTER} 2>${err} | head -n 2 >/dev/null; ` +
+        `echo "status=\${PIPESTATUS[0]}"; cat ${err}; rm -f ${err}`,
+      ], { env: { ...process.env, ...envFor(emulator), NO_COLOR: "1" } });
+      let text = "";
+      child.stdout.on("data", (c: Uint8Array) => text += new TextDecoder().decode(c));
+      child.on("error", reject);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      child.on("close", () => {
+        clearTimeout(timer);
+        resolve(text);
+      });
     });
-    assert.match(child.stdout, /^status=0\n/, child.stdout);
-    assert.doesNotMatch(child.stdout, /error|Error|at .*\.ts:\d+/);
+    assert.match(output, /^status=0\n/, output);
+    assert.doesNotMatch(output, /error|Error|at .*\.ts:\d+/);
   });
 });
