@@ -117,6 +117,11 @@ async function run(config: Config): Promise<void> {
       lock: !config.list,
     })
     : undefined;
+  if (checkpoint?.tookOverStaleLock) {
+    reporter.warning(
+      `warning: took over a stale lock on ${config.statePath} (${checkpoint.staleLockReason})`,
+    );
+  }
   const store: CursorStore | undefined = checkpoint && !config.list ? checkpoint : checkpoint && {
     cursor: (t) => checkpoint.cursor(t),
     markDelivered: () => Promise.resolve(),
