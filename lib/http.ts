@@ -21,6 +21,25 @@ export function networkReason(error: unknown): string {
 }
 
 /**
+ * Advice for network failures a setting can cure: a certificate signed by a private CA (or a
+ * TLS-inspecting proxy), or a proxy that refuses the tunnel. Empty for anything else.
+ */
+export function networkHint(reason: string): string {
+  if (
+    /cert|UnknownIssuer|NotValidForName|self[- ]signed|UNABLE_TO_(VERIFY|GET_ISSUER)|issuer/i.test(
+      reason,
+    )
+  ) {
+    return ": its TLS certificate is not trusted; if a private CA (or a TLS-inspecting proxy) " +
+      "signs it, set NODE_EXTRA_CA_CERTS (or DENO_CERT under Deno) to that CA's PEM file";
+  }
+  if (/proxy/i.test(reason)) {
+    return ": the proxy refused; check HTTPS_PROXY, its credentials and NO_PROXY";
+  }
+  return "";
+}
+
+/**
  * Starts a GET and resolves with the response once its headers arrive. Network failures and
  * timeouts become `TransientError`s; an abort of `signal` rejects with the signal's reason.
  */
@@ -51,9 +70,12 @@ export async function openRequest(
     options.signal?.removeEventListener("abort", onOuterAbort);
     if (options.signal?.aborted) throw options.signal.reason;
     if (controller.signal.aborted) throw timeout;
+    const reason = networkReason(error);
     throw new TransientError(
       "network",
-      `network error while ${options.what}: cannot reach ${url.host} (${networkReason(error)})`,
+      `network error while ${options.what}: cannot reach ${url.host} (${reason})${
+        networkHint(reason)
+      }`,
       undefined,
       { cause: error },
     );

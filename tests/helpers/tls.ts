@@ -5,8 +5,8 @@
  * process a test points at it.
  *
  * @example
+ * if (whyNoPki()) skip(whyNoPki());
  * const pki = makeTestPki(dir, ["api.compliance.test", "localhost"]);
- * if (!pki.ok) { skip(pki.reason) }
  * const front = await startHttpsFront({ target: emu.apiBase, pki });
  */
 import { execFileSync } from "node:child_process";
@@ -18,7 +18,6 @@ import type { Socket } from "node:net";
 import process from "node:process";
 
 export interface TestPki {
-  ok: true;
   /** PEM of the throwaway CA (what NODE_EXTRA_CA_CERTS / DENO_CERT should name). */
   caPath: string;
   caPem: string;
@@ -26,24 +25,23 @@ export interface TestPki {
   keyPem: string;
 }
 
-/** Why a test needing TLS cannot run here (no openssl outside CI). */
-export interface NoPki {
-  ok: false;
-  reason: string;
+/** Why tests needing TLS cannot run here (no openssl CLI), or undefined when they can. */
+export function whyNoPki(): string | undefined {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+    return undefined;
+  } catch {
+    return "the openssl CLI is not installed";
+  }
 }
 
 /**
  * Creates, in `dir`, a CA and a server certificate for `names` (DNS names; `127.0.0.1` and
  * `::1` become IP entries), valid for a day. Needs the `openssl` CLI.
  */
-export function makeTestPki(dir: string, names: string[]): TestPki | NoPki {
+export function makeTestPki(dir: string, names: string[]): TestPki {
   const run = (args: string[]) =>
     execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-  } catch {
-    return { ok: false, reason: "the openssl CLI is not installed" };
-  }
   const san = names.map((n) => (/^[\d.]+$|:/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
   writeFileSync(
     join(dir, "server.ext"),
@@ -108,7 +106,6 @@ export function makeTestPki(dir: string, names: string[]): TestPki | NoPki {
     throw new Error(`openssl failed making the test PKI: ${stderr}`);
   }
   return {
-    ok: true,
     caPath: join(dir, "ca.pem"),
     caPem: readFileSync(join(dir, "ca.pem"), "utf8"),
     certPem: readFileSync(join(dir, "server.pem"), "utf8"),
