@@ -112,6 +112,8 @@ function lowerBound(values: ArrayLike<number>, x: number): number {
   return lo;
 }
 
+const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
+
 /** Rewrites the id digits of repetition `rep` that fall inside `chunk` (block bytes [off, off+len)). */
 function patchIds(block: Block, rep: number, off: number, chunk: Uint8Array): void {
   const end = off + chunk.length;
@@ -119,10 +121,10 @@ function patchIds(block: Block, rep: number, off: number, chunk: Uint8Array): vo
   for (let i = lowerBound(block.patchAt, off - 7); i < block.patchAt.length; i++) {
     const p = block.patchAt[i];
     if (p >= end) break;
-    const hex = ((block.idMasks[i] ^ mix) >>> 0).toString(16).padStart(8, "0");
+    const value = (block.idMasks[i] ^ mix) >>> 0;
     for (let k = 0; k < 8; k++) {
       const pos = p + k;
-      if (pos >= off && pos < end) chunk[pos - off] = hex.charCodeAt(k);
+      if (pos >= off && pos < end) chunk[pos - off] = HEX_DIGITS[(value >>> (28 - 4 * k)) & 15];
     }
   }
 }
@@ -179,9 +181,8 @@ export class Content {
       return;
     }
     let pos = start;
+    const block = buildBlock(this.#params!, this.#blockTarget);
     while (pos < end) {
-      // Regenerated (from the cache, usually) per chunk so that a long stream never pins a block.
-      const block = buildBlock(this.#params!, this.#blockTarget);
       const rep = Math.floor(pos / this.#blockLength);
       const off = pos - rep * this.#blockLength;
       const n = Math.min(end - pos, this.#blockLength - off, chunkSize);

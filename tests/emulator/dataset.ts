@@ -38,9 +38,18 @@ export const DEFAULT_PRINCIPALS = ["ws-0f0e0d0c-demo", "org-demoorg123"];
 /** Default target size of a generated file. */
 export const DEFAULT_FILE_SIZE = 2048;
 
+/** A spec with every default filled in; `size` is the exact number of bytes served. */
+export type NormalizedFileSpec = FileSpec & {
+  id: string;
+  principal: string;
+  size: number;
+  trailingNewline: boolean;
+  crlf: boolean;
+};
+
 /** A file as the emulator holds it. */
 export interface StoredFile {
-  spec: FileSpec & { id: string; principal: string; size: number };
+  spec: NormalizedFileSpec;
   endMicros: number;
   content: Content;
 }
@@ -115,13 +124,13 @@ export interface DatasetOptions {
  * @example
  * generateDataset({ eventTypes: ["AUTH_LOG", "AUDIT_LOG"], count: 24, start: "2026-07-09T01:00:00Z" });
  */
-export function generateDataset(opts: DatasetOptions): FileSpec[] {
+export function generateDataset(opts: DatasetOptions): (FileSpec & { id: string })[] {
   const start = parseIsoMicros(opts.start);
   if (start === null) throw new TypeError(`start is not ISO 8601: ${opts.start}`);
   const step = (opts.stepMinutes ?? 60) * 60_000_000;
   const seed = opts.seed ?? 0;
   const principal = opts.principal ?? DEFAULT_PRINCIPALS[0];
-  const specs: FileSpec[] = [];
+  const specs: (FileSpec & { id: string })[] = [];
   for (const eventType of opts.eventTypes ?? ["AUTH_LOG"]) {
     for (let i = 0; i < opts.count; i++) {
       const endTime = formatEndTime(start + i * step);
@@ -149,11 +158,11 @@ function demoSize(rng: Rng): number {
  * 100) and 40 AUDIT_LOG files over the two days ending a few minutes before `now`, sizes from 0
  * to ~200 KB, a few without a trailing newline; plus a few files for the organization.
  */
-export function demoDataset(now: number = Date.now()): FileSpec[] {
+export function demoDataset(now: number = Date.now()): (FileSpec & { id: string })[] {
   const rng = new Rng("demo");
   const minute = 60_000_000;
   const last = Math.floor((now * 1000 - 5 * minute) / minute) * minute;
-  const specs: FileSpec[] = [];
+  const specs: (FileSpec & { id: string })[] = [];
   const series = (principal: string, eventType: string, count: number) => {
     const step = Math.floor((48 * 60) / count) * minute;
     for (let i = 0; i < count; i++) {

@@ -241,7 +241,7 @@ test("serves org- principals only under organizations and others only under work
       if (status === 200) assert.equal(body.data.length, 1);
     }
     // A file is downloadable only through its own principal.
-    const orgFile = emu.files[1].id!;
+    const orgFile = emu.files[1].id;
     const res = await fetch(`${emu.apiBase}/workspaces/${WS}/logs/${orgFile}`, {
       headers: auth(emu),
       redirect: "manual",
@@ -822,7 +822,7 @@ test("multiDocument sends the list document twice separated by a newline", async
 test("a ~50 MB file streams with the listed size and hash, and a middle range matches", async () => {
   await withEmulator({ files: [oneFile({ id: "eclf_big", size: 50_000_000 })] }, async (emu) => {
     const page = await listPage(emu, { event_type: "AUTH_LOG", after: "2026-07-01" });
-    const size = emu.files[0].size!;
+    const size = emu.files[0].size;
     assert.ok(Math.abs(size - 50_000_000) < 5000);
     assert.equal(page.data[0].file_size, size);
     const res = await fetch(await signedUrl(emu, "eclf_big"));
@@ -874,7 +874,7 @@ test("storage streams with backpressure and stops generating when the client goe
 test("a 2 GiB file has an exact size and serves a range at its end without materializing", async () => {
   const size = 2 * 1024 ** 3;
   await withEmulator({ files: [oneFile({ id: "eclf_2g", size })] }, async (emu) => {
-    const actual = emu.files[0].size!;
+    const actual = emu.files[0].size;
     assert.ok(actual >= size && actual < size + 5000);
     const t = performance.now();
     const { res, bytes } = await download(emu, "eclf_2g", { range: "bytes=-100000" });
@@ -943,7 +943,7 @@ test("generateDataset makes count files per event type at a fixed step, with sta
     "AUDIT_LOG",
   ]);
   assert.equal(new Set(a.map((f) => f.id)).size, 6);
-  for (const f of a) assert.match(f.id!, /^eclf_[0-9a-f]{32}$/);
+  for (const f of a) assert.match(f.id, /^eclf_[0-9a-f]{32}$/);
   const b = generateDataset({
     eventTypes: ["AUTH_LOG", "AUDIT_LOG"],
     count: 3,

@@ -12,7 +12,7 @@
  * }
  */
 export { demoDataset, generateDataset } from "./dataset.ts";
-export type { DatasetOptions, FileSpec } from "./dataset.ts";
+export type { DatasetOptions, FileSpec, NormalizedFileSpec } from "./dataset.ts";
 export type { Fault, FaultTarget } from "./faults.ts";
 export { startEmulator } from "./server.ts";
 export type { Emulator, EmulatorOptions, RecordedRequest } from "./server.ts";

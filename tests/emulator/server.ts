@@ -9,7 +9,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { handleApi } from "./api.ts";
-import { DEFAULT_PRINCIPALS, type FileSpec, normalizeSpec, type StoredFile } from "./dataset.ts";
+import {
+  DEFAULT_PRINCIPALS,
+  type FileSpec,
+  type NormalizedFileSpec,
+  normalizeSpec,
+  type StoredFile,
+} from "./dataset.ts";
 import { type Fault, FaultQueue } from "./faults.ts";
 import { sleep } from "./respond.ts";
 import { UrlSigner } from "./signing.ts";
@@ -56,7 +62,7 @@ export interface Emulator {
   key: string;
   requests: RecordedRequest[];
   /** Normalized specs (ids, principals, exact sizes filled in), in insertion order. */
-  files: FileSpec[];
+  files: NormalizedFileSpec[];
   addFiles(specs: FileSpec[]): void;
   /** The exact bytes served (for tests; fine for small files). */
   contentOf(id: string): Promise<Uint8Array>;
@@ -151,7 +157,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const principals = options.principals ?? DEFAULT_PRINCIPALS;
   if (!principals.length) throw new TypeError("at least one principal is needed");
   const stored = new Map<string, StoredFile>();
-  const specs: FileSpec[] = [];
+  const specs: NormalizedFileSpec[] = [];
   const requests: RecordedRequest[] = [];
   const faults = new FaultQueue();
   const signer = new UrlSigner(options.signedUrlTtlMs ?? 5 * 60_000);
