@@ -47,7 +47,7 @@ try {
   const listed = emulator.files.filter((f) => f.eventType === "AUTH_LOG");
   let expected = "";
   for (const file of listed) {
-    const content = new TextDecoder().decode(await emulator.contentOf(file.id));
+    const content = new TextDecoder().decode(await emulator.contentOf(file.id!));
     expected += content + (content === "" || content.endsWith("\n") ? "" : "\n");
   }
   const storageRequestsWithKey = emulator.requests.filter((r) =>
