@@ -6,6 +6,7 @@
 import process from "node:process";
 import { cli } from "./lib/cli.ts";
 import { USAGE } from "./lib/args.ts";
+import { colorize, colorOnStderr } from "./lib/reporter.ts";
 import { CliError, exitCodeFor, messageOf, redact } from "./lib/errors.ts";
 import { BrokenPipeError, exit, writeStderr } from "./lib/runtime.ts";
 
@@ -18,9 +19,10 @@ async function main(): Promise<number> {
     if (error instanceof BrokenPipeError) return 0;
     if (error instanceof CliError) {
       if (error.message === USAGE) writeStderr(USAGE + "\n");
-      else {writeStderr(
-          redact(`error: ${error.message}\n${error.detail ? error.detail + "\n" : ""}`),
-        );}
+      else if (!error.reported) {
+        const line = `error: ${error.message}\n${error.detail ? error.detail + "\n" : ""}`;
+        writeStderr(redact(colorOnStderr(process.env) ? colorize(line) : line));
+      }
       return exitCodeFor(error);
     }
     writeStderr(redact(`error: unexpected failure: ${messageOf(error)}\n`));

@@ -194,12 +194,22 @@ export function parseApiBase(text: string): URL {
   return url;
 }
 
+/**
+ * A key file's text: UTF-8, or UTF-16 with a byte order mark (what Windows PowerShell 5.1's
+ * `Out-File` and `>` write), without the BOM.
+ */
+export function decodeKeyFile(bytes: Uint8Array): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder("utf-16le").decode(bytes);
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder("utf-16be").decode(bytes);
+  return new TextDecoder().decode(bytes); // drops a UTF-8 BOM
+}
+
 /** The key from COMPLIANCE_API_KEY or the file COMPLIANCE_API_KEY_FILE names, trimmed. */
 export function readKey(env: Record<string, string | undefined>): string {
   let key = env.COMPLIANCE_API_KEY?.trim();
   if (!key && env.COMPLIANCE_API_KEY_FILE) {
     try {
-      key = readFileSync(env.COMPLIANCE_API_KEY_FILE, "utf8").trim();
+      key = decodeKeyFile(readFileSync(env.COMPLIANCE_API_KEY_FILE)).trim();
     } catch (error) {
       throw new CliError(
         "usage",
@@ -273,6 +283,10 @@ export function parseCommand(
   if (v.follow && v.state === undefined) {
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }
+  if (v.follow && v.output !== undefined) {
+    // Each poll would replace the file with only that poll's files.
+    throw usage("--follow cannot write to one -o file; use --output-dir, or stdout");
+  }
   if (v.list && (v["output-dir"] !== undefined || v.follow)) {
     throw usage(
       "--list only prints the listing; it cannot be combined with --output-dir or --follow",
@@ -293,12 +307,6 @@ export function parseCommand(
   const before = v.before === undefined ? undefined : parseTimeArg(v.before, "--before", now);
   if (after && before && before.micros <= after.micros) {
     throw usage(`--before (${before.iso}) must be later than after (${after.iso})`);
-  }
-  const retentionStart = BigInt(now.getTime() - 30 * 86_400_000) * 1000n;
-  if (after && after.micros < retentionStart) {
-    warnings.push(
-      `warning: after ${after.iso} is more than 30 days ago; the API keeps about 30 days of files`,
-    );
   }
   const apiBase = parseApiBase(v["api-base"] ?? env.COMPLIANCE_API_BASE ?? DEFAULT_API_BASE);
   const output: Output = v["output-dir"] !== undefined

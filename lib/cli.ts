@@ -1,13 +1,20 @@
 /**
  * The command behind `main.ts`: turns a parsed command into a run and a run into an exit code.
  */
+import { existsSync } from "node:fs";
 import { ComplianceClient, type LogFile } from "./api.ts";
 import { type Command, type Config, parseCommand, USAGE } from "./args.ts";
 import { Checkpoint, resetState, showState } from "./checkpoint.ts";
-import { CliError, registerSecret } from "./errors.ts";
+import { CliError, exitCodeFor, registerSecret } from "./errors.ts";
 import { type CursorStore, runPipeline, type Totals } from "./pipeline.ts";
-import { Reporter } from "./reporter.ts";
-import { onStopSignal, runtimeName, type StopSignal, writeStdout } from "./runtime.ts";
+import { colorOnStderr, liveOnStderr, Reporter } from "./reporter.ts";
+import {
+  BrokenPipeError,
+  onStopSignal,
+  runtimeName,
+  type StopSignal,
+  writeStdout,
+} from "./runtime.ts";
 import { sleep, TransientError } from "./retry.ts";
 import { DirectorySink, SingleFileSink, type Sink, StdoutSink } from "./sinks.ts";
 import { VERSION } from "./version.ts";
@@ -98,11 +105,64 @@ async function runOnce(
   }
 }
 
-async function run(config: Config): Promise<void> {
+/** The API keeps about this much history; an older start gets a warning, not a failure. */
+const RETENTION_MS = 30 * 86_400_000;
+
+/**
+ * Checks, before any request, that every event type has somewhere to start (its checkpoint
+ * cursor, else `<after>`), and warns when `<after>` is older than the API's retention.
+ */
+function checkStarts(config: Config, checkpoint: Checkpoint | undefined, reporter: Reporter) {
+  const noCursor = config.eventTypes.filter((type) => !checkpoint?.cursor(type));
+  if (!config.after && noCursor.length > 0) {
+    throw new CliError(
+      "usage",
+      `missing <after>: the state file ${config.statePath} has no cursor for ` +
+        `${noCursor.join(", ")} yet; give a start time as <after> or --after for the first run ` +
+        `(see --help)`,
+    );
+  }
+  // Only a start the user gave: a checkpoint's cursor stays at the newest file it has seen, which
+  // for a quiet event type may be old without anything having been missed.
+  const oldest = BigInt(Date.now() - RETENTION_MS) * 1000n;
+  if (config.after && noCursor.length > 0 && config.after.micros < oldest) {
+    reporter.warning(
+      `warning: after ${config.after.iso} is more than 30 days ago; the API keeps about 30 days ` +
+        `of files, so older ones may be gone`,
+    );
+  }
+}
+
+/** How a run ended, for the summary: status and exit code. */
+function outcome(failure: unknown): { status: "ok" | "failed" | "interrupted"; exitCode: number } {
+  if (failure === undefined || failure instanceof BrokenPipeError) {
+    return { status: "ok", exitCode: 0 };
+  }
+  if (failure instanceof CliError) {
+    const exitCode = exitCodeFor(failure);
+    return { status: failure.kind === "interrupted" ? "interrupted" : "failed", exitCode };
+  }
+  return { status: "failed", exitCode: 1 };
+}
+
+async function run(config: Config, env: Record<string, string | undefined>): Promise<void> {
   registerSecret(config.key);
   const started = Date.now();
-  const reporter = new Reporter({ verbosity: config.verbosity, format: config.logFormat });
+  const reporter = new Reporter({
+    verbosity: config.verbosity,
+    format: config.logFormat,
+    live: liveOnStderr(env),
+    color: colorOnStderr(env),
+  });
   for (const warning of config.warnings) reporter.warning(warning);
+
+  if (!config.after && config.statePath && !existsSync(config.statePath)) {
+    throw new CliError(
+      "usage",
+      `missing <after>: the state file ${config.statePath} does not exist yet; give a start ` +
+        `time as <after> or --after for the first run (see --help)`,
+    );
+  }
 
   const controller = new AbortController();
   const removeSignals = onStopSignal((signal: StopSignal) => {
@@ -112,23 +172,33 @@ async function run(config: Config): Promise<void> {
   });
 
   // --list reads the checkpoint's cursor but never moves it, so it needs no lock.
-  const checkpoint = config.statePath
-    ? await Checkpoint.open(config.statePath, config.principal, config.eventTypes, {
-      lock: !config.list,
-    })
-    : undefined;
+  let checkpoint: Checkpoint | undefined;
+  try {
+    checkpoint = config.statePath
+      ? await Checkpoint.open(config.statePath, config.principal, config.eventTypes, {
+        lock: !config.list,
+      })
+      : undefined;
+    checkStarts(config, checkpoint, reporter);
+  } catch (error) {
+    removeSignals();
+    await checkpoint?.close();
+    throw error;
+  }
   if (checkpoint?.tookOverStaleLock) {
     reporter.warning(
       `warning: took over a stale lock on ${config.statePath} (${checkpoint.staleLockReason})`,
     );
   }
-  const store: CursorStore | undefined = checkpoint && !config.list ? checkpoint : checkpoint && {
-    cursor: (t) => checkpoint.cursor(t),
+  const opened = checkpoint;
+  const store: CursorStore | undefined = opened && !config.list ? opened : opened && {
+    cursor: (t) => opened.cursor(t),
     markDelivered: () => Promise.resolve(),
     advance: () => Promise.resolve(),
   };
 
   const all: Totals = { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
+  let failure: unknown;
   try {
     while (true) {
       try {
@@ -137,22 +207,67 @@ async function run(config: Config): Promise<void> {
         all.bytes += totals.bytes;
         all.pages += totals.pages;
         all.skipped += totals.skipped;
-        Object.assign(all.cursors, totals.cursors);
+        // A poll that found nothing new keeps the cursor an earlier poll reached.
+        for (const [type, cursor] of Object.entries(totals.cursors)) {
+          if (cursor !== null || !(type in all.cursors)) all.cursors[type] = cursor;
+        }
       } catch (error) {
         // In --follow, an outage that outlasted the retries waits for the next poll.
         if (!config.follow || !(error instanceof TransientError) || controller.signal.aborted) {
           throw error;
         }
-        reporter.error(`error: ${error.message}`, error.detail);
+        reporter.error(`error: ${error.message}`, error.detail, {
+          kind: error.kind,
+          will_retry: true,
+        });
       }
       if (!config.follow) break;
       reporter.polling(config.intervalMs);
       await sleep(config.intervalMs, controller.signal);
     }
+  } catch (error) {
+    failure = error;
+    throw error;
   } finally {
     removeSignals();
     await checkpoint?.close();
-    reporter.summary({ ...all, retries: reporter.retries, durationMs: Date.now() - started });
+    const { status, exitCode } = outcome(failure);
+    // With --log-format json every line on stderr is JSON: the final error too, then the summary.
+    if (config.logFormat === "json" && failure instanceof CliError) {
+      reporter.error(`error: ${failure.message}`, failure.detail, {
+        kind: failure.kind,
+        exit_code: exitCode,
+      });
+      failure.reported = true;
+    }
+    reporter.summary({
+      ...all,
+      retries: reporter.retries,
+      durationMs: Date.now() - started,
+      status,
+      exitCode,
+    });
+  }
+}
+
+/**
+ * Registers the passwords of proxy URLs (`HTTPS_PROXY=http://user:password@host`) as secrets, so
+ * that no message can print them, whatever the runtime puts in its errors.
+ */
+function registerProxySecrets(env: Record<string, string | undefined>): void {
+  for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]) {
+    for (const value of [env[name], env[name.toLowerCase()]]) {
+      if (!value) continue;
+      try {
+        const { password } = new URL(value);
+        if (password) {
+          registerSecret(password);
+          registerSecret(decodeURIComponent(password));
+        }
+      } catch {
+        // Not a URL: the runtime will refuse it; there is nothing to hide.
+      }
+    }
   }
 }
 
@@ -170,6 +285,7 @@ export async function cli(argv: string[], env: Record<string, string | undefined
       }
       return resetState(command.path, command.eventType);
     case "run":
-      return run(command.config);
+      registerProxySecrets(env);
+      return run(command.config, env);
   }
 }

@@ -19,6 +19,8 @@ export class CliError extends Error {
   readonly detail?: string;
   /** For "interrupted": the signal that stopped the run. */
   readonly signal?: "SIGINT" | "SIGTERM";
+  /** Already shown to the user (as a `--log-format json` event): main.ts adds no line. */
+  reported = false;
 
   constructor(
     readonly kind: ErrorKind,

@@ -165,6 +165,7 @@ async function* listEntries(
       before: config.before?.iso,
     });
     totals.pages++;
+    reporter.pageListed(eventType, page, after, result.data.length, result.has_more);
     // Files too recent to be final are left for the next poll; the cursor stays before them.
     const settledBefore = config.settleMs > 0 ? BigInt(now() - config.settleMs) * 1000n : undefined;
     for (const file of result.data) {

@@ -17,6 +17,9 @@ export interface Summary {
   durationMs: number;
   /** The cursor reached per event type (null when nothing was listed). */
   cursors: Record<string, string | null>;
+  /** How the run ended, and the exit code it ends with (for `--log-format json`). */
+  status?: "ok" | "failed" | "interrupted";
+  exitCode?: number;
 }
 
 export interface ReporterOptions {
@@ -24,7 +27,33 @@ export interface ReporterOptions {
   format: "plain" | "json";
   /** Live status line instead of per-file lines (default: when stderr is a terminal). */
   live?: boolean;
+  /** Red `error:` and yellow `warning:` prefixes (see `colorOnStderr`). */
+  color?: boolean;
   now?: () => Date;
+}
+
+/** How often, at most, the live line is redrawn. */
+const LIVE_REFRESH_MS = 100;
+
+/**
+ * Whether stderr gets colour: a terminal that is not `TERM=dumb`, and no `NO_COLOR` (any
+ * non-empty value, see no-color.org).
+ */
+export function colorOnStderr(env: Record<string, string | undefined>): boolean {
+  return stderrIsTerminal() && !env.NO_COLOR && env.TERM !== "dumb";
+}
+
+/** Whether stderr can show the live line: a terminal that understands `\r` and erase-line. */
+export function liveOnStderr(env: Record<string, string | undefined>): boolean {
+  return stderrIsTerminal() && env.TERM !== "dumb";
+}
+
+/** `text` with a leading `error:` in red or `warning:` in yellow. */
+export function colorize(text: string): string {
+  return text.replace(
+    /^(error|warning):/,
+    (prefix) => prefix === "error:" ? `\x1b[31m${prefix}\x1b[39m` : `\x1b[33m${prefix}\x1b[39m`,
+  );
 }
 
 function formatBytes(n: number): string {
@@ -42,6 +71,7 @@ export class Reporter {
   private readonly live: boolean;
   private readonly now: () => Date;
   private liveShown = false;
+  private liveDrawnAt = 0;
   private status = { eventType: "", page: 0, files: 0, bytes: 0, started: Date.now() };
   retries = 0;
 
@@ -61,7 +91,7 @@ export class Reporter {
       writeStderr("\r\x1b[K");
       this.liveShown = false;
     }
-    writeStderr(redact(text) + "\n");
+    writeStderr(redact(this.options.color ? colorize(text) : text) + "\n");
   }
 
   private json(event: string, fields: Record<string, unknown>): void {
@@ -70,7 +100,10 @@ export class Reporter {
     );
   }
 
-  private refreshLive(): void {
+  private refreshLive(force = false): void {
+    // Thousands of small files would otherwise redraw the line thousands of times a second.
+    if (!force && Date.now() - this.liveDrawnAt < LIVE_REFRESH_MS) return;
+    this.liveDrawnAt = Date.now();
     const s = this.status;
     const seconds = Math.max(0.001, (Date.now() - s.started) / 1000);
     writeStderr(
@@ -82,19 +115,29 @@ export class Reporter {
 
   warning(text: string): void {
     if (this.quiet) return;
-    if (this.options.format === "json") this.json("warning", { message: text });
-    else this.line(text);
+    if (this.options.format === "json") {
+      this.json("warning", { message: text.replace(/^warning: /, "") });
+    } else this.line(text);
   }
 
   page(eventType: string, page: number, after: string): void {
     this.status.eventType = eventType;
     this.status.page = page;
-    if (this.quiet) return;
-    if (this.options.format === "json") {
-      return this.json("page", { event_type: eventType, page, after });
-    }
-    if (this.live) return this.refreshLive();
+    if (this.quiet || this.options.format === "json") return;
+    if (this.live) return this.refreshLive(true);
     this.line(`Fetching page ${page} with after='${after}' (local: ${toLocalHuman(after)})`);
+  }
+
+  /** A page has been listed: `files` on it, and whether more follow. */
+  pageListed(
+    eventType: string,
+    page: number,
+    after: string,
+    files: number,
+    hasMore: boolean,
+  ): void {
+    if (this.quiet || this.options.format !== "json") return;
+    this.json("page", { event_type: eventType, page, after, files, has_more: hasMore });
   }
 
   fileStarted(id: string): void {
@@ -168,19 +211,26 @@ export class Reporter {
         skipped: s.skipped,
         duration_ms: s.durationMs,
         cursors: s.cursors,
+        ...(s.status ? { status: s.status } : {}),
+        ...(s.exitCode !== undefined ? { exit_code: s.exitCode } : {}),
       });
     }
-    const cursors = Object.entries(s.cursors).map(([t, c]) => `${t}=${c ?? "none"}`).join(" ");
+    const cursors = Object.entries(s.cursors).map(([t, c]) => `${t}=${c ?? "none"}`).join(" ") ||
+      "none";
     this.line(
       `Summary: ${s.files} files, ${formatBytes(s.bytes)}, ${s.pages} pages, ${s.retries} ` +
         `retries, ${s.skipped} skipped in ${(s.durationMs / 1000).toFixed(1)}s; cursor ${cursors}`,
     );
   }
 
-  /** Errors are shown even with --quiet. */
-  error(message: string, detail?: string): void {
+  /** Errors are shown even with --quiet; `fields` go only into the JSON event. */
+  error(message: string, detail?: string, fields: Record<string, unknown> = {}): void {
     if (this.options.format === "json") {
-      return this.json("error", { message, ...(detail ? { detail } : {}) });
+      return this.json("error", {
+        message: message.replace(/^error: /, ""),
+        ...(detail ? { detail } : {}),
+        ...fields,
+      });
     }
     this.line(message);
     if (detail) this.line(detail);
