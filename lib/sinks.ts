@@ -56,7 +56,14 @@ class FileSpool implements Spool {
   async write(chunk: Uint8Array): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset);
+      // At an explicit position: truncate() in restart() does not move the file's own offset,
+      // so a positionless write after it would leave a hole of zeros where the bytes belong.
+      const { bytesWritten } = await this.handle.write(
+        chunk,
+        offset,
+        chunk.length - offset,
+        this.written + offset,
+      );
       offset += bytesWritten;
     }
     this.written += chunk.length;
