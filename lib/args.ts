@@ -280,6 +280,10 @@ export function parseCommand(
     throw usage("-o/--output and --output-dir cannot be used together");
   }
   if (v.gzip && v["output-dir"] === undefined) throw usage("--gzip needs --output-dir");
+  if (v.follow && v.output !== undefined) {
+    // The -o file appears only when a run ends, and a follow run does not end.
+    throw usage("--follow cannot write to -o FILE; use stdout or --output-dir");
+  }
   if (v.follow && v.state === undefined) {
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }
