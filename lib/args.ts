@@ -287,10 +287,6 @@ export function parseCommand(
   if (v.follow && v.state === undefined) {
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }
-  if (v.follow && v.output !== undefined) {
-    // Each poll would replace the file with only that poll's files.
-    throw usage("--follow cannot write to one -o file; use --output-dir, or stdout");
-  }
   if (v.list && (v["output-dir"] !== undefined || v.follow)) {
     throw usage(
       "--list only prints the listing; it cannot be combined with --output-dir or --follow",
