@@ -121,7 +121,7 @@ async function list(
   const data = [];
   for (const file of page.items) {
     const wantsSha = !(file.spec.advertise && "fileSha256" in file.spec.advertise);
-    data.push(listItem(file, wantsSha ? await file.content.sha256() : ""));
+    data.push(listItem(file, wantsSha ? await file.content.sha256(ctx.closing) : ""));
   }
   const doc = JSON.stringify({
     data,

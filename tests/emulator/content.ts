@@ -205,21 +205,30 @@ export class Content {
     return out;
   }
 
-  /** Hex SHA-256 of the served bytes, computed once by streaming, yielding to the event loop. */
-  sha256(): Promise<string> {
-    this.#sha ??= (async () => {
-      const hash = createHash("sha256");
-      let sinceYield = 0;
-      for (const chunk of this.slice(0, this.size, BLOCK_TARGET)) {
-        hash.update(chunk);
-        sinceYield += chunk.length;
-        if (sinceYield >= 16 * BLOCK_TARGET) {
-          sinceYield = 0;
-          await new Promise((resolve) => setTimeout(resolve, 0));
-        }
-      }
-      return hash.digest("hex");
-    })();
+  /**
+   * Hex SHA-256 of the served bytes, computed once by streaming (a few seconds per GiB) and
+   * yielding to the event loop. `signal` (the emulator closing) abandons the computation.
+   */
+  sha256(signal?: AbortSignal): Promise<string> {
+    this.#sha ??= this.#hash(signal).catch((error) => {
+      this.#sha = null;
+      throw error;
+    });
     return this.#sha;
+  }
+
+  async #hash(signal?: AbortSignal): Promise<string> {
+    const hash = createHash("sha256");
+    let sinceYield = 0;
+    for (const chunk of this.slice(0, this.size, BLOCK_TARGET)) {
+      hash.update(chunk);
+      sinceYield += chunk.length;
+      if (sinceYield >= 16 * BLOCK_TARGET) {
+        sinceYield = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        signal?.throwIfAborted();
+      }
+    }
+    return hash.digest("hex");
   }
 }

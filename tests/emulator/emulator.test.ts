@@ -917,6 +917,21 @@ test("close() ends keep-alive and stalled connections promptly", async () => {
   }
 });
 
+test("closing during the first listing of a huge file abandons its hash", async () => {
+  const emu = await startEmulator({ files: [oneFile({ size: 1024 ** 3 })] });
+  try {
+    const url = listUrl(emu, { limit: "1", event_type: "AUTH_LOG", after: "2026-07-01" });
+    const listing = fetch(url, { headers: auth(emu) }).then(() => "answered", () => "failed");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const t = performance.now();
+    await emu.close();
+    assert.equal(await listing, "failed");
+    assert.ok(performance.now() - t < 1000);
+  } finally {
+    await emu.close();
+  }
+});
+
 // --- datasets ---
 
 test("generateDataset makes count files per event type at a fixed step, with stable ids", () => {

@@ -109,6 +109,7 @@ function listen(port: number, handler: Handler): Promise<Listener> {
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     handler(req, res).catch(() => {
+      if (res.destroyed || res.socket?.destroyed) return;
       if (!res.headersSent) {
         res.writeHead(500, { "content-type": "text/plain" });
         res.end("emulator error");
