@@ -88,6 +88,7 @@ const OPTIONS = {
 export const USAGE =
   `Usage: oai-compliance-logs [options] <workspace_or_org_id> <event_type> <limit> <after>
        oai-compliance-logs [options] --after <time> <workspace_or_org_id> <event_type> [limit]
+       oai-compliance-logs [options] --state <file> <workspace_or_org_id> <event_type> [limit]
        oai-compliance-logs state show|reset <state_file> [event_type]
 
 Downloads OpenAI Compliance Logs Platform files and writes their JSON Lines to stdout (or files).
@@ -97,16 +98,19 @@ Arguments:
   workspace_or_org_id  ChatGPT workspace id, or API Platform organization id (org-...)
   event_type           AUTH_LOG, AUDIT_LOG, ...; several as AUTH_LOG,AUDIT_LOG; or 'all'
   limit                files per page, 1..100 (default 100 when omitted)
-  after                ISO 8601 time with zone, a date (UTC midnight), or relative: 90m, 24h, 7d
+  after                ISO 8601 time with zone, a date (UTC midnight), or relative: 90m, 24h, 7d;
+                       optional once --state holds a cursor; older than ~30 days only warns
 
 Options:
   --after TIME           start time (replaces the <after> positional)
-  --before TIME          only files whose end_time is earlier than TIME
+  --before TIME          only files whose end_time is earlier than TIME (sent to the API)
+  --limit N              files per page (replaces the <limit> positional; default 100)
   --event-type LIST      event types (replaces the <event_type> positional)
   -o, --output FILE      write to FILE (appears only complete) instead of stdout
   --output-dir DIR       one file per log: DIR/<event_type>/<YYYY-MM-DD>/<id>.jsonl, exactly once
   --gzip                 with --output-dir, write .jsonl.gz
-  --state FILE           durable checkpoint: resume where the last run stopped
+  --state FILE           durable checkpoint, one cursor per event type: resume where the last
+                         run stopped (read or reset it with 'state show|reset FILE')
   --concurrency N        parallel downloads, output stays in order (default 4)
   --retries N            retries for rate limits, 5xx and network errors (default 5)
   --timeout SECONDS      connect and idle-body timeout (default 30)
@@ -115,9 +119,11 @@ Options:
   --list                 print one JSON line per log file instead of downloading
   --follow               keep polling for new files (needs --state), until SIGINT/SIGTERM
   --interval DURATION    time between polls with --follow (default 5m)
-  --settle DURATION      with --follow, skip files whose end_time is more recent (default 2m)
+  --settle DURATION      skip files whose end_time is more recent, until a later poll
+                         (default 2m with --follow, else 0)
   --api-base URL         API base (default ${DEFAULT_API_BASE}, or COMPLIANCE_API_BASE)
-  --log-format FORMAT    plain (default) or json: one JSON object per event on stderr
+  --log-format FORMAT    plain (default) or json: one JSON object per event on stderr (page,
+                         file, retry, warning, error, summary); a live line when stderr is a tty
   -q, --quiet            no progress on stderr, only errors
   -v, --verbose          more detail on stderr
   -h, --help             this help
@@ -128,6 +134,14 @@ Examples:
   oai-compliance-logs f7f33107-5fb9-4ee1-8922-3eae76b5b5a0 AUTH_LOG 100 "$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)" > output.jsonl
   oai-compliance-logs org-p13k3klgno5cqxbf0q8hpgrk AUTH_LOG 100 2026-07-01 -o output.jsonl
   oai-compliance-logs --after 24h --state state.json --output-dir logs/ org-p13k3klgno5cqxbf0q8hpgrk AUTH_LOG,AUDIT_LOG
+  oai-compliance-logs --follow --after 7d --state s.json --output-dir logs/ --log-format json org-p13k3klgno5cqxbf0q8hpgrk all
+
+Environment:
+  COMPLIANCE_API_KEY, COMPLIANCE_API_KEY_FILE  the key, or a file holding it (trimmed)
+  COMPLIANCE_API_BASE    same as --api-base
+  HTTPS_PROXY, NO_PROXY  proxy for HTTPS (http://user:password@host:port) and hosts to reach direct
+  NODE_EXTRA_CA_CERTS    PEM file of extra CAs to trust (DENO_CERT also works under Deno)
+  NO_COLOR               no colour on stderr
 
 Exit codes: 0 done, 1 API/network/integrity/file error, 2 usage error, 130/143 interrupted.`;
 
