@@ -197,7 +197,8 @@ export class Reporter {
   polling(nextInMs: number): void {
     if (this.quiet) return;
     if (this.options.format === "json") return this.json("sleep", { wait_ms: nextInMs });
-    this.line(`Waiting ${Math.round(nextInMs / 1000)}s before the next poll`);
+    const seconds = nextInMs < 10_000 ? (nextInMs / 1000).toFixed(1) : Math.round(nextInMs / 1000);
+    this.line(`Waiting ${seconds}s before the next poll`);
   }
 
   summary(s: Summary): void {

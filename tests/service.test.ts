@@ -117,6 +117,36 @@ function includesBytes(haystack: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(haystack).includes(Buffer.from(needle));
 }
 
+test("--help documents every service option and the environment it reads", async () => {
+  const help = await runCli(["--help"]);
+  assert.equal(help.code, 0);
+  const text = decoder.decode(help.stdout);
+  for (
+    const word of [
+      "--after TIME",
+      "--before TIME",
+      "--limit N",
+      "AUTH_LOG,AUDIT_LOG",
+      "'all'",
+      "--list",
+      "--follow",
+      "--interval DURATION",
+      "--settle DURATION",
+      "--log-format FORMAT",
+      "--quiet",
+      "--verbose",
+      "state show|reset",
+      "COMPLIANCE_API_KEY_FILE",
+      "HTTPS_PROXY, NO_PROXY",
+      "NODE_EXTRA_CA_CERTS",
+      "DENO_CERT",
+      "NO_COLOR",
+    ]
+  ) {
+    assert.ok(text.includes(word), `--help mentions ${word}`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Time windows
 
