@@ -36,6 +36,19 @@ export interface Downloaded {
 /** Signed-URL answers that mean "this URL is no longer good": ask the API for a new one. */
 const EXPIRED_URL_STATUSES = new Set([403, 404, 410]);
 
+/** The file's whole length as the server states it: Content-Range's total, or a 200's length. */
+function statedSize(status: number, headers: Headers): number | undefined {
+  const total = /\/(\d+)\s*$/.exec(headers.get("content-range") ?? "")?.[1];
+  if (total !== undefined) return Number(total);
+  const length = headers.get("content-length");
+  if (
+    status === 200 && length !== null && /^\d+$/.test(length) && !headers.has("content-encoding")
+  ) {
+    return Number(length);
+  }
+  return undefined;
+}
+
 /** Downloads `file` into `spool`; resolves only with complete, verified bytes. */
 export async function downloadFile(
   client: ComplianceClient,
@@ -51,6 +64,9 @@ export async function downloadFile(
   let lastByte: number | undefined;
   let failures = 0;
   let mismatches = 0;
+  // The most bytes ever held: only getting past it counts as progress that earns back retries,
+  // so a file that is re-downloaded from scratch again and again cannot loop forever.
+  let reached = 0;
 
   const startOver = async () => {
     await spool.restart();
@@ -60,11 +76,11 @@ export async function downloadFile(
   };
 
   while (true) {
-    const writtenBefore = written;
     try {
       url ??= await client.resolveDownload(file.id);
       const opened = await client.openFile(url, written, what);
       const { status, headers } = opened.response;
+      const stated = statedSize(status, headers);
       let skip = written;
       if (status === 206) {
         const start = Number(/^bytes (\d+)-/.exec(headers.get("content-range") ?? "")?.[1]);
@@ -74,7 +90,9 @@ export async function downloadFile(
           throw new TransientError("network", `bad Content-Range from storage while ${what}`);
         }
         skip = written - start;
-      } else if (status === 416 && written > 0 && written === file.file_size) {
+      } else if (
+        status === 416 && written > 0 && (written === file.file_size || written === stated)
+      ) {
         opened.abort();
         skip = -1; // Everything had arrived before the connection broke.
       } else if (status === 416) {
@@ -113,7 +131,10 @@ export async function downloadFile(
           lastByte = chunk[chunk.length - 1];
         }
       }
-      if (file.file_size !== undefined && written < file.file_size) {
+      // Short of the listed size: a connection that ended early, unless the server says this is
+      // its whole file (then it is a size mismatch, verified below like a wrong hash).
+      const whole = skip < 0 || (stated !== undefined && written === stated);
+      if (file.file_size !== undefined && written < file.file_size && !whole) {
         throw new TransientError(
           "network",
           `connection ended at byte ${written} of ${file.file_size} while ${what}`,
@@ -127,6 +148,8 @@ export async function downloadFile(
       mismatches++;
       const why = sizeOk
         ? `sha256 ${sha256} instead of ${file.file_sha256}`
+        : written < file.file_size!
+        ? `${written} bytes instead of the listed ${file.file_size}`
         : `more than the listed ${file.file_size} bytes`;
       if (mismatches >= integrityAttempts) {
         throw new CliError(
@@ -146,7 +169,10 @@ export async function downloadFile(
     } catch (error) {
       if (!(error instanceof TransientError) || options.signal?.aborted) throw error;
       // A connection that keeps breaking but keeps making progress is not out of retries.
-      if (written > writtenBefore) failures = 0;
+      if (written > reached) {
+        reached = written;
+        failures = 0;
+      }
       if (failures >= options.policy.retries) throw error;
       const waitMs = retryDelay(failures, error, options.policy);
       failures++;
