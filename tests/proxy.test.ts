@@ -165,6 +165,25 @@ test("NO_PROXY (or no_proxy) sends matching hosts direct, past the proxy", { ski
   });
 });
 
+test("ALL_PROXY is used for HTTPS too, HTTP_PROXY is not", { skip }, async () => {
+  await withHttps({ files: 2 }, async (s) => {
+    const all = await run([], env(s, { ALL_PROXY: s.proxyUrl, NODE_EXTRA_CA_CERTS: s.ca }));
+    assert.equal(all.code, 0, all.stderr);
+    assert.deepEqual(all.stdout, await expectedStream(s.emulator, idsOf(s.emulator)));
+    const tunnels = s.proxy.connects.length;
+    assert.ok(tunnels > 0);
+    // HTTP_PROXY is for http:// URLs: the https API is then reached direct, and only the proxy
+    // can resolve its name.
+    const http = await run(
+      ["--retries", "0"],
+      env(s, { HTTP_PROXY: s.proxyUrl, NODE_EXTRA_CA_CERTS: s.ca }),
+    );
+    assert.equal(http.code, 1);
+    assert.match(http.stderr, /cannot reach api\.compliance\.test/);
+    assert.equal(s.proxy.connects.length, tunnels);
+  });
+});
+
 test(
   "a private CA is refused unless NODE_EXTRA_CA_CERTS names it, with a hint",
   { skip },
