@@ -148,6 +148,7 @@ test("NO_PROXY (or no_proxy) sends matching hosts direct, past the proxy", { ski
     const exemptions: Record<string, string>[] = [
       { NO_PROXY: "localhost" },
       { no_proxy: "example.com,localhost" },
+      { NO_PROXY: "*" },
     ];
     for (const extra of exemptions) {
       const r = await run(
