@@ -430,6 +430,44 @@ test("SIGTERM or SIGINT while --follow sleeps stops at once with the checkpoint 
   });
 });
 
+test("SIGTERM mid-poll leaves only whole files and a checkpoint a next run completes", async () => {
+  await withTempDir(async (dir) => {
+    await withEmulator({ files: hourlyFiles(8), latencyMs: 120 }, async (emulator) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "logs");
+      const stored = async () => {
+        try {
+          return await readdir(join(out, "AUTH_LOG", "2026-07-02"));
+        } catch {
+          return [];
+        }
+      };
+      const args = [PRINCIPAL, "AUTH_LOG", "2", AFTER, "--state", state, "--output-dir", out];
+      const run = background([...args, "--follow", "--concurrency", "2"], envFor(emulator));
+      await run.waitFor("a few files", async () => (await stored()).length >= 2);
+      run.child().kill("SIGTERM");
+      const r = await run.done;
+      assert.equal(shellStatus(r), 143, r.stderr);
+      const afterKill = await stored();
+      assert.ok(afterKill.length < 8, "stopped before the end");
+      assert.ok(afterKill.every((name) => /^eclf_\w+\.jsonl$/.test(name)), afterKill.join(" "));
+
+      const rest = await runCli(args, { env: envFor(emulator) });
+      assert.equal(rest.code, 0, rest.stderr);
+      assert.deepEqual(
+        (await stored()).sort(),
+        idsOf(emulator).map((id) => `${id}.jsonl`).sort(),
+      );
+      for (const id of idsOf(emulator)) {
+        assert.deepEqual(
+          new Uint8Array(await readFile(join(out, "AUTH_LOG", "2026-07-02", `${id}.jsonl`))),
+          await emulator.contentOf(id),
+        );
+      }
+    });
+  });
+});
+
 test("--follow survives an outage longer than its retries and catches up on a later poll", async () => {
   await withTempDir(async (dir) => {
     await withEmulator({ files: hourlyFiles(3) }, async (emulator) => {
