@@ -174,14 +174,16 @@ export async function writeFileAtomic(
  * Deletes the temps (`.<name>.<pid>.<random>.part`) in `dir` left by processes that are no longer
  * running, and returns how many it deleted. Other files, and temps of live processes, are left
  * alone. `olderThanMs` also spares temps modified more recently than that (useful when `dir` is
- * shared between hosts, where a pid says nothing).
+ * shared between hosts, where a pid says nothing). `finalName` limits it to the temps of that one
+ * file (for a directory the tool shares with other files, such as the one holding `-o FILE`).
  *
  * @example
  * const removed = await removeStaleTemps("out");
+ * await removeStaleTemps(dirname(path), { finalName: basename(path) });
  */
 export async function removeStaleTemps(
   dir: string,
-  options: { olderThanMs?: number } = {},
+  options: { olderThanMs?: number; finalName?: string } = {},
 ): Promise<number> {
   let names: string[];
   try {
@@ -191,10 +193,14 @@ export async function removeStaleTemps(
     throw new CliError("io", `cannot list ${dir}: ${reason(error)}`, { cause: error });
   }
   const olderThanMs = options.olderThanMs ?? 0;
+  const prefix = options.finalName === undefined
+    ? undefined
+    : `.${shortenName(options.finalName)}.`;
   let removed = 0;
   for (const name of names) {
     const match = TEMP_NAME.exec(name);
     if (!match) continue;
+    if (prefix !== undefined && !isTempOf(name, prefix)) continue;
     const path = join(dir, name);
     const pid = Number(match[1]);
     if (pid === process.pid ? openTemps.has(resolve(path)) : isProcessAlive(pid)) continue;
@@ -281,6 +287,12 @@ async function renameOver(from: string, to: string): Promise<void> {
       await new Promise((done) => setTimeout(done, 20 * (attempt + 1)));
     }
   }
+}
+
+/** Whether temp `name` is `<prefix><pid>.<random>.part`, the temp of one final file. */
+function isTempOf(name: string, prefix: string): boolean {
+  return name.startsWith(prefix) &&
+    /^\d{1,10}\.[0-9a-f]{12}\.part$/.test(name.slice(prefix.length));
 }
 
 function shortenName(name: string): string {

@@ -22,10 +22,10 @@
  */
 import { hostname, uptime } from "node:os";
 import { open, readFile, realpath, stat, unlink, utimes } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import process from "node:process";
 import { clearInterval, setInterval } from "node:timers";
-import { codeOf, isProcessAlive, reason, writeFileAtomic } from "./atomic.ts";
+import { codeOf, isProcessAlive, reason, removeStaleTemps, writeFileAtomic } from "./atomic.ts";
 import { CliError } from "./errors.ts";
 
 export interface Cursor {
@@ -128,6 +128,12 @@ export class Checkpoint {
       } else {
         data = parseState(text, path);
         checkJob(data, path, principal, types);
+      }
+      if (lock) {
+        // Temps of the state file and of the lock left by a run killed while writing them.
+        const dir = dirname(target);
+        await removeStaleTemps(dir, { finalName: basename(target) });
+        await removeStaleTemps(dir, { finalName: `${basename(target)}.lock` });
       }
       return new Checkpoint(path, target, data, lock, tookOver !== undefined, tookOver);
     } catch (error) {

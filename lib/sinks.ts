@@ -8,7 +8,7 @@
 import { open, rm, stat } from "node:fs/promises";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "./api.ts";
 import type { Downloaded, SpoolWriter } from "./download.ts";
@@ -136,6 +136,8 @@ export class SingleFileSink implements Sink {
   ) {}
 
   static async create(path: string): Promise<SingleFileSink> {
+    // The temp of a run killed before its commit holds a partial copy of compliance data.
+    await removeStaleTemps(dirname(path), { finalName: basename(path) });
     const target = await createTempBeside(path);
     return new SingleFileSink(await privateSpoolDir(), target);
   }
