@@ -1,0 +1,536 @@
+/**
+ * The checkpoint and the outputs, black-box: `--state` refusals that touch nothing, the lock
+ * against overlapping runs, resuming with only new files, boundary ids remembered across runs,
+ * `-o` never letting the checkpoint get ahead of its commit, `--output-dir` written exactly once
+ * (idempotent, gzip, owner-only), and SIGINT/SIGTERM leaving no partial file and a consistent
+ * checkpoint.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { gunzipSync } from "node:zlib";
+import type { Emulator, FileSpec } from "./emulator/mod.ts";
+import { type CliResult, concat, runCli, RUNS_WINDOWS } from "./helpers/cli.ts";
+import { assertSameBytes, listTree, readTree } from "./helpers/compare.ts";
+import {
+  AFTER,
+  envFor,
+  expectedStream,
+  hourlyFiles,
+  idsOf,
+  PRINCIPAL,
+  withEmulator,
+} from "./helpers/fixtures.ts";
+
+const POSIX = !RUNS_WINDOWS && process.platform !== "win32";
+const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 30_000, 333, 8000] });
+
+async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "oai-state-cli-"));
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function run(
+  emulator: Emulator,
+  extra: string[],
+  options: { after?: string; onSpawn?: (child: ChildProcess) => void } = {},
+): Promise<CliResult> {
+  return runCli(
+    [PRINCIPAL, "AUTH_LOG", "5", options.after ?? AFTER, "--backoff", "0.01", ...extra],
+    { env: envFor(emulator), timeoutMs: 30_000, onSpawn: options.onSpawn },
+  );
+}
+
+interface StateFile {
+  principal: string;
+  eventTypes: string[];
+  cursors: Record<string, { after: string; seen: string[] }>;
+}
+
+async function readState(path: string): Promise<StateFile> {
+  return JSON.parse(await readFile(path, "utf8"));
+}
+
+/** The ids a checkpoint says were delivered: those at or before its `after`, plus `seen`. */
+function claimedIds(emulator: Emulator, state: StateFile): string[] {
+  const cursor = state.cursors.AUTH_LOG;
+  if (!cursor) return [];
+  const at = Date.parse(cursor.after);
+  return emulator.files
+    .filter((f) => Date.parse(f.endTime) <= at || cursor.seen.includes(f.id!))
+    .map((f) => f.id!);
+}
+
+/** Where `--output-dir` puts a file of the default fixtures. */
+function treePath(emulator: Emulator, id: string, gzip = false): string {
+  const file = emulator.files.find((f) => f.id === id)!;
+  return join("AUTH_LOG", file.endTime.slice(0, 10), `${id}.jsonl${gzip ? ".gz" : ""}`);
+}
+
+/** The exact tree a complete `--output-dir` run must leave. */
+async function expectedTree(emulator: Emulator): Promise<Map<string, Uint8Array>> {
+  const tree = new Map<string, Uint8Array>();
+  for (const id of idsOf(emulator)) tree.set(treePath(emulator, id), await emulator.contentOf(id));
+  return tree;
+}
+
+function assertSameTree(
+  actual: Map<string, Uint8Array>,
+  expected: Map<string, Uint8Array>,
+  what: string,
+) {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), `${what}: file names`);
+  for (const [path, bytes] of expected) {
+    assertSameBytes(actual.get(path)!, bytes, `${what}: ${path}`);
+  }
+}
+
+/** The pid of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const code = "0";
+  const args = process.versions.deno ? ["eval", code] : ["-e", code];
+  const child = spawn(process.execPath, args, { stdio: "ignore" });
+  await new Promise((done) => child.on("exit", done));
+  return child.pid!;
+}
+
+function lockText(pid: number): string {
+  return JSON.stringify({ pid, hostname: hostname(), startedAt: new Date().toISOString() }) + "\n";
+}
+
+/**
+ * Sends `signal` to the CLI. Not `child.kill()`: under Deno, a child killed that way is reported
+ * as ended by the signal even when it handled it and exited with its own code.
+ */
+function signalCli(child: ChildProcess | undefined, signal: NodeJS.Signals): void {
+  assert.ok(child?.pid, "the CLI was spawned");
+  process.kill(child.pid, signal);
+}
+
+/** Output files in place under `root` (temps excluded). */
+async function delivered(root: string): Promise<string[]> {
+  return (await listTree(root)).filter((path) => !path.endsWith(".part"));
+}
+
+/** Resolves once `check` holds, polling every 10 ms (fails after `ms`). */
+async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 10));
+  }
+}
+
+test("a state file of another principal, another event type, corrupt or of another version is refused and left byte-identical", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const valid = (principal: string, types: string[]) =>
+        JSON.stringify({ version: 1, principal, eventTypes: types, cursors: {} }, null, 2) + "\n";
+      const cases: Array<[string, RegExp]> = [
+        [
+          valid("ws-another", ["AUTH_LOG"]),
+          /belongs to principal ws-another, not ws-0f0e0d0c-demo/,
+        ],
+        [valid(PRINCIPAL, ["AUDIT_LOG"]), /tracks event types AUDIT_LOG, not AUTH_LOG/],
+        ['{"version": 1, "principal": "ws-0f0e', /is not valid JSON/],
+        ["", /is not a valid checkpoint: it is empty/],
+        ["[]", /is not a valid checkpoint/],
+        [valid(PRINCIPAL, ["AUTH_LOG"]).replace('"version": 1', '"version": 7'), /has version 7/],
+      ];
+      for (const [text, message] of cases) {
+        await writeFile(state, text);
+        const r = await run(emulator, ["--state", state]);
+        assert.equal(r.code, 1, `${text}: ${r.stderr}`);
+        assert.match(r.stderr, message);
+        assert.match(r.stderr, /^error: state file /m);
+        assert.equal(r.stdout.length, 0);
+        assert.equal(await readFile(state, "utf8"), text, "the state file was not touched");
+        assert.deepEqual(await readdir(dir), ["state.json"], "no lock or temp was left");
+      }
+      assert.equal(emulator.requests.length, 0, "nothing was requested");
+    });
+  });
+});
+
+test("a lock held by a live process is refused and neither file is touched", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const first = await run(emulator, ["--state", state]);
+      assert.equal(first.code, 0, first.stderr);
+      const before = await readFile(state, "utf8");
+      // The test runner itself is the live holder.
+      const lock = lockText(process.pid);
+      await writeFile(`${state}.lock`, lock);
+      emulator.requests.length = 0;
+      const r = await run(emulator, ["--state", state]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`error: another run \\(pid ${process.pid}, since .*\\) holds`),
+      );
+      assert.equal(await readFile(state, "utf8"), before);
+      assert.equal(await readFile(`${state}.lock`, "utf8"), lock);
+      assert.equal(emulator.requests.length, 0);
+    });
+  });
+});
+
+test("two overlapping runs on one state file: the second is refused while the first goes on", async () => {
+  await withEmulator({ files: FILES, latencyMs: 40 }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out");
+      let child: ChildProcess | undefined;
+      const first = run(emulator, ["--state", state, "--output-dir", out, "--concurrency", "1"], {
+        onSpawn: (c) => (child = c),
+      });
+      await until(() => stat(`${state}.lock`).then(() => true, () => false), 10_000, "the lock");
+      const held = JSON.parse(await readFile(`${state}.lock`, "utf8"));
+      assert.equal(held.pid, child!.pid);
+      if (POSIX) assert.equal((await stat(`${state}.lock`)).mode & 0o777, 0o600);
+      const second = await run(emulator, ["--state", state, "--output-dir", out]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(
+        second.stderr,
+        new RegExp(`another run \\(pid ${child!.pid}, since .*\\) holds`),
+      );
+      const r = await first;
+      assert.equal(r.code, 0, r.stderr);
+      assertSameTree(await readTree(out), await expectedTree(emulator), "output");
+      assert.deepEqual((await readdir(dir)).sort(), ["out", "state.json"], "the lock is released");
+    });
+  });
+});
+
+test("a stale lock left by a dead process is taken over with a warning and released", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const pid = await deadPid();
+      await writeFile(`${state}.lock`, lockText(pid));
+      const r = await run(emulator, ["--state", state]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`took over a stale lock .*pid ${pid} .*no longer running`));
+      assertSameBytes(r.stdout, await expectedStream(emulator, idsOf(emulator)));
+      assert.deepEqual(await readdir(dir), ["state.json"]);
+    });
+  });
+});
+
+test("a run resuming from the checkpoint delivers only the files that are new", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const first = await run(emulator, ["--state", state]);
+      assert.equal(first.code, 0, first.stderr);
+      const oldIds = idsOf(emulator);
+      const cursor = (await readState(state)).cursors.AUTH_LOG;
+      assert.equal(Date.parse(cursor.after), Date.parse(FILES[FILES.length - 1].endTime));
+
+      emulator.addFiles(
+        hourlyFiles(7, { start: "2026-07-03T00:00:00Z" }).map((f, i) => ({
+          ...f,
+          id: `eclf_new_${i}`,
+        })),
+      );
+      emulator.requests.length = 0;
+      const second = await run(emulator, ["--state", state]);
+      assert.equal(second.code, 0, second.stderr);
+      const newIds = idsOf(emulator).filter((id) => !oldIds.includes(id));
+      assert.equal(newIds.length, 7);
+      assertSameBytes(second.stdout, await expectedStream(emulator, newIds), "second run");
+      const lists = emulator.requests.filter((q) => q.path.endsWith("/logs"));
+      assert.equal(lists[0].query.after, cursor.after, "listing starts at the checkpoint");
+      const fetched = emulator.requests.filter((q) => q.server === "storage").map((q) => q.path);
+      assert.deepEqual(fetched.sort(), newIds.map((id) => `/files/${id}`).sort());
+
+      // Nothing new: nothing printed, nothing downloaded.
+      emulator.requests.length = 0;
+      const third = await run(emulator, ["--state", state]);
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal(third.stdout.length, 0);
+      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+    });
+  });
+});
+
+test("with an inclusive after, the boundary file a later run is given again is not delivered twice", async () => {
+  await withEmulator({ files: FILES, inclusiveAfter: true }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const first = await run(emulator, ["--state", state]);
+      assert.equal(first.code, 0, first.stderr);
+      assertSameBytes(first.stdout, await expectedStream(emulator, idsOf(emulator)));
+      const last = idsOf(emulator).at(-1)!;
+      assert.deepEqual((await readState(state)).cursors.AUTH_LOG.seen, [last]);
+
+      emulator.requests.length = 0;
+      const again = await run(emulator, ["--state", state, "-v"]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.stdout.length, 0, "the boundary file was printed again");
+      assert.match(again.stderr, new RegExp(`Skipping ${last}: already delivered`));
+      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+
+      // Files sharing the boundary's end time and later ones still come through, once.
+      const boundary = FILES[FILES.length - 1].endTime;
+      emulator.addFiles([
+        { id: "eclf_same_time", eventType: "AUTH_LOG", endTime: boundary, size: 900 },
+        { id: "eclf_later", eventType: "AUTH_LOG", endTime: "2026-07-05T00:00:00Z", size: 700 },
+      ]);
+      const third = await run(emulator, ["--state", state]);
+      assert.equal(third.code, 0, third.stderr);
+      assertSameBytes(
+        third.stdout,
+        await expectedStream(emulator, ["eclf_same_time", "eclf_later"]),
+        "third run",
+      );
+      const fourth = await run(emulator, ["--state", state]);
+      assert.equal(fourth.code, 0, fourth.stderr);
+      assert.equal(fourth.stdout.length, 0);
+    });
+  });
+});
+
+test("with -o, a failing run leaves no output and the checkpoint where it was", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out.jsonl");
+      const ids = idsOf(emulator);
+      emulator.inject({ target: "download", id: ids[7], status: 400 });
+      const failed = await run(emulator, ["--state", state, "-o", out, "--concurrency", "1"]);
+      assert.equal(failed.code, 1, failed.stderr);
+      // Seven files went into the -o temp file, but it was never committed: no cursor at all.
+      assert.deepEqual((await readState(state)).cursors, {});
+      assert.deepEqual((await readdir(dir)).sort(), ["state.json"]);
+
+      const ok = await run(emulator, ["--state", state, "-o", out]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assertSameBytes(new Uint8Array(await readFile(out)), await expectedStream(emulator, ids));
+      assert.deepEqual(claimedIds(emulator, await readState(state)).sort(), [...ids].sort());
+      if (POSIX) assert.equal((await stat(out)).mode & 0o777, 0o600);
+    });
+  });
+});
+
+test("with -o, a run killed after delivering files into the temp file has not moved the checkpoint", async () => {
+  await withEmulator({ files: FILES, latencyMs: 30 }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out.jsonl");
+      let child: ChildProcess | undefined;
+      const running = run(emulator, ["--state", state, "-o", out, "--concurrency", "1"], {
+        onSpawn: (c) => (child = c),
+      });
+      // Kill once most files have been fetched (so several are in the -o temp file).
+      await until(
+        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
+        20_000,
+        "eight downloads",
+      );
+      signalCli(child, "SIGKILL");
+      const killed = await running;
+      assert.equal(killed.signal, "SIGKILL");
+      assert.deepEqual((await readState(state)).cursors, {}, "the checkpoint moved past data");
+      const names = await readdir(dir);
+      assert.ok(!names.includes("out.jsonl"), "a partial -o file appeared");
+
+      const ok = await run(emulator, ["--state", state, "-o", out]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assertSameBytes(
+        new Uint8Array(await readFile(out)),
+        await expectedStream(emulator, idsOf(emulator)),
+      );
+      // The killed run's temp file is cleaned up by the next run, not left beside the output.
+      assert.deepEqual((await readdir(dir)).sort(), ["out.jsonl", "state.json"]);
+    });
+  });
+});
+
+test("temps left beside the state file and the -o file by a killed run are removed by the next", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out.jsonl");
+      const dead = await deadPid();
+      const stale = [
+        `.state.json.${dead}.0123456789ab.part`,
+        `.state.json.lock.${dead}.0123456789ab.part`,
+        `.out.jsonl.${dead}.0123456789ab.part`,
+      ];
+      // Not this run's to remove: a temp of a live process, and one of another file.
+      const kept = [
+        `.out.jsonl.${process.pid}.0123456789ab.part`,
+        `.notes.txt.${dead}.0a0a0a0a0a0a.part`,
+      ];
+      for (const name of [...stale, ...kept]) await writeFile(join(dir, name), "partial");
+      const r = await run(emulator, ["--state", state, "-o", out]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await readdir(dir)).sort(), [...kept, "out.jsonl", "state.json"].sort());
+    });
+  });
+});
+
+test("re-running into the same --output-dir makes no storage request and rewrites nothing", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const out = join(dir, "out");
+      const first = await run(emulator, ["--output-dir", out]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal(first.stdout.length, 0);
+      assertSameTree(await readTree(out), await expectedTree(emulator), "first run");
+      const mtimes = new Map<string, number>();
+      for (const path of await listTree(out)) {
+        mtimes.set(path, (await stat(join(out, path))).mtimeMs);
+      }
+
+      emulator.requests.length = 0;
+      const second = await run(emulator, ["--output-dir", out]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+      assert.equal(emulator.requests.filter((q) => /\/logs\/[^/]+$/.test(q.path)).length, 0);
+      assert.match(second.stderr, /Summary: 0 files, .* 12 skipped/);
+      assertSameTree(await readTree(out), await expectedTree(emulator), "second run");
+      for (const [path, mtime] of mtimes) {
+        assert.equal((await stat(join(out, path))).mtimeMs, mtime, `${path} was rewritten`);
+      }
+
+      // A damaged file is not "already there": it is downloaded again, the others are not.
+      const victim = treePath(emulator, idsOf(emulator)[2]);
+      await writeFile(join(out, victim), "damaged\n");
+      emulator.requests.length = 0;
+      const third = await run(emulator, ["--output-dir", out]);
+      assert.equal(third.code, 0, third.stderr);
+      assert.deepEqual(
+        emulator.requests.filter((q) => q.server === "storage").map((q) => q.path),
+        [`/files/${idsOf(emulator)[2]}`],
+      );
+      assertSameTree(await readTree(out), await expectedTree(emulator), "third run");
+    });
+  });
+});
+
+test("--gzip writes .jsonl.gz files that decompress to the served bytes, idempotently", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const out = join(dir, "out");
+      const first = await run(emulator, ["--output-dir", out, "--gzip"]);
+      assert.equal(first.code, 0, first.stderr);
+      const tree = await readTree(out);
+      const ids = idsOf(emulator);
+      assert.deepEqual(
+        [...tree.keys()].sort(),
+        ids.map((id) => treePath(emulator, id, true)).sort(),
+      );
+      for (const id of ids) {
+        const gz = tree.get(treePath(emulator, id, true))!;
+        assert.deepEqual([gz[0], gz[1]], [0x1f, 0x8b], `${id} is gzip`);
+        assertSameBytes(new Uint8Array(gunzipSync(gz)), await emulator.contentOf(id), id);
+      }
+      emulator.requests.length = 0;
+      const second = await run(emulator, ["--output-dir", out, "--gzip"]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+    });
+  });
+});
+
+test("outputs, the state file and the lock are readable by the owner only", {
+  skip: !POSIX,
+}, async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out");
+      const r = await run(emulator, ["--state", state, "--output-dir", out]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await stat(state)).mode & 0o777, 0o600, "state file");
+      const paths = await listTree(out);
+      assert.equal(paths.length, FILES.length);
+      for (const path of paths) {
+        assert.equal((await stat(join(out, path))).mode & 0o777, 0o600, path);
+      }
+      const gz = join(dir, "gz");
+      const g = await run(emulator, ["--output-dir", gz, "--gzip"]);
+      assert.equal(g.code, 0, g.stderr);
+      for (const path of await listTree(gz)) {
+        assert.equal((await stat(join(gz, path))).mode & 0o777, 0o600, path);
+      }
+    });
+  });
+});
+
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+  test(`${signal} stops the run with exit ${code}, no partial file and a consistent checkpoint`, async () => {
+    const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
+    await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const out = join(dir, "out");
+        let child: ChildProcess | undefined;
+        const running = run(emulator, ["--state", state, "--output-dir", out], {
+          onSpawn: (c) => (child = c),
+        });
+        await until(async () => (await delivered(out)).length >= 4, 20_000, "four files");
+        signalCli(child, signal);
+        const r = await running;
+        assert.equal(r.code, code, r.stderr);
+        assert.match(r.stderr, new RegExp(`Received ${signal}`));
+
+        const tree = await readTree(out);
+        const all = await expectedTree(emulator);
+        assert.ok(tree.size < all.size, "the run was stopped before the end");
+        for (const [path, bytes] of tree) {
+          assert.ok(all.has(path), `unexpected file ${path} (a temp left behind?)`);
+          assertSameBytes(bytes, all.get(path)!, path);
+        }
+        assert.deepEqual((await readdir(dir)).sort(), ["out", "state.json"], "lock released");
+        // Every file the checkpoint counts as delivered is on disk.
+        const claimed = claimedIds(emulator, await readState(state));
+        assert.ok(claimed.length > 0, "the checkpoint moved");
+        for (const id of claimed) assert.ok(tree.has(treePath(emulator, id)), `${id} missing`);
+
+        const rest = await run(emulator, ["--state", state, "--output-dir", out]);
+        assert.equal(rest.code, 0, rest.stderr);
+        assertSameTree(await readTree(out), all, "after the resumed run");
+      });
+    });
+  });
+}
+
+test("SIGTERM on a stdout run: the two runs' outputs add up to one fault-free run", async () => {
+  const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
+  await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      let child: ChildProcess | undefined;
+      const running = run(emulator, ["--state", state], { onSpawn: (c) => (child = c) });
+      await until(
+        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
+        20_000,
+        "six downloads",
+      );
+      signalCli(child, "SIGTERM");
+      const first = await running;
+      assert.equal(first.code, 143, first.stderr);
+      const second = await run(emulator, ["--state", state]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.ok(first.stdout.length > 0 && second.stdout.length > 0);
+      assertSameBytes(
+        concat([first.stdout, second.stdout]),
+        await expectedStream(emulator, idsOf(emulator)),
+        "stdout of both runs",
+      );
+    });
+  });
+});
