@@ -250,6 +250,8 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   }
 }
 
+const MIN_REDACTED_PASSWORD = 6;
+
 /**
  * Registers the passwords of proxy URLs (`HTTPS_PROXY=http://user:password@host`) as secrets, so
  * that no message can print them, whatever the runtime puts in its errors.
@@ -260,9 +262,10 @@ function registerProxySecrets(env: Record<string, string | undefined>): void {
       if (!value) continue;
       try {
         const { password } = new URL(value);
-        if (password) {
-          registerSecret(password);
-          registerSecret(decodeURIComponent(password));
+        // Redaction replaces every occurrence: a very short password would garble the output
+        // (times, counts) more than it could protect.
+        for (const secret of new Set([password, decodeURIComponent(password)])) {
+          if (secret.length >= MIN_REDACTED_PASSWORD) registerSecret(secret);
         }
       } catch {
         // Not a URL: the runtime will refuse it; there is nothing to hide.
