@@ -155,14 +155,26 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
     color: colorOnStderr(env),
   });
   for (const warning of config.warnings) reporter.warning(warning);
-
-  if (!config.after && config.statePath && !existsSync(config.statePath)) {
-    throw new CliError(
-      "usage",
-      `missing <after>: the state file ${config.statePath} does not exist yet; give a start ` +
-        `time as <after> or --after for the first run (see --help)`,
-    );
-  }
+  const all: Totals = { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
+  /** With --log-format json every line on stderr is JSON: the final error too, then a summary. */
+  const reportEnd = (failure: unknown, summary: boolean) => {
+    const { status, exitCode } = outcome(failure);
+    if (config.logFormat === "json" && failure instanceof CliError) {
+      reporter.error(`error: ${failure.message}`, failure.detail, {
+        kind: failure.kind,
+        exit_code: exitCode,
+      });
+      failure.reported = true;
+    }
+    if (!summary && config.logFormat !== "json") return;
+    reporter.summary({
+      ...all,
+      retries: reporter.retries,
+      durationMs: Date.now() - started,
+      status,
+      exitCode,
+    });
+  };
 
   const controller = new AbortController();
   const removeSignals = onStopSignal((signal: StopSignal) => {
@@ -174,6 +186,13 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   // --list reads the checkpoint's cursor but never moves it, so it needs no lock.
   let checkpoint: Checkpoint | undefined;
   try {
+    if (!config.after && config.statePath && !existsSync(config.statePath)) {
+      throw new CliError(
+        "usage",
+        `missing <after>: the state file ${config.statePath} does not exist yet; give a start ` +
+          `time as <after> or --after for the first run (see --help)`,
+      );
+    }
     checkpoint = config.statePath
       ? await Checkpoint.open(config.statePath, config.principal, config.eventTypes, {
         lock: !config.list,
@@ -183,6 +202,7 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   } catch (error) {
     removeSignals();
     await checkpoint?.close();
+    reportEnd(error, false);
     throw error;
   }
   if (checkpoint?.tookOverStaleLock) {
@@ -197,7 +217,6 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
     advance: () => Promise.resolve(),
   };
 
-  const all: Totals = { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
   let failure: unknown;
   try {
     while (true) {
@@ -231,22 +250,7 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   } finally {
     removeSignals();
     await checkpoint?.close();
-    const { status, exitCode } = outcome(failure);
-    // With --log-format json every line on stderr is JSON: the final error too, then the summary.
-    if (config.logFormat === "json" && failure instanceof CliError) {
-      reporter.error(`error: ${failure.message}`, failure.detail, {
-        kind: failure.kind,
-        exit_code: exitCode,
-      });
-      failure.reported = true;
-    }
-    reporter.summary({
-      ...all,
-      retries: reporter.retries,
-      durationMs: Date.now() - started,
-      status,
-      exitCode,
-    });
+    reportEnd(failure, true);
   }
 }
 

@@ -614,6 +614,25 @@ test("--log-format json: every stderr line is a JSON event, down to the summary"
     assert.equal(tail.at(-2).kind, "auth");
     assert.deepEqual([tail.at(-1).status, tail.at(-1).exit_code], ["failed", 1]);
     assert.ok(!failed.stderr.includes("wrong-key-5678"));
+
+    // So does a run refused before any request (here: no start time for a new state file).
+    const state = join(tmpdir(), "oai-no-such-dir", "state.json");
+    const refused = await runCli(
+      [PRINCIPAL, "AUTH_LOG", "--state", state, "--log-format", "json"],
+      {
+        env: envFor(emulator),
+      },
+    );
+    assert.equal(refused.code, 2);
+    const [error, last] = lines(refused.stderr).map((l) => JSON.parse(l));
+    assert.deepEqual([error.event, error.kind, error.exit_code], ["error", "usage", 2]);
+    assert.match(error.message, /^missing <after>/);
+    assert.deepEqual([last.event, last.status, last.exit_code, last.files], [
+      "summary",
+      "failed",
+      2,
+      0,
+    ]);
   });
 });
 
