@@ -27,6 +27,45 @@ export class TransientError extends CliError {
   }
 }
 
+const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+const TIME = String.raw`(?<hour>\d{2}):(?<minute>\d{2}):(?<second>\d{2})`;
+const HTTP_DATES = [
+  // `Sun, 06 Nov 1994 08:49:37 GMT`: what servers send.
+  new RegExp(
+    String.raw`^[A-Za-z]{3}, (?<day>\d{2}) (?<month>[A-Za-z]{3}) (?<year>\d{4}) ${TIME} GMT$`,
+  ),
+  // `Sunday, 06-Nov-94 08:49:37 GMT` and `Sun Nov  6 08:49:37 1994` (asctime): obsolete, but
+  // RFC 9110 section 5.6.7 says recipients must accept them too.
+  new RegExp(
+    String.raw`^[A-Za-z]+, (?<day>\d{2})-(?<month>[A-Za-z]{3})-(?<year>\d{2}) ${TIME} GMT$`,
+  ),
+  new RegExp(
+    String.raw`^[A-Za-z]{3} (?<month>[A-Za-z]{3}) {1,2}(?<day>\d{1,2}) ${TIME} (?<year>\d{4})$`,
+  ),
+];
+
+/**
+ * An HTTP date in any of its three forms as epoch milliseconds, or undefined. Parsed by hand:
+ * `Date.parse` reads asctime as local time and differs between runtimes on the others.
+ */
+function parseHttpDate(text: string, nowMs: number): number | undefined {
+  const fields = HTTP_DATES.map((form) => form.exec(text)?.groups).find(Boolean);
+  if (!fields) return undefined;
+  const [day, hour, minute, second] = [fields.day, fields.hour, fields.minute, fields.second]
+    .map(Number);
+  const month = MONTHS.indexOf(fields.month.toLowerCase());
+  let year = Number(fields.year);
+  if (fields.year.length === 2) {
+    // A two-digit year more than 50 years ahead is the most recent such year in the past.
+    year += 2000;
+    if (year > new Date(nowMs).getUTCFullYear() + 50) year -= 100;
+  }
+  if (month < 0 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const at = Date.UTC(year, month, day, hour, minute, Math.min(second, 59));
+  // Reject days a month does not have (Date.UTC would roll 31 Apr over to 1 May).
+  return new Date(at).getUTCDate() === day ? at : undefined;
+}
+
 /**
  * Milliseconds to wait from a `Retry-After` header (delta seconds or an HTTP date), or undefined
  * for an absent, negative or unparsable value, which falls back to backoff.
@@ -38,9 +77,8 @@ export function parseRetryAfter(
   if (value === null) return undefined;
   const text = value.trim();
   if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(text)) return undefined;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
+  const at = parseHttpDate(text, nowMs);
+  if (at === undefined) return undefined;
   return Math.max(0, at - nowMs);
 }
 

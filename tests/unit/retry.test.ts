@@ -20,6 +20,21 @@ test("Retry-After is read in seconds and HTTP-date form; garbage and negatives f
   }
 });
 
+test("Retry-After is also read in the obsolete RFC 850 and asctime date forms", () => {
+  const now = Date.parse("2026-07-09T10:00:00Z");
+  assert.equal(parseRetryAfter("Thursday, 09-Jul-26 10:00:30 GMT", now), 30_000);
+  assert.equal(parseRetryAfter("Thu Jul  9 10:00:30 2026", now), 30_000);
+  assert.equal(parseRetryAfter("Thu Jul 09 10:00:45 2026", now), 45_000);
+  // A two-digit year more than 50 years ahead is in the past: no wait.
+  assert.equal(parseRetryAfter("Sunday, 06-Nov-94 08:49:37 GMT", now), 0);
+  for (const bad of ["Thu, 31 Apr 2026 10:00:00 GMT", "Thu, 09 Jly 2026 10:00:00 GMT"]) {
+    assert.equal(parseRetryAfter(bad, now), undefined, bad);
+  }
+  for (const bad of ["Thu, 09 Jul 2026 25:00:00 GMT", "Thu Jul  9 10:00:30 2026 GMT"]) {
+    assert.equal(parseRetryAfter(bad, now), undefined, bad);
+  }
+});
+
 test("backoff is full jitter under a doubling ceiling, and every wait is capped", () => {
   assert.equal(backoffDelay(3, policy, () => 1), 8000);
   assert.equal(backoffDelay(3, policy, () => 0), 0);
