@@ -146,15 +146,23 @@ test("a state file of another principal, another event type, corrupt or of anoth
         ["[]", /is not a valid checkpoint/],
         [valid(PRINCIPAL, ["AUTH_LOG"]).replace('"version": 1', '"version": 7'), /has version 7/],
       ];
+      // An earlier run's -o output must survive a refused run too.
+      const out = join(dir, "out.jsonl");
+      await writeFile(out, "earlier output\n");
       for (const [text, message] of cases) {
         await writeFile(state, text);
-        const r = await run(emulator, ["--state", state]);
+        const r = await run(emulator, ["--state", state, "-o", out]);
         assert.equal(r.code, 1, `${text}: ${r.stderr}`);
         assert.match(r.stderr, message);
         assert.match(r.stderr, /^error: state file /m);
         assert.equal(r.stdout.length, 0);
         assert.equal(await readFile(state, "utf8"), text, "the state file was not touched");
-        assert.deepEqual(await readdir(dir), ["state.json"], "no lock or temp was left");
+        assert.equal(await readFile(out, "utf8"), "earlier output\n", "the output was not touched");
+        assert.deepEqual(
+          (await readdir(dir)).sort(),
+          ["out.jsonl", "state.json"],
+          "no lock or temp",
+        );
       }
       assert.equal(emulator.requests.length, 0, "nothing was requested");
     });

@@ -348,6 +348,16 @@ test("an expired signed URL is exchanged for a fresh one from logs/{id}", async 
   });
 });
 
+for (const status of [404, 410]) {
+  test(`a signed URL answering ${status} is exchanged for a fresh one too`, async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await runThrough(emulator, [{ target: "storage", id: BIG, status }]);
+      assert.equal(resolveRequests(emulator, BIG).length, 2);
+      assert.equal(storageRequests(emulator, BIG).length, 2);
+    });
+  });
+}
+
 test("a signed URL that is already expired when handed out is replaced", async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "download", id: BIG, expireUrl: true }]);
@@ -491,5 +501,40 @@ test("a list answer sent as two JSON documents is read from the first", async ()
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "list", multiDocument: true }]);
     assert.equal(listRequests(emulator).length, PAGES);
+  });
+});
+
+test("has_more with a null last_end_time ends the listing", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    emulator.inject({
+      target: "list",
+      status: 200,
+      body: '{"data": [], "has_more": true, "last_end_time": null}',
+    });
+    const r = await run(emulator);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.length, 0);
+    assert.equal(listRequests(emulator).length, 1);
+  });
+});
+
+test("a slow file holds back the output behind it but not the downloads, which stay bounded", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    const [first] = idsOf(emulator);
+    await runThrough(
+      emulator,
+      [{ target: "storage", id: first, stallAfterBytes: 100 }],
+      ["--concurrency", "2"],
+    );
+    const gets = storageRequests(emulator, first);
+    assert.equal(gets.length, 2);
+    // While the first file stalled, later files were fetched, but only as far as the bounded
+    // queue of finished downloads allows (2 x concurrency entries, page ends included).
+    const during = emulator.requests.filter((q) =>
+      q.server === "storage" && q.path !== `/files/${first}` && q.time > gets[0].time &&
+      q.time < gets[1].time
+    );
+    assert.ok(during.length >= 2, `${during.length} downloads during the stall`);
+    assert.ok(during.length <= 4, `${during.length} downloads during the stall`);
   });
 });
