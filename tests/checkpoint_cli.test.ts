@@ -542,3 +542,55 @@ test("SIGTERM on a stdout run: the two runs' outputs add up to one fault-free ru
     });
   });
 });
+
+test("SIGINT on a -o run leaves neither the output nor its temp, and the checkpoint unmoved", async () => {
+  const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
+  await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      const out = join(dir, "out.jsonl");
+      let child: ChildProcess | undefined;
+      const running = run(emulator, ["--state", state, "-o", out], {
+        onSpawn: (c) => (child = c),
+      });
+      await until(
+        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
+        20_000,
+        "six downloads",
+      );
+      signalCli(child, "SIGINT");
+      const r = await running;
+      assert.equal(r.code, 130, r.stderr);
+      assert.deepEqual(await readdir(dir), ["state.json"]);
+      assert.deepEqual((await readState(state)).cursors, {});
+    });
+  });
+});
+
+for (
+  const [what, fault] of [
+    ["a long Retry-After wait", { target: "list", status: 429, headers: { "retry-after": "60" } }],
+    ["a stalled download", { target: "storage", stallAfterBytes: 10 }],
+  ] as const
+) {
+  test(`SIGTERM during ${what} ends the run at once`, async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        emulator.inject(fault);
+        let child: ChildProcess | undefined;
+        const running = run(emulator, ["--state", state, "--timeout", "60"], {
+          onSpawn: (c) => (child = c),
+        });
+        await until(() => Promise.resolve(emulator.faultsUsed() === 1), 20_000, "the fault");
+        await new Promise((done) => setTimeout(done, 200));
+        const sent = Date.now();
+        signalCli(child, "SIGTERM");
+        const r = await running;
+        assert.equal(r.code, 143, r.stderr);
+        assert.ok(Date.now() - sent < 5000, `exited ${Date.now() - sent} ms after SIGTERM`);
+        assert.deepEqual(await readdir(dir), ["state.json"]);
+      });
+    });
+  });
+}
