@@ -12,8 +12,9 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildBinaries } from "./build.ts";
-import { prepareBinaryEnv, runnableTargets } from "./binary-targets.ts";
-import { DIST_DIR, fileName, REPO_ROOT, TARGETS } from "./targets.ts";
+import { blackBoxTestFiles, prepareBinaryEnv, runnableTargets } from "./binary-targets.ts";
+import { DENO_PERMISSION_FLAGS } from "./compile.ts";
+import { DIST_DIR, fileName, MAIN_TS, REPO_ROOT, TARGETS } from "./targets.ts";
 
 export type BinarySuite =
   | { name: string; argv: string[]; env: Record<string, string> }
@@ -73,6 +74,22 @@ function failing(deno: string, name: string, reason: string): BinarySuite {
 }
 
 /**
+ * `deno compile` cannot run here, but the permissions it bakes in can be proved: this suite runs
+ * every black-box test against `deno run` with exactly `compile.ts`'s flags, so a grant the CLI
+ * needs and the flags lack fails here (Deno refuses with `--no-prompt`).
+ */
+export function denoPermissionsSuite(options: BinarySuiteOptions): BinarySuite {
+  return {
+    name: "deno compile permissions",
+    argv: [...options.bun, "test", "--timeout", String(NATIVE_TIMEOUT_MS), ...blackBoxTestFiles()],
+    env: {
+      OAI_CLI_BIN: MAIN_TS,
+      OAI_CLI_WRAPPER: [options.deno, "run", "--quiet", ...DENO_PERMISSION_FLAGS].join(" "),
+    },
+  };
+}
+
+/**
  * Builds what is stale, readies each runnable binary and returns the suites to run. A target
  * that cannot run here is a skip, or with `strict` a suite that fails with the reason.
  */
@@ -89,7 +106,7 @@ export async function binarySuites(options: BinarySuiteOptions): Promise<BinaryS
       return [unavailable("binaries: build", (error as Error).message)];
     }
   }
-  const suites: BinarySuite[] = [];
+  const suites: BinarySuite[] = [denoPermissionsSuite(options)];
   for (const target of runnableTargets(distDir)) {
     const name = `binary ${target.name}`;
     const ready = await prepareBinaryEnv(target);

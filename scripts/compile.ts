@@ -1,0 +1,138 @@
+/**
+ * Builds the standalone binaries with `deno compile` instead of Bun, for machines that can reach
+ * Deno's download host (`deno compile --target` fetches a `denort` runtime per target from
+ * dl.deno.land; this repository's own sandbox cannot, so there `deno task build` is the way).
+ * The binaries get the same checks as Bun's: format, CPU, macOS signature (re-signed ad hoc if
+ * needed), and a `SHA256SUMS`.
+ *
+ * Deno has no Windows-on-ARM runtime, so this builds five of the six targets.
+ *
+ * Usage: deno task compile [--target linux-x64,...] [--out-dir dist/deno]
+ *
+ * The permissions below are baked into each binary; the `deno-permissions` test suite (see
+ * `binary-suites.ts`) runs every black-box test under exactly these flags, so a missing grant
+ * fails the tests here even though `deno compile` itself cannot run here.
+ */
+import { mkdir, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { finishBinary, formatSize, run, smokeTest, writeChecksums } from "./build.ts";
+import {
+  DIST_DIR,
+  fileName,
+  MAIN_TS,
+  REPO_ROOT,
+  selectTargets,
+  type Target,
+  TARGETS,
+} from "./targets.ts";
+
+/** Every environment variable the CLI reads (and nothing else: Deno then refuses the rest). */
+export const ENV_VARS: readonly string[] = [
+  "COMPLIANCE_API_KEY",
+  "COMPLIANCE_API_KEY_FILE",
+  "COMPLIANCE_API_BASE",
+  // Proxy settings, upper and lower case as curl reads them.
+  "HTTPS_PROXY",
+  "https_proxy",
+  "HTTP_PROXY",
+  "http_proxy",
+  "ALL_PROXY",
+  "all_proxy",
+  "NO_PROXY",
+  "no_proxy",
+  // Output: colour and the live progress line.
+  "NO_COLOR",
+  "TERM",
+  // os.tmpdir() for the private spool directory (TMPDIR on Unix, TEMP/TMP on Windows).
+  "TMPDIR",
+  "TMP",
+  "TEMP",
+  "OAI_COMPLIANCE_DEBUG",
+];
+
+/**
+ * The least the CLI needs, as `deno compile`/`deno run` flags:
+ * - net: any host. The API base is configurable (`--api-base`, proxies, the test emulator) and
+ *   downloads follow signed URLs to storage hosts the API chooses, so no fixed list is right.
+ * - read/write: any path. `--state`, `-o`, `--output-dir` and `COMPLIANCE_API_KEY_FILE` name
+ *   files anywhere, and spools live in the system temp directory.
+ * - sys: `hostname` and `osUptime` only, which the checkpoint lock records and uses to tell a
+ *   lock left before a reboot.
+ * - run: `process.kill(pid, 0)`, the check whether the run holding the lock is still alive, is
+ *   `Deno.kill`, which Deno grants only with the whole `--allow-run` (a program list does not
+ *   cover it). Without it a crashed run's lock would block every later run until a reboot.
+ *   The CLI starts no subprocess.
+ * - no ffi, no imports at run time; `--no-prompt` so a missing grant fails instead of asking.
+ */
+export const DENO_PERMISSION_FLAGS: readonly string[] = [
+  "--no-prompt",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  `--allow-env=${ENV_VARS.join(",")}`,
+  "--allow-sys=hostname,osUptime",
+  "--allow-run",
+];
+
+/** The `deno compile` argv (after `deno`) that builds `target` into `outPath`. */
+export function denoCompileArgs(target: Target, outPath: string): string[] {
+  if (!target.deno) throw new Error(`deno compile has no target for ${target.name}`);
+  return [
+    "compile",
+    "--target",
+    target.deno,
+    "--output",
+    outPath,
+    ...DENO_PERMISSION_FLAGS,
+    MAIN_TS,
+  ];
+}
+
+/** Targets Deno can compile for: all but windows-arm64. */
+export const DENO_TARGETS: readonly Target[] = TARGETS.filter((t) => t.deno);
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { target: { type: "string" }, "out-dir": { type: "string" } },
+  });
+  const outDir = resolve(values["out-dir"] ?? join(DIST_DIR, "deno"));
+  const deno = process.env.DENO ?? "deno";
+  try {
+    const targets = selectTargets(values.target).filter((t) => {
+      if (!t.deno) console.error(`skipping ${t.name}: deno compile has no such target`);
+      return t.deno;
+    });
+    await mkdir(outDir, { recursive: true });
+    const results = [];
+    for (const target of targets) {
+      const path = join(outDir, fileName(target));
+      await rm(path, { force: true });
+      const started = Date.now();
+      await run(deno, denoCompileArgs(target, path), { cwd: REPO_ROOT });
+      const { resigned } = await finishBinary(target, path);
+      const bytes = (await stat(path)).size;
+      results.push({ target, path, bytes, ms: Date.now() - started });
+      console.error(
+        `compiled ${fileName(target)} (${formatSize(bytes)})` +
+          (resigned ? `; re-signed ad hoc (${resigned[0]})` : ""),
+      );
+    }
+    const version = await smokeTest(results);
+    if (version) console.error(`ran the binary for this machine: ${version}`);
+    await writeChecksums(outDir);
+    console.error(`wrote ${join(outDir, "SHA256SUMS")}`);
+  } catch (error) {
+    const message = (error as Error).message;
+    console.error(`compile failed: ${message}`);
+    if (/dl\.deno\.land|dns error|error sending request/.test(message)) {
+      console.error(
+        "deno compile downloads its runtime (denort) for each target from dl.deno.land, which " +
+          "this machine cannot reach; build with Bun instead: deno task build",
+      );
+    }
+    process.exit(1);
+  }
+}
