@@ -7,6 +7,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Emulator, Fault, FileSpec, RecordedRequest } from "./emulator/mod.ts";
 import { type CliResult, lines, runCli, RUNS_BINARY } from "./helpers/cli.ts";
 import { assertSameBytes } from "./helpers/compare.ts";
@@ -464,9 +467,6 @@ test("has_more with a cursor that moves backwards is an error, not a loop", asyn
 });
 
 test("after a stuck cursor, a run with --state resumes and the output adds up to the fault-free one", async () => {
-  const { mkdtemp, rm } = await import("node:fs/promises");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
   const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
   try {
     await withEmulator({ files: FILES }, async (emulator) => {
@@ -536,5 +536,45 @@ test("a slow file holds back the output behind it but not the downloads, which s
     );
     assert.ok(during.length >= 2, `${during.length} downloads during the stall`);
     assert.ok(during.length <= 4, `${during.length} downloads during the stall`);
+  });
+});
+
+test("without a listed size or hash, a cut download still resumes and completes", async () => {
+  const files = FILES.map((f) => ({ ...f, advertise: { fileSize: null, fileSha256: null } }));
+  await withEmulator({ files }, async (emulator) => {
+    await runThrough(emulator, [
+      { target: "storage", id: BIG, stallAfterBytes: 40_000 },
+      { target: "storage", id: BIG, cutAfterBytes: 50_000 },
+    ]);
+    // Nothing listed to compare against: the runtime's report of the broken body is enough.
+    const from = starts(storageRequests(emulator, BIG));
+    assert.equal(from.length, 3);
+    assert.deepEqual(from.slice(0, 2), [0, 40_000]);
+    if (KEEPS_BYTES_BEFORE_RESET) assert.equal(from[2], 90_000);
+    else assert.ok(from[2] >= 40_000 && from[2] <= 90_000, `resumed at ${from[2]}`);
+  });
+});
+
+test("a listing with an id that is not safe as a file name is refused before anything is written", async () => {
+  await withEmulator({ files: FILES }, async (emulator) => {
+    const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
+    try {
+      emulator.inject({
+        target: "list",
+        status: 200,
+        body: JSON.stringify({
+          data: [{ id: "../../escape", event_type: "AUTH_LOG", end_time: "2026-07-02T00:00:00Z" }],
+          has_more: false,
+          last_end_time: "2026-07-02T00:00:00.000000Z",
+        }),
+      });
+      const r = await run(emulator, ["--output-dir", join(dir, "out")]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /error: unexpected answer while listing logs .*not a safe file id/);
+      assert.deepEqual(await readdir(dir), []);
+      assert.equal(emulator.requests.length, 1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
