@@ -7,11 +7,18 @@
  */
 import { mkdtemp, open, readdir, rm, rmdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import process from "node:process";
 import { basename, dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "./api.ts";
 import type { Downloaded, SpoolWriter } from "./download.ts";
-import { createTempBeside, ensureDir, removeStaleTemps, type TempFile } from "./atomic.ts";
+import {
+  createTempBeside,
+  ensureDir,
+  isProcessAlive,
+  removeStaleTemps,
+  type TempFile,
+} from "./atomic.ts";
 import { writeStdout } from "./runtime.ts";
 import { toMicros } from "./time.ts";
 
@@ -155,9 +162,36 @@ async function removeSpoolDir(dir: string): Promise<void> {
   await rmdir(dir);
 }
 
-/** A private, owner-only directory for spools, removed by `abort`/`finish`. */
+const SPOOL_DIR = /^oai-compliance-logs-(\d{1,10})-[^/\\]+$/;
+/** Spool directories this process created (a leftover with our pid is an earlier process's). */
+const ownSpoolDirs = new Set<string>();
+
+/**
+ * A private, owner-only directory for spools, removed by `abort`/`finish`. Named with our pid so
+ * that a later run can remove what a killed one left behind: partial copies of compliance data.
+ */
 async function privateSpoolDir(): Promise<string> {
-  return await mkdtemp(join(tmpdir(), "oai-compliance-logs-"));
+  const root = tmpdir();
+  await removeDeadSpoolDirs(root);
+  const dir = await mkdtemp(join(root, `oai-compliance-logs-${process.pid}-`));
+  ownSpoolDirs.add(basename(dir));
+  return dir;
+}
+
+async function removeDeadSpoolDirs(root: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return; // an unlistable temp directory: nothing we can clean, and mkdtemp will say why
+  }
+  for (const name of names) {
+    const pid = Number(SPOOL_DIR.exec(name)?.[1]);
+    if (!pid) continue;
+    if (pid === process.pid ? ownSpoolDirs.has(name) : isProcessAlive(pid)) continue;
+    // Another user's leftover, or removed meanwhile: not ours to worry about.
+    await removeSpoolDir(join(root, name)).catch(() => {});
+  }
 }
 
 /** Streams every file to stdout in listing order; at-least-once across crashes. */
