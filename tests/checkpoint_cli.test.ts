@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -594,3 +594,33 @@ for (
     });
   });
 }
+
+test("spool files a killed stdout run left in the temp directory are removed by the next run", async () => {
+  const files = hourlyFiles(30, { sizes: [60_000, 3000, 90_000] });
+  await withEmulator({ files, latencyMs: 20 }, async (emulator) => {
+    await withDir(async (dir) => {
+      const temp = join(dir, "tmp");
+      await mkdir(temp);
+      // Not the next run's to remove: another live process's spool directory, and a stranger.
+      const kept = [`oai-compliance-logs-${process.pid}-keep01`, "oai-compliance-logs-unrelated"];
+      for (const name of kept) await mkdir(join(temp, name));
+      const env = { ...envFor(emulator), TMPDIR: temp };
+      const args = [PRINCIPAL, "AUTH_LOG", "5", AFTER, "--state", join(dir, "state.json")];
+      let child: ChildProcess | undefined;
+      const running = runCli(args, { env, timeoutMs: 30_000, onSpawn: (c) => (child = c) });
+      await until(
+        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
+        20_000,
+        "eight downloads",
+      );
+      signalCli(child, "SIGKILL");
+      assert.equal((await running).signal, "SIGKILL");
+      const left = (await readdir(temp)).filter((name) => !kept.includes(name));
+      assert.equal(left.length, 1, `spool directories after the kill: ${left.join(", ")}`);
+
+      const r = await runCli(args, { env, timeoutMs: 30_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual((await readdir(temp)).sort(), [...kept].sort());
+    });
+  });
+});
