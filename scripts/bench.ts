@@ -1,0 +1,722 @@
+/**
+ * The benchmark: the tool on the work it exists for, against the local emulator, each figure a
+ * ratio measured side by side in the same run (absolute times are not comparable between runs on
+ * a shared machine). It prints figures and a verdict per target, and never fails on a timing:
+ * only a tool run that errors or writes the wrong bytes makes it exit non-zero.
+ *
+ * 1. Many small files with latency: 300 files of ~100 KB, 3 pages of 100, 20 ms added to every
+ *    response; the tool at its default concurrency, at `--concurrency 1`, and the ideal
+ *    (requests x latency / concurrency + transfer time, the transfer timed by curl).
+ * 2. One large file (2 GiB): throughput against `curl -sS -L -o /dev/null` on the same signed URL,
+ *    and peak resident memory, on stdout and with `--output-dir` (plain and `--gzip`).
+ * 3. Start-up: `--version` of the binary, of `deno run` and of `bun run` from source (median).
+ * 4. Verification cost: scenario 2 with the listing's `file_sha256` and without it.
+ *
+ * The emulator runs in its own process (under Bun when available: it generates content about
+ * twice as fast as under Deno), so its CPU is never counted against the tool.
+ *
+ * Usage: deno task bench [--quick] [--size 512MiB] [--runs N] [--scenarios 1,2,3,4]
+ *                        [--bin PATH] [--no-source] [--emulator-runtime bun|deno] [--json FILE]
+ *   --quick        512 MiB instead of 2 GiB, one round, fewer start-up runs (about a minute)
+ *   --bin PATH     the binary to measure (default: built from this checkout into .bench/)
+ *   --no-source    skip `deno run` / `bun run` from source in scenarios 1 and 2
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { parseCommand } from "../lib/args.ts";
+import type { FileSpec } from "../tests/emulator/mod.ts";
+import type { BenchEmulatorInfo, BenchEmulatorSpec } from "./_bench_emulator.ts";
+import { BUN_FLAGS } from "./build.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const MAIN_TS = join(ROOT, "main.ts");
+const EMULATOR_TS = fileURLToPath(new URL("./_bench_emulator.ts", import.meta.url));
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
+const AFTER = "2026-07-01T00:00:00Z";
+/** Scenario 1's large file, listed under another type, to measure the wire rate with curl. */
+const WIRE_EVENT_TYPE = "AUDIT_LOG";
+const TARGETS = {
+  idealRatio: 1.3,
+  sequentialSpeedup: 3.5,
+  curlRatio: 0.8,
+  peakMb: 120,
+  startupMs: 60,
+  verifyOverhead: 0.15,
+};
+
+// deno-lint-ignore no-explicit-any
+const deno = (globalThis as any).Deno;
+// deno-lint-ignore no-explicit-any
+const bunGlobal = (globalThis as any).Bun;
+
+/** A number of bytes from `2GiB`, `512MiB`, `100MB`, `1048576`. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$/i.exec(text);
+  if (!m) throw new Error(`not a size: ${text} (e.g. 2GiB, 512MiB, 100MB)`);
+  const units: Record<string, number> = {
+    b: 1,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+    kib: 1024,
+    mib: MIB,
+    gib: GIB,
+  };
+  return Math.round(Number(m[1]) * units[(m[2] ?? "b").toLowerCase()]);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function log(line: string): void {
+  process.stderr.write(line + "\n");
+}
+
+/** Whether `command` can be run (found on PATH, or a path that exists). */
+function available(command: string, args: string[] = ["--version"]): boolean {
+  try {
+    return spawnSync(command, args, { stdio: "ignore" }).status === 0;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running and measuring processes
+
+interface Measured {
+  ms: number;
+  /** Peak resident set size in MB (10^6 bytes), when it could be read. */
+  peakMb?: number;
+  /** User + system CPU seconds, when /usr/bin/time is there. */
+  cpuS?: number;
+  code: number | null;
+  stderr: string;
+}
+
+const TIME = "/usr/bin/time";
+const hasTime = existsSync(TIME) && available(TIME, ["-v", "true"]);
+
+/** Peak RSS from /proc while the process runs (when /usr/bin/time is missing). */
+function pollPeak(child: ChildProcess): () => number | undefined {
+  let peakKb: number | undefined;
+  const read = () => {
+    try {
+      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
+      if (kb) peakKb = Math.max(peakKb ?? 0, kb);
+    } catch {
+      // Exited between two polls, or no /proc.
+    }
+  };
+  const timer = setInterval(read, 10);
+  return () => {
+    clearInterval(timer);
+    return peakKb === undefined ? undefined : peakKb * 1024 / 1e6;
+  };
+}
+
+/**
+ * Runs `argv` with stdout to /dev/null (straight to the file, never through this process) and
+ * measures wall time, peak RSS and CPU.
+ */
+async function measure(
+  argv: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Measured> {
+  const timeFile = join(scratch, `time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const full = hasTime ? [TIME, "-v", "-o", timeFile, ...argv] : argv;
+  const started = performance.now();
+  const child = spawn(full[0], full.slice(1), {
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const stopPolling = hasTime ? undefined : pollPeak(child);
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Uint8Array) => {
+    stderr = (stderr + new TextDecoder().decode(chunk)).slice(-20_000);
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15 * 60_000);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (c) => resolve(c));
+  });
+  const ms = performance.now() - started;
+  clearTimeout(timer);
+  const result: Measured = { ms, code, stderr };
+  if (hasTime) {
+    const text = await readFile(timeFile, "utf8").catch(() => "");
+    await rm(timeFile, { force: true });
+    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1]);
+    if (kb) result.peakMb = kb * 1024 / 1e6;
+    const user = Number(/User time \(seconds\): ([\d.]+)/.exec(text)?.[1]);
+    const sys = Number(/System time \(seconds\): ([\d.]+)/.exec(text)?.[1]);
+    if (!Number.isNaN(user + sys)) result.cpuS = user + sys;
+  } else {
+    result.peakMb = stopPolling!();
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulator process
+
+interface EmulatorProcess extends BenchEmulatorInfo {
+  close(): Promise<void>;
+}
+
+async function startEmulatorProcess(spec: BenchEmulatorSpec): Promise<EmulatorProcess> {
+  const runtime = emulatorRuntime === "bun"
+    ? ["bun", EMULATOR_TS]
+    : [deno ? deno.execPath() : "deno", "run", "--allow-all", "--quiet", EMULATOR_TS];
+  const child = spawn(runtime[0], [...runtime.slice(1), JSON.stringify(spec)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const info = await new Promise<BenchEmulatorInfo>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => reject(new Error(`the emulator process exited with ${code}`)));
+    lines.once("line", (line) => resolve(JSON.parse(line)));
+  });
+  return {
+    ...info,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.removeAllListeners("close");
+        child.on("close", () => resolve());
+        child.stdin!.end();
+        setTimeout(() => child.kill("SIGKILL"), 5000).unref?.();
+      }),
+  };
+}
+
+/** The signed storage URL the API redirects to for `id` (what curl and the tool both fetch). */
+async function signedUrl(apiBase: string, key: string, principal: string, id: string) {
+  const scope = principal.startsWith("org-") ? "organizations" : "workspaces";
+  const response = await fetch(`${apiBase}/${scope}/${principal}/logs/${id}`, {
+    headers: { authorization: `Bearer ${key}` },
+    redirect: "manual",
+  });
+  await response.body?.cancel();
+  const location = response.headers.get("location");
+  if (response.status !== 307 || !location) {
+    throw new Error(`the emulator answered ${response.status} without a redirect for ${id}`);
+  }
+  return location;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tool under test
+
+interface Runtime {
+  name: string;
+  argv: string[];
+}
+
+async function buildBinary(): Promise<string> {
+  const out = join(ROOT, ".bench", "oai-compliance-logs-linux-x64");
+  await mkdir(join(ROOT, ".bench"), { recursive: true });
+  log(`Building the binary from this checkout: bun build --compile ... --outfile ${out}`);
+  const result = spawnSync("bun", [
+    ...BUN_FLAGS,
+    "--target=bun-linux-x64",
+    MAIN_TS,
+    "--outfile",
+    out,
+  ], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`bun build failed:\n${result.stdout}${result.stderr}`);
+  return out;
+}
+
+function toolEnv(key: string): Record<string, string> {
+  return { COMPLIANCE_API_KEY: key, NO_COLOR: "1" };
+}
+
+async function runTool(
+  runtime: Runtime,
+  args: string[],
+  key: string,
+  what: string,
+): Promise<Measured> {
+  const result = await measure([...runtime.argv, ...args], { env: toolEnv(key) });
+  if (result.code !== 0) {
+    throw new Error(
+      `${runtime.name} failed (${what}), exit ${result.code}:\n${result.stderr.slice(-3000)}`,
+    );
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+interface Row {
+  scenario: string;
+  figure: string;
+  value: string;
+  target: string;
+  met?: boolean;
+}
+
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+
+function row(r: Row): void {
+  rows.push(r);
+  const verdict = r.met === undefined ? "" : r.met ? " [met]" : " [MISSED]";
+  log(`  ${r.scenario} | ${r.figure} | ${r.value} | ${r.target}${verdict}`);
+}
+
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+const mbps = (bytes: number, ms: number) => `${(bytes / ms / 1000).toFixed(0)} MB/s`;
+const x = (ratio: number) => `${ratio.toFixed(2)}x`;
+const mb = (value?: number) => value === undefined ? "n/a" : `${value.toFixed(0)} MB`;
+
+function machine(): string {
+  const model = cpus()[0]?.model?.trim() ?? "unknown CPU";
+  const versions = [
+    deno ? `deno ${deno.version.deno}` : available("deno") ? "deno" : "",
+    bunGlobal ? `bun ${bunGlobal.version}` : available("bun") ? "bun" : "",
+  ].filter(Boolean).join(", ");
+  return `${availableParallelism()} cores (${model}), ${(totalmem() / GIB).toFixed(0)} GiB RAM, ` +
+    `Linux ${release()}; load average ${
+      loadavg().map((l) => l.toFixed(1)).join(" ")
+    } at start; ${versions}`;
+}
+
+function table(): string {
+  const lines = [
+    "| scenario | figure | measured | target | |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const mark = r.met === undefined ? "" : r.met ? "met" : "**missed**";
+    lines.push(`| ${r.scenario} | ${r.figure} | ${r.value} | ${r.target} | ${mark} |`);
+  }
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 1: many small files with latency
+
+async function scenarioSmallFiles(runtimes: Runtime[], runs: number): Promise<void> {
+  const files = 300;
+  const latencyMs = 20;
+  const limit = 100;
+  log(`\nScenario 1: ${files} files of ~100 KB, pages of ${limit}, ${latencyMs} ms per response`);
+  const emu = await startEmulatorProcess({
+    latencyMs,
+    dataset: { count: files, size: 100_000, start: "2026-07-01T01:00:00Z", eventType: "AUTH_LOG" },
+    files: [{
+      eventType: WIRE_EVENT_TYPE,
+      endTime: "2026-07-02T00:00:00Z",
+      size: 256 * MIB,
+      advertise: { fileSha256: null },
+    }],
+  });
+  try {
+    const listed = emu.files.filter((f) => f.eventType === "AUTH_LOG");
+    const principal = listed[0].principal;
+    const bytes = listed.reduce((n, f) => n + f.size, 0);
+    const pages = Math.ceil(files / limit);
+    const requests = pages + 2 * files; // each page, each file's 307, each file's bytes
+    const parsed = parseCommand(["ws-1", "AUTH_LOG", "1", AFTER], { COMPLIANCE_API_KEY: "k" });
+    const defaultConcurrency = parsed.kind === "run" ? parsed.config.concurrency : 4;
+
+    // Transfer time: these bytes at the wire rate, which curl measures on a large file of
+    // another event type on the same emulator (its one added latency taken off).
+    const wire = emu.files.find((f) => f.eventType === WIRE_EVENT_TYPE)!;
+    const wireRate = async () => {
+      const url = await signedUrl(emu.apiBase, emu.key, principal, wire.id);
+      const m = await measure(["curl", "-sS", "-o", "/dev/null", url]);
+      if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
+      return wire.size / Math.max(1, m.ms - latencyMs); // bytes per ms
+    };
+
+    // The practical limit: curl making the same two requests per file (the API's 307, then the
+    // signed URL) over the same emulator, as many at once as the tool.
+    const scope = principal.startsWith("org-") ? "organizations" : "workspaces";
+    const config = join(scratch, "curl-files.txt");
+    await writeFile(
+      config,
+      `header = "authorization: Bearer ${emu.key}"\n` +
+        listed.map((f) =>
+          `url = "${emu.apiBase}/${scope}/${principal}/logs/${f.id}"\noutput = "/dev/null"\n`
+        ).join(""),
+      { mode: 0o600 },
+    );
+    const curlFiles = async (parallel: number) => {
+      const flags = parallel > 1 ? ["-Z", "--parallel-max", String(parallel)] : [];
+      const m = await measure(["curl", "--no-progress-meter", "-sS", "-L", ...flags, "-K", config]);
+      if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
+      return m;
+    };
+
+    const args = [principal, "AUTH_LOG", String(limit), AFTER, "--api-base", emu.apiBase];
+    const transfer: number[] = [];
+    const curlParallel: Measured[] = [];
+    const curlSequential: Measured[] = [];
+    const times: Record<string, { parallel: Measured[]; sequential: Measured[] }> = {};
+    for (const rt of runtimes) times[rt.name] = { parallel: [], sequential: [] };
+    for (let round = 0; round < runs; round++) {
+      transfer.push(bytes / await wireRate());
+      curlParallel.push(await curlFiles(defaultConcurrency));
+      log(
+        `  round ${round + 1}: curl, ${defaultConcurrency} at once ${s(curlParallel.at(-1)!.ms)}`,
+      );
+      if (round === 0) {
+        curlSequential.push(await curlFiles(1));
+        log(`  round ${round + 1}: curl, one at a time ${s(curlSequential.at(-1)!.ms)}`);
+      }
+      for (const rt of runtimes) {
+        const p = await runTool(rt, args, emu.key, "scenario 1");
+        times[rt.name].parallel.push(p);
+        log(`  round ${round + 1}: ${rt.name} default concurrency ${s(p.ms)}`);
+        // --concurrency 1 takes ~12 s: measured for every runtime in the first round only, and
+        // for the binary in every round.
+        if (round === 0 || rt === runtimes[0]) {
+          const q = await runTool(rt, [...args, "--concurrency", "1"], emu.key, "scenario 1");
+          times[rt.name].sequential.push(q);
+          log(`  round ${round + 1}: ${rt.name} --concurrency 1 ${s(q.ms)}`);
+        }
+      }
+    }
+    const transferMs = median(transfer);
+    const idealParallel = requests * latencyMs / defaultConcurrency + transferMs;
+    const idealSequential = requests * latencyMs + transferMs;
+    const curlPar = median(curlParallel.map((m) => m.ms));
+    const curlSeq = median(curlSequential.map((m) => m.ms));
+    row({
+      scenario: "1",
+      figure: `ideal: ${requests} requests x ${latencyMs} ms / ${defaultConcurrency} + transfer`,
+      value: `${s(idealParallel)} (transfer: ${(bytes / 1e6).toFixed(1)} MB at curl's ${
+        mbps(bytes, transferMs)
+      }: ${s(transferMs)})`,
+      target: "",
+    });
+    row({
+      scenario: "1",
+      figure: `curl -Z --parallel-max ${defaultConcurrency}, the same ${2 * files} requests ` +
+        `(the practical limit)`,
+      value: `${s(curlPar)} = ${x(curlPar / idealParallel)} the ideal; one at a time ${
+        s(curlSeq)
+      } (${((curlSeq - transferMs) / (2 * files)).toFixed(1)} ms per request)`,
+      target: "",
+    });
+    raw.scenario1 = {
+      files,
+      bytes,
+      requests,
+      latencyMs,
+      transfer,
+      curlParallel,
+      curlSequential,
+      times,
+      idealParallel,
+    };
+    for (const rt of runtimes) {
+      const par = median(times[rt.name].parallel.map((m) => m.ms));
+      const seq = median(times[rt.name].sequential.map((m) => m.ms));
+      const peak = Math.max(...times[rt.name].parallel.map((m) => m.peakMb ?? 0));
+      row({
+        scenario: "1",
+        figure: `${rt.name}, default concurrency (${defaultConcurrency}) vs ideal`,
+        value:
+          `${s(par)} = ${x(par / idealParallel)} the ideal, ${x(par / curlPar)} curl's time; ` +
+          `peak ${mb(peak)}`,
+        target: `<= ${TARGETS.idealRatio}x`,
+        met: par / idealParallel <= TARGETS.idealRatio,
+      });
+      row({
+        scenario: "1",
+        figure: `${rt.name}, speed-up over --concurrency 1`,
+        value: `${x(seq / par)} (sequential ${s(seq)} = ${x(seq / idealSequential)} its ideal, ` +
+          `${x(seq / curlSeq)} curl's time)`,
+        target: `>= ${TARGETS.sequentialSpeedup}x`,
+        met: seq / par >= TARGETS.sequentialSpeedup,
+      });
+    }
+  } finally {
+    await emu.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios 2 and 4: one large file, verified and not
+
+async function scenarioLargeFile(
+  binary: Runtime,
+  sources: Runtime[],
+  size: number,
+  runs: number,
+  withGzip: boolean,
+): Promise<void> {
+  const human = size % GIB === 0 ? `${size / GIB} GiB` : `${(size / MIB).toFixed(0)} MiB`;
+  log(`\nScenarios 2 and 4: one file of ${human}`);
+  const endTime = "2026-07-09T13:00:00Z";
+  const files: FileSpec[] = [
+    { eventType: "AUTH_LOG", endTime, size },
+    { eventType: "AUDIT_LOG", endTime, size, advertise: { fileSha256: null } },
+  ];
+  log("  starting the emulator (it hashes the file once before serving)");
+  const emu = await startEmulatorProcess({ latencyMs: 0, files });
+  const out = await mkdtemp(join(tmpdir(), "oai-bench-out-"));
+  try {
+    const verified = emu.files.find((f) => f.sha)!;
+    const unverified = emu.files.find((f) => !f.sha)!;
+    const principal = verified.principal;
+    const argsFor = (eventType: string) => [
+      principal,
+      eventType,
+      "100",
+      AFTER,
+      "--api-base",
+      emu.apiBase,
+    ];
+    const results: Record<string, Measured[]> = {};
+    const add = (name: string, m: Measured) => (results[name] ??= []).push(m);
+    const curl = async (id: string) => {
+      const url = await signedUrl(emu.apiBase, emu.key, principal, id);
+      const m = await measure(["curl", "-sS", "-L", "-o", "/dev/null", url]);
+      if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
+      return m;
+    };
+    const toDir = async (rt: Runtime, eventType: string, expected: number, gzip: boolean) => {
+      const dir = join(out, "run");
+      const args = [...argsFor(eventType), "--output-dir", dir, ...(gzip ? ["--gzip"] : [])];
+      try {
+        const m = await runTool(rt, args, emu.key, "--output-dir");
+        const written = await treeBytes(dir);
+        if (!gzip && written !== expected) {
+          throw new Error(`--output-dir wrote ${written} bytes instead of ${expected}`);
+        }
+        return m;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+
+    // What the tool's designs cost at the least with standard tools, for comparison: verify
+    // before emitting (download to a file, hash it, copy it out), and a durable file (fsync).
+    const verifyThenEmit = async (id: string) => {
+      const url = await signedUrl(emu.apiBase, emu.key, principal, id);
+      const file = join(out, "spool");
+      const script = `curl -sS -o "$2" "$1" && openssl dgst -sha256 "$2" >/dev/null && ` +
+        `cat "$2" >/dev/null; status=$?; rm -f "$2"; exit $status`;
+      const m = await measure(["sh", "-c", script, "sh", url, file]);
+      if (m.code !== 0) throw new Error(`curl + openssl + cat failed: ${m.stderr}`);
+      return m;
+    };
+    const durableFile = async (id: string) => {
+      const url = await signedUrl(emu.apiBase, emu.key, principal, id);
+      const file = join(out, "file");
+      const script = `curl -sS -o "$2" "$1" && sync "$2"; status=$?; rm -f "$2"; exit $status`;
+      const m = await measure(["sh", "-c", script, "sh", url, file]);
+      if (m.code !== 0) throw new Error(`curl + sync failed: ${m.stderr}`);
+      return m;
+    };
+    const hasOpenssl = available("openssl", ["version"]);
+
+    for (let round = 0; round < runs; round++) {
+      const first = round === 0;
+      const step = async (name: string, run: () => Promise<Measured>) => {
+        const m = await run();
+        add(name, m);
+        log(
+          `  round ${round + 1}: ${name}: ${s(m.ms)}, ${mbps(size, m.ms)}, peak ${mb(m.peakMb)}, ` +
+            `cpu ${m.cpuS?.toFixed(1) ?? "?"} s`,
+        );
+      };
+      await step("curl", () => curl(verified.id));
+      await step("stdout", () => runTool(binary, argsFor("AUTH_LOG"), emu.key, "stdout"));
+      await step("stdout, no sha", () => runTool(binary, argsFor("AUDIT_LOG"), emu.key, "stdout"));
+      if (hasOpenssl) await step("curl+openssl+cat", () => verifyThenEmit(verified.id));
+      if (first || runs >= 3) {
+        await step("dir", () => toDir(binary, "AUTH_LOG", verified.size, false));
+        await step("dir, no sha", () => toDir(binary, "AUDIT_LOG", unverified.size, false));
+        await step("curl+sync", () => durableFile(verified.id));
+      }
+      if (first && withGzip) await step("dir gzip", () => toDir(binary, "AUTH_LOG", 0, true));
+      if (first) {
+        for (const rt of sources) {
+          await step(
+            `${rt.name} stdout`,
+            () => runTool(rt, argsFor("AUTH_LOG"), emu.key, "stdout"),
+          );
+        }
+      }
+    }
+    raw.scenario2 = { size, results };
+
+    const med = (name: string) => median(results[name].map((m) => m.ms));
+    const peak = (name: string) => Math.max(...results[name].map((m) => m.peakMb ?? 0));
+    const curlMs = med("curl");
+    row({
+      scenario: "2",
+      figure: `curl -sS -L -o /dev/null, ${human} (the reference)`,
+      value: `${mbps(size, curlMs)} (${s(curlMs)}), peak ${mb(peak("curl"))}`,
+      target: "",
+    });
+    const throughput = (name: string, label: string, target = true) =>
+      row({
+        scenario: "2",
+        figure: label,
+        value: `${mbps(size, med(name))} = ${x(curlMs / med(name))} curl; peak ${mb(peak(name))}`,
+        target: target
+          ? `>= ${TARGETS.curlRatio}x curl, < ${TARGETS.peakMb} MB`
+          : `< ${TARGETS.peakMb} MB`,
+        met: (!target || curlMs / med(name) >= TARGETS.curlRatio) && peak(name) < TARGETS.peakMb,
+      });
+    const reference = (name: string, label: string) =>
+      results[name] && row({
+        scenario: "2",
+        figure: label,
+        value: `${mbps(size, med(name))} = ${x(curlMs / med(name))} curl`,
+        target: "",
+      });
+    reference("curl+openssl+cat", "curl to a file, openssl sha256, cat > /dev/null (reference)");
+    throughput("stdout", `${binary.name} > /dev/null, verified`);
+    reference("curl+sync", "curl -o FILE, then sync FILE (reference)");
+    throughput("dir", `${binary.name} --output-dir, verified`);
+    if (results["dir gzip"]) {
+      throughput("dir gzip", `${binary.name} --output-dir --gzip, verified`, false);
+    }
+    for (const rt of sources) throughput(`${rt.name} stdout`, `${rt.name} > /dev/null, verified`);
+
+    const overhead = (withSha: string, without: string, label: string) => {
+      const ratio = med(withSha) / med(without) - 1;
+      row({
+        scenario: "4",
+        figure: label,
+        value: `${(ratio * 100).toFixed(0)}% (${s(med(withSha))} vs ${s(med(without))})`,
+        target: `< ${TARGETS.verifyOverhead * 100}%`,
+        met: ratio < TARGETS.verifyOverhead,
+      });
+    };
+    overhead("stdout", "stdout, no sha", `SHA-256 verification cost, ${binary.name} > /dev/null`);
+    overhead("dir", "dir, no sha", `SHA-256 verification cost, ${binary.name} --output-dir`);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+    await emu.close();
+  }
+}
+
+/** Bytes of every file under `dir`. */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += await treeBytes(path);
+    else if (entry.isFile()) total += (await stat(path)).size;
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 3: start-up
+
+async function scenarioStartup(runtimes: Runtime[], runs: number): Promise<void> {
+  log(`\nScenario 3: --version, median of ${runs} runs each`);
+  const times: Record<string, number[]> = {};
+  for (const rt of runtimes) {
+    await measure([...rt.argv, "--version"]); // warm the file cache and Deno's module cache
+    times[rt.name] = [];
+  }
+  for (let i = 0; i < runs; i++) {
+    for (const rt of runtimes) {
+      const started = performance.now();
+      const r = spawnSync(rt.argv[0], [...rt.argv.slice(1), "--version"], { stdio: "ignore" });
+      if (r.status !== 0) throw new Error(`${rt.name} --version exited with ${r.status}`);
+      times[rt.name].push(performance.now() - started);
+    }
+  }
+  raw.scenario3 = times;
+  for (const rt of runtimes) {
+    const ms = median(times[rt.name]);
+    const isBinary = rt === runtimes[0];
+    row({
+      scenario: "3",
+      figure: `${rt.name} --version`,
+      value: `${ms.toFixed(0)} ms (min ${Math.min(...times[rt.name]).toFixed(0)} ms)`,
+      target: isBinary ? `< ${TARGETS.startupMs} ms` : "",
+      met: isBinary ? ms < TARGETS.startupMs : undefined,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const { values: flags } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    quick: { type: "boolean" },
+    size: { type: "string" },
+    runs: { type: "string" },
+    "startup-runs": { type: "string" },
+    scenarios: { type: "string" },
+    bin: { type: "string" },
+    "no-source": { type: "boolean" },
+    "no-gzip": { type: "boolean" },
+    "emulator-runtime": { type: "string" },
+    json: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (flags.help) {
+  const doc = readFileSync(fileURLToPath(import.meta.url), "utf8");
+  log(/Usage:[\s\S]*?(?=\n \*\/)/.exec(doc)![0].replace(/\n \* ?/g, "\n"));
+  process.exit(0);
+}
+
+const quick = Boolean(flags.quick);
+const size = parseSize(flags.size ?? (quick ? "512MiB" : "2GiB"));
+const runs = Number(flags.runs ?? (quick ? 1 : 3));
+const startupRuns = Number(flags["startup-runs"] ?? (quick ? 10 : 30));
+const scenarios = new Set((flags.scenarios ?? "1,2,3,4").split(",").map((t) => t.trim()));
+const emulatorRuntime = flags["emulator-runtime"] ?? (available("bun") ? "bun" : "deno");
+if (!available("curl")) throw new Error("curl is needed as the reference");
+
+const scratch = await mkdtemp(join(tmpdir(), "oai-bench-"));
+let failed = false;
+try {
+  const binPath = flags.bin ?? await buildBinary();
+  const binary: Runtime = { name: "binary", argv: [binPath] };
+  const sources: Runtime[] = flags["no-source"] ? [] : [
+    ...(available("deno")
+      ? [{ name: "deno run", argv: ["deno", "run", "--allow-all", "--quiet", MAIN_TS] }]
+      : []),
+    ...(available("bun") ? [{ name: "bun run", argv: ["bun", MAIN_TS] }] : []),
+  ];
+  const header = `Machine: ${machine()}. Emulator under ${emulatorRuntime}, in its own process.`;
+  log(header);
+  log(`Binary: ${binPath}`);
+  if (scenarios.has("1")) await scenarioSmallFiles([binary, ...sources], runs);
+  if (scenarios.has("2") || scenarios.has("4")) {
+    await scenarioLargeFile(binary, sources, size, runs, !flags["no-gzip"]);
+  }
+  if (scenarios.has("3")) await scenarioStartup([binary, ...sources], startupRuns);
+  const command = `deno task bench ${process.argv.slice(2).join(" ")}`.trim();
+  console.log(`${header}\n\n${table()}\n\nReproduce: \`${command}\``);
+  if (flags.json) await writeFile(flags.json, JSON.stringify({ header, rows, raw }, null, 2));
+} catch (error) {
+  failed = true;
+  log(`bench: ${(error as Error).stack ?? error}`);
+} finally {
+  await rm(scratch, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
