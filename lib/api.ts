@@ -78,6 +78,18 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
 export class ComplianceClient {
   constructor(private readonly options: ClientOptions) {}
 
+  /**
+   * This client with its requests and waits also ended by `signal`: a run that has failed stops
+   * its listing and downloads at once, instead of sitting out a `Retry-After` or a stall first.
+   */
+  withSignal(signal: AbortSignal): ComplianceClient {
+    const outer = this.options.signal;
+    return new ComplianceClient({
+      ...this.options,
+      signal: outer ? AbortSignal.any([outer, signal]) : signal,
+    });
+  }
+
   /** `{base}/{scope}/{principal}/logs[/{id}]` */
   logsUrl(id?: string): URL {
     const { apiBase, scope, principal } = this.options;

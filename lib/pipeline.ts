@@ -221,12 +221,13 @@ async function runEventType(
   start: { after: string; seen: Set<string> },
   totals: Totals,
 ): Promise<void> {
-  const { config, client, sink, store, reporter } = deps;
-  // A private abort for this run's downloads, also pulled by the caller's signal.
+  const { config, sink, store, reporter } = deps;
+  // A private abort for this run's listing and downloads, also pulled by the caller's signal.
   const controller = new AbortController();
   const stop = () => controller.abort(deps.signal.reason);
   deps.signal.addEventListener("abort", stop, { once: true });
   const signal = controller.signal;
+  const client = deps.client.withSignal(signal);
   const semaphore = new Semaphore(config.concurrency);
   const queue = new BoundedQueue<{ entry: Entry; fetched?: Promise<Fetched> }>(
     config.concurrency * 2,
@@ -262,7 +263,7 @@ async function runEventType(
 
   const producer = (async () => {
     try {
-      for await (const entry of listEntries(deps, eventType, start, totals)) {
+      for await (const entry of listEntries({ ...deps, client }, eventType, start, totals)) {
         if (signal.aborted) break;
         if (entry.kind === "file" && !deps.onListed) {
           const fetched = fetchFile(entry.file);
