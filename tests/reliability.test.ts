@@ -578,3 +578,21 @@ test("a listing with an id that is not safe as a file name is refused before any
     }
   });
 });
+
+test("a fatal error ends the run without sitting out a Retry-After or a stall elsewhere", async () => {
+  const files = FILES.map((f, i) =>
+    i === 0 ? { ...f, advertise: { fileSha256: "0".repeat(64) } } : f
+  );
+  await withEmulator({ files }, async (emulator) => {
+    const ids = idsOf(emulator);
+    // Page 1 lists; page 2 is rate limited for a minute; file 1 never sends its headers.
+    emulator.inject({ target: "list", stallBeforeHeadersMs: 1 });
+    emulator.inject({ target: "list", status: 429, headers: { "retry-after": "60" } });
+    emulator.inject({ target: "storage", id: ids[1], stallBeforeHeadersMs: 60_000 });
+    const r = await run(emulator, ["--timeout", "60"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: log file ${ids[0]} failed verification 3 times`));
+    assert.ok(r.ms < 10_000, `the run took ${r.ms} ms to fail`);
+    assert.equal(r.stdout.length, 0);
+  });
+});
