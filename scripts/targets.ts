@@ -20,7 +20,12 @@ export interface Target {
   name: string;
   os: Os;
   arch: Arch;
-  /** `bun build --compile --target=` value. */
+  /**
+   * `bun build --compile --target=` value. x64 uses Bun's baseline runtime (x86-64-v2: SSE4.2,
+   * Nehalem 2008+): the default x64 runtime is built for Haswell (AVX2) and dies with "Illegal
+   * instruction" on older CPUs and on VMs with a conservative CPU model, where log shippers often
+   * run. The tool waits on the network, so the faster runtime would buy nothing.
+   */
   bun: string;
   /** `deno compile --target` value; undefined where Deno has no such target. */
   deno?: string;
@@ -31,7 +36,7 @@ export const TARGETS: readonly Target[] = [
     name: "linux-x64",
     os: "linux",
     arch: "x64",
-    bun: "bun-linux-x64",
+    bun: "bun-linux-x64-baseline",
     deno: "x86_64-unknown-linux-gnu",
   },
   {
@@ -45,7 +50,7 @@ export const TARGETS: readonly Target[] = [
     name: "darwin-x64",
     os: "darwin",
     arch: "x64",
-    bun: "bun-darwin-x64",
+    bun: "bun-darwin-x64-baseline",
     deno: "x86_64-apple-darwin",
   },
   {
@@ -59,7 +64,7 @@ export const TARGETS: readonly Target[] = [
     name: "windows-x64",
     os: "windows",
     arch: "x64",
-    bun: "bun-windows-x64",
+    bun: "bun-windows-x64-baseline",
     deno: "x86_64-pc-windows-msvc",
   },
   // Deno 2.x publishes no Windows-on-ARM runtime to compile against; Bun does.
