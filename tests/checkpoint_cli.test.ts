@@ -432,6 +432,10 @@ test("--gzip writes .jsonl.gz files that decompress to the served bytes, idempot
   await withEmulator({ files: FILES }, async (emulator) => {
     await withDir(async (dir) => {
       const out = join(dir, "out");
+      // Also through a resumed download and one started again after a hash mismatch.
+      const [, , big, , other] = idsOf(emulator);
+      emulator.inject({ target: "storage", id: big, cutAfterBytes: 10_000 });
+      emulator.inject({ target: "storage", id: other, corruptBytes: true });
       const first = await run(emulator, ["--output-dir", out, "--gzip"]);
       assert.equal(first.code, 0, first.stderr);
       const tree = await readTree(out);
@@ -440,6 +444,7 @@ test("--gzip writes .jsonl.gz files that decompress to the served bytes, idempot
         [...tree.keys()].sort(),
         ids.map((id) => treePath(emulator, id, true)).sort(),
       );
+      assert.equal(emulator.faultsRemaining(), 0);
       for (const id of ids) {
         const gz = tree.get(treePath(emulator, id, true))!;
         assert.deepEqual([gz[0], gz[1]], [0x1f, 0x8b], `${id} is gzip`);
