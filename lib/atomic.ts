@@ -55,13 +55,16 @@ const MAX_TEMP_BASE_BYTES = 200;
 export async function createTempBeside(finalPath: string, mode = 0o600): Promise<TempFile> {
   const dir = dirname(finalPath);
   const path = join(dir, `.${shortenName(basename(finalPath))}.${process.pid}.${randomHex()}.part`);
+  // Registered before the file exists: a removeStaleTemps running meanwhile in this process (for
+  // another file of the same directory) must never take it for the leftover of a dead run.
+  openTemps.add(resolve(path));
   let handle: FileHandle;
   try {
     handle = await open(path, "wx", mode);
   } catch (error) {
+    openTemps.delete(resolve(path));
     throw new CliError("io", `cannot create a file in ${dir}: ${reason(error)}`, { cause: error });
   }
-  openTemps.add(resolve(path));
   return new Temp(path, finalPath, handle);
 }
 

@@ -247,6 +247,32 @@ test("removeStaleTemps deletes a temp with this process's pid that this process 
   });
 });
 
+test("removeStaleTemps never removes a temp this process is creating at the same moment", async () => {
+  await withDir(async (dir) => {
+    // Many sweeps racing many creations, as --output-dir does with concurrent files of one day.
+    for (let round = 0; round < 100; round++) {
+      const creating = [0, 1, 2].map((k) => createTempBeside(join(dir, `f${round}-${k}.jsonl`)));
+      const [temps] = await Promise.all([Promise.all(creating), removeStaleTemps(dir)]);
+      for (const temp of temps) await temp.commit(); // ENOENT if the sweep took the temp
+    }
+    assert.equal((await readdir(dir)).length, 300);
+  });
+});
+
+test("removeStaleTemps limited to one file's temps leaves other files' temps alone", async () => {
+  await withDir(async (dir) => {
+    const dead = await deadPid();
+    const mine = `.out.jsonl.${dead}.0123456789ab.part`;
+    const others = [
+      `.other.jsonl.${dead}.0123456789ab.part`,
+      `.out.jsonl.x.${dead}.0123456789ab.part`,
+    ];
+    for (const name of [mine, ...others]) await writeFile(join(dir, name), "partial");
+    assert.equal(await removeStaleTemps(dir, { finalName: "out.jsonl" }), 1);
+    assert.deepEqual((await readdir(dir)).sort(), [...others].sort());
+  });
+});
+
 test("removeStaleTemps spares recent temps when asked to, and a missing directory has none", async () => {
   await withDir(async (dir) => {
     const dead = await deadPid();
