@@ -202,8 +202,16 @@ test("two overlapping runs on one state file: the second is refused while the fi
       const first = run(emulator, ["--state", state, "--output-dir", out, "--concurrency", "1"], {
         onSpawn: (c) => (child = c),
       });
-      await until(() => stat(`${state}.lock`).then(() => true, () => false), 10_000, "the lock");
-      const held = JSON.parse(await readFile(`${state}.lock`, "utf8"));
+      // The lock is created, then written: wait until it reads whole.
+      let held: { pid?: number } = {};
+      await until(
+        async () => {
+          held = await readFile(`${state}.lock`, "utf8").then(JSON.parse, () => ({}));
+          return held.pid !== undefined;
+        },
+        10_000,
+        "the lock",
+      );
       assert.equal(held.pid, child!.pid);
       if (POSIX) assert.equal((await stat(`${state}.lock`)).mode & 0o777, 0o600);
       const second = await run(emulator, ["--state", state, "--output-dir", out]);
