@@ -194,10 +194,13 @@ test("a lock held by a live process is refused and neither file is touched", asy
 });
 
 test("two overlapping runs on one state file: the second is refused while the first goes on", async () => {
-  await withEmulator({ files: FILES, latencyMs: 40 }, async (emulator) => {
+  // The first run must outlast the second one's start-up (slow under an emulated CPU).
+  const startup = (await runCli(["--version"])).ms;
+  await withEmulator({ files: FILES }, async (emulator) => {
     await withDir(async (dir) => {
       const state = join(dir, "state.json");
       const out = join(dir, "out");
+      emulator.inject({ target: "storage", stallBeforeHeadersMs: Math.max(1000, 3 * startup) });
       let child: ChildProcess | undefined;
       const first = run(emulator, ["--state", state, "--output-dir", out, "--concurrency", "1"], {
         onSpawn: (c) => (child = c),
