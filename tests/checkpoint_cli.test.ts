@@ -26,6 +26,9 @@ import {
   withEmulator,
 } from "./helpers/fixtures.ts";
 
+/** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
+const SLOW = { timeout: 120_000 };
+
 const POSIX = !RUNS_WINDOWS && process.platform !== "win32";
 const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 30_000, 333, 8000] });
 
@@ -129,47 +132,55 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
   }
 }
 
-test("a state file of another principal, another event type, corrupt or of another version is refused and left byte-identical", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const valid = (principal: string, types: string[]) =>
-        JSON.stringify({ version: 1, principal, eventTypes: types, cursors: {} }, null, 2) + "\n";
-      const cases: Array<[string, RegExp]> = [
-        [
-          valid("ws-another", ["AUTH_LOG"]),
-          /belongs to principal ws-another, not ws-0f0e0d0c-demo/,
-        ],
-        [valid(PRINCIPAL, ["AUDIT_LOG"]), /tracks event types AUDIT_LOG, not AUTH_LOG/],
-        ['{"version": 1, "principal": "ws-0f0e', /is not valid JSON/],
-        ["", /is not a valid checkpoint: it is empty/],
-        ["[]", /is not a valid checkpoint/],
-        [valid(PRINCIPAL, ["AUTH_LOG"]).replace('"version": 1', '"version": 7'), /has version 7/],
-      ];
-      // An earlier run's -o output must survive a refused run too.
-      const out = join(dir, "out.jsonl");
-      await writeFile(out, "earlier output\n");
-      for (const [text, message] of cases) {
-        await writeFile(state, text);
-        const r = await run(emulator, ["--state", state, "-o", out]);
-        assert.equal(r.code, 1, `${text}: ${r.stderr}`);
-        assert.match(r.stderr, message);
-        assert.match(r.stderr, /^error: state file /m);
-        assert.equal(r.stdout.length, 0);
-        assert.equal(await readFile(state, "utf8"), text, "the state file was not touched");
-        assert.equal(await readFile(out, "utf8"), "earlier output\n", "the output was not touched");
-        assert.deepEqual(
-          (await readdir(dir)).sort(),
-          ["out.jsonl", "state.json"],
-          "no lock or temp",
-        );
-      }
-      assert.equal(emulator.requests.length, 0, "nothing was requested");
+test(
+  "a state file of another principal, another event type, corrupt or of another version is refused and left byte-identical",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const valid = (principal: string, types: string[]) =>
+          JSON.stringify({ version: 1, principal, eventTypes: types, cursors: {} }, null, 2) + "\n";
+        const cases: Array<[string, RegExp]> = [
+          [
+            valid("ws-another", ["AUTH_LOG"]),
+            /belongs to principal ws-another, not ws-0f0e0d0c-demo/,
+          ],
+          [valid(PRINCIPAL, ["AUDIT_LOG"]), /tracks event types AUDIT_LOG, not AUTH_LOG/],
+          ['{"version": 1, "principal": "ws-0f0e', /is not valid JSON/],
+          ["", /is not a valid checkpoint: it is empty/],
+          ["[]", /is not a valid checkpoint/],
+          [valid(PRINCIPAL, ["AUTH_LOG"]).replace('"version": 1', '"version": 7'), /has version 7/],
+        ];
+        // An earlier run's -o output must survive a refused run too.
+        const out = join(dir, "out.jsonl");
+        await writeFile(out, "earlier output\n");
+        for (const [text, message] of cases) {
+          await writeFile(state, text);
+          const r = await run(emulator, ["--state", state, "-o", out]);
+          assert.equal(r.code, 1, `${text}: ${r.stderr}`);
+          assert.match(r.stderr, message);
+          assert.match(r.stderr, /^error: state file /m);
+          assert.equal(r.stdout.length, 0);
+          assert.equal(await readFile(state, "utf8"), text, "the state file was not touched");
+          assert.equal(
+            await readFile(out, "utf8"),
+            "earlier output\n",
+            "the output was not touched",
+          );
+          assert.deepEqual(
+            (await readdir(dir)).sort(),
+            ["out.jsonl", "state.json"],
+            "no lock or temp",
+          );
+        }
+        assert.equal(emulator.requests.length, 0, "nothing was requested");
+      });
     });
-  });
-});
+  },
+);
 
-test("a lock held by a live process is refused and neither file is touched", async () => {
+test("a lock held by a live process is refused and neither file is touched", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await withDir(async (dir) => {
       const state = join(dir, "state.json");
@@ -193,60 +204,79 @@ test("a lock held by a live process is refused and neither file is touched", asy
   });
 });
 
-test("two overlapping runs on one state file: the second is refused while the first goes on", async () => {
-  // The first run must outlast the second one's start-up (slow under an emulated CPU).
-  const startup = (await runCli(["--version"])).ms;
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const out = join(dir, "out");
-      emulator.inject({ target: "storage", stallBeforeHeadersMs: Math.max(1000, 3 * startup) });
-      let child: ChildProcess | undefined;
-      const first = run(emulator, ["--state", state, "--output-dir", out, "--concurrency", "1"], {
-        onSpawn: (c) => (child = c),
+test(
+  "two overlapping runs on one state file: the second is refused while the first goes on",
+  SLOW,
+  async () => {
+    // The first run must outlast the second one's start-up (slow under an emulated CPU).
+    const startup = (await runCli(["--version"])).ms;
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const out = join(dir, "out");
+        emulator.inject({ target: "storage", stallBeforeHeadersMs: Math.max(1000, 3 * startup) });
+        let child: ChildProcess | undefined;
+        const first = run(emulator, ["--state", state, "--output-dir", out, "--concurrency", "1"], {
+          onSpawn: (c) => (child = c),
+        });
+        // The lock is created, then written: wait until it reads whole.
+        let held: { pid?: number } = {};
+        await until(
+          async () => {
+            try {
+              held = JSON.parse(await readFile(`${state}.lock`, "utf8"));
+            } catch {
+              held = {}; // not created yet, or created but not written yet
+            }
+            return held.pid !== undefined;
+          },
+          10_000,
+          "the lock",
+        );
+        assert.equal(held.pid, child!.pid);
+        if (POSIX) assert.equal((await stat(`${state}.lock`)).mode & 0o777, 0o600);
+        const second = await run(emulator, ["--state", state, "--output-dir", out]);
+        assert.equal(second.code, 1, second.stderr);
+        assert.match(
+          second.stderr,
+          new RegExp(`another run \\(pid ${child!.pid}, since .*\\) holds`),
+        );
+        const r = await first;
+        assert.equal(r.code, 0, r.stderr);
+        assertSameTree(await readTree(out), await expectedTree(emulator), "output");
+        assert.deepEqual(
+          (await readdir(dir)).sort(),
+          ["out", "state.json"],
+          "the lock is released",
+        );
       });
-      // The lock is created, then written: wait until it reads whole.
-      let held: { pid?: number } = {};
-      await until(
-        async () => {
-          held = await readFile(`${state}.lock`, "utf8").then(JSON.parse, () => ({}));
-          return held.pid !== undefined;
-        },
-        10_000,
-        "the lock",
-      );
-      assert.equal(held.pid, child!.pid);
-      if (POSIX) assert.equal((await stat(`${state}.lock`)).mode & 0o777, 0o600);
-      const second = await run(emulator, ["--state", state, "--output-dir", out]);
-      assert.equal(second.code, 1, second.stderr);
-      assert.match(
-        second.stderr,
-        new RegExp(`another run \\(pid ${child!.pid}, since .*\\) holds`),
-      );
-      const r = await first;
-      assert.equal(r.code, 0, r.stderr);
-      assertSameTree(await readTree(out), await expectedTree(emulator), "output");
-      assert.deepEqual((await readdir(dir)).sort(), ["out", "state.json"], "the lock is released");
     });
-  });
-});
+  },
+);
 
-test("a stale lock left by a dead process is taken over with a warning and released", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const pid = await deadPid();
-      await writeFile(`${state}.lock`, lockText(pid));
-      const r = await run(emulator, ["--state", state]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, new RegExp(`took over a stale lock .*pid ${pid} .*no longer running`));
-      assertSameBytes(r.stdout, await expectedStream(emulator, idsOf(emulator)));
-      assert.deepEqual(await readdir(dir), ["state.json"]);
+test(
+  "a stale lock left by a dead process is taken over with a warning and released",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const pid = await deadPid();
+        await writeFile(`${state}.lock`, lockText(pid));
+        const r = await run(emulator, ["--state", state]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          r.stderr,
+          new RegExp(`took over a stale lock .*pid ${pid} .*no longer running`),
+        );
+        assertSameBytes(r.stdout, await expectedStream(emulator, idsOf(emulator)));
+        assert.deepEqual(await readdir(dir), ["state.json"]);
+      });
     });
-  });
-});
+  },
+);
 
-test("a run resuming from the checkpoint delivers only the files that are new", async () => {
+test("a run resuming from the checkpoint delivers only the files that are new", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await withDir(async (dir) => {
       const state = join(dir, "state.json");
@@ -283,44 +313,48 @@ test("a run resuming from the checkpoint delivers only the files that are new", 
   });
 });
 
-test("with an inclusive after, the boundary file a later run is given again is not delivered twice", async () => {
-  await withEmulator({ files: FILES, inclusiveAfter: true }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const first = await run(emulator, ["--state", state]);
-      assert.equal(first.code, 0, first.stderr);
-      assertSameBytes(first.stdout, await expectedStream(emulator, idsOf(emulator)));
-      const last = idsOf(emulator).at(-1)!;
-      assert.deepEqual((await readState(state)).cursors.AUTH_LOG.seen, [last]);
+test(
+  "with an inclusive after, the boundary file a later run is given again is not delivered twice",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES, inclusiveAfter: true }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const first = await run(emulator, ["--state", state]);
+        assert.equal(first.code, 0, first.stderr);
+        assertSameBytes(first.stdout, await expectedStream(emulator, idsOf(emulator)));
+        const last = idsOf(emulator).at(-1)!;
+        assert.deepEqual((await readState(state)).cursors.AUTH_LOG.seen, [last]);
 
-      emulator.requests.length = 0;
-      const again = await run(emulator, ["--state", state, "-v"]);
-      assert.equal(again.code, 0, again.stderr);
-      assert.equal(again.stdout.length, 0, "the boundary file was printed again");
-      assert.match(again.stderr, new RegExp(`Skipping ${last}: already delivered`));
-      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+        emulator.requests.length = 0;
+        const again = await run(emulator, ["--state", state, "-v"]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(again.stdout.length, 0, "the boundary file was printed again");
+        assert.match(again.stderr, new RegExp(`Skipping ${last}: already delivered`));
+        assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
 
-      // Files sharing the boundary's end time and later ones still come through, once.
-      const boundary = FILES[FILES.length - 1].endTime;
-      emulator.addFiles([
-        { id: "eclf_same_time", eventType: "AUTH_LOG", endTime: boundary, size: 900 },
-        { id: "eclf_later", eventType: "AUTH_LOG", endTime: "2026-07-05T00:00:00Z", size: 700 },
-      ]);
-      const third = await run(emulator, ["--state", state]);
-      assert.equal(third.code, 0, third.stderr);
-      assertSameBytes(
-        third.stdout,
-        await expectedStream(emulator, ["eclf_same_time", "eclf_later"]),
-        "third run",
-      );
-      const fourth = await run(emulator, ["--state", state]);
-      assert.equal(fourth.code, 0, fourth.stderr);
-      assert.equal(fourth.stdout.length, 0);
+        // Files sharing the boundary's end time and later ones still come through, once.
+        const boundary = FILES[FILES.length - 1].endTime;
+        emulator.addFiles([
+          { id: "eclf_same_time", eventType: "AUTH_LOG", endTime: boundary, size: 900 },
+          { id: "eclf_later", eventType: "AUTH_LOG", endTime: "2026-07-05T00:00:00Z", size: 700 },
+        ]);
+        const third = await run(emulator, ["--state", state]);
+        assert.equal(third.code, 0, third.stderr);
+        assertSameBytes(
+          third.stdout,
+          await expectedStream(emulator, ["eclf_same_time", "eclf_later"]),
+          "third run",
+        );
+        const fourth = await run(emulator, ["--state", state]);
+        assert.equal(fourth.code, 0, fourth.stderr);
+        assert.equal(fourth.stdout.length, 0);
+      });
     });
-  });
-});
+  },
+);
 
-test("with -o, a failing run leaves no output and the checkpoint where it was", async () => {
+test("with -o, a failing run leaves no output and the checkpoint where it was", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await withDir(async (dir) => {
       const state = join(dir, "state.json");
@@ -342,134 +376,152 @@ test("with -o, a failing run leaves no output and the checkpoint where it was", 
   });
 });
 
-test("with -o, a run killed after delivering files into the temp file has not moved the checkpoint", async () => {
-  await withEmulator({ files: FILES, latencyMs: 30 }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const out = join(dir, "out.jsonl");
-      let child: ChildProcess | undefined;
-      const running = run(emulator, ["--state", state, "-o", out, "--concurrency", "1"], {
-        onSpawn: (c) => (child = c),
+test(
+  "with -o, a run killed after delivering files into the temp file has not moved the checkpoint",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES, latencyMs: 30 }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const out = join(dir, "out.jsonl");
+        let child: ChildProcess | undefined;
+        const running = run(emulator, ["--state", state, "-o", out, "--concurrency", "1"], {
+          onSpawn: (c) => (child = c),
+        });
+        // Kill once most files have been fetched (so several are in the -o temp file).
+        await until(
+          () =>
+            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
+          20_000,
+          "eight downloads",
+        );
+        signalCli(child, "SIGKILL");
+        const killed = await running;
+        assert.equal(killed.signal, "SIGKILL");
+        assert.deepEqual((await readState(state)).cursors, {}, "the checkpoint moved past data");
+        const names = await readdir(dir);
+        assert.ok(!names.includes("out.jsonl"), "a partial -o file appeared");
+
+        const ok = await run(emulator, ["--state", state, "-o", out]);
+        assert.equal(ok.code, 0, ok.stderr);
+        assertSameBytes(
+          new Uint8Array(await readFile(out)),
+          await expectedStream(emulator, idsOf(emulator)),
+        );
+        // The killed run's temp file is cleaned up by the next run, not left beside the output.
+        assert.deepEqual((await readdir(dir)).sort(), ["out.jsonl", "state.json"]);
       });
-      // Kill once most files have been fetched (so several are in the -o temp file).
-      await until(
-        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
-        20_000,
-        "eight downloads",
-      );
-      signalCli(child, "SIGKILL");
-      const killed = await running;
-      assert.equal(killed.signal, "SIGKILL");
-      assert.deepEqual((await readState(state)).cursors, {}, "the checkpoint moved past data");
-      const names = await readdir(dir);
-      assert.ok(!names.includes("out.jsonl"), "a partial -o file appeared");
-
-      const ok = await run(emulator, ["--state", state, "-o", out]);
-      assert.equal(ok.code, 0, ok.stderr);
-      assertSameBytes(
-        new Uint8Array(await readFile(out)),
-        await expectedStream(emulator, idsOf(emulator)),
-      );
-      // The killed run's temp file is cleaned up by the next run, not left beside the output.
-      assert.deepEqual((await readdir(dir)).sort(), ["out.jsonl", "state.json"]);
     });
-  });
-});
+  },
+);
 
-test("temps left beside the state file and the -o file by a killed run are removed by the next", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const out = join(dir, "out.jsonl");
-      const dead = await deadPid();
-      const stale = [
-        `.state.json.${dead}.0123456789ab.part`,
-        `.state.json.lock.${dead}.0123456789ab.part`,
-        `.out.jsonl.${dead}.0123456789ab.part`,
-      ];
-      // Not this run's to remove: a temp of a live process, and one of another file.
-      const kept = [
-        `.out.jsonl.${process.pid}.0123456789ab.part`,
-        `.notes.txt.${dead}.0a0a0a0a0a0a.part`,
-      ];
-      for (const name of [...stale, ...kept]) await writeFile(join(dir, name), "partial");
-      const r = await run(emulator, ["--state", state, "-o", out]);
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual((await readdir(dir)).sort(), [...kept, "out.jsonl", "state.json"].sort());
+test(
+  "temps left beside the state file and the -o file by a killed run are removed by the next",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const out = join(dir, "out.jsonl");
+        const dead = await deadPid();
+        const stale = [
+          `.state.json.${dead}.0123456789ab.part`,
+          `.state.json.lock.${dead}.0123456789ab.part`,
+          `.out.jsonl.${dead}.0123456789ab.part`,
+        ];
+        // Not this run's to remove: a temp of a live process, and one of another file.
+        const kept = [
+          `.out.jsonl.${process.pid}.0123456789ab.part`,
+          `.notes.txt.${dead}.0a0a0a0a0a0a.part`,
+        ];
+        for (const name of [...stale, ...kept]) await writeFile(join(dir, name), "partial");
+        const r = await run(emulator, ["--state", state, "-o", out]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual((await readdir(dir)).sort(), [...kept, "out.jsonl", "state.json"].sort());
+      });
     });
-  });
-});
+  },
+);
 
-test("re-running into the same --output-dir makes no storage request and rewrites nothing", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const out = join(dir, "out");
-      const first = await run(emulator, ["--output-dir", out]);
-      assert.equal(first.code, 0, first.stderr);
-      assert.equal(first.stdout.length, 0);
-      assertSameTree(await readTree(out), await expectedTree(emulator), "first run");
-      const mtimes = new Map<string, number>();
-      for (const path of await listTree(out)) {
-        mtimes.set(path, (await stat(join(out, path))).mtimeMs);
-      }
+test(
+  "re-running into the same --output-dir makes no storage request and rewrites nothing",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const out = join(dir, "out");
+        const first = await run(emulator, ["--output-dir", out]);
+        assert.equal(first.code, 0, first.stderr);
+        assert.equal(first.stdout.length, 0);
+        assertSameTree(await readTree(out), await expectedTree(emulator), "first run");
+        const mtimes = new Map<string, number>();
+        for (const path of await listTree(out)) {
+          mtimes.set(path, (await stat(join(out, path))).mtimeMs);
+        }
 
-      emulator.requests.length = 0;
-      const second = await run(emulator, ["--output-dir", out]);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
-      assert.equal(emulator.requests.filter((q) => /\/logs\/[^/]+$/.test(q.path)).length, 0);
-      assert.match(second.stderr, /Summary: 0 files, .* 12 skipped/);
-      assertSameTree(await readTree(out), await expectedTree(emulator), "second run");
-      for (const [path, mtime] of mtimes) {
-        assert.equal((await stat(join(out, path))).mtimeMs, mtime, `${path} was rewritten`);
-      }
+        emulator.requests.length = 0;
+        const second = await run(emulator, ["--output-dir", out]);
+        assert.equal(second.code, 0, second.stderr);
+        assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+        assert.equal(emulator.requests.filter((q) => /\/logs\/[^/]+$/.test(q.path)).length, 0);
+        assert.match(second.stderr, /Summary: 0 files, .* 12 skipped/);
+        assertSameTree(await readTree(out), await expectedTree(emulator), "second run");
+        for (const [path, mtime] of mtimes) {
+          assert.equal((await stat(join(out, path))).mtimeMs, mtime, `${path} was rewritten`);
+        }
 
-      // A damaged file is not "already there": it is downloaded again, the others are not.
-      const victim = treePath(emulator, idsOf(emulator)[2]);
-      await writeFile(join(out, victim), "damaged\n");
-      emulator.requests.length = 0;
-      const third = await run(emulator, ["--output-dir", out]);
-      assert.equal(third.code, 0, third.stderr);
-      assert.deepEqual(
-        emulator.requests.filter((q) => q.server === "storage").map((q) => q.path),
-        [`/files/${idsOf(emulator)[2]}`],
-      );
-      assertSameTree(await readTree(out), await expectedTree(emulator), "third run");
+        // A damaged file is not "already there": it is downloaded again, the others are not.
+        const victim = treePath(emulator, idsOf(emulator)[2]);
+        await writeFile(join(out, victim), "damaged\n");
+        emulator.requests.length = 0;
+        const third = await run(emulator, ["--output-dir", out]);
+        assert.equal(third.code, 0, third.stderr);
+        assert.deepEqual(
+          emulator.requests.filter((q) => q.server === "storage").map((q) => q.path),
+          [`/files/${idsOf(emulator)[2]}`],
+        );
+        assertSameTree(await readTree(out), await expectedTree(emulator), "third run");
+      });
     });
-  });
-});
+  },
+);
 
-test("--gzip writes .jsonl.gz files that decompress to the served bytes, idempotently", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await withDir(async (dir) => {
-      const out = join(dir, "out");
-      // Also through a resumed download and one started again after a hash mismatch.
-      const [, , big, , other] = idsOf(emulator);
-      emulator.inject({ target: "storage", id: big, cutAfterBytes: 10_000 });
-      emulator.inject({ target: "storage", id: other, corruptBytes: true });
-      const first = await run(emulator, ["--output-dir", out, "--gzip"]);
-      assert.equal(first.code, 0, first.stderr);
-      const tree = await readTree(out);
-      const ids = idsOf(emulator);
-      assert.deepEqual(
-        [...tree.keys()].sort(),
-        ids.map((id) => treePath(emulator, id, true)).sort(),
-      );
-      assert.equal(emulator.faultsRemaining(), 0);
-      for (const id of ids) {
-        const gz = tree.get(treePath(emulator, id, true))!;
-        assert.deepEqual([gz[0], gz[1]], [0x1f, 0x8b], `${id} is gzip`);
-        assertSameBytes(new Uint8Array(gunzipSync(gz)), await emulator.contentOf(id), id);
-      }
-      emulator.requests.length = 0;
-      const second = await run(emulator, ["--output-dir", out, "--gzip"]);
-      assert.equal(second.code, 0, second.stderr);
-      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+test(
+  "--gzip writes .jsonl.gz files that decompress to the served bytes, idempotently",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withDir(async (dir) => {
+        const out = join(dir, "out");
+        // Also through a resumed download and one started again after a hash mismatch.
+        const [, , big, , other] = idsOf(emulator);
+        emulator.inject({ target: "storage", id: big, cutAfterBytes: 10_000 });
+        emulator.inject({ target: "storage", id: other, corruptBytes: true });
+        const first = await run(emulator, ["--output-dir", out, "--gzip"]);
+        assert.equal(first.code, 0, first.stderr);
+        const tree = await readTree(out);
+        const ids = idsOf(emulator);
+        assert.deepEqual(
+          [...tree.keys()].sort(),
+          ids.map((id) => treePath(emulator, id, true)).sort(),
+        );
+        assert.equal(emulator.faultsRemaining(), 0);
+        for (const id of ids) {
+          const gz = tree.get(treePath(emulator, id, true))!;
+          assert.deepEqual([gz[0], gz[1]], [0x1f, 0x8b], `${id} is gzip`);
+          assertSameBytes(new Uint8Array(gunzipSync(gz)), await emulator.contentOf(id), id);
+        }
+        emulator.requests.length = 0;
+        const second = await run(emulator, ["--output-dir", out, "--gzip"]);
+        assert.equal(second.code, 0, second.stderr);
+        assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+      });
     });
-  });
-});
+  },
+);
 
 test("outputs, the state file and the lock are readable by the owner only", {
+  ...SLOW,
   skip: !POSIX,
 }, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
@@ -495,93 +547,107 @@ test("outputs, the state file and the lock are readable by the owner only", {
 });
 
 for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-  test(`${signal} stops the run with exit ${code}, no partial file and a consistent checkpoint`, async () => {
+  test(
+    `${signal} stops the run with exit ${code}, no partial file and a consistent checkpoint`,
+    SLOW,
+    async () => {
+      const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
+      await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
+        await withDir(async (dir) => {
+          const state = join(dir, "state.json");
+          const out = join(dir, "out");
+          let child: ChildProcess | undefined;
+          const running = run(emulator, ["--state", state, "--output-dir", out], {
+            onSpawn: (c) => (child = c),
+          });
+          await until(async () => (await delivered(out)).length >= 4, 20_000, "four files");
+          signalCli(child, signal);
+          const r = await running;
+          assert.equal(r.code, code, r.stderr);
+          assert.match(r.stderr, new RegExp(`Received ${signal}`));
+
+          const tree = await readTree(out);
+          const all = await expectedTree(emulator);
+          assert.ok(tree.size < all.size, "the run was stopped before the end");
+          for (const [path, bytes] of tree) {
+            assert.ok(all.has(path), `unexpected file ${path} (a temp left behind?)`);
+            assertSameBytes(bytes, all.get(path)!, path);
+          }
+          assert.deepEqual((await readdir(dir)).sort(), ["out", "state.json"], "lock released");
+          // Every file the checkpoint counts as delivered is on disk.
+          const claimed = claimedIds(emulator, await readState(state));
+          assert.ok(claimed.length > 0, "the checkpoint moved");
+          for (const id of claimed) assert.ok(tree.has(treePath(emulator, id)), `${id} missing`);
+
+          const rest = await run(emulator, ["--state", state, "--output-dir", out]);
+          assert.equal(rest.code, 0, rest.stderr);
+          assertSameTree(await readTree(out), all, "after the resumed run");
+        });
+      });
+    },
+  );
+}
+
+test(
+  "SIGTERM on a stdout run: the two runs' outputs add up to one fault-free run",
+  SLOW,
+  async () => {
     const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
     await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
       await withDir(async (dir) => {
         const state = join(dir, "state.json");
-        const out = join(dir, "out");
         let child: ChildProcess | undefined;
-        const running = run(emulator, ["--state", state, "--output-dir", out], {
+        const running = run(emulator, ["--state", state], { onSpawn: (c) => (child = c) });
+        await until(
+          () =>
+            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
+          20_000,
+          "six downloads",
+        );
+        signalCli(child, "SIGTERM");
+        const first = await running;
+        assert.equal(first.code, 143, first.stderr);
+        const second = await run(emulator, ["--state", state]);
+        assert.equal(second.code, 0, second.stderr);
+        assert.ok(first.stdout.length > 0 && second.stdout.length > 0);
+        assertSameBytes(
+          concat([first.stdout, second.stdout]),
+          await expectedStream(emulator, idsOf(emulator)),
+          "stdout of both runs",
+        );
+      });
+    });
+  },
+);
+
+test(
+  "SIGINT on a -o run leaves neither the output nor its temp, and the checkpoint unmoved",
+  SLOW,
+  async () => {
+    const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
+    await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "state.json");
+        const out = join(dir, "out.jsonl");
+        let child: ChildProcess | undefined;
+        const running = run(emulator, ["--state", state, "-o", out], {
           onSpawn: (c) => (child = c),
         });
-        await until(async () => (await delivered(out)).length >= 4, 20_000, "four files");
-        signalCli(child, signal);
+        await until(
+          () =>
+            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
+          20_000,
+          "six downloads",
+        );
+        signalCli(child, "SIGINT");
         const r = await running;
-        assert.equal(r.code, code, r.stderr);
-        assert.match(r.stderr, new RegExp(`Received ${signal}`));
-
-        const tree = await readTree(out);
-        const all = await expectedTree(emulator);
-        assert.ok(tree.size < all.size, "the run was stopped before the end");
-        for (const [path, bytes] of tree) {
-          assert.ok(all.has(path), `unexpected file ${path} (a temp left behind?)`);
-          assertSameBytes(bytes, all.get(path)!, path);
-        }
-        assert.deepEqual((await readdir(dir)).sort(), ["out", "state.json"], "lock released");
-        // Every file the checkpoint counts as delivered is on disk.
-        const claimed = claimedIds(emulator, await readState(state));
-        assert.ok(claimed.length > 0, "the checkpoint moved");
-        for (const id of claimed) assert.ok(tree.has(treePath(emulator, id)), `${id} missing`);
-
-        const rest = await run(emulator, ["--state", state, "--output-dir", out]);
-        assert.equal(rest.code, 0, rest.stderr);
-        assertSameTree(await readTree(out), all, "after the resumed run");
+        assert.equal(r.code, 130, r.stderr);
+        assert.deepEqual(await readdir(dir), ["state.json"]);
+        assert.deepEqual((await readState(state)).cursors, {});
       });
     });
-  });
-}
-
-test("SIGTERM on a stdout run: the two runs' outputs add up to one fault-free run", async () => {
-  const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
-  await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      let child: ChildProcess | undefined;
-      const running = run(emulator, ["--state", state], { onSpawn: (c) => (child = c) });
-      await until(
-        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
-        20_000,
-        "six downloads",
-      );
-      signalCli(child, "SIGTERM");
-      const first = await running;
-      assert.equal(first.code, 143, first.stderr);
-      const second = await run(emulator, ["--state", state]);
-      assert.equal(second.code, 0, second.stderr);
-      assert.ok(first.stdout.length > 0 && second.stdout.length > 0);
-      assertSameBytes(
-        concat([first.stdout, second.stdout]),
-        await expectedStream(emulator, idsOf(emulator)),
-        "stdout of both runs",
-      );
-    });
-  });
-});
-
-test("SIGINT on a -o run leaves neither the output nor its temp, and the checkpoint unmoved", async () => {
-  const files = hourlyFiles(30, { sizes: [20_000, 3000, 50_000] });
-  await withEmulator({ files, latencyMs: 25 }, async (emulator) => {
-    await withDir(async (dir) => {
-      const state = join(dir, "state.json");
-      const out = join(dir, "out.jsonl");
-      let child: ChildProcess | undefined;
-      const running = run(emulator, ["--state", state, "-o", out], {
-        onSpawn: (c) => (child = c),
-      });
-      await until(
-        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
-        20_000,
-        "six downloads",
-      );
-      signalCli(child, "SIGINT");
-      const r = await running;
-      assert.equal(r.code, 130, r.stderr);
-      assert.deepEqual(await readdir(dir), ["state.json"]);
-      assert.deepEqual((await readState(state)).cursors, {});
-    });
-  });
-});
+  },
+);
 
 for (
   const [what, fault] of [
@@ -589,7 +655,7 @@ for (
     ["a stalled download", { target: "storage", stallAfterBytes: 10 }],
   ] as const
 ) {
-  test(`SIGTERM during ${what} ends the run at once`, async () => {
+  test(`SIGTERM during ${what} ends the run at once`, SLOW, async () => {
     await withEmulator({ files: FILES }, async (emulator) => {
       await withDir(async (dir) => {
         const state = join(dir, "state.json");
@@ -611,32 +677,37 @@ for (
   });
 }
 
-test("spool files a killed stdout run left in the temp directory are removed by the next run", async () => {
-  const files = hourlyFiles(30, { sizes: [60_000, 3000, 90_000] });
-  await withEmulator({ files, latencyMs: 20 }, async (emulator) => {
-    await withDir(async (dir) => {
-      const temp = join(dir, "tmp");
-      await mkdir(temp);
-      // Not the next run's to remove: another live process's spool directory, and a stranger.
-      const kept = [`oai-compliance-logs-${process.pid}-keep01`, "oai-compliance-logs-unrelated"];
-      for (const name of kept) await mkdir(join(temp, name));
-      const env = { ...envFor(emulator), TMPDIR: temp };
-      const args = [PRINCIPAL, "AUTH_LOG", "5", AFTER, "--state", join(dir, "state.json")];
-      let child: ChildProcess | undefined;
-      const running = runCli(args, { env, timeoutMs: 30_000, onSpawn: (c) => (child = c) });
-      await until(
-        () => Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
-        20_000,
-        "eight downloads",
-      );
-      signalCli(child, "SIGKILL");
-      assert.equal((await running).signal, "SIGKILL");
-      const left = (await readdir(temp)).filter((name) => !kept.includes(name));
-      assert.equal(left.length, 1, `spool directories after the kill: ${left.join(", ")}`);
+test(
+  "spool files a killed stdout run left in the temp directory are removed by the next run",
+  SLOW,
+  async () => {
+    const files = hourlyFiles(30, { sizes: [60_000, 3000, 90_000] });
+    await withEmulator({ files, latencyMs: 20 }, async (emulator) => {
+      await withDir(async (dir) => {
+        const temp = join(dir, "tmp");
+        await mkdir(temp);
+        // Not the next run's to remove: another live process's spool directory, and a stranger.
+        const kept = [`oai-compliance-logs-${process.pid}-keep01`, "oai-compliance-logs-unrelated"];
+        for (const name of kept) await mkdir(join(temp, name));
+        const env = { ...envFor(emulator), TMPDIR: temp };
+        const args = [PRINCIPAL, "AUTH_LOG", "5", AFTER, "--state", join(dir, "state.json")];
+        let child: ChildProcess | undefined;
+        const running = runCli(args, { env, timeoutMs: 30_000, onSpawn: (c) => (child = c) });
+        await until(
+          () =>
+            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
+          20_000,
+          "eight downloads",
+        );
+        signalCli(child, "SIGKILL");
+        assert.equal((await running).signal, "SIGKILL");
+        const left = (await readdir(temp)).filter((name) => !kept.includes(name));
+        assert.equal(left.length, 1, `spool directories after the kill: ${left.join(", ")}`);
 
-      const r = await runCli(args, { env, timeoutMs: 30_000 });
-      assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual((await readdir(temp)).sort(), [...kept].sort());
+        const r = await runCli(args, { env, timeoutMs: 30_000 });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual((await readdir(temp)).sort(), [...kept].sort());
+      });
     });
-  });
-});
+  },
+);

@@ -20,6 +20,9 @@ import { type CliResult, runCli } from "./helpers/cli.ts";
 import { assertSameBytes, readTree } from "./helpers/compare.ts";
 import { AFTER, envFor, hourlyFiles, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 
+/** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
+const SLOW = { timeout: 120_000 };
+
 const KILLS = 8;
 const FILES = [
   ...hourlyFiles(24, { sizes: [30_000, 2000, 0, 90_000, 500] }),
@@ -93,95 +96,103 @@ function claimed(emulator: Emulator, cursors: Cursors): string[] {
   return paths;
 }
 
-test("killed with SIGKILL at random points and restarted, the run ends with the fault-free tree", async () => {
-  const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
-  const random = seeded(seed);
-  const root = await mkdtemp(join(tmpdir(), "oai-crash-"));
-  try {
-    await withEmulator({ files: FILES, latencyMs: 15 }, async (emulator) => {
-      // The fault-free run: the reference tree and checkpoint, and how long a whole run takes.
-      const reference = join(root, "reference");
-      const clean = await start(emulator, await mkdirp(reference));
-      assert.equal(clean.code, 0, clean.stderr);
-      const want = await readTree(join(reference, "out"));
-      assert.equal(want.size, FILES.length, "the reference run wrote every file");
-      for (const f of emulator.files) {
-        const path = join(f.eventType, f.endTime.slice(0, 10), `${f.id}.jsonl`);
-        assertSameBytes(want.get(path)!, await emulator.contentOf(f.id!), `reference ${path}`);
-      }
-      const wantCursors = await cursorsOf(reference);
+test(
+  "killed with SIGKILL at random points and restarted, the run ends with the fault-free tree",
+  SLOW,
+  async () => {
+    const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
+    const random = seeded(seed);
+    const root = await mkdtemp(join(tmpdir(), "oai-crash-"));
+    try {
+      await withEmulator({ files: FILES, latencyMs: 15 }, async (emulator) => {
+        // The fault-free run: the reference tree and checkpoint, and how long a whole run takes.
+        const reference = join(root, "reference");
+        const clean = await start(emulator, await mkdirp(reference));
+        assert.equal(clean.code, 0, clean.stderr);
+        const want = await readTree(join(reference, "out"));
+        assert.equal(want.size, FILES.length, "the reference run wrote every file");
+        for (const f of emulator.files) {
+          const path = join(f.eventType, f.endTime.slice(0, 10), `${f.id}.jsonl`);
+          assertSameBytes(want.get(path)!, await emulator.contentOf(f.id!), `reference ${path}`);
+        }
+        const wantCursors = await cursorsOf(reference);
 
-      const dir = await mkdirp(join(root, "crashed"));
-      const history: string[] = [];
-      const context = () => `seed ${seed}; ${history.join(", ")}`;
-      let landed = 0;
-      for (let i = 0; i < KILLS; i++) {
-        // A random point of what is left to do: after k more requests reach the emulator (any of
-        // the listings, logs/{id} and storage GETs still to come), plus up to 10 ms.
-        const onDisk = (await readTree(join(dir, "out"))).size;
-        const left = 2 * (FILES.length - onDisk) + 8;
-        const k = Math.floor(random() * left);
-        const jitter = Math.round(random() * 10);
-        const seen = emulator.requests.length;
-        let poll: ReturnType<typeof setInterval> | undefined;
-        const r = await start(emulator, dir, (child) => {
-          poll = setInterval(() => {
-            if (emulator.requests.length - seen < k) return;
-            clearInterval(poll);
-            setTimeout(() => {
-              try {
-                process.kill(child.pid!, "SIGKILL");
-              } catch {
-                // Already exited.
-              }
-            }, jitter);
-          }, 1);
-        });
-        clearInterval(poll);
-        const killed = r.signal === "SIGKILL" || r.code === null;
-        history.push(
-          `kill after ${k} requests + ${jitter} ms: ${killed ? "killed" : `exit ${r.code}`}`,
-        );
-        if (!killed) {
-          assert.equal(r.code, 0, `${context()}\n${r.stderr}`);
-          break; // finished before the kill: nothing left to interrupt
-        }
-        landed++;
-        // After a kill: nothing in place is partial, and what the checkpoint claims is there.
-        const tree = await readTree(join(dir, "out"));
-        for (const [path, bytes] of tree) {
-          if (path.endsWith(".part")) continue;
-          assert.ok(want.has(path), `unexpected ${path}; ${context()}`);
-          assertSameBytes(bytes, want.get(path)!, `${path} after a kill; ${context()}`);
-        }
-        const cursors = await cursorsOf(dir);
-        if (cursors) {
-          for (const path of claimed(emulator, cursors)) {
-            assert.ok(tree.has(path), `checkpoint claims ${path}, not on disk; ${context()}`);
+        const dir = await mkdirp(join(root, "crashed"));
+        const history: string[] = [];
+        const context = () => `seed ${seed}; ${history.join(", ")}`;
+        let landed = 0;
+        for (let i = 0; i < KILLS; i++) {
+          // A random point of what is left to do: after k more requests reach the emulator (any of
+          // the listings, logs/{id} and storage GETs still to come), plus up to 10 ms.
+          const onDisk = (await readTree(join(dir, "out"))).size;
+          const left = 2 * (FILES.length - onDisk) + 8;
+          const k = Math.floor(random() * left);
+          const jitter = Math.round(random() * 10);
+          const seen = emulator.requests.length;
+          let poll: ReturnType<typeof setInterval> | undefined;
+          const r = await start(emulator, dir, (child) => {
+            poll = setInterval(() => {
+              if (emulator.requests.length - seen < k) return;
+              clearInterval(poll);
+              setTimeout(() => {
+                try {
+                  process.kill(child.pid!, "SIGKILL");
+                } catch {
+                  // Already exited.
+                }
+              }, jitter);
+            }, 1);
+          });
+          clearInterval(poll);
+          const killed = r.signal === "SIGKILL" || r.code === null;
+          history.push(
+            `kill after ${k} requests + ${jitter} ms: ${killed ? "killed" : `exit ${r.code}`}`,
+          );
+          if (!killed) {
+            assert.equal(r.code, 0, `${context()}\n${r.stderr}`);
+            break; // finished before the kill: nothing left to interrupt
+          }
+          landed++;
+          // After a kill: nothing in place is partial, and what the checkpoint claims is there.
+          const tree = await readTree(join(dir, "out"));
+          for (const [path, bytes] of tree) {
+            if (path.endsWith(".part")) continue;
+            assert.ok(want.has(path), `unexpected ${path}; ${context()}`);
+            assertSameBytes(bytes, want.get(path)!, `${path} after a kill; ${context()}`);
+          }
+          const cursors = await cursorsOf(dir);
+          if (cursors) {
+            for (const path of claimed(emulator, cursors)) {
+              assert.ok(tree.has(path), `checkpoint claims ${path}, not on disk; ${context()}`);
+            }
           }
         }
-      }
 
-      const last = await start(emulator, dir);
-      assert.equal(last.code, 0, `${context()}\n${last.stderr}`);
-      const got = await readTree(join(dir, "out"));
-      assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort(), `file names; ${context()}`);
-      for (const [path, bytes] of want) {
-        assertSameBytes(got.get(path)!, bytes, `${path}; ${context()}`);
-      }
-      assert.deepEqual(await cursorsOf(dir), wantCursors, `checkpoint; ${context()}`);
-      assert.deepEqual(
-        (await readdir(dir)).sort(),
-        ["out", "state.json"],
-        `leftovers; ${context()}`,
-      );
-      // Most kills should land mid-run; if none did, the test proved nothing.
-      assert.ok(landed >= KILLS / 2, `only ${landed} kills landed mid-run; ${context()}`);
-    });
-  } finally {
-    await rm(root, { recursive: true, force: true });
-  }
-});
+        const last = await start(emulator, dir);
+        assert.equal(last.code, 0, `${context()}\n${last.stderr}`);
+        const got = await readTree(join(dir, "out"));
+        assert.deepEqual(
+          [...got.keys()].sort(),
+          [...want.keys()].sort(),
+          `file names; ${context()}`,
+        );
+        for (const [path, bytes] of want) {
+          assertSameBytes(got.get(path)!, bytes, `${path}; ${context()}`);
+        }
+        assert.deepEqual(await cursorsOf(dir), wantCursors, `checkpoint; ${context()}`);
+        assert.deepEqual(
+          (await readdir(dir)).sort(),
+          ["out", "state.json"],
+          `leftovers; ${context()}`,
+        );
+        // Most kills should land mid-run; if none did, the test proved nothing.
+        assert.ok(landed >= KILLS / 2, `only ${landed} kills landed mid-run; ${context()}`);
+      });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+);
 
 async function mkdirp(path: string): Promise<string> {
   await mkdir(path, { recursive: true });

@@ -14,6 +14,9 @@ import { runCli } from "./helpers/cli.ts";
 import { readTree } from "./helpers/compare.ts";
 import { AFTER, hourlyFiles, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 
+/** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
+const SLOW = { timeout: 120_000 };
+
 const KEY = "sk-compliance-Zq8LEAKCHECKx7f3a9c2e5b41d";
 /** Also caught when only part of the key is printed (a truncated or masked echo). */
 const KEY_PARTS = [KEY, KEY.slice(14, 30)];
@@ -148,69 +151,73 @@ function leaked(text: string): string | undefined {
 
 CASES.forEach((c, i) => {
   const variant = VARIANTS[i % VARIANTS.length];
-  test(`the key is in no output, log line or file under ${c.name} (${variant.name})`, async () => {
-    const dir = await mkdtemp(join(tmpdir(), "oai-key-"));
-    try {
-      const spool = join(dir, "tmp");
-      await mkdir(spool);
-      const options = { files: c.files ?? FILES, key: KEY, ...c.emulator };
-      await withEmulator(options, async (emulator: Emulator) => {
-        for (const fault of c.faults ?? []) emulator.inject(fault);
-        // Everything the run writes, looked at while it runs too: lock, temps, spools.
-        const seen = new Map<string, string>();
-        let watching = true;
-        const watch = (async () => {
-          while (watching) {
-            for (const [path, bytes] of await readTree(dir)) {
-              const found = leaked(new TextDecoder().decode(bytes));
-              if (found) seen.set(path, found);
+  test(
+    `the key is in no output, log line or file under ${c.name} (${variant.name})`,
+    SLOW,
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), "oai-key-"));
+      try {
+        const spool = join(dir, "tmp");
+        await mkdir(spool);
+        const options = { files: c.files ?? FILES, key: KEY, ...c.emulator };
+        await withEmulator(options, async (emulator: Emulator) => {
+          for (const fault of c.faults ?? []) emulator.inject(fault);
+          // Everything the run writes, looked at while it runs too: lock, temps, spools.
+          const seen = new Map<string, string>();
+          let watching = true;
+          const watch = (async () => {
+            while (watching) {
+              for (const [path, bytes] of await readTree(dir)) {
+                const found = leaked(new TextDecoder().decode(bytes));
+                if (found) seen.set(path, found);
+              }
+              await new Promise((done) => setTimeout(done, 5));
             }
-            await new Promise((done) => setTimeout(done, 5));
-          }
-        })();
-        const r = await runCli(
-          [
-            PRINCIPAL,
-            "AUTH_LOG",
-            "3",
-            AFTER,
-            "--state",
-            join(dir, "state.json"),
-            "--backoff",
-            "0.01",
-            "--timeout",
-            "1",
-            "--retries",
-            "4",
-            ...variant.args(dir),
-          ],
-          {
-            env: {
-              COMPLIANCE_API_KEY: KEY,
-              COMPLIANCE_API_BASE: emulator.apiBase,
-              TMPDIR: spool,
-              OAI_COMPLIANCE_DEBUG: "1",
+          })();
+          const r = await runCli(
+            [
+              PRINCIPAL,
+              "AUTH_LOG",
+              "3",
+              AFTER,
+              "--state",
+              join(dir, "state.json"),
+              "--backoff",
+              "0.01",
+              "--timeout",
+              "1",
+              "--retries",
+              "4",
+              ...variant.args(dir),
+            ],
+            {
+              env: {
+                COMPLIANCE_API_KEY: KEY,
+                COMPLIANCE_API_BASE: emulator.apiBase,
+                TMPDIR: spool,
+                OAI_COMPLIANCE_DEBUG: "1",
+              },
+              timeoutMs: 30_000,
             },
-            timeoutMs: 30_000,
-          },
-        );
-        watching = false;
-        await watch;
-        assert.equal(r.code, c.code ?? 0, r.stderr);
-        assert.equal(leaked(new TextDecoder().decode(r.stdout)), undefined, "stdout");
-        assert.equal(leaked(r.stderr), undefined, `stderr:\n${r.stderr}`);
-        for (const [path, bytes] of await readTree(dir)) {
-          assert.equal(leaked(new TextDecoder().decode(bytes)), undefined, path);
-        }
-        assert.deepEqual([...seen.keys()], [], "files seen during the run");
-        for (const q of emulator.requests.filter((q) => q.server === "storage")) {
-          assert.equal(leaked(JSON.stringify(q)), undefined, `storage request ${q.path}`);
-        }
-        // The key did reach the API, so the scan above would have seen it had it been copied.
-        assert.ok(emulator.requests.some((q) => q.headers.authorization === `Bearer ${KEY}`));
-      });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+          );
+          watching = false;
+          await watch;
+          assert.equal(r.code, c.code ?? 0, r.stderr);
+          assert.equal(leaked(new TextDecoder().decode(r.stdout)), undefined, "stdout");
+          assert.equal(leaked(r.stderr), undefined, `stderr:\n${r.stderr}`);
+          for (const [path, bytes] of await readTree(dir)) {
+            assert.equal(leaked(new TextDecoder().decode(bytes)), undefined, path);
+          }
+          assert.deepEqual([...seen.keys()], [], "files seen during the run");
+          for (const q of emulator.requests.filter((q) => q.server === "storage")) {
+            assert.equal(leaked(JSON.stringify(q)), undefined, `storage request ${q.path}`);
+          }
+          // The key did reach the API, so the scan above would have seen it had it been copied.
+          assert.ok(emulator.requests.some((q) => q.headers.authorization === `Bearer ${KEY}`));
+        });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -23,6 +23,9 @@ import {
   withEmulator,
 } from "./helpers/fixtures.ts";
 
+/** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
+const SLOW = { timeout: 120_000 };
+
 /** 12 files over three pages of 5; the third (index 2) is the big one the body faults hit. */
 const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 200_000, 333, 40_000] });
 const LIMIT = "5";
@@ -108,20 +111,24 @@ function gap(requests: RecordedRequest[]): number {
   return requests[1].time - requests[0].time;
 }
 
-test("the fault-free run prints every served file once, fetching each once without Range", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await runThrough(emulator, []);
-    assert.equal(listRequests(emulator).length, PAGES);
-    for (const id of idsOf(emulator)) {
-      assert.equal(resolveRequests(emulator, id).length, 1, id);
-      const gets = storageRequests(emulator, id);
-      assert.equal(gets.length, 1, id);
-      assert.equal(gets[0].headers.range, undefined, id);
-    }
-  });
-});
+test(
+  "the fault-free run prints every served file once, fetching each once without Range",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await runThrough(emulator, []);
+      assert.equal(listRequests(emulator).length, PAGES);
+      for (const id of idsOf(emulator)) {
+        assert.equal(resolveRequests(emulator, id).length, 1, id);
+        const gets = storageRequests(emulator, id);
+        assert.equal(gets.length, 1, id);
+        assert.equal(gets[0].headers.range, undefined, id);
+      }
+    });
+  },
+);
 
-test("429 with Retry-After in seconds waits that long before listing again", async () => {
+test("429 with Retry-After in seconds waits that long before listing again", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "list", status: 429, headers: { "retry-after": "1" } }]);
     const lists = listRequests(emulator);
@@ -131,7 +138,7 @@ test("429 with Retry-After in seconds waits that long before listing again", asy
   });
 });
 
-test("429 with Retry-After as an HTTP date waits until that date", async () => {
+test("429 with Retry-After as an HTTP date waits until that date", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     const at = Math.ceil(Date.now() / 1000) * 1000 + 2000;
     const r = await runThrough(emulator, [
@@ -148,7 +155,7 @@ test("429 with Retry-After as an HTTP date waits until that date", async () => {
   });
 });
 
-test("Retry-After on a download and on storage is honoured too", async () => {
+test("Retry-After on a download and on storage is honoured too", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [
       { target: "download", id: BIG, status: 429, headers: { "retry-after": "1" } },
@@ -163,7 +170,7 @@ test("Retry-After on a download and on storage is honoured too", async () => {
   });
 });
 
-test("a negative or garbage Retry-After falls back to backoff", async () => {
+test("a negative or garbage Retry-After falls back to backoff", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     const garbage = ["-5", "soon", "Wed, 99 Foo 2026 25:61:00 GMT", "1e9", ""];
     const r = await runThrough(
@@ -180,7 +187,7 @@ test("a negative or garbage Retry-After falls back to backoff", async () => {
   });
 });
 
-test("a Retry-After longer than --max-retry-wait is capped", async () => {
+test("a Retry-After longer than --max-retry-wait is capped", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(
       emulator,
@@ -192,23 +199,27 @@ test("a Retry-After longer than --max-retry-wait is capped", async () => {
   });
 });
 
-test("bursts of 408, 425, 429 and 5xx on list, download and storage are retried", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const statuses = [408, 425, 429, 500, 502, 503, 504];
-    const faults: Fault[] = [];
-    for (const status of statuses) {
-      faults.push({ target: "list", status });
-      faults.push({ target: "download", id: BIG, status });
-      faults.push({ target: "storage", id: BIG, status });
-    }
-    await runThrough(emulator, faults, ["--retries", String(statuses.length)]);
-    assert.equal(listRequests(emulator).length, PAGES + statuses.length);
-    assert.equal(resolveRequests(emulator, BIG).length, 1 + statuses.length);
-    assert.equal(storageRequests(emulator, BIG).length, 1 + statuses.length);
-  });
-});
+test(
+  "bursts of 408, 425, 429 and 5xx on list, download and storage are retried",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const statuses = [408, 425, 429, 500, 502, 503, 504];
+      const faults: Fault[] = [];
+      for (const status of statuses) {
+        faults.push({ target: "list", status });
+        faults.push({ target: "download", id: BIG, status });
+        faults.push({ target: "storage", id: BIG, status });
+      }
+      await runThrough(emulator, faults, ["--retries", String(statuses.length)]);
+      assert.equal(listRequests(emulator).length, PAGES + statuses.length);
+      assert.equal(resolveRequests(emulator, BIG).length, 1 + statuses.length);
+      assert.equal(storageRequests(emulator, BIG).length, 1 + statuses.length);
+    });
+  },
+);
 
-test("retries run out after --retries with the last error, exit 1", async () => {
+test("retries run out after --retries with the last error, exit 1", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     emulator.inject({ target: "list", status: 503, times: Infinity });
     const r = await run(emulator, ["--retries", "2"]);
@@ -220,7 +231,7 @@ test("retries run out after --retries with the last error, exit 1", async () => 
 });
 
 for (const status of [400, 401, 403, 404, 422]) {
-  test(`HTTP ${status} from the API fails fast after exactly one request`, async () => {
+  test(`HTTP ${status} from the API fails fast after exactly one request`, SLOW, async () => {
     await withEmulator({ files: FILES }, async (emulator) => {
       emulator.inject({ target: "list", status, body: `{"error":{"message":"no ${status}"}}` });
       const r = await run(emulator);
@@ -251,68 +262,86 @@ for (const status of [400, 401, 403, 404, 422]) {
 }
 
 for (const offset of [0, 1, 8191, 100_000, -1]) {
-  test(`a connection reset ${offset < 0 ? "one byte before the end" : `after ${offset} bytes`} resumes from the byte reached`, async () => {
-    await withEmulator({ files: FILES }, async (emulator) => {
-      const size = (await emulator.contentOf(BIG)).length;
-      const cut = offset < 0 ? size - 1 : offset;
-      await runThrough(emulator, [{ target: "storage", id: BIG, cutAfterBytes: cut }]);
-      assertResumes(storageRequests(emulator, BIG), [cut]);
-      assert.equal(resolveRequests(emulator, BIG).length, 1, "the signed URL was reused");
-    });
-  });
+  test(
+    `a connection reset ${
+      offset < 0 ? "one byte before the end" : `after ${offset} bytes`
+    } resumes from the byte reached`,
+    SLOW,
+    async () => {
+      await withEmulator({ files: FILES }, async (emulator) => {
+        const size = (await emulator.contentOf(BIG)).length;
+        const cut = offset < 0 ? size - 1 : offset;
+        await runThrough(emulator, [{ target: "storage", id: BIG, cutAfterBytes: cut }]);
+        assertResumes(storageRequests(emulator, BIG), [cut]);
+        assert.equal(resolveRequests(emulator, BIG).length, 1, "the signed URL was reused");
+      });
+    },
+  );
 }
 
-test("repeated resets keep resuming from the byte reached, without counting against retries", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const cuts = [3000, 20_000, 1, 50_000, 7, 64_000];
-    // Six cuts with two retries: only resets that lose no progress can get through. (Where the
-    // runtime loses the bytes before a reset, a cut can cost progress, so allow one retry each.)
-    const retries = KEEPS_BYTES_BEFORE_RESET ? 2 : cuts.length;
-    await runThrough(
-      emulator,
-      cuts.map((cutAfterBytes) => ({ target: "storage", id: BIG, cutAfterBytes })),
-      ["--retries", String(retries)],
-    );
-    assertResumes(storageRequests(emulator, BIG), cuts);
-  });
-});
+test(
+  "repeated resets keep resuming from the byte reached, without counting against retries",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const cuts = [3000, 20_000, 1, 50_000, 7, 64_000];
+      // Six cuts with two retries: only resets that lose no progress can get through. (Where the
+      // runtime loses the bytes before a reset, a cut can cost progress, so allow one retry each.)
+      const retries = KEEPS_BYTES_BEFORE_RESET ? 2 : cuts.length;
+      await runThrough(
+        emulator,
+        cuts.map((cutAfterBytes) => ({ target: "storage", id: BIG, cutAfterBytes })),
+        ["--retries", String(retries)],
+      );
+      assertResumes(storageRequests(emulator, BIG), cuts);
+    });
+  },
+);
 
-test("a listing cut mid-body is retried", async () => {
+test("a listing cut mid-body is retried", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "list", cutAfterBytes: 40 }]);
     assert.equal(listRequests(emulator).length, PAGES + 1);
   });
 });
 
-test("a download that stalls after the headers times out and resumes with Range", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await runThrough(emulator, [
-      { target: "storage", id: BIG, stallAfterBytes: 0 },
-      { target: "storage", id: BIG, stallAfterBytes: 70_000 },
-    ]);
-    const gets = storageRequests(emulator, BIG);
-    // A stalled stream has handed over its bytes on every runtime: the resume is exact.
-    assert.deepEqual(starts(gets), [0, 0, 70_000]);
-    assert.ok(gap(gets) >= 950, `the stall was given up after ${gap(gets)} ms`);
-    assert.ok(gap(gets) < 5000, `the stall was given up after ${gap(gets)} ms`);
-  });
-});
+test(
+  "a download that stalls after the headers times out and resumes with Range",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await runThrough(emulator, [
+        { target: "storage", id: BIG, stallAfterBytes: 0 },
+        { target: "storage", id: BIG, stallAfterBytes: 70_000 },
+      ]);
+      const gets = storageRequests(emulator, BIG);
+      // A stalled stream has handed over its bytes on every runtime: the resume is exact.
+      assert.deepEqual(starts(gets), [0, 0, 70_000]);
+      assert.ok(gap(gets) >= 950, `the stall was given up after ${gap(gets)} ms`);
+      assert.ok(gap(gets) < 5000, `the stall was given up after ${gap(gets)} ms`);
+    });
+  },
+);
 
-test("a listing that stalls before or after its headers is retried after --timeout", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await runThrough(emulator, [
-      { target: "list", stallBeforeHeadersMs: 4000 },
-      { target: "list", stallAfterBytes: 10 },
-    ]);
-    const lists = listRequests(emulator);
-    assert.equal(lists.length, PAGES + 2);
-    assert.ok(gap(lists) >= 950 && gap(lists) < 3500, `header timeout after ${gap(lists)} ms`);
-    const second = lists[2].time - lists[1].time;
-    assert.ok(second >= 950 && second < 3500, `body timeout after ${second} ms`);
-  });
-});
+test(
+  "a listing that stalls before or after its headers is retried after --timeout",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await runThrough(emulator, [
+        { target: "list", stallBeforeHeadersMs: 4000 },
+        { target: "list", stallAfterBytes: 10 },
+      ]);
+      const lists = listRequests(emulator);
+      assert.equal(lists.length, PAGES + 2);
+      assert.ok(gap(lists) >= 950 && gap(lists) < 3500, `header timeout after ${gap(lists)} ms`);
+      const second = lists[2].time - lists[1].time;
+      assert.ok(second >= 950 && second < 3500, `body timeout after ${second} ms`);
+    });
+  },
+);
 
-test("a server that ignores Range gets the bytes already written skipped", async () => {
+test("a server that ignores Range gets the bytes already written skipped", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [
       { target: "storage", id: BIG, stallAfterBytes: 123_457 },
@@ -322,18 +351,22 @@ test("a server that ignores Range gets the bytes already written skipped", async
   });
 });
 
-test("a server that ignores Range after several resumes gets every byte written skipped", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    await runThrough(emulator, [
-      { target: "storage", id: BIG, cutAfterBytes: 50_000 },
-      { target: "storage", id: BIG, cutAfterBytes: 30_000 },
-      { target: "storage", id: BIG, ignoreRange: true },
-    ]);
-    assertResumes(storageRequests(emulator, BIG), [50_000, 30_000]);
-  });
-});
+test(
+  "a server that ignores Range after several resumes gets every byte written skipped",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await runThrough(emulator, [
+        { target: "storage", id: BIG, cutAfterBytes: 50_000 },
+        { target: "storage", id: BIG, cutAfterBytes: 30_000 },
+        { target: "storage", id: BIG, ignoreRange: true },
+      ]);
+      assertResumes(storageRequests(emulator, BIG), [50_000, 30_000]);
+    });
+  },
+);
 
-test("a 200 whose body ends before the bytes already written is resumed again", async () => {
+test("a 200 whose body ends before the bytes already written is resumed again", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [
       { target: "storage", id: BIG, stallAfterBytes: 90_000 },
@@ -343,7 +376,7 @@ test("a 200 whose body ends before the bytes already written is resumed again", 
   });
 });
 
-test("an expired signed URL is exchanged for a fresh one from logs/{id}", async () => {
+test("an expired signed URL is exchanged for a fresh one from logs/{id}", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "storage", id: BIG, expireUrl: true }]);
     assert.equal(resolveRequests(emulator, BIG).length, 2);
@@ -352,7 +385,7 @@ test("an expired signed URL is exchanged for a fresh one from logs/{id}", async 
 });
 
 for (const status of [404, 410]) {
-  test(`a signed URL answering ${status} is exchanged for a fresh one too`, async () => {
+  test(`a signed URL answering ${status} is exchanged for a fresh one too`, SLOW, async () => {
     await withEmulator({ files: FILES }, async (emulator) => {
       await runThrough(emulator, [{ target: "storage", id: BIG, status }]);
       assert.equal(resolveRequests(emulator, BIG).length, 2);
@@ -361,7 +394,7 @@ for (const status of [404, 410]) {
   });
 }
 
-test("a signed URL that is already expired when handed out is replaced", async () => {
+test("a signed URL that is already expired when handed out is replaced", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "download", id: BIG, expireUrl: true }]);
     assert.equal(resolveRequests(emulator, BIG).length, 2);
@@ -371,7 +404,7 @@ test("a signed URL that is already expired when handed out is replaced", async (
   });
 });
 
-test("a URL that expires mid-download resumes with Range on a fresh URL", async () => {
+test("a URL that expires mid-download resumes with Range on a fresh URL", SLOW, async () => {
   await withEmulator({ files: FILES, signedUrlTtlMs: 60_000 }, async (emulator) => {
     await runThrough(emulator, [
       { target: "storage", id: BIG, stallAfterBytes: 65_536 },
@@ -385,7 +418,7 @@ test("a URL that expires mid-download resumes with Range on a fresh URL", async 
   });
 });
 
-test("signed URLs that expire by their TTL during a slow run are renewed", async () => {
+test("signed URLs that expire by their TTL during a slow run are renewed", SLOW, async () => {
   await withEmulator({ files: FILES, signedUrlTtlMs: 150, latencyMs: 0 }, async (emulator) => {
     // The URL is handed out, then the storage answer waits past its expiry.
     await runThrough(emulator, [{ target: "storage", id: BIG, stallBeforeHeadersMs: 400 }]);
@@ -393,15 +426,22 @@ test("signed URLs that expire by their TTL during a slow run are renewed", async
   });
 });
 
-test("corrupted bytes fail the hash and the file is downloaded again from scratch", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const r = await runThrough(emulator, [{ target: "storage", id: BIG, corruptBytes: true }]);
-    assert.deepEqual(starts(storageRequests(emulator, BIG)), [0, 0]);
-    assert.match(r.stderr, new RegExp(`Retrying downloading log id=${BIG} .*verification failed`));
-  });
-});
+test(
+  "corrupted bytes fail the hash and the file is downloaded again from scratch",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const r = await runThrough(emulator, [{ target: "storage", id: BIG, corruptBytes: true }]);
+      assert.deepEqual(starts(storageRequests(emulator, BIG)), [0, 0]);
+      assert.match(
+        r.stderr,
+        new RegExp(`Retrying downloading log id=${BIG} .*verification failed`),
+      );
+    });
+  },
+);
 
-test("a persistently wrong hash is an integrity error naming the file, exit 1", async () => {
+test("a persistently wrong hash is an integrity error naming the file, exit 1", SLOW, async () => {
   const files = FILES.map((f) =>
     f.id === BIG ? { ...f, advertise: { fileSha256: "ab".repeat(32) } } : f
   );
@@ -419,34 +459,44 @@ test("a persistently wrong hash is an integrity error naming the file, exit 1", 
 });
 
 for (const delta of [-10, 10]) {
-  test(`a listed size ${delta < 0 ? "smaller" : "larger"} than the served file is an integrity error naming the file`, async () => {
-    const content = '{"event_id":"e","n":1}\n'.repeat(2000);
-    const files = FILES.map((f) =>
-      f.id === BIG ? { ...f, content, advertise: { fileSize: content.length + delta } } : f
-    );
-    await withEmulator({ files }, async (emulator) => {
-      const r = await run(emulator, ["--concurrency", "1"]);
-      assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, new RegExp(`error: log file ${BIG} failed verification 3 times`));
-      assertSameBytes(r.stdout, await expectedStream(emulator, idsOf(emulator).slice(0, 2)));
-    });
-  });
+  test(
+    `a listed size ${
+      delta < 0 ? "smaller" : "larger"
+    } than the served file is an integrity error naming the file`,
+    SLOW,
+    async () => {
+      const content = '{"event_id":"e","n":1}\n'.repeat(2000);
+      const files = FILES.map((f) =>
+        f.id === BIG ? { ...f, content, advertise: { fileSize: content.length + delta } } : f
+      );
+      await withEmulator({ files }, async (emulator) => {
+        const r = await run(emulator, ["--concurrency", "1"]);
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, new RegExp(`error: log file ${BIG} failed verification 3 times`));
+        assertSameBytes(r.stdout, await expectedStream(emulator, idsOf(emulator).slice(0, 2)));
+      });
+    },
+  );
 }
 
-test("a file returned again on the next page (inclusive after) is downloaded once", async () => {
-  await withEmulator({ files: FILES, inclusiveAfter: true }, async (emulator) => {
-    const r = await runThrough(emulator, [], ["-v"]);
-    for (const id of idsOf(emulator)) {
-      assert.equal(storageRequests(emulator, id).length, 1, id);
-      assert.equal(resolveRequests(emulator, id).length, 1, id);
-    }
-    // Pages of 5 overlapping by one: 0-4, 4-8, 8-11.
-    assert.equal(listRequests(emulator).length, PAGES);
-    assert.match(r.stderr, /Skipping eclf_auth_log_0004: already delivered/);
-  });
-});
+test(
+  "a file returned again on the next page (inclusive after) is downloaded once",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES, inclusiveAfter: true }, async (emulator) => {
+      const r = await runThrough(emulator, [], ["-v"]);
+      for (const id of idsOf(emulator)) {
+        assert.equal(storageRequests(emulator, id).length, 1, id);
+        assert.equal(resolveRequests(emulator, id).length, 1, id);
+      }
+      // Pages of 5 overlapping by one: 0-4, 4-8, 8-11.
+      assert.equal(listRequests(emulator).length, PAGES);
+      assert.match(r.stderr, /Skipping eclf_auth_log_0004: already delivered/);
+    });
+  },
+);
 
-test("has_more with a cursor that does not advance is an error, not a loop", async () => {
+test("has_more with a cursor that does not advance is an error, not a loop", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     emulator.inject({ target: "list", repeatCursor: true, times: Infinity });
     const r = await run(emulator);
@@ -456,7 +506,7 @@ test("has_more with a cursor that does not advance is an error, not a loop", asy
   });
 });
 
-test("has_more with a cursor that moves backwards is an error, not a loop", async () => {
+test("has_more with a cursor that moves backwards is an error, not a loop", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     emulator.inject({ target: "list", backwardsCursor: true, times: Infinity });
     const r = await run(emulator);
@@ -466,29 +516,33 @@ test("has_more with a cursor that moves backwards is an error, not a loop", asyn
   });
 });
 
-test("after a stuck cursor, a run with --state resumes and the output adds up to the fault-free one", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
-  try {
-    await withEmulator({ files: FILES }, async (emulator) => {
-      const state = join(dir, "state.json");
-      // Page 1 is fine (a 1 ms delay only uses up the first place in the fault queue); page 2
-      // claims more but does not move.
-      emulator.inject({ target: "list", stallBeforeHeadersMs: 1 });
-      emulator.inject({ target: "list", repeatCursor: true });
-      const first = await run(emulator, ["--state", state]);
-      assert.equal(first.code, 1, first.stderr);
-      assert.match(first.stderr, /cursor did not advance/);
-      const second = await run(emulator, ["--state", state]);
-      assert.equal(second.code, 0, second.stderr);
-      const all = new Uint8Array([...first.stdout, ...second.stdout]);
-      assertSameBytes(all, await expectedStream(emulator, idsOf(emulator)));
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "after a stuck cursor, a run with --state resumes and the output adds up to the fault-free one",
+  SLOW,
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
+    try {
+      await withEmulator({ files: FILES }, async (emulator) => {
+        const state = join(dir, "state.json");
+        // Page 1 is fine (a 1 ms delay only uses up the first place in the fault queue); page 2
+        // claims more but does not move.
+        emulator.inject({ target: "list", stallBeforeHeadersMs: 1 });
+        emulator.inject({ target: "list", repeatCursor: true });
+        const first = await run(emulator, ["--state", state]);
+        assert.equal(first.code, 1, first.stderr);
+        assert.match(first.stderr, /cursor did not advance/);
+        const second = await run(emulator, ["--state", state]);
+        assert.equal(second.code, 0, second.stderr);
+        const all = new Uint8Array([...first.stdout, ...second.stdout]);
+        assertSameBytes(all, await expectedStream(emulator, idsOf(emulator)));
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
 
-test("has_more with an empty page but an advanced cursor keeps listing", async () => {
+test("has_more with an empty page but an advanced cursor keeps listing", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "list", emptyPageAdvance: true }]);
     const lists = listRequests(emulator);
@@ -497,14 +551,14 @@ test("has_more with an empty page but an advanced cursor keeps listing", async (
   });
 });
 
-test("a list answer sent as two JSON documents is read from the first", async () => {
+test("a list answer sent as two JSON documents is read from the first", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     await runThrough(emulator, [{ target: "list", multiDocument: true }]);
     assert.equal(listRequests(emulator).length, PAGES);
   });
 });
 
-test("has_more with a null last_end_time ends the listing", async () => {
+test("has_more with a null last_end_time ends the listing", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     emulator.inject({
       target: "list",
@@ -518,81 +572,101 @@ test("has_more with a null last_end_time ends the listing", async () => {
   });
 });
 
-test("a slow file holds back the output behind it but not the downloads, which stay bounded", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const [first] = idsOf(emulator);
-    await runThrough(
-      emulator,
-      [{ target: "storage", id: first, stallAfterBytes: 100 }],
-      ["--concurrency", "2"],
+test(
+  "a slow file holds back the output behind it but not the downloads, which stay bounded",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const [first] = idsOf(emulator);
+      await runThrough(
+        emulator,
+        [{ target: "storage", id: first, stallAfterBytes: 100 }],
+        ["--concurrency", "2"],
+      );
+      const gets = storageRequests(emulator, first);
+      assert.equal(gets.length, 2);
+      // While the first file stalled, later files were fetched, but only as far as the bounded
+      // queue of finished downloads allows (2 x concurrency entries, page ends included).
+      const during = emulator.requests.filter((q) =>
+        q.server === "storage" && q.path !== `/files/${first}` && q.time > gets[0].time &&
+        q.time < gets[1].time
+      );
+      assert.ok(during.length >= 2, `${during.length} downloads during the stall`);
+      assert.ok(during.length <= 4, `${during.length} downloads during the stall`);
+    });
+  },
+);
+
+test(
+  "without a listed size or hash, a cut download still resumes and completes",
+  SLOW,
+  async () => {
+    const files = FILES.map((f) => ({ ...f, advertise: { fileSize: null, fileSha256: null } }));
+    await withEmulator({ files }, async (emulator) => {
+      await runThrough(emulator, [
+        { target: "storage", id: BIG, stallAfterBytes: 40_000 },
+        { target: "storage", id: BIG, cutAfterBytes: 50_000 },
+      ]);
+      // Nothing listed to compare against: the runtime's report of the broken body is enough.
+      const from = starts(storageRequests(emulator, BIG));
+      assert.equal(from.length, 3);
+      assert.deepEqual(from.slice(0, 2), [0, 40_000]);
+      if (KEEPS_BYTES_BEFORE_RESET) assert.equal(from[2], 90_000);
+      else assert.ok(from[2] >= 40_000 && from[2] <= 90_000, `resumed at ${from[2]}`);
+    });
+  },
+);
+
+test(
+  "a listing with an id that is not safe as a file name is refused before anything is written",
+  SLOW,
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
+      try {
+        emulator.inject({
+          target: "list",
+          status: 200,
+          body: JSON.stringify({
+            data: [{
+              id: "../../escape",
+              event_type: "AUTH_LOG",
+              end_time: "2026-07-02T00:00:00Z",
+            }],
+            has_more: false,
+            last_end_time: "2026-07-02T00:00:00.000000Z",
+          }),
+        });
+        const r = await run(emulator, ["--output-dir", join(dir, "out")]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /error: unexpected answer while listing logs .*not a safe file id/);
+        assert.deepEqual(await readdir(dir), []);
+        assert.equal(emulator.requests.length, 1);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);
+
+test(
+  "a fatal error ends the run without sitting out a Retry-After or a stall elsewhere",
+  SLOW,
+  async () => {
+    const files = FILES.map((f, i) =>
+      i === 0 ? { ...f, advertise: { fileSha256: "0".repeat(64) } } : f
     );
-    const gets = storageRequests(emulator, first);
-    assert.equal(gets.length, 2);
-    // While the first file stalled, later files were fetched, but only as far as the bounded
-    // queue of finished downloads allows (2 x concurrency entries, page ends included).
-    const during = emulator.requests.filter((q) =>
-      q.server === "storage" && q.path !== `/files/${first}` && q.time > gets[0].time &&
-      q.time < gets[1].time
-    );
-    assert.ok(during.length >= 2, `${during.length} downloads during the stall`);
-    assert.ok(during.length <= 4, `${during.length} downloads during the stall`);
-  });
-});
-
-test("without a listed size or hash, a cut download still resumes and completes", async () => {
-  const files = FILES.map((f) => ({ ...f, advertise: { fileSize: null, fileSha256: null } }));
-  await withEmulator({ files }, async (emulator) => {
-    await runThrough(emulator, [
-      { target: "storage", id: BIG, stallAfterBytes: 40_000 },
-      { target: "storage", id: BIG, cutAfterBytes: 50_000 },
-    ]);
-    // Nothing listed to compare against: the runtime's report of the broken body is enough.
-    const from = starts(storageRequests(emulator, BIG));
-    assert.equal(from.length, 3);
-    assert.deepEqual(from.slice(0, 2), [0, 40_000]);
-    if (KEEPS_BYTES_BEFORE_RESET) assert.equal(from[2], 90_000);
-    else assert.ok(from[2] >= 40_000 && from[2] <= 90_000, `resumed at ${from[2]}`);
-  });
-});
-
-test("a listing with an id that is not safe as a file name is refused before anything is written", async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const dir = await mkdtemp(join(tmpdir(), "oai-rel-"));
-    try {
-      emulator.inject({
-        target: "list",
-        status: 200,
-        body: JSON.stringify({
-          data: [{ id: "../../escape", event_type: "AUTH_LOG", end_time: "2026-07-02T00:00:00Z" }],
-          has_more: false,
-          last_end_time: "2026-07-02T00:00:00.000000Z",
-        }),
-      });
-      const r = await run(emulator, ["--output-dir", join(dir, "out")]);
-      assert.equal(r.code, 1);
-      assert.match(r.stderr, /error: unexpected answer while listing logs .*not a safe file id/);
-      assert.deepEqual(await readdir(dir), []);
-      assert.equal(emulator.requests.length, 1);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-});
-
-test("a fatal error ends the run without sitting out a Retry-After or a stall elsewhere", async () => {
-  const files = FILES.map((f, i) =>
-    i === 0 ? { ...f, advertise: { fileSha256: "0".repeat(64) } } : f
-  );
-  await withEmulator({ files }, async (emulator) => {
-    const ids = idsOf(emulator);
-    // Page 1 lists; page 2 is rate limited for a minute; file 1 never sends its headers.
-    emulator.inject({ target: "list", stallBeforeHeadersMs: 1 });
-    emulator.inject({ target: "list", status: 429, headers: { "retry-after": "60" } });
-    emulator.inject({ target: "storage", id: ids[1], stallBeforeHeadersMs: 60_000 });
-    const r = await run(emulator, ["--timeout", "60"]);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: log file ${ids[0]} failed verification 3 times`));
-    assert.ok(r.ms < 10_000, `the run took ${r.ms} ms to fail`);
-    assert.equal(r.stdout.length, 0);
-  });
-});
+    await withEmulator({ files }, async (emulator) => {
+      const ids = idsOf(emulator);
+      // Page 1 lists; page 2 is rate limited for a minute; file 1 never sends its headers.
+      emulator.inject({ target: "list", stallBeforeHeadersMs: 1 });
+      emulator.inject({ target: "list", status: 429, headers: { "retry-after": "60" } });
+      emulator.inject({ target: "storage", id: ids[1], stallBeforeHeadersMs: 60_000 });
+      const r = await run(emulator, ["--timeout", "60"]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`error: log file ${ids[0]} failed verification 3 times`));
+      assert.ok(r.ms < 10_000, `the run took ${r.ms} ms to fail`);
+      assert.equal(r.stdout.length, 0);
+    });
+  },
+);
