@@ -81,10 +81,6 @@ test("--output-dir and --state take drive-letter paths, and a second run finds n
         windowsPath(join(dir, "logs")),
         "--state",
         windowsPath(join(dir, "state.json")),
-        // Paths are the point here; one download at a time keeps this test off a race in the
-        // output tree's stale-temp clean-up that concurrent downloads can lose under Wine.
-        "--concurrency",
-        "1",
       ];
       const first = await runCli(args, { env: envFor(emulator) });
       assert.equal(first.code, 0, first.stderr);
