@@ -179,7 +179,9 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   const controller = new AbortController();
   const removeSignals = onStopSignal((signal: StopSignal) => {
     if (controller.signal.aborted) return;
-    reporter.warning(`Received ${signal}: finishing the file being written, then stopping`);
+    reporter.warning(
+      `Received ${signal}: stopping downloads; files already delivered stay, nothing partial is left`,
+    );
     controller.abort(new CliError("interrupted", `interrupted by ${signal}`, { signal }));
   });
 

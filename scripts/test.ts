@@ -111,7 +111,9 @@ async function main(): Promise<number> {
   results.push(
     await testSuite("deno tests", [deno, "test", "--allow-all", "tests/"], denoCounts),
   );
-  results.push(await testSuite("bun tests", [...bun, "test", "tests/"], bunCounts));
+  results.push(
+    await testSuite("bun tests", [...bun, "test", "--timeout", "120000", "tests/"], bunCounts),
+  );
 
   if (!process.argv.includes("--no-binaries")) {
     const { binarySuites } = await import("./binary-suites.ts");
