@@ -60,10 +60,6 @@ export const WINE_GAPS: { test: string; reason: string }[] = [
     reason: "Wine 8's socket poll never reports a refused non-blocking connect, so the " +
       "binary waits forever; Windows reports it within ~2 s",
   },
-  {
-    test: "multi-page data is streamed to stdout in listing order with script-style progress",
-    reason: "it expects the zone to be named UTC; Wine names the host's UTC zone GMT",
-  },
 ];
 
 /**
