@@ -1,49 +1,16 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { readdir, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
+import { deadPid, withDir as withTempDir, withLivePid } from "../helpers/processes.ts";
 import { Checkpoint, resetState, showState, type StateData } from "../../lib/checkpoint.ts";
 import { CliError } from "../../lib/errors.ts";
 
 const POSIX = process.platform !== "win32";
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "oai-checkpoint-"));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** A child of the runtime running the tests, doing nothing for `ms`. */
-function spawnRuntime(ms: number): ChildProcess {
-  const code = `setTimeout(() => {}, ${ms})`;
-  const args = process.versions.deno ? ["eval", code] : ["-e", code];
-  return spawn(process.execPath, args, { stdio: "ignore" });
-}
-
-/** Runs `fn` with the pid of a live process, killed afterwards. */
-async function withLivePid(fn: (pid: number) => Promise<void>): Promise<void> {
-  const child = spawnRuntime(60_000);
-  const exited = new Promise((done) => child.on("exit", done));
-  try {
-    await fn(child.pid!);
-  } finally {
-    child.kill("SIGKILL");
-    await exited;
-  }
-}
-
-/** The pid of a process that has exited (and been reaped). */
-async function deadPid(): Promise<number> {
-  const child = spawnRuntime(0);
-  await new Promise((done) => child.on("exit", done));
-  return child.pid!;
-}
+const withDir = (fn: (dir: string) => Promise<void>) => withTempDir("oai-checkpoint-", fn);
 
 function lockText(pid: number, host = hostname(), startedAt = new Date().toISOString()): string {
   return JSON.stringify({ pid, hostname: host, startedAt }) + "\n";
