@@ -132,6 +132,12 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
   }
 }
 
+/** Waits until the emulator's storage host has been asked for `count` downloads. */
+function untilDownloads(emulator: Emulator, count: number): Promise<void> {
+  const started = () => emulator.requests.filter((q) => q.server === "storage").length;
+  return until(() => Promise.resolve(started() >= count), 20_000, `${count} downloads`);
+}
+
 test(
   "a state file of another principal, another event type, corrupt or of another version is refused and left byte-identical",
   SLOW,
@@ -389,12 +395,7 @@ test(
           onSpawn: (c) => (child = c),
         });
         // Kill once most files have been fetched (so several are in the -o temp file).
-        await until(
-          () =>
-            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
-          20_000,
-          "eight downloads",
-        );
+        await untilDownloads(emulator, 8);
         signalCli(child, "SIGKILL");
         const killed = await running;
         assert.equal(killed.signal, "SIGKILL");
@@ -598,12 +599,7 @@ test(
         const state = join(dir, "state.json");
         let child: ChildProcess | undefined;
         const running = run(emulator, ["--state", state], { onSpawn: (c) => (child = c) });
-        await until(
-          () =>
-            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
-          20_000,
-          "six downloads",
-        );
+        await untilDownloads(emulator, 6);
         signalCli(child, "SIGTERM");
         const first = await running;
         assert.equal(first.code, 143, first.stderr);
@@ -633,12 +629,7 @@ test(
         const running = run(emulator, ["--state", state, "-o", out], {
           onSpawn: (c) => (child = c),
         });
-        await until(
-          () =>
-            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 6),
-          20_000,
-          "six downloads",
-        );
+        await untilDownloads(emulator, 6);
         signalCli(child, "SIGINT");
         const r = await running;
         assert.equal(r.code, 130, r.stderr);
@@ -693,12 +684,7 @@ test(
         const args = [PRINCIPAL, "AUTH_LOG", "5", AFTER, "--state", join(dir, "state.json")];
         let child: ChildProcess | undefined;
         const running = runCli(args, { env, timeoutMs: 30_000, onSpawn: (c) => (child = c) });
-        await until(
-          () =>
-            Promise.resolve(emulator.requests.filter((q) => q.server === "storage").length >= 8),
-          20_000,
-          "eight downloads",
-        );
+        await untilDownloads(emulator, 8);
         signalCli(child, "SIGKILL");
         assert.equal((await running).signal, "SIGKILL");
         const left = (await readdir(temp)).filter((name) => !kept.includes(name));
