@@ -6,13 +6,13 @@
 import { CliError } from "./errors.ts";
 import { type Opened, openRequest, readText } from "./http.ts";
 import {
+  parseRetryAfter,
   RETRYABLE_STATUSES,
   type RetryNotice,
   type RetryPolicy,
   TransientError,
   withRetries,
 } from "./retry.ts";
-import { parseRetryAfter } from "./retry.ts";
 import { toMicros } from "./time.ts";
 
 export interface LogFile {

@@ -5,10 +5,9 @@
  * bytes are checked against the listing's `file_size` and `file_sha256` while they stream.
  */
 import { createHash, type Hash } from "node:crypto";
-import type { ComplianceClient, LogFile } from "./api.ts";
+import { type ComplianceClient, httpError, type LogFile } from "./api.ts";
 import { CliError } from "./errors.ts";
 import { readBody } from "./http.ts";
-import { httpError } from "./api.ts";
 import { retryDelay, type RetryNotice, type RetryPolicy, sleep, TransientError } from "./retry.ts";
 
 /** Where a download's bytes go; `restart` throws away what was written so far. */
