@@ -643,7 +643,9 @@ test(
 for (
   const [what, fault] of [
     ["a long Retry-After wait", { target: "list", status: 429, headers: { "retry-after": "60" } }],
-    ["a stalled download", { target: "storage", stallAfterBytes: 10 }],
+    // The first file (1500 bytes) is the one stalled: a stall that happened to hit the empty
+    // file would let the run finish before the signal is sent.
+    ["a stalled download", { target: "storage", id: FILES[0].id, stallAfterBytes: 10 }],
   ] as const
 ) {
   test(`SIGTERM during ${what} ends the run at once`, SLOW, async () => {
