@@ -19,11 +19,12 @@ import {
   removeStaleTemps,
   type TempFile,
 } from "./atomic.ts";
+import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import { writeStdout } from "./runtime.ts";
 import { toMicros } from "./time.ts";
 
 const NEWLINE = new Uint8Array([0x0a]);
-const COPY_BUFFER_BYTES = 1 << 20;
+const COPY_BUFFER_BYTES = COALESCE_BYTES;
 
 /** A download in progress: written by `downloadFile`, then delivered or discarded. */
 export interface Spool extends SpoolWriter {
@@ -44,45 +45,6 @@ export interface Sink {
   finish(): Promise<void>;
   /** Removes everything temporary; leaves earlier complete outputs untouched. */
   abort(): Promise<void>;
-}
-
-/**
- * Gathers the small chunks a download arrives in (16-64 KiB) into writes of 1 MiB once a file has
- * proved large, so a 2 GiB file costs 2,048 writes instead of ~35,000; small files are written as
- * they come. `sink` must be done with the bytes when its promise resolves: the buffer is reused.
- */
-class WriteCoalescer {
-  private buffer?: Uint8Array;
-  private fill = 0;
-  private seen = 0;
-
-  constructor(private readonly sink: (bytes: Uint8Array) => Promise<void>) {}
-
-  async write(chunk: Uint8Array): Promise<void> {
-    this.seen += chunk.length;
-    if (!this.buffer) {
-      if (this.seen < COPY_BUFFER_BYTES) return this.sink(chunk);
-      this.buffer = new Uint8Array(COPY_BUFFER_BYTES);
-    }
-    if (this.fill + chunk.length > this.buffer.length) await this.flush();
-    if (chunk.length >= this.buffer.length) return this.sink(chunk);
-    this.buffer.set(chunk, this.fill);
-    this.fill += chunk.length;
-  }
-
-  /** Writes what is gathered; call before the bytes are read back or committed. */
-  async flush(): Promise<void> {
-    if (this.fill === 0) return;
-    const bytes = this.buffer!.subarray(0, this.fill);
-    this.fill = 0;
-    await this.sink(bytes);
-  }
-
-  /** Forgets what is gathered (the download starts over). */
-  reset(): void {
-    this.fill = 0;
-    this.seen = 0;
-  }
 }
 
 /** A spool file in a private directory, replayed into a stream on delivery. */
@@ -120,7 +82,7 @@ class FileSpool implements Spool {
   }
 
   async restart(): Promise<void> {
-    this.coalescer.reset();
+    await this.coalescer.reset();
     await this.handle.truncate(0);
     this.written = 0;
   }
@@ -142,6 +104,7 @@ class FileSpool implements Spool {
   }
 
   async discard(): Promise<void> {
+    await this.coalescer.abandon();
     await this.handle.close().catch(() => {});
     await rm(this.path, { force: true });
   }
@@ -314,6 +277,7 @@ class TreeSpool implements Spool {
       await this.gzip.pump.catch(() => {});
       this.gzip = undefined;
     }
+    await this.plain.abandon();
     await this.temp.discard();
   }
 }
