@@ -14,6 +14,8 @@ import { DEFAULT_PRINCIPALS, normalizeSpec } from "../tests/emulator/dataset.ts"
 /** What bench.ts asks for. */
 export interface BenchEmulatorSpec {
   latencyMs: number;
+  /** Caps the storage link (bytes per second), shared by all downloads. */
+  storageBytesPerSecond?: number;
   /** Explicit files; `dataset` below is added after them. */
   files?: FileSpec[];
   /**
@@ -48,7 +50,12 @@ if (spec.dataset) {
 }
 // Signed URLs stay valid for the whole run: the benchmark fetches one per curl run.
 const ttl = 6 * 3600_000;
-const emulator = await startEmulator({ files, latencyMs: spec.latencyMs, signedUrlTtlMs: ttl });
+const emulator = await startEmulator({
+  files,
+  latencyMs: spec.latencyMs,
+  storageBytesPerSecond: spec.storageBytesPerSecond,
+  signedUrlTtlMs: ttl,
+});
 
 const advertised = (f: FileSpec) => !(f.advertise && "fileSha256" in f.advertise);
 for (const file of emulator.files) {

@@ -13,21 +13,26 @@
  *    context, what verify-then-emit (curl, openssl, cat) and a durable file (curl, sync) cost.
  * 3. Start-up: `--version` of the binary, of `deno run` and of `bun run` from source (median).
  * 4. Verification cost: scenario 2 with the listing's `file_sha256` and without it.
+ * link: scenarios 2 and 4 again over a storage link capped at --link-rate (default 250 MB/s,
+ *    2 Gbit/s), where the wire rather than the CPU is the limit, as with a real object store.
+ *    Scenario 2 also measures the floor: a bare Bun fetch loop, with and without SHA-256.
  *
  * The emulator runs in its own process (under Bun when available: it generates content about
  * twice as fast as under Deno), so its CPU is never counted against the tool. Tool runs write
  * stdout straight to /dev/null and `--output-dir` into a temporary directory, removed after each
  * run; peak memory comes from `/usr/bin/time -v` (or VmHWM in /proc).
  *
- * Usage: deno task bench [--quick] [--size 512MiB] [--runs N] [--scenarios 1,2,3,4]
+ * Usage: deno task bench [--quick] [--size 512MiB] [--runs N] [--scenarios 1,2,3,4,link]
  *                        [--bin PATH] [--no-source] [--no-gzip] [--emulator-runtime bun|deno]
- *                        [--json FILE]
+ *                        [--link-rate 250MB] [--link-size 1GiB] [--json FILE]
  *   --quick        512 MiB instead of 2 GiB, one round, fewer start-up runs (a smoke test)
  *   --runs N       rounds of the headline figures (default 3; medians); --concurrency 1, the
  *                  --output-dir runs and the runs from source are measured in the first round
  *   --bin PATH     the binary to measure (default: built from this checkout into .bench/)
  *   --no-source    skip `deno run` / `bun run` from source in scenarios 1 and 2
  *   --no-gzip      skip `--output-dir --gzip` (compression-bound, the longest run)
+ *   --link-rate R  the capped link of scenario "link" (default 250MB, per second)
+ *   --link-size S  the file sent over it (default 1GiB; 512MiB with --quick)
  *   --json FILE    also write every measurement there
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -47,6 +52,7 @@ import { BUN_FLAGS } from "./build.ts";
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN_TS = join(ROOT, "main.ts");
 const EMULATOR_TS = fileURLToPath(new URL("./_bench_emulator.ts", import.meta.url));
+const FETCH_TS = fileURLToPath(new URL("./_bench_fetch.ts", import.meta.url));
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const AFTER = "2026-07-01T00:00:00Z";
@@ -544,6 +550,17 @@ async function scenarioLargeFile(
       return m;
     };
     const hasOpenssl = available("openssl", ["version"]);
+    // The runtime's own floor: Bun's fetch loop, with and without the hash, nothing else.
+    const hasBun = available("bun");
+    const fetchFloor = async (id: string, sha: boolean) => {
+      const url = await signedUrl(emu.apiBase, emu.key, principal, id);
+      const m = await measure(["bun", FETCH_TS, url, ...(sha ? ["--sha256"] : [])]);
+      if (m.code !== 0) throw new Error(`the bare fetch loop failed: ${m.stderr}`);
+      if (!m.stderr.startsWith(`${verified.size} bytes`)) {
+        throw new Error(`the bare fetch loop read the wrong length: ${m.stderr}`);
+      }
+      return m;
+    };
 
     for (let round = 0; round < runs; round++) {
       const first = round === 0;
@@ -558,6 +575,10 @@ async function scenarioLargeFile(
       await step("curl", () => curl(verified.id));
       await step("stdout", () => runTool(binary, argsFor("AUTH_LOG"), emu.key, "stdout"));
       await step("stdout, no sha", () => runTool(binary, argsFor("AUDIT_LOG"), emu.key, "stdout"));
+      if (hasBun) {
+        await step("bun fetch", () => fetchFloor(verified.id, false));
+        await step("bun fetch+sha", () => fetchFloor(verified.id, true));
+      }
       if (hasOpenssl) await step("curl+openssl+cat", () => verifyThenEmit(verified.id));
       // Disk-bound (fsync) and long: once, unless asked for more with --runs above 3.
       if (first || runs > 3) {
@@ -609,6 +630,8 @@ async function scenarioLargeFile(
         value: `${mbps(size, med(name))} = ${x(curlMs / med(name))} curl; CPU ${cpu(name)}`,
         target: "",
       });
+    reference("bun fetch", "bare Bun fetch loop, discarding (reference: the runtime's floor)");
+    reference("bun fetch+sha", "bare Bun fetch loop + SHA-256 (reference: floor when verifying)");
     reference("curl+openssl+cat", "curl to a file, openssl sha256, cat > /dev/null (reference)");
     throughput("stdout", `${binary.name} > /dev/null, verified`);
     reference("curl+sync", "curl -o FILE, then sync FILE (reference)");
@@ -632,6 +655,85 @@ async function scenarioLargeFile(
     overhead("dir", "dir, no sha", `SHA-256 verification cost, ${binary.name} --output-dir`);
   } finally {
     await rm(out, { recursive: true, force: true });
+    await emu.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios 2 and 4 again, on a link of fixed speed
+
+/**
+ * The large file over a capped link (the emulator paces its storage responses), as from a real
+ * object store: where the wire, not the CPU, is the limit, the tool should keep pace with curl,
+ * and hashing should cost nothing, since it runs while the tool waits for bytes.
+ */
+async function scenarioLink(binary: Runtime, size: number, rate: number, runs: number) {
+  const human = size % GIB === 0 ? `${size / GIB} GiB` : `${(size / MIB).toFixed(0)} MiB`;
+  const link = `${(rate * 8 / 1e9).toFixed(1)} Gbit/s (${(rate / 1e6).toFixed(0)} MB/s)`;
+  log(`\nScenarios 2 and 4 on a link of ${link}: one file of ${human}`);
+  const endTime = "2026-07-09T13:00:00Z";
+  const emu = await startEmulatorProcess({
+    latencyMs: 0,
+    storageBytesPerSecond: rate,
+    files: [
+      { eventType: "AUTH_LOG", endTime, size },
+      { eventType: "AUDIT_LOG", endTime, size, advertise: { fileSha256: null } },
+    ],
+  });
+  try {
+    const verified = emu.files.find((f) => f.sha)!;
+    const args = (eventType: string) => [
+      verified.principal,
+      eventType,
+      "100",
+      AFTER,
+      "--api-base",
+      emu.apiBase,
+    ];
+    const results: Record<string, Measured[]> = {};
+    const variants: [string, () => Promise<Measured>][] = [
+      ["curl", async () => {
+        const url = await signedUrl(emu.apiBase, emu.key, verified.principal, verified.id);
+        const m = await measure(["curl", "-sS", "-L", "-o", "/dev/null", url]);
+        if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
+        return m;
+      }],
+      ["stdout", () => runTool(binary, args("AUTH_LOG"), emu.key, "stdout, capped link")],
+      ["stdout, no sha", () => runTool(binary, args("AUDIT_LOG"), emu.key, "stdout, capped link")],
+    ];
+    for (let round = 0; round < runs; round++) {
+      for (const [name, run] of variants) {
+        const m = await run();
+        (results[name] ??= []).push(m);
+        log(`  round ${round + 1}: ${name}: ${s(m.ms)}, ${mbps(size, m.ms)}, peak ${mb(m.peakMb)}`);
+      }
+    }
+    raw.scenarioLink = { size, rate, results };
+    const med = (name: string) => median(results[name].map((m) => m.ms));
+    const curlMs = med("curl");
+    row({
+      scenario: "2 (link)",
+      figure: `curl -sS -L -o /dev/null, ${human} over ${link}`,
+      value: `${mbps(size, curlMs)} (${s(curlMs)})`,
+      target: "",
+    });
+    for (const [name, label] of [["stdout", "verified"], ["stdout, no sha", "not verified"]]) {
+      row({
+        scenario: "2 (link)",
+        figure: `${binary.name} > /dev/null, ${label}`,
+        value: `${mbps(size, med(name))} = ${x(curlMs / med(name))} curl`,
+        target: "",
+      });
+    }
+    row({
+      scenario: "4 (link)",
+      figure: `SHA-256 verification cost over ${link}`,
+      value: `${((med("stdout") / med("stdout, no sha") - 1) * 100).toFixed(0)}% (${
+        s(med("stdout"))
+      } vs ${s(med("stdout, no sha"))})`,
+      target: "",
+    });
+  } finally {
     await emu.close();
   }
 }
@@ -694,6 +796,8 @@ const { values: flags } = parseArgs({
     "no-source": { type: "boolean" },
     "no-gzip": { type: "boolean" },
     "emulator-runtime": { type: "string" },
+    "link-rate": { type: "string" },
+    "link-size": { type: "string" },
     json: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -708,7 +812,9 @@ const quick = Boolean(flags.quick);
 const size = parseSize(flags.size ?? (quick ? "512MiB" : "2GiB"));
 const runs = Number(flags.runs ?? (quick ? 1 : 3));
 const startupRuns = Number(flags["startup-runs"] ?? (quick ? 10 : 30));
-const scenarios = new Set((flags.scenarios ?? "1,2,3,4").split(",").map((t) => t.trim()));
+const scenarios = new Set((flags.scenarios ?? "1,2,3,4,link").split(",").map((t) => t.trim()));
+const linkRate = parseSize(flags["link-rate"] ?? "250MB");
+const linkSize = parseSize(flags["link-size"] ?? (quick ? "512MiB" : "1GiB"));
 const emulatorRuntime = flags["emulator-runtime"] ?? (available("bun") ? "bun" : "deno");
 if (!available("curl")) throw new Error("curl is needed as the reference");
 
@@ -730,6 +836,7 @@ try {
   if (scenarios.has("2") || scenarios.has("4")) {
     await scenarioLargeFile(binary, sources, size, runs, !flags["no-gzip"]);
   }
+  if (scenarios.has("link")) await scenarioLink(binary, linkSize, linkRate, runs);
   if (scenarios.has("3")) await scenarioStartup([binary, ...sources], startupRuns);
   const command = `deno task bench ${process.argv.slice(2).join(" ")}`.trim();
   console.log(`${header}\n\n${table()}\n\nReproduce: \`${command}\``);

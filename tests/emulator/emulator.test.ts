@@ -598,6 +598,27 @@ test("latencyMs delays every response", async () => {
   });
 });
 
+test("storageBytesPerSecond caps the link that all downloads share; the bytes are unchanged", async () => {
+  const files = [
+    oneFile({ id: "eclf_a", size: 400_000 }),
+    oneFile({ id: "eclf_b", size: 400_000, endTime: "2026-07-09T14:00:00Z" }),
+  ];
+  // 800 KB over a 4 MB/s link cannot take less than 200 ms, whether sent one after the other
+  // or side by side.
+  await withEmulator({ files, storageBytesPerSecond: 4_000_000 }, async (emu) => {
+    const t = performance.now();
+    const both = await Promise.all([download(emu, "eclf_a"), download(emu, "eclf_b")]);
+    const elapsed = performance.now() - t;
+    const total = both.reduce((sum, { bytes }) => sum + bytes.length, 0);
+    assert.ok(total >= 800_000, `${total} bytes`);
+    assert.ok(elapsed >= (total / 4_000_000) * 1000 - 10, `${total} bytes in ${elapsed} ms`);
+    for (const [i, id] of ["eclf_a", "eclf_b"].entries()) {
+      assert.equal(sha256(both[i].bytes), await emu.sha256Of(id));
+    }
+  });
+  await assert.rejects(startEmulator({ storageBytesPerSecond: 0 }), /bad link rate/);
+});
+
 // --- faults ---
 
 test("a status fault answers in FIFO order, `times` times, only for its target and file id", async () => {

@@ -19,6 +19,28 @@ export interface Shaping {
   corruptFrom?: number;
   /** Counts body bytes handed to the socket. */
   onBytes?: (n: number) => void;
+  /** The link the body is sent over, when its speed is capped. */
+  link?: PacedLink;
+}
+
+/**
+ * A link of fixed capacity shared by every response sent over it, like a site's uplink: each
+ * chunk takes its turn, so one download gets the whole rate and four share it. Only waits of a
+ * few milliseconds are slept (timers are too coarse for each chunk), so the rate holds on average.
+ */
+export class PacedLink {
+  private freeAt = 0;
+  constructor(readonly bytesPerSecond: number) {
+    if (!(bytesPerSecond > 0)) throw new RangeError(`bad link rate ${bytesPerSecond}`);
+  }
+
+  /** Reserves the link for `bytes`; resolves when they may go (false: the emulator is closing). */
+  take(bytes: number, closing: AbortSignal): Promise<boolean> {
+    const now = performance.now();
+    this.freeAt = Math.max(now, this.freeAt) + (bytes * 1000) / this.bytesPerSecond;
+    const ahead = this.freeAt - now;
+    return ahead > 4 ? sleep(ahead, closing) : Promise.resolve(!closing.aborted);
+  }
 }
 
 /** Resolves when the response is closed (client gone, socket destroyed) or the emulator closes. */
@@ -109,6 +131,7 @@ export async function sendBody(
   const limit = shaping.cutAfterBytes ?? shaping.stallAfterBytes;
   let sent = 0;
   for (const chunk of limit === undefined ? body : truncated(body, limit)) {
+    if (shaping.link && !(await shaping.link.take(chunk.length, closing))) return;
     if (shaping.corruptFrom !== undefined) flip(chunk, sent, shaping.corruptFrom);
     const ok = limit === undefined
       ? await write(res, chunk, closing)

@@ -17,7 +17,7 @@ import {
   type StoredFile,
 } from "./dataset.ts";
 import { type Fault, FaultQueue } from "./faults.ts";
-import { sleep } from "./respond.ts";
+import { PacedLink, sleep } from "./respond.ts";
 import { UrlSigner } from "./signing.ts";
 import { handleStorage } from "./storage.ts";
 
@@ -38,6 +38,11 @@ export interface EmulatorOptions {
   lastEndTimeMode?: "lastItem" | "pageMaxPlusMicros";
   /** Port of the API listener; default any free port. */
   apiPort?: number;
+  /**
+   * Caps the storage listener's bandwidth, shared by all downloads, like a real link (default
+   * none: loopback speed). Used by the benchmark to compare tools on a wire slower than their CPU.
+   */
+  storageBytesPerSecond?: number;
   /** Port of the storage listener; default any free port. */
   storagePort?: number;
 }
@@ -164,6 +169,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const signer = new UrlSigner(options.signedUrlTtlMs ?? 5 * 60_000);
   const closing = new AbortController();
   const latency = options.latencyMs ?? 0;
+  const link = options.storageBytesPerSecond === undefined
+    ? undefined
+    : new PacedLink(options.storageBytesPerSecond);
   let storageBytes = 0;
 
   const addFiles = (list: FileSpec[]) => {
@@ -207,6 +215,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
           signer,
           closing: closing.signal,
           onBytes: (n) => (storageBytes += n),
+          link,
         },
         req,
         res,

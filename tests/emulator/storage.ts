@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { StoredFile } from "./dataset.ts";
 import type { Fault, FaultQueue } from "./faults.ts";
-import { parseTarget, sendBody, sleep } from "./respond.ts";
+import { type PacedLink, parseTarget, sendBody, sleep } from "./respond.ts";
 import type { UrlSigner } from "./signing.ts";
 
 export interface StorageContext {
@@ -19,6 +19,8 @@ export interface StorageContext {
   closing: AbortSignal;
   /** Counts body bytes written, for tests of backpressure and disconnects. */
   onBytes: (n: number) => void;
+  /** The storage link's capacity, when capped (file bodies only; errors are tiny). */
+  link?: PacedLink;
 }
 
 const ROUTE = /^\/files\/([^/]+)$/;
@@ -149,5 +151,6 @@ export async function handleStorage(
     stallAfterBytes: fault?.stallAfterBytes,
     corruptFrom: fault?.corruptBytes ? Math.floor((end - start) / 2) : undefined,
     onBytes: ctx.onBytes,
+    link: ctx.link,
   });
 }
