@@ -2,6 +2,7 @@
  * The runtime adapter: the only module that touches `Deno` or `Bun` globals. Everything else is
  * written against web APIs and the `node:` built-ins both runtimes implement.
  */
+import { fstatSync } from "node:fs";
 import process from "node:process";
 
 // deno-lint-ignore no-explicit-any
@@ -41,6 +42,41 @@ export async function writeStdout(chunk: Uint8Array): Promise<void> {
     if (isBrokenPipe(error)) throw new BrokenPipeError();
     throw error;
   }
+}
+
+let stdoutPipe: boolean | undefined;
+
+/** Whether stdout is a pipe (how a SIEM shipper usually reads us). */
+function stdoutIsPipe(): boolean {
+  try {
+    stdoutPipe ??= fstatSync(1).isFIFO();
+  } catch {
+    stdoutPipe = false;
+  }
+  return stdoutPipe;
+}
+
+/**
+ * Copies the whole file at `path` (`length` bytes, checked by the caller) to stdout inside the
+ * kernel (sendfile/splice), when stdout is a pipe and the runtime can: into a pipe that is ~3x
+ * faster than reading and writing 1 MiB at a time. Resolves false, having written nothing, when
+ * it does not apply; the caller copies the bytes itself then.
+ *
+ * Only for pipes, only under Bun, not on Windows: Bun copies to a regular file with
+ * copy_file_range, which fails on an `>>` (O_APPEND) stdout, and `Bun.file(path).slice()` is
+ * ignored by this copy (Bun 1.4.5), so the file must hold exactly the bytes to deliver.
+ */
+export async function copyFileToStdout(path: string, length: number): Promise<boolean> {
+  if (!bun || process.platform === "win32" || !stdoutIsPipe()) return false;
+  let copied: number;
+  try {
+    copied = await bun.write(bun.stdout, bun.file(path));
+  } catch (error) {
+    if (isBrokenPipe(error)) throw new BrokenPipeError();
+    throw error;
+  }
+  if (copied !== length) throw new Error(`copied ${copied} bytes to stdout instead of ${length}`);
+  return true;
 }
 
 /** Writes a line to stderr; a closed stderr is ignored (progress is best effort). */

@@ -121,6 +121,37 @@ test("multi-page data is streamed to stdout in listing order with script-style p
   });
 });
 
+test("stdout redirected to a file, with > or >>, gets exactly the data, large files too", async () => {
+  // Pipes are copied in the kernel where the runtime can; a file (O_APPEND above all) must not
+  // be, and must still receive every byte once.
+  const files = hourlyFiles(4, { sizes: [3_000_000, 0, 1500, 2_500_000] });
+  await withEmulator({ files }, async (emulator) => {
+    const dir = await mkdtemp(join(tmpdir(), "oai-stdout-file-"));
+    try {
+      const expected = await expectedStream(emulator, idsOf(emulator));
+      const path = join(dir, "siem.jsonl");
+      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER];
+      const truncating = await runCli(args, {
+        env: envFor(emulator),
+        stdoutFile: { path },
+      });
+      assert.equal(truncating.code, 0, truncating.stderr);
+      assert.deepEqual(new Uint8Array(await readFile(path)), expected);
+
+      const appending = await runCli(args, {
+        env: envFor(emulator),
+        stdoutFile: { path, append: true },
+      });
+      assert.equal(appending.code, 0, appending.stderr);
+      const both = new Uint8Array(await readFile(path));
+      assert.equal(both.length, expected.length * 2);
+      assert.deepEqual(both.subarray(expected.length), expected);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 test("org- ids are routed to /organizations/", async () => {
   await withEmulator({ files: hourlyFiles(3, { principal: ORG }) }, async (emulator) => {
     const r = await runCli([ORG, "AUTH_LOG", "100", AFTER], { env: envFor(emulator) });

@@ -10,6 +10,7 @@
  * assert.equal(r.code, 0);
  */
 import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
@@ -31,6 +32,11 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Called with the child once spawned (e.g. to send signals). */
   onSpawn?: (child: import("node:child_process").ChildProcess) => void;
+  /**
+   * Stdout goes to this file instead of a pipe, like the shell's `>` (or `>>` with append);
+   * the result's stdout is then empty.
+   */
+  stdoutFile?: { path: string; append?: boolean };
 }
 
 export const MAIN_TS = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -86,15 +92,18 @@ function childEnv(extra: Record<string, string | undefined>): Record<string, str
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const [command, ...prefix] = cliCommand();
   const started = Date.now();
+  const file = options.stdoutFile;
+  const stdoutFd = file ? openSync(file.path, file.append ? "a" : "w") : undefined;
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, ...args], {
       cwd: options.cwd,
       env: childEnv(options.env ?? {}),
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["pipe", stdoutFd ?? "pipe", "pipe"],
     });
+    if (stdoutFd !== undefined) closeSync(stdoutFd); // The child has its own copy.
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
-    child.stdout!.on("data", (c: Uint8Array) => out.push(c));
+    child.stdout?.on("data", (c: Uint8Array) => out.push(c));
     child.stderr!.on("data", (c: Uint8Array) => err.push(c));
     child.on("error", reject);
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
