@@ -2,11 +2,11 @@
  * The command behind `main.ts`: turns a parsed command into a run and a run into an exit code.
  */
 import { existsSync } from "node:fs";
-import { ComplianceClient, type LogFile } from "./api.ts";
 import { type Command, type Config, parseCommand, USAGE } from "./args.ts";
 import { Checkpoint, resetState, showState } from "./checkpoint.ts";
 import { CliError, exitCodeFor, registerSecret } from "./errors.ts";
-import { type CursorStore, runPipeline, type Totals } from "./pipeline.ts";
+import { runPasses } from "./passes.ts";
+import type { CursorStore, Totals } from "./pipeline.ts";
 import { colorOnStderr, liveOnStderr, Reporter } from "./reporter.ts";
 import {
   BrokenPipeError,
@@ -15,95 +15,9 @@ import {
   type StopSignal,
   writeStdout,
 } from "./runtime.ts";
-import { sleep, TransientError } from "./retry.ts";
-import { DirectorySink, SingleFileSink, type Sink, StdoutSink } from "./sinks.ts";
 import { VERSION } from "./version.ts";
 
 const encoder = new TextEncoder();
-
-/**
- * Checkpoint writes queued until the `-o` file is committed, so a crash can never leave the
- * cursor past data that was only in a temp file.
- */
-class DeferredStore implements CursorStore {
-  private queued: Array<() => Promise<void>> = [];
-  constructor(private readonly inner: CursorStore) {}
-
-  cursor(eventType: string) {
-    return this.inner.cursor(eventType);
-  }
-
-  markDelivered(eventType: string, pageAfter: string, id: string): Promise<void> {
-    this.queued.push(() => this.inner.markDelivered(eventType, pageAfter, id));
-    return Promise.resolve();
-  }
-
-  advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void> {
-    this.queued.push(() => this.inner.advance(eventType, newAfter, boundaryIds));
-    return Promise.resolve();
-  }
-
-  async flush(): Promise<void> {
-    for (const write of this.queued) await write();
-    this.queued = [];
-  }
-}
-
-async function createSink(config: Config): Promise<Sink> {
-  const { output } = config;
-  if (output.kind === "file") return await SingleFileSink.create(output.path);
-  if (output.kind === "dir") return new DirectorySink(output.path, output.gzip);
-  return await StdoutSink.create();
-}
-
-/** One JSON line per listed file, for `--list`. */
-function printListed(file: LogFile): Promise<void> {
-  const { id, event_type, end_time, file_name, file_size, file_sha256 } = file;
-  const line = JSON.stringify({ id, event_type, end_time, file_name, file_size, file_sha256 });
-  return writeStdout(encoder.encode(line + "\n"));
-}
-
-/** One pass over every event type: list, download, deliver, checkpoint. */
-async function runOnce(
-  config: Config,
-  reporter: Reporter,
-  signal: AbortSignal,
-  store: CursorStore | undefined,
-): Promise<Totals> {
-  const client = new ComplianceClient({
-    apiBase: config.apiBase,
-    key: config.key,
-    principal: config.principal,
-    scope: config.scope,
-    policy: {
-      retries: config.retries,
-      backoffMs: config.backoffMs,
-      maxWaitMs: config.maxRetryWaitMs,
-    },
-    timeoutMs: config.timeoutMs,
-    onRetry: (notice) => reporter.retry(notice),
-    signal,
-  });
-  const sink = await createSink(config);
-  const deferred = store && !sink.durableOnDeliver ? new DeferredStore(store) : undefined;
-  try {
-    const totals = await runPipeline({
-      config,
-      client,
-      sink,
-      store: deferred ?? store,
-      reporter,
-      signal,
-      onListed: config.list ? printListed : undefined,
-    });
-    await sink.finish();
-    await deferred?.flush();
-    return totals;
-  } catch (error) {
-    await sink.abort();
-    throw error;
-  }
-}
 
 /** The API keeps about this much history; an older start gets a warning, not a failure. */
 const RETENTION_MS = 30 * 86_400_000;
@@ -221,31 +135,7 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
 
   let failure: unknown;
   try {
-    while (true) {
-      try {
-        const totals = await runOnce(config, reporter, controller.signal, store);
-        all.files += totals.files;
-        all.bytes += totals.bytes;
-        all.pages += totals.pages;
-        all.skipped += totals.skipped;
-        // A poll that found nothing new keeps the cursor an earlier poll reached.
-        for (const [type, cursor] of Object.entries(totals.cursors)) {
-          if (cursor !== null || !(type in all.cursors)) all.cursors[type] = cursor;
-        }
-      } catch (error) {
-        // In --follow, an outage that outlasted the retries waits for the next poll.
-        if (!config.follow || !(error instanceof TransientError) || controller.signal.aborted) {
-          throw error;
-        }
-        reporter.error(`error: ${error.message}`, error.detail, {
-          kind: error.kind,
-          will_retry: true,
-        });
-      }
-      if (!config.follow) break;
-      reporter.polling(config.intervalMs);
-      await sleep(config.intervalMs, controller.signal);
-    }
+    await runPasses(config, reporter, controller.signal, store, all);
   } catch (error) {
     failure = error;
     throw error;
