@@ -2,7 +2,7 @@
  * The runtime adapter: the only module that touches `Deno` or `Bun` globals. Everything else is
  * written against web APIs and the `node:` built-ins both runtimes implement.
  */
-import { fstatSync } from "node:fs";
+import { fstatSync, readFileSync } from "node:fs";
 import process from "node:process";
 
 // deno-lint-ignore no-explicit-any
@@ -29,8 +29,9 @@ function isBrokenPipe(error: unknown): boolean {
 export async function writeStdout(chunk: Uint8Array): Promise<void> {
   try {
     if (deno) {
+      const out = denoStdout();
       let offset = 0;
-      while (offset < chunk.length) offset += await deno.stdout.write(chunk.subarray(offset));
+      while (offset < chunk.length) offset += await out.write(chunk.subarray(offset));
     } else if (bun) {
       await bun.write(bun.stdout, chunk);
     } else {
@@ -56,18 +57,59 @@ function stdoutIsPipe(): boolean {
   return stdoutPipe;
 }
 
+const O_NONBLOCK = 0o4000; // Linux, on x64 and arm64 alike.
+
+/**
+ * Whether stdout is a non-blocking pipe, from Linux's /proc; undefined when that cannot be told
+ * (macOS). Asked anew each time: the mode belongs to the pipe's open file, which a parent may share.
+ */
+function stdoutNonBlocking(): boolean | undefined {
+  try {
+    const flags = /^flags:\s*([0-7]+)\s*$/m.exec(readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
+    return flags === undefined ? undefined : (parseInt(flags, 8) & O_NONBLOCK) !== 0;
+  } catch {
+    return undefined;
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+let denoOut: any;
+
+/**
+ * Deno's stdout; when that is a non-blocking pipe, the same pipe opened again in blocking mode.
+ * (Some parents leave a pipe non-blocking, e.g. a Node.js program that wrote to it before us.) On a
+ * full non-blocking pipe, Deno's write throws WouldBlock after writing part of the bytes without
+ * saying how many: no retry could then avoid losing or repeating bytes.
+ */
+// deno-lint-ignore no-explicit-any
+function denoStdout(): any {
+  if (denoOut) return denoOut;
+  denoOut = deno.stdout;
+  if (stdoutIsPipe() && stdoutNonBlocking()) {
+    try {
+      denoOut = deno.openSync("/proc/self/fd/1", { write: true });
+    } catch {
+      // Left as it is: nothing better can be done.
+    }
+  }
+  return denoOut;
+}
+
 /**
  * Copies the whole file at `path` (`length` bytes, checked by the caller) to stdout inside the
  * kernel (sendfile/splice), when stdout is a pipe and the runtime can: into a pipe that is ~3x
  * faster than reading and writing 1 MiB at a time. Resolves false, having written nothing, when
  * it does not apply; the caller copies the bytes itself then.
  *
- * Only for pipes, only under Bun, not on Windows: Bun copies to a regular file with
- * copy_file_range, which fails on an `>>` (O_APPEND) stdout, and `Bun.file(path).slice()` is
- * ignored by this copy (Bun 1.4.5), so the file must hold exactly the bytes to deliver.
+ * Only under Bun on Linux, only into a blocking pipe. Bun 1.4.5 copies to a regular file with
+ * copy_file_range, which fails on an `>>` (O_APPEND) stdout; on a non-blocking pipe it gives up
+ * with EAGAIN once the pipe is full, halfway through; and it ignores `Bun.file(path).slice()`
+ * here, so the file must hold exactly the bytes to deliver.
  */
 export async function copyFileToStdout(path: string, length: number): Promise<boolean> {
-  if (!bun || process.platform === "win32" || !stdoutIsPipe()) return false;
+  if (!bun || process.platform !== "linux" || !stdoutIsPipe() || stdoutNonBlocking() !== false) {
+    return false;
+  }
   let copied: number;
   try {
     copied = await bun.write(bun.stdout, bun.file(path));

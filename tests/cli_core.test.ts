@@ -4,12 +4,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync, readSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { join } from "node:path";
 import denoConfig from "../deno.json" with { type: "json" };
-import { lines, runCli, RUNS_WINDOWS } from "./helpers/cli.ts";
+import { concat, lines, runCli, RUNS_WINDOWS } from "./helpers/cli.ts";
+import { assertSameBytes } from "./helpers/compare.ts";
 import {
   AFTER,
   envFor,
@@ -151,6 +154,68 @@ test("stdout redirected to a file, with > or >>, gets exactly the data, large fi
     }
   });
 });
+
+/**
+ * Sets O_NONBLOCK on stdout, then runs the rest of its arguments: what a Node.js program that
+ * wrote to the same pipe before us leaves behind. (Spawning from Node, Deno or Bun clears the flag
+ * on the child's stdio, so the test needs a stand-in: perl-base is in every Debian.)
+ */
+const NON_BLOCKING_STDOUT = [
+  "perl",
+  "-e",
+  "use Fcntl; my $f = fcntl(STDOUT, F_GETFL, 0) or die $!; " +
+  "fcntl(STDOUT, F_SETFL, $f | O_NONBLOCK) or die $!; exec @ARGV or die $!",
+];
+
+test("a non-blocking stdout pipe with a slow reader gets every byte exactly once", {
+  skip: process.platform !== "linux" || RUNS_WINDOWS,
+}, async () => {
+  // A full non-blocking pipe makes writes fail with EAGAIN: Deno's after writing part of the
+  // bytes without saying how many, Bun's kernel copy halfway through the file.
+  const files = hourlyFiles(3, { sizes: [3_000_000, 1500, 2_000_000] });
+  await withEmulator({ files }, async (emulator) => {
+    const dir = await mkdtemp(join(tmpdir(), "oai-nonblocking-"));
+    const fifo = join(dir, "stdout");
+    const reader = { fd: -1 };
+    try {
+      execFileSync("mkfifo", [fifo]);
+      // The reader first: opening a FIFO's write end without blocking needs one.
+      reader.fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      const writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+      const running = runCli([PRINCIPAL, "AUTH_LOG", "100", AFTER], {
+        env: envFor(emulator),
+        stdoutFd: writer,
+        wrapper: NON_BLOCKING_STDOUT,
+      });
+      closeSync(writer); // The CLI holds the only write end now: its exit is our end of file.
+      const received = await drainSlowly(reader.fd);
+      const r = await running;
+      assert.equal(r.code, 0, r.stderr);
+      assertSameBytes(received, await expectedStream(emulator, idsOf(emulator)), "stdout");
+    } finally {
+      if (reader.fd >= 0) closeSync(reader.fd);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Reads a non-blocking descriptor to its end, 64 KiB per millisecond or so, so the pipe fills. */
+async function drainSlowly(fd: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65_536);
+  while (true) {
+    let bytes: number;
+    try {
+      bytes = readSync(fd, buffer);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "EAGAIN") throw error;
+      bytes = -1; // Nothing yet.
+    }
+    if (bytes === 0) return concat(chunks);
+    if (bytes > 0) chunks.push(buffer.slice(0, bytes));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
 
 test("org- ids are routed to /organizations/", async () => {
   await withEmulator({ files: hourlyFiles(3, { principal: ORG }) }, async (emulator) => {

@@ -37,6 +37,10 @@ export interface CliOptions {
    * the result's stdout is then empty.
    */
   stdoutFile?: { path: string; append?: boolean };
+  /** Stdout goes to this open descriptor (the caller closes its copy once this returns). */
+  stdoutFd?: number;
+  /** A command put before the CLI's (it must exec the rest of its arguments). */
+  wrapper?: string[];
 }
 
 export const MAIN_TS = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -90,17 +94,18 @@ function childEnv(extra: Record<string, string | undefined>): Record<string, str
 
 /** Runs the CLI with `args` and resolves when it exits (never rejects on a non-zero exit). */
 export function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
-  const [command, ...prefix] = cliCommand();
+  const [command, ...prefix] = [...(options.wrapper ?? []), ...cliCommand()];
   const started = Date.now();
   const file = options.stdoutFile;
-  const stdoutFd = file ? openSync(file.path, file.append ? "a" : "w") : undefined;
+  const fileFd = file ? openSync(file.path, file.append ? "a" : "w") : undefined;
+  const stdoutFd = fileFd ?? options.stdoutFd;
   return new Promise((resolve, reject) => {
     const child = spawn(command, [...prefix, ...args], {
       cwd: options.cwd,
       env: childEnv(options.env ?? {}),
       stdio: ["pipe", stdoutFd ?? "pipe", "pipe"],
     });
-    if (stdoutFd !== undefined) closeSync(stdoutFd); // The child has its own copy.
+    if (fileFd !== undefined) closeSync(fileFd); // The child has its own copy.
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     child.stdout?.on("data", (c: Uint8Array) => out.push(c));
