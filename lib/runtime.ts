@@ -4,6 +4,7 @@
  */
 import { fstatSync, readFileSync } from "node:fs";
 import process from "node:process";
+import { CliError } from "./errors.ts";
 
 // deno-lint-ignore no-explicit-any
 const deno = (globalThis as any).Deno;
@@ -16,6 +17,13 @@ export class BrokenPipeError extends Error {
     super("stdout closed by its reader");
     this.name = "BrokenPipeError";
   }
+}
+
+function isWouldBlock(error: unknown): boolean {
+  // deno-lint-ignore no-explicit-any
+  const e = error as any;
+  return e?.code === "EAGAIN" || e?.name === "WouldBlock" ||
+    (deno && e instanceof deno.errors.WouldBlock);
 }
 
 function isBrokenPipe(error: unknown): boolean {
@@ -41,6 +49,16 @@ export async function writeStdout(chunk: Uint8Array): Promise<void> {
     }
   } catch (error) {
     if (isBrokenPipe(error)) throw new BrokenPipeError();
+    if (deno && isWouldBlock(error)) {
+      // Only when denoStdout() could not reopen the pipe (no access to /proc/self).
+      throw new CliError(
+        "io",
+        "stdout is a non-blocking pipe that is full, and Deno cannot wait on one: the file being " +
+          "written was cut short and the checkpoint stays before it; give the tool a blocking " +
+          "pipe, or run it with --allow-all (or use the released binary)",
+        { cause: error },
+      );
+    }
     throw error;
   }
 }
@@ -79,7 +97,8 @@ let denoOut: any;
  * Deno's stdout; when that is a non-blocking pipe, the same pipe opened again in blocking mode.
  * (Some parents leave a pipe non-blocking, e.g. a Node.js program that wrote to it before us.) On a
  * full non-blocking pipe, Deno's write throws WouldBlock after writing part of the bytes without
- * saying how many: no retry could then avoid losing or repeating bytes.
+ * saying how many: no retry could then avoid losing or repeating bytes. Deno lets only
+ * `--allow-all` read /proc/self, so `deno compile`'s narrower grants keep Deno's stdout.
  */
 // deno-lint-ignore no-explicit-any
 function denoStdout(): any {

@@ -85,6 +85,7 @@ export function denoPermissionsSuite(options: BinarySuiteOptions): BinarySuite {
     env: {
       OAI_CLI_BIN: MAIN_TS,
       OAI_CLI_WRAPPER: [options.deno, "run", "--quiet", ...DENO_PERMISSION_FLAGS].join(" "),
+      OAI_CLI_PERMISSIONS: "deno-compile",
     },
   };
 }

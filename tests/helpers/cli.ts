@@ -48,6 +48,8 @@ export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** True when the suite runs against a built binary rather than source. */
 export const RUNS_BINARY = Boolean(process.env.OAI_CLI_BIN);
+/** True when the CLI runs under Deno with `deno compile`'s grants only (no access to /proc/self). */
+export const RUNS_WITH_COMPILE_PERMISSIONS = process.env.OAI_CLI_PERMISSIONS === "deno-compile";
 /** True when the binary under test is a Windows .exe run through Wine. */
 export const RUNS_WINDOWS = /\.exe$/i.test(process.env.OAI_CLI_BIN ?? "");
 
