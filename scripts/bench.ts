@@ -15,7 +15,9 @@
  * 4. Verification cost: scenario 2 with the listing's `file_sha256` and without it.
  * link: scenarios 2 and 4 again over a storage link capped at --link-rate (default 250 MB/s,
  *    2 Gbit/s), where the wire rather than the CPU is the limit, as with a real object store.
- *    Scenario 2 also measures the floor: a bare Bun fetch loop, with and without SHA-256.
+ *
+ * Scenario 2 also measures the tool into a pipe (`| cat`, against `curl URL | cat`) and the floor
+ * of any JavaScript downloader here: a bare Bun fetch loop, with and without SHA-256.
  *
  * The emulator runs in its own process (under Bun when available: it generates content about
  * twice as fast as under Deno), so its CPU is never counted against the tool. Tool runs write
