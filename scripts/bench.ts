@@ -485,6 +485,34 @@ async function scenarioSmallFiles(runtimes: Runtime[], runs: number): Promise<vo
 // ---------------------------------------------------------------------------------------------
 // Scenarios 2 and 4: one large file, verified and not
 
+/** "2 GiB" or "512 MiB". */
+function sizeLabel(size: number): string {
+  return size % GIB === 0 ? `${size / GIB} GiB` : `${(size / MIB).toFixed(0)} MiB`;
+}
+
+/** The same large file twice: AUTH_LOG listed with its SHA-256, AUDIT_LOG without one. */
+function largeFiles(size: number): FileSpec[] {
+  const endTime = "2026-07-09T13:00:00Z";
+  return [
+    { eventType: "AUTH_LOG", endTime, size },
+    { eventType: "AUDIT_LOG", endTime, size, advertise: { fileSha256: null } },
+  ];
+}
+
+/** The tool's arguments for one event type of `emu`. */
+function toolArgs(emu: EmulatorProcess, principal: string, eventType: string): string[] {
+  return [principal, eventType, "100", AFTER, "--api-base", emu.apiBase];
+}
+
+/** curl on the file's signed URL, to /dev/null or into a pipe. */
+async function curlFile(emu: EmulatorProcess, principal: string, id: string, intoPipe = false) {
+  const url = await signedUrl(emu.apiBase, emu.key, principal, id);
+  const output = intoPipe ? [] : ["-o", "/dev/null"];
+  const m = await measure(["curl", "-sS", "-L", ...output, url], { intoPipe });
+  if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
+  return m;
+}
+
 async function scenarioLargeFile(
   binary: Runtime,
   sources: Runtime[],
@@ -492,37 +520,19 @@ async function scenarioLargeFile(
   runs: number,
   withGzip: boolean,
 ): Promise<void> {
-  const human = size % GIB === 0 ? `${size / GIB} GiB` : `${(size / MIB).toFixed(0)} MiB`;
+  const human = sizeLabel(size);
   log(`\nScenarios 2 and 4: one file of ${human}`);
-  const endTime = "2026-07-09T13:00:00Z";
-  const files: FileSpec[] = [
-    { eventType: "AUTH_LOG", endTime, size },
-    { eventType: "AUDIT_LOG", endTime, size, advertise: { fileSha256: null } },
-  ];
   log("  starting the emulator (it hashes the file once before serving)");
-  const emu = await startEmulatorProcess({ latencyMs: 0, files });
+  const emu = await startEmulatorProcess({ latencyMs: 0, files: largeFiles(size) });
   const out = await mkdtemp(join(tmpdir(), "oai-bench-out-"));
   try {
     const verified = emu.files.find((f) => f.sha)!;
     const unverified = emu.files.find((f) => !f.sha)!;
     const principal = verified.principal;
-    const argsFor = (eventType: string) => [
-      principal,
-      eventType,
-      "100",
-      AFTER,
-      "--api-base",
-      emu.apiBase,
-    ];
+    const argsFor = (eventType: string) => toolArgs(emu, principal, eventType);
     const results: Record<string, Measured[]> = {};
     const add = (name: string, m: Measured) => (results[name] ??= []).push(m);
-    const curl = async (id: string, intoPipe = false) => {
-      const url = await signedUrl(emu.apiBase, emu.key, principal, id);
-      const output = intoPipe ? [] : ["-o", "/dev/null"];
-      const m = await measure(["curl", "-sS", "-L", ...output, url], { intoPipe });
-      if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
-      return m;
-    };
+    const curl = (id: string, intoPipe = false) => curlFile(emu, principal, id, intoPipe);
     const toDir = async (rt: Runtime, eventType: string, expected: number, gzip: boolean) => {
       const dir = join(out, "run");
       const args = [...argsFor(eventType), "--output-dir", dir, ...(gzip ? ["--gzip"] : [])];
@@ -693,36 +703,20 @@ async function scenarioLargeFile(
  * and hashing should cost nothing, since it runs while the tool waits for bytes.
  */
 async function scenarioLink(binary: Runtime, size: number, rate: number, runs: number) {
-  const human = size % GIB === 0 ? `${size / GIB} GiB` : `${(size / MIB).toFixed(0)} MiB`;
+  const human = sizeLabel(size);
   const link = `${(rate * 8 / 1e9).toFixed(1)} Gbit/s (${(rate / 1e6).toFixed(0)} MB/s)`;
   log(`\nScenarios 2 and 4 on a link of ${link}: one file of ${human}`);
-  const endTime = "2026-07-09T13:00:00Z";
   const emu = await startEmulatorProcess({
     latencyMs: 0,
     storageBytesPerSecond: rate,
-    files: [
-      { eventType: "AUTH_LOG", endTime, size },
-      { eventType: "AUDIT_LOG", endTime, size, advertise: { fileSha256: null } },
-    ],
+    files: largeFiles(size),
   });
   try {
     const verified = emu.files.find((f) => f.sha)!;
-    const args = (eventType: string) => [
-      verified.principal,
-      eventType,
-      "100",
-      AFTER,
-      "--api-base",
-      emu.apiBase,
-    ];
+    const args = (eventType: string) => toolArgs(emu, verified.principal, eventType);
     const results: Record<string, Measured[]> = {};
     const variants: [string, () => Promise<Measured>][] = [
-      ["curl", async () => {
-        const url = await signedUrl(emu.apiBase, emu.key, verified.principal, verified.id);
-        const m = await measure(["curl", "-sS", "-L", "-o", "/dev/null", url]);
-        if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
-        return m;
-      }],
+      ["curl", () => curlFile(emu, verified.principal, verified.id)],
       ["stdout", () => runTool(binary, args("AUTH_LOG"), emu.key, "stdout, capped link")],
       ["stdout, no sha", () => runTool(binary, args("AUDIT_LOG"), emu.key, "stdout, capped link")],
     ];
