@@ -9,6 +9,7 @@ import { USAGE } from "./lib/args.ts";
 import { colorize, colorOnStderr } from "./lib/reporter.ts";
 import { CliError, exitCodeFor, messageOf, redact } from "./lib/errors.ts";
 import { BrokenPipeError, exit, writeStderr } from "./lib/runtime.ts";
+import { escapeControls } from "./lib/terminal.ts";
 
 async function main(): Promise<number> {
   try {
@@ -20,14 +21,17 @@ async function main(): Promise<number> {
     if (error instanceof CliError) {
       if (error.message === USAGE) writeStderr(USAGE + "\n");
       else if (!error.reported) {
-        const line = `error: ${error.message}\n${error.detail ? error.detail + "\n" : ""}`;
+        // Messages quote server bodies and user input: control characters are made visible.
+        const line = escapeControls(
+          `error: ${error.message}\n${error.detail ? error.detail + "\n" : ""}`,
+        );
         writeStderr(redact(colorOnStderr(process.env) ? colorize(line) : line));
       }
       return exitCodeFor(error);
     }
-    writeStderr(redact(`error: unexpected failure: ${messageOf(error)}\n`));
+    writeStderr(redact(escapeControls(`error: unexpected failure: ${messageOf(error)}\n`)));
     if (process.env.OAI_COMPLIANCE_DEBUG) {
-      writeStderr(redact(String((error as Error)?.stack)) + "\n");
+      writeStderr(redact(escapeControls(String((error as Error)?.stack))) + "\n");
     }
     return 1;
   }

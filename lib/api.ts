@@ -3,8 +3,8 @@
  * only to the API's own origin; redirects are followed by hand so it never reaches the storage
  * host that serves the signed URLs.
  */
-import { CliError } from "./errors.ts";
-import { type Opened, openRequest, readText } from "./http.ts";
+import { CliError, redact } from "./errors.ts";
+import { MAX_ERROR_BODY_BYTES, type Opened, openRequest, readText } from "./http.ts";
 import {
   parseRetryAfter,
   RETRYABLE_STATUSES,
@@ -14,6 +14,7 @@ import {
   withRetries,
 } from "./retry.ts";
 import { toMicros } from "./time.ts";
+import { followable } from "./urls.ts";
 
 export interface LogFile {
   id: string;
@@ -57,13 +58,21 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
   const { status } = opened.response;
   let body = "";
   try {
-    body = (await readText(opened, { idleMs, what })).trim();
+    // Only the head of an error body is read (and within the answer deadline); redacted before
+    // any cut, so a key the server echoes cannot be cut into a prefix that redaction misses.
+    const head = await readText(opened, {
+      idleMs,
+      what,
+      maxBytes: MAX_ERROR_BODY_BYTES,
+      truncate: true,
+    });
+    body = redact(head).trim();
   } catch {
     // The status says enough; a body that cannot be read adds nothing.
   }
   let detail = body.slice(0, 4000) || undefined;
   try {
-    detail = JSON.stringify(JSON.parse(body), null, 2);
+    detail = redact(JSON.stringify(JSON.parse(body), null, 2));
   } catch {
     // Not JSON: printed as it came.
   }
@@ -163,9 +172,10 @@ export class ComplianceClient {
         const opened = await this.open(url, what);
         const { status } = opened.response;
         if (status >= 300 && status <= 399 && opened.response.headers.has("location")) {
-          const location = new URL(opened.response.headers.get("location")!, url);
           opened.abort();
-          return location;
+          // A final error, not retried: the same server would send the same place again.
+          const location = opened.response.headers.get("location")!;
+          return followable(location, url, this.options.apiBase, what);
         }
         if (status >= 200 && status <= 299) {
           opened.abort();
@@ -191,8 +201,8 @@ export class ComplianceClient {
       if (status < 300 || status > 399 || !headers.has("location") || hop >= MAX_REDIRECTS) {
         return opened;
       }
-      current = new URL(headers.get("location")!, current);
       opened.abort();
+      current = followable(headers.get("location")!, current, this.options.apiBase, what);
     }
   }
 }
@@ -228,6 +238,8 @@ export function parseListPage(text: string, what: string): ListPage {
   if (last !== null && (typeof last !== "string" || toMicros(last) === undefined)) {
     throw bad(`'last_end_time' is not an RFC 3339 time: ${JSON.stringify(last)}`);
   }
+  // Stopping here would look like the end of the logs while files are still missing.
+  if (hasMore && last === null) throw bad("'has_more' is true but 'last_end_time' is null");
   const data = (page.data as unknown[]).map((item, index) => parseLogFile(item, index, bad));
   return { data, has_more: hasMore, last_end_time: last };
 }

@@ -3,9 +3,10 @@
  * except reading the key file named by `COMPLIANCE_API_KEY_FILE`.
  */
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { CliError, messageOf } from "./errors.ts";
 import { parseDuration, parseTimeArg, type TimeArg } from "./time.ts";
+import { isLiteralLoopback } from "./urls.ts";
 
 export const DEFAULT_API_BASE = "https://api.chatgpt.com/v1/compliance";
 export const KNOWN_EVENT_TYPES = [
@@ -23,7 +24,8 @@ export const MAX_LIMIT = 100;
 
 export type Output =
   | { kind: "stdout" }
-  | { kind: "file"; path: string }
+  /** `stream`: the path is a FIFO or character device, written in place (see output_checks.ts). */
+  | { kind: "file"; path: string; stream?: boolean }
   | { kind: "dir"; path: string; gzip: boolean };
 
 export interface Config {
@@ -93,6 +95,7 @@ export const USAGE =
 
 Downloads OpenAI Compliance Logs Platform files and writes their JSON Lines to stdout (or files).
 The key is read from COMPLIANCE_API_KEY, or from the file named by COMPLIANCE_API_KEY_FILE.
+A key has 20 or more letters, digits and - _ . ~; anything else is refused as truncated or mangled.
 
 Arguments:
   workspace_or_org_id  ChatGPT workspace id, or API Platform organization id (org-...)
@@ -121,6 +124,8 @@ Options:
   --interval DURATION    time between polls with --follow (default 5m)
   --settle DURATION      skip files whose end_time is more recent, until a later poll
                          (default 2m with --follow, else 0)
+                         Durations: 30s, 5m, 2h, 7d or seconds (fractions round to whole ms);
+                         each at most 2147483 s (~24.8 days, what timers hold), else refused
   --api-base URL         API base (default ${DEFAULT_API_BASE}, or COMPLIANCE_API_BASE)
   --log-format FORMAT    plain (default) or json: one JSON object per event on stderr (page,
                          file, retry, warning, error, summary); a live line when stderr is a tty
@@ -156,12 +161,20 @@ function parseInteger(text: string, name: string, min: number, max: number): num
   return Number(text);
 }
 
-/** Checks a workspace or organization id is safe to put in a URL path. */
+/**
+ * Checks a workspace or organization id is one safe URL path segment: only URL-unreserved
+ * characters (which no encoding changes), not `.` or `..` (which URL parsing resolves away), and of
+ * a sane length.
+ *
+ * @example
+ * validatePrincipal("org-p13k3klgno5cqxbf0q8hpgrk") // returned as is
+ * validatePrincipal("..") // throws a usage error
+ */
 export function validatePrincipal(id: string): string {
-  if (id === "" || /[/?#%\s\\]/.test(id) || id.includes("..")) {
+  if (!/^[A-Za-z0-9._~-]{1,200}$/.test(id) || /^\.+$/.test(id) || id.includes("..")) {
     throw usage(
-      `workspace_or_org_id must be a workspace id or an org- id without '/', '?', '#', '%', ` +
-        `whitespace or '..'; got '${id}'`,
+      `workspace_or_org_id must be a workspace id or an org- id: 1 to 200 letters, digits, ` +
+        `'-', '_', '.' or '~', without '..'; got '${id}'`,
     );
   }
   return id;
@@ -196,10 +209,12 @@ export function parseApiBase(text: string): URL {
   } catch {
     throw usage(`--api-base must be a URL like ${DEFAULT_API_BASE}; got '${text}'`);
   }
-  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname) ||
-    url.hostname.startsWith("127.");
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
-    throw usage(`--api-base must use https (plain http only to localhost); got '${text}'`);
+  // Plain http only where no network sits in between: a name such as 127.evil.com is not.
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLiteralLoopback(url))) {
+    throw usage(
+      `--api-base must use https (plain http only to a literal loopback address: ` +
+        `127.x.x.x, [::1] or localhost); got '${text}'`,
+    );
   }
   if (url.search || url.hash || url.username || url.password) {
     throw usage(`--api-base must not carry a query, fragment or credentials; got '${text}'`);
@@ -218,28 +233,91 @@ export function decodeKeyFile(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes); // drops a UTF-8 BOM
 }
 
-/** The key from COMPLIANCE_API_KEY or the file COMPLIANCE_API_KEY_FILE names, trimmed. */
-export function readKey(env: Record<string, string | undefined>): string {
-  let key = env.COMPLIANCE_API_KEY?.trim();
-  if (!key && env.COMPLIANCE_API_KEY_FILE) {
-    try {
-      key = decodeKeyFile(readFileSync(env.COMPLIANCE_API_KEY_FILE)).trim();
-    } catch (error) {
-      throw new CliError(
-        "usage",
-        `cannot read COMPLIANCE_API_KEY_FILE '${env.COMPLIANCE_API_KEY_FILE}': ${
-          // The error names the path and the reason, never the contents.
-          (error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
-      );
+/** A key file is read only this far: a key is short, and `/dev/zero` is endless. */
+export const MAX_KEY_FILE_BYTES = 64 * 1024;
+/** Real keys are far longer; a shorter one is truncated, and would make redaction garble output. */
+export const MIN_KEY_LENGTH = 20;
+/** Far above any real key: keeps the redaction tables (see `registerSecret`) small. */
+export const MAX_KEY_LENGTH = 4096;
+/**
+ * What a key is made of. JSON-escaping and percent-encoding leave these characters unchanged, so
+ * redaction of the key as it is covers every form in which output could carry it.
+ */
+const KEY_CHARS = /^[A-Za-z0-9._~-]+$/;
+
+/**
+ * Reads at most `MAX_KEY_FILE_BYTES` (+1, to tell a full file from a longer one) through a handle.
+ * Too large or NUL bytes (`/dev/zero`, a binary picked by mistake) is a usage error.
+ */
+function readKeyFile(path: string): string {
+  const buffer = new Uint8Array(MAX_KEY_FILE_BYTES + 1);
+  let length = 0;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      length += n;
+      if (n === 0 || length === buffer.length) break;
     }
-    if (!key) {
-      throw new CliError(
-        "usage",
-        `COMPLIANCE_API_KEY_FILE '${env.COMPLIANCE_API_KEY_FILE}' is empty; put the key in it`,
-      );
-    }
+  } catch (error) {
+    throw new CliError(
+      "usage",
+      `cannot read COMPLIANCE_API_KEY_FILE '${path}': ${
+        // The error names the path and the reason, never the contents.
+        (error as NodeJS.ErrnoException).code ?? messageOf(error)}`,
+    );
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  if (!key) {
+  const text = length > MAX_KEY_FILE_BYTES ? undefined : decodeKeyFile(buffer.subarray(0, length));
+  if (text === undefined || text.includes("\0")) {
+    throw new CliError(
+      "usage",
+      `COMPLIANCE_API_KEY_FILE '${path}' is not a key file: too large or binary`,
+    );
+  }
+  return text;
+}
+
+/**
+ * Refuses a key that cannot be real, without echoing it: too short (truncated), too long, or
+ * holding a character no key has. `source` says where it was read from.
+ */
+function checkKey(key: string, source: string): string {
+  if (key.length < MIN_KEY_LENGTH) {
+    throw new CliError(
+      "usage",
+      `the Compliance API key from ${source} is shorter than ${MIN_KEY_LENGTH} characters and ` +
+        `looks truncated; check how it was set`,
+    );
+  }
+  if (key.length > MAX_KEY_LENGTH) {
+    throw new CliError(
+      "usage",
+      `the Compliance API key from ${source} is longer than ${MAX_KEY_LENGTH} characters; ` +
+        `check how it was set`,
+    );
+  }
+  if (!KEY_CHARS.test(key)) {
+    throw new CliError(
+      "usage",
+      `the Compliance API key from ${source} contains spaces, quotes or other characters a key ` +
+        `cannot hold (only letters, digits, '-', '_', '.', '~'); check how it was set`,
+    );
+  }
+  return key;
+}
+
+/**
+ * The key from COMPLIANCE_API_KEY or the file COMPLIANCE_API_KEY_FILE names, trimmed and checked
+ * to look like a real key (see `checkKey`).
+ */
+export function readKey(env: Record<string, string | undefined>): string {
+  const fromEnv = env.COMPLIANCE_API_KEY?.trim();
+  if (fromEnv) return checkKey(fromEnv, "COMPLIANCE_API_KEY");
+  const path = env.COMPLIANCE_API_KEY_FILE;
+  if (!path) {
     throw new CliError(
       "usage",
       "COMPLIANCE_API_KEY environment variable is required (or COMPLIANCE_API_KEY_FILE naming " +
@@ -247,13 +325,11 @@ export function readKey(env: Record<string, string | undefined>): string {
         "<workspace_or_org_id> <event_type> <limit> <after>",
     );
   }
-  if (/[^\x21-\x7e]/.test(key)) {
-    throw new CliError(
-      "usage",
-      "the Compliance API key contains spaces or non-printable characters; check how it was set",
-    );
+  const key = readKeyFile(path).trim();
+  if (!key) {
+    throw new CliError("usage", `COMPLIANCE_API_KEY_FILE '${path}' is empty; put the key in it`);
   }
-  return key;
+  return checkKey(key, `COMPLIANCE_API_KEY_FILE '${path}'`);
 }
 
 /** Parses argv (without the program name) and the environment into a command. */

@@ -18,7 +18,7 @@ import { lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
-import { CliError } from "./errors.ts";
+import { CliError, codeOf, reason } from "./errors.ts";
 
 /** A temp file that becomes `finalPath` on `commit()`, or disappears on `discard()`. */
 export interface TempFile {
@@ -42,6 +42,8 @@ export interface TempFile {
 const openTemps = new Set<string>();
 
 const TEMP_NAME = /^\..+\.(\d{1,10})\.([0-9a-f]{12})\.part$/;
+/** Temps modified more recently than this may belong to a live run the pid check cannot see. */
+export const RECENT_TEMP_MS = 10 * 60_000;
 // Most file systems limit a name to 255 bytes; the temp adds a dot, the pid and the random part.
 const MAX_TEMP_BASE_BYTES = 200;
 
@@ -175,9 +177,10 @@ export async function writeFileAtomic(
 
 /**
  * Deletes the temps (`.<name>.<pid>.<random>.part`) in `dir` left by processes that are no longer
- * running, and returns how many it deleted. Other files, and temps of live processes, are left
- * alone. `olderThanMs` also spares temps modified more recently than that (useful when `dir` is
- * shared between hosts, where a pid says nothing). `finalName` limits it to the temps of that one
+ * running, and returns how many it deleted. Only regular files owned by our uid are touched (never
+ * a symlink, nor what it points to); other files, temps of live processes, and temps modified in
+ * the last `RECENT_TEMP_MS` (their owner may live in another PID namespace) are left alone.
+ * `olderThanMs` spares temps modified more recently than that too. `finalName` limits it to the temps of that one
  * file (for a directory the tool shares with other files, such as the one holding `-o FILE`).
  *
  * @example
@@ -206,12 +209,20 @@ export async function removeStaleTemps(
     if (prefix !== undefined && !isTempOf(name, prefix)) continue;
     const path = join(dir, name);
     const pid = Number(match[1]);
-    if (pid === process.pid ? openTemps.has(resolve(path)) : isProcessAlive(pid)) continue;
+    const ourPid = pid === process.pid;
+    if (ourPid ? openTemps.has(resolve(path)) : isProcessAlive(pid)) continue;
     try {
+      // lstat, never stat: a link planted under a temp's name is not ours, nor is its target.
       const info = await lstat(path);
-      if (!info.isFile()) continue;
-      if (olderThanMs > 0 && Date.now() - info.mtimeMs < olderThanMs) continue;
-      await unlink(path);
+      if (!info.isFile() || !ownedByUs(info)) continue;
+      // A dead pid proves nothing for a temp written from another PID namespace (a container
+      // sharing the directory), host (NFS) or Wine: its owner may be alive and about to rename
+      // it. A live owner keeps writing, so a temp untouched for RECENT_TEMP_MS is taken for
+      // abandoned. That holds for our own pid too: two containers sharing an output directory
+      // may both run us as pid 1.
+      const minAgeMs = Math.max(olderThanMs, RECENT_TEMP_MS);
+      if (minAgeMs > 0 && Date.now() - info.mtimeMs < minAgeMs) continue;
+      await unlink(path); // unlink removes a name, never what a link points to.
       removed++;
     } catch (error) {
       // Gone already: its owner committed or discarded it between readdir and now.
@@ -222,6 +233,15 @@ export async function removeStaleTemps(
     }
   }
   return removed;
+}
+
+/** Whether `info` belongs to our uid; true where there are no uids (Windows), false if unknown. */
+function ownedByUs(info: { uid: number }): boolean {
+  try {
+    return typeof process.getuid !== "function" || info.uid === process.getuid();
+  } catch {
+    return false; // Deno without the sys "uid" grant: never delete what may not be ours.
+  }
 }
 
 /**
@@ -309,29 +329,5 @@ function randomHex(): string {
   return randomBytes(6).toString("hex");
 }
 
-/** The `code` of a Node-style system error ("ENOENT", ...), if it has one. */
-export function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-const REASONS: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  ENOSPC: "no space left on device",
-  EDQUOT: "disk quota exceeded",
-  EROFS: "read-only file system",
-  ENOTDIR: "a path component is not a directory",
-  EISDIR: "is a directory",
-  EEXIST: "already exists",
-  EIO: "input/output error",
-};
-
-/** A short, runtime-independent description of a file system error. */
-export function reason(error: unknown): string {
-  const code = codeOf(error);
-  if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
-  if (error instanceof Error) return error.message;
-  return String(error);
-}
+// Kept here too for the modules that import them from this file.
+export { codeOf, reason } from "./errors.ts";

@@ -27,6 +27,8 @@ import process from "node:process";
 import { clearInterval, setInterval } from "node:timers";
 import { codeOf, isProcessAlive, reason, removeStaleTemps, writeFileAtomic } from "./atomic.ts";
 import { CliError } from "./errors.ts";
+import { escapeControls } from "./terminal.ts";
+import { toMicros } from "./time.ts";
 
 export interface Cursor {
   /** The `after` value to send on the next listing. */
@@ -246,7 +248,9 @@ export async function loadState(path: string): Promise<StateData> {
 export async function showState(path: string): Promise<string> {
   const data = await loadState(path);
   const width = Math.max("event types".length, ...data.eventTypes.map((t) => t.length)) + 2;
-  const row = (label: string, value: string) => label.padEnd(width) + value;
+  // The file's contents reach a terminal: no control character (nor newline) goes out raw.
+  const row = (label: string, value: string) =>
+    escapeControls(label, "").padEnd(width) + escapeControls(value, "");
   const out = [
     row("state file", path),
     row("principal", data.principal),
@@ -437,6 +441,10 @@ export function parseState(text: string, path: string): StateData {
     onlyKeys(cursor, ["after", "seen", "updatedAt"], `cursors.${type}.`, bad);
     if (typeof cursor.after !== "string" || cursor.after === "") {
       throw bad(`${at}.after" must be a non-empty string`);
+    }
+    // The cursor goes into every listing's `after`: a hand-edited or tampered value must not.
+    if (toMicros(cursor.after) === undefined) {
+      throw bad(`${at}.after" must be an RFC 3339 time, got ${JSON.stringify(cursor.after)}`);
     }
     if (!Array.isArray(cursor.seen)) throw bad(`${at}.seen" must be an array`);
     cursor.seen.forEach((id, i) => {

@@ -5,11 +5,13 @@ import { existsSync } from "node:fs";
 import { type Command, type Config, parseCommand, USAGE } from "./args.ts";
 import { Checkpoint, resetState, showState } from "./checkpoint.ts";
 import { CliError, exitCodeFor, registerSecret } from "./errors.ts";
+import { inspectOutputFile, refuseSameFiles } from "./output_checks.ts";
 import { runPasses } from "./passes.ts";
 import type { CursorStore, Totals } from "./pipeline.ts";
 import { colorOnStderr, liveOnStderr, Reporter } from "./reporter.ts";
 import {
   BrokenPipeError,
+  ignoreFileSizeSignal,
   onStopSignal,
   runtimeName,
   type StopSignal,
@@ -59,8 +61,39 @@ function outcome(failure: unknown): { status: "ok" | "failed" | "interrupted"; e
   return { status: "failed", exitCode: 1 };
 }
 
-async function run(config: Config, env: Record<string, string | undefined>): Promise<void> {
-  registerSecret(config.key);
+/**
+ * Checks the paths the run writes, before any request: what `-o` is (a directory is refused, a
+ * FIFO or device is streamed into), and that no two of `-o`, `--state`, its lock and the key file
+ * are one file. Resolves with the config, `-o`'s kind filled in.
+ */
+async function checkPaths(config: Config, env: Record<string, string | undefined>) {
+  const { output, statePath } = config;
+  const outputFile = output.kind === "file" ? output.path : undefined;
+  await refuseSameFiles([
+    ["-o", outputFile],
+    ["--state", statePath],
+    ["the lock of --state", statePath === undefined ? undefined : `${statePath}.lock`],
+    ["COMPLIANCE_API_KEY_FILE", env.COMPLIANCE_API_KEY ? undefined : env.COMPLIANCE_API_KEY_FILE],
+  ]);
+  if (output.kind !== "file") return config;
+  return { ...config, output: { ...output, stream: await inspectOutputFile(output.path) } };
+}
+
+/**
+ * A closed stdout ends a pipeline quietly (`| head`), unless a checkpoint is kept: then the reader
+ * stopped before the run delivered everything it was asked for, and exit 0 would hide that.
+ */
+function closedStdout(config: Config): CliError {
+  return new CliError(
+    "io",
+    `stdout was closed by its reader before the run finished; the checkpoint ${config.statePath} ` +
+      `stays at the last file written whole, and the next run resumes from there`,
+  );
+}
+
+async function run(given: Config, env: Record<string, string | undefined>): Promise<void> {
+  registerSecret(given.key);
+  let config = given;
   const started = Date.now();
   const reporter = new Reporter({
     verbosity: config.verbosity,
@@ -102,6 +135,7 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   // --list reads the checkpoint's cursor but never moves it, so it needs no lock.
   let checkpoint: Checkpoint | undefined;
   try {
+    config = await checkPaths(config, env);
     if (!config.after && config.statePath && !existsSync(config.statePath)) {
       throw new CliError(
         "usage",
@@ -137,8 +171,8 @@ async function run(config: Config, env: Record<string, string | undefined>): Pro
   try {
     await runPasses(config, reporter, controller.signal, store, all);
   } catch (error) {
-    failure = error;
-    throw error;
+    failure = error instanceof BrokenPipeError && config.statePath ? closedStdout(config) : error;
+    throw failure;
   } finally {
     removeSignals();
     await checkpoint?.close();
@@ -185,6 +219,7 @@ export async function cli(argv: string[], env: Record<string, string | undefined
       return resetState(command.path, command.eventType);
     case "run":
       registerProxySecrets(env);
+      ignoreFileSizeSignal();
       return run(command.config, env);
   }
 }

@@ -47,16 +47,166 @@ export function messageOf(error: unknown): string {
   return String(error);
 }
 
-const secrets = new Set<string>();
+/**
+ * Linux errno numbers of the file system errors worth naming. Deno reports some I/O errors only
+ * as `File too large (os error 27)`, without a `code`.
+ */
+const ERRNO_CODES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  5: "EIO",
+  13: "EACCES",
+  17: "EEXIST",
+  20: "ENOTDIR",
+  21: "EISDIR",
+  27: "EFBIG",
+  28: "ENOSPC",
+  30: "EROFS",
+  122: "EDQUOT",
+};
 
-/** Registers a value (the API key) that must never appear in anything the tool prints. */
-export function registerSecret(secret: string): void {
-  if (secret) secrets.add(secret);
+/**
+ * The `code` of a Node-style system error ("ENOENT", ...), if it has one.
+ *
+ * @example
+ * if (codeOf(error) === "ENOENT") return undefined;
+ */
+export function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string") return code;
+  const errno = /\(os error (\d+)\)/.exec(messageOf(error))?.[1];
+  return errno === undefined ? undefined : ERRNO_CODES[Number(errno)];
 }
 
-/** `text` with every registered secret replaced by `***`: a last guard on all output paths. */
+/** Each error's plain words, and for those a user can cure, what to do. */
+const REASONS: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device (ENOSPC); free some space or write elsewhere",
+  EDQUOT: "disk quota exceeded (EDQUOT); free some space or raise the quota",
+  EROFS: "read-only file system (EROFS); choose a writable destination",
+  EFBIG: "file too large (EFBIG); raise the file size limit (ulimit -f)",
+  ENOTDIR: "a path component is not a directory",
+  EISDIR: "is a directory",
+  EEXIST: "already exists",
+  EIO: "input/output error",
+};
+
+/**
+ * A short, runtime-independent description of a file system error.
+ *
+ * @example
+ * throw new CliError("io", `cannot write ${path}: ${reason(error)}`);
+ */
+export function reason(error: unknown): string {
+  const code = codeOf(error);
+  const text = code ? REASONS[code] : undefined;
+  if (text) return text.includes(`(${code})`) ? text : `${text} (${code})`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/**
+ * No run of this many consecutive characters of a secret may appear in output: long enough that
+ * ordinary text never matches by chance, short enough that a truncated echo is still caught.
+ */
+export const REDACT_WINDOW = 16;
+
+/** Every `REDACT_WINDOW`-character substring of every registered secret (and its escaped forms). */
+const windows = new Set<string>();
+/** Secrets (or escaped forms) shorter than the window: replaced where they appear whole. */
+const shortSecrets = new Set<string>();
+
+/**
+ * The forms in which output can carry `secret`: as is, JSON-escaped (once, or twice when a JSON
+ * body is quoted in a JSON log line), and percent-encoded with either case of hex digit. A key is
+ * limited to characters that all of these leave unchanged (see `readKey`); a proxy password is not.
+ */
+function formsOf(secret: string): Set<string> {
+  const json = (s: string) => JSON.stringify(s).slice(1, -1);
+  const percent = encodeURIComponent(secret);
+  return new Set([
+    secret,
+    json(secret),
+    json(json(secret)),
+    percent,
+    percent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+  ]);
+}
+
+/**
+ * Registers a value (the API key, a proxy password) that must never appear in anything the tool
+ * prints: afterwards `redact` hides any run of `REDACT_WINDOW` or more of its characters.
+ *
+ * @example
+ * registerSecret("sk-proj-0123456789abcdefghij");
+ * redact("got sk-proj-0123456789abcd...") // "got ***..."
+ */
+export function registerSecret(secret: string): void {
+  if (!secret) return;
+  for (const form of formsOf(secret)) {
+    if (form.length < REDACT_WINDOW) shortSecrets.add(form);
+    for (let i = 0; i + REDACT_WINDOW <= form.length; i++) {
+      windows.add(form.slice(i, i + REDACT_WINDOW));
+    }
+  }
+}
+
+/**
+ * `text` with every maximal run covered by windows of a registered secret replaced by `***`, and
+ * every short secret replaced whole: a last guard on all output paths, run on each stderr line.
+ *
+ * @example
+ * registerSecret("sk-abcdefghijklmnopqrstuvwxyz");
+ * redact("key=sk-abcdefghijklmnopq!") // "key=***!"
+ */
 export function redact(text: string): string {
   let out = text;
-  for (const secret of secrets) out = out.split(secret).join("***");
+  if (windows.size > 0 && out.length >= REDACT_WINDOW) out = redactWindows(out);
+  for (const secret of shortSecrets) {
+    if (out.includes(secret)) out = out.split(secret).join("***");
+  }
   return out;
+}
+
+/** One pass of a sliding window; overlapping or touching matches merge into one `***`. */
+function redactWindows(text: string): string {
+  let result = "";
+  let copied = 0;
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = 0; i + REDACT_WINDOW <= text.length; i++) {
+    if (!windows.has(text.slice(i, i + REDACT_WINDOW))) continue;
+    if (runStart >= 0 && i <= runEnd) {
+      runEnd = i + REDACT_WINDOW;
+      continue;
+    }
+    if (runStart >= 0) {
+      result += text.slice(copied, runStart) + "***";
+      copied = runEnd;
+    }
+    runStart = i;
+    runEnd = i + REDACT_WINDOW;
+  }
+  if (runStart < 0) return text;
+  return result + text.slice(copied, runStart) + "***" + text.slice(runEnd);
+}
+
+/**
+ * `value` with `redact` applied to every string inside it (arrays and plain objects walked):
+ * lets a JSON log line be redacted before it is serialized, so `***` never splits an escape.
+ *
+ * @example
+ * JSON.stringify(redactValues({ detail: body })) // valid JSON, no secret in `detail`
+ */
+export function redactValues(value: unknown): unknown {
+  if (typeof value === "string") return redact(value);
+  if (Array.isArray(value)) return value.map(redactValues);
+  if (
+    value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype
+  ) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValues(v)]));
+  }
+  return value;
 }

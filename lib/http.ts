@@ -1,13 +1,41 @@
 /**
- * `fetch` with the two timeouts a long-running tool needs: waiting for response headers, and an
- * idle body (a stalled stream becomes a retryable failure instead of a hang).
+ * `fetch` with the limits a long-running tool needs against any server: a timeout for response
+ * headers, an idle timeout for bodies (a stalled stream becomes a retryable failure instead of a
+ * hang), an overall deadline and a size cap for API answers (a server that trickles a byte at a
+ * time, or a compressed answer that inflates to gigabytes, cannot hold a run or its memory).
+ * Bodies arrive as sent and are decoded here (`lib/coding.ts`), under those caps.
  */
+import { CliError } from "./errors.ts";
+import { contentCoding, decode, DecodeError } from "./coding.ts";
 import { TransientError } from "./retry.ts";
+import { proxyFetchInit, undecodedFetchInit } from "./runtime.ts";
+
+/** An API answer, headers and body, must be whole within this many idle timeouts (`--timeout`). */
+export const DEADLINE_TIMEOUTS = 5;
+/** The most decoded bytes of one API answer (a listing page) read before giving up on it. */
+export const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+/** The most bytes of an error body read (and shown); the rest is not read at all. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * The overall deadline of an API answer for an idle timeout of `idleMs`: 150 s at the default
+ * `--timeout 30`. File bodies are exempt: they may take hours yet keep making progress.
+ *
+ * @example
+ * answerDeadlineMs(30_000); // 150_000
+ */
+export function answerDeadlineMs(idleMs: number): number {
+  return DEADLINE_TIMEOUTS * idleMs;
+}
 
 export interface Opened {
   response: Response;
   /** Aborts the request and its body. */
   abort: (reason?: unknown) => void;
+  /** Where the request went (its host names the culprit in errors). */
+  url: URL;
+  /** `performance.now()` when the request started; deadlines count from here. */
+  startedAt: number;
 }
 
 /** The short reason behind a fetch failure, e.g. `ECONNREFUSED` or `connection reset`. */
@@ -42,6 +70,8 @@ export function networkHint(reason: string): string {
 /**
  * Starts a GET and resolves with the response once its headers arrive. Network failures and
  * timeouts become `TransientError`s; an abort of `signal` rejects with the signal's reason.
+ * The body will arrive as sent: `accept-encoding: identity` asks servers not to compress, and
+ * one that does anyway (storage holding gzip objects) is decoded by `readText` or the caller.
  */
 export async function openRequest(
   url: URL,
@@ -57,10 +87,19 @@ export async function openRequest(
     `timed out after ${options.timeoutMs / 1000}s waiting for ${url.host} while ${options.what}`,
   );
   const timer = setTimeout(() => controller.abort(timeout), options.timeoutMs);
+  const startedAt = performance.now();
   try {
-    const response = await fetch(url, { headers, redirect: "manual", signal: controller.signal });
+    const response = await fetch(url, {
+      ...undecodedFetchInit(),
+      ...proxyFetchInit(url),
+      headers: { "accept-encoding": "identity", ...headers },
+      redirect: "manual",
+      signal: controller.signal,
+    });
     return {
       response,
+      url,
+      startedAt,
       abort: (reason) => {
         controller.abort(reason);
         options.signal?.removeEventListener("abort", onOuterAbort);
@@ -85,29 +124,41 @@ export async function openRequest(
 }
 
 /**
- * The body's chunks, failing with a `TransientError` when no byte arrives for `idleMs` or the
+ * The body's chunks as sent (still Content-Encoded), failing with a `TransientError` when no byte
+ * arrives for `idleMs`, when `deadlineMs` (counted from the request's start) passes, or when the
  * connection breaks mid-body.
  */
 export async function* readBody(
   opened: Opened,
-  options: { idleMs: number; what: string; signal?: AbortSignal },
+  options: { idleMs: number; what: string; signal?: AbortSignal; deadlineMs?: number },
 ): AsyncGenerator<Uint8Array> {
   const body = opened.response.body;
   if (!body) return;
   const reader = body.getReader();
+  const deadlineAt = opened.startedAt + (options.deadlineMs ?? Infinity);
+  let received = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     while (true) {
+      // One timer for whichever comes first: the idle timeout or the overall deadline.
+      const left = deadlineAt - performance.now();
       const stalled = new Promise<never>((_, reject) => {
         timer = setTimeout(
           () =>
             reject(
-              new TransientError(
-                "network",
-                `stalled: no data for ${options.idleMs / 1000}s while ${options.what}`,
-              ),
+              left < options.idleMs
+                ? new TransientError(
+                  "network",
+                  `${opened.url.host} did not finish its answer within ` +
+                    `${options.deadlineMs! / 1000}s (${DEADLINE_TIMEOUTS} x --timeout; ` +
+                    `${received} bytes came) while ${options.what}; gave up on it`,
+                )
+                : new TransientError(
+                  "network",
+                  `stalled: no data for ${options.idleMs / 1000}s while ${options.what}`,
+                ),
             ),
-          options.idleMs,
+          Math.max(0, Math.min(left, options.idleMs)),
         );
       });
       let step: ReadableStreamReadResult<Uint8Array>;
@@ -130,6 +181,7 @@ export async function* readBody(
       const chunk = typeof step.value === "string"
         ? new TextEncoder().encode(step.value)
         : step.value;
+      received += chunk.length;
       yield chunk;
     }
   } finally {
@@ -142,15 +194,61 @@ export async function* readBody(
   }
 }
 
-/** The whole body as text, under the same idle timeout (for small JSON answers). */
+/**
+ * The whole body of an API answer as decoded text, under the idle timeout and the answer
+ * deadline, and at most `maxBytes` decoded bytes (default `MAX_ANSWER_BYTES`): past that it
+ * throws, or with `truncate` returns what came so far. Either way it stops reading and aborts.
+ *
+ * @example
+ * const text = await readText(opened, { idleMs: 30_000, what: "listing logs" });
+ */
 export async function readText(
   opened: Opened,
-  options: { idleMs: number; what: string; signal?: AbortSignal },
+  options: {
+    idleMs: number;
+    what: string;
+    signal?: AbortSignal;
+    maxBytes?: number;
+    truncate?: boolean;
+  },
 ): Promise<string> {
-  const decoder = new TextDecoder();
-  let text = "";
-  for await (const chunk of readBody(opened, options)) {
-    text += decoder.decode(chunk, { stream: true });
+  const maxBytes = options.maxBytes ?? MAX_ANSWER_BYTES;
+  const coding = contentCoding(opened.response.headers);
+  const raw = readBody(opened, { ...options, deadlineMs: answerDeadlineMs(options.idleMs) });
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of decode(raw, coding)) {
+      const room = maxBytes - total;
+      if (chunk.length > room) {
+        if (!options.truncate) {
+          throw new CliError(
+            "api",
+            `the answer from ${opened.url.host} while ${options.what} is larger than ` +
+              `${formatMiB(maxBytes)}${coding ? " decoded" : ""}; stopped reading it. Check ` +
+              `that COMPLIANCE_API_BASE (or --api-base) and any proxy lead to the Compliance API`,
+          );
+        }
+        chunks.push(chunk.subarray(0, room));
+        break;
+      }
+      chunks.push(chunk);
+      total += chunk.length;
+    }
+  } catch (error) {
+    if (!(error instanceof DecodeError)) throw error;
+    throw new CliError(
+      "api",
+      `the answer from ${opened.url.host} while ${options.what} could not be decoded: ` +
+        `${error.message}; retry later, and report it if it persists`,
+    );
+  } finally {
+    opened.abort();
   }
-  return text + decoder.decode();
+  const decoder = new TextDecoder();
+  return chunks.map((c) => decoder.decode(c, { stream: true })).join("") + decoder.decode();
+}
+
+function formatMiB(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;
 }

@@ -4,11 +4,12 @@
  */
 import { ComplianceClient, type LogFile } from "./api.ts";
 import type { Config } from "./args.ts";
-import { type CursorStore, runPipeline, type Totals } from "./pipeline.ts";
+import { type CursorStore, emptyTotals, runPipeline, type Totals } from "./pipeline.ts";
 import type { Reporter } from "./reporter.ts";
 import { writeStdout } from "./runtime.ts";
+import { redact } from "./errors.ts";
 import { sleep, TransientError } from "./retry.ts";
-import { DirectorySink, SingleFileSink, type Sink, StdoutSink } from "./sinks.ts";
+import { DirectorySink, SingleFileSink, type Sink, StdoutSink, StreamFileSink } from "./sinks.ts";
 
 const encoder = new TextEncoder();
 
@@ -42,6 +43,7 @@ class DeferredStore implements CursorStore {
 
 async function createSink(config: Config): Promise<Sink> {
   const { output } = config;
+  if (output.kind === "file" && output.stream) return await StreamFileSink.create(output.path);
   if (output.kind === "file") return await SingleFileSink.create(output.path);
   if (output.kind === "dir") return new DirectorySink(output.path, output.gzip);
   return await StdoutSink.create();
@@ -51,16 +53,22 @@ async function createSink(config: Config): Promise<Sink> {
 function printListed(file: LogFile): Promise<void> {
   const { id, event_type, end_time, file_name, file_size, file_sha256 } = file;
   const line = JSON.stringify({ id, event_type, end_time, file_name, file_size, file_sha256 });
-  return writeStdout(encoder.encode(line + "\n"));
+  // file_name is free text from the server: it could echo the key.
+  return writeStdout(encoder.encode(redact(line) + "\n"));
 }
 
-/** One pass over every event type: list, download, deliver, checkpoint. */
+/**
+ * One pass over every event type: list, download, deliver, checkpoint. What it delivered is added
+ * to `all` also when it fails: files already on their destination stay there (only an `-o` file,
+ * which appears at the end or not at all, then counts nothing).
+ */
 async function runOnce(
   config: Config,
   reporter: Reporter,
   signal: AbortSignal,
   store: CursorStore | undefined,
-): Promise<Totals> {
+  all: Totals,
+): Promise<void> {
   const client = new ComplianceClient({
     apiBase: config.apiBase,
     key: config.key,
@@ -77,8 +85,10 @@ async function runOnce(
   });
   const sink = await createSink(config);
   const deferred = store && !sink.durableOnDeliver ? new DeferredStore(store) : undefined;
+  const pass = emptyTotals();
+  let committed = sink.durableOnDeliver;
   try {
-    const totals = await runPipeline({
+    await runPipeline({
       config,
       client,
       sink,
@@ -86,13 +96,16 @@ async function runOnce(
       reporter,
       signal,
       onListed: config.list ? printListed : undefined,
+      totals: pass,
     });
     await sink.finish();
+    committed = true;
     await deferred?.flush();
-    return totals;
   } catch (error) {
     await sink.abort();
     throw error;
+  } finally {
+    addTotals(all, committed ? pass : { ...emptyTotals(), pages: pass.pages });
   }
 }
 
@@ -109,7 +122,7 @@ export async function runPasses(
 ): Promise<void> {
   while (true) {
     try {
-      addTotals(totals, await runOnce(config, reporter, signal, store));
+      await runOnce(config, reporter, signal, store, totals);
     } catch (error) {
       // In --follow, an outage that outlasted the retries waits for the next poll.
       if (!config.follow || !(error instanceof TransientError) || signal.aborted) throw error;

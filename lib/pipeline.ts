@@ -5,7 +5,7 @@
  * and delivery walks the listing order, so output and checkpoint never get ahead of the data:
  * the cursor moves past a file only after that file has reached its destination.
  */
-import type { ComplianceClient, LogFile } from "./api.ts";
+import type { ComplianceClient, ListPage, LogFile } from "./api.ts";
 import type { Config } from "./args.ts";
 import { CliError } from "./errors.ts";
 import { type Downloaded, downloadFile } from "./download.ts";
@@ -24,12 +24,23 @@ type Entry =
   | { kind: "file"; file: LogFile; pageAfter: string }
   | { kind: "pageEnd"; pageAfter: string; nextAfter: string; boundaryIds: string[] };
 
+/**
+ * What a pass has done so far, updated where delivery and the checkpoint happen (so a pass that
+ * fails or is interrupted still tells what it delivered): files and bytes delivered, pages
+ * listed, files skipped as already delivered, and per event type the cursor the delivered data
+ * reaches (the checkpoint's, when nothing new was delivered; null when there is none).
+ */
 export interface Totals {
   files: number;
   bytes: number;
   pages: number;
   skipped: number;
   cursors: Record<string, string | null>;
+}
+
+/** Totals of nothing yet. */
+export function emptyTotals(): Totals {
+  return { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
 }
 
 export interface PipelineDeps {
@@ -42,6 +53,8 @@ export interface PipelineDeps {
   signal: AbortSignal;
   /** For `--list`: called per listed file instead of downloading it. */
   onListed?: (file: LogFile) => Promise<void>;
+  /** Updated as files are delivered and pages completed. */
+  totals: Totals;
   now?: () => number;
 }
 
@@ -142,6 +155,43 @@ function startingPoint(deps: PipelineDeps, eventType: string) {
   return { after: deps.config.after.iso, seen: new Set<string>() };
 }
 
+/** How far ahead of the local clock a listed time may be before it is a server error. */
+const MAX_FUTURE_MS = 86_400_000;
+
+/**
+ * Throws an API error for a page the server should never send, before any of its files is
+ * downloaded or checkpointed: files of another event type (they would be filed and checkpointed
+ * under the asked one), and times more than a day ahead of the local clock (such a cursor would
+ * skip every real file until that day). A missing `event_type` counts as the asked one.
+ *
+ * @example
+ * checkPage(page, "AUTH_LOG", Date.now(), "2026-07-01T00:00:00Z");
+ */
+export function checkPage(page: ListPage, eventType: string, nowMs: number, after: string): void {
+  const what = `listing ${eventType} logs (after=${after})`;
+  const limit = BigInt(nowMs + MAX_FUTURE_MS) * 1000n;
+  const future = (time: string) =>
+    new CliError(
+      "api",
+      `the API listed ${time} while ${what}, more than a day ahead of this machine's clock; ` +
+        `not saved as the cursor; check the clock (or the API base), then retry`,
+    );
+  for (const file of page.data) {
+    if (file.event_type !== "" && file.event_type !== eventType) {
+      throw new CliError(
+        "api",
+        `the API listed file ${file.id} of event type ${
+          JSON.stringify(file.event_type)
+        } while ${what}; nothing of it was saved; the API may be misconfigured or not the real API, check --api-base`,
+      );
+    }
+    if (toMicros(file.end_time)! > limit) throw future(`end_time ${file.end_time} of ${file.id}`);
+  }
+  if (page.last_end_time !== null && toMicros(page.last_end_time)! > limit) {
+    throw future(`last_end_time ${page.last_end_time}`);
+  }
+}
+
 /**
  * The listing as a stream of entries, page by page, without ids already delivered (in this run
  * or, at the boundary, in the last one), and guarded against cursors that do not advance.
@@ -165,12 +215,14 @@ async function* listEntries(
       before: config.before?.iso,
     });
     totals.pages++;
+    checkPage(result, eventType, now(), after);
     reporter.pageListed(eventType, page, after, result.data.length, result.has_more);
     // Files too recent to be final are left for the next poll; the cursor stays before them.
     const settledBefore = config.settleMs > 0 ? BigInt(now() - config.settleMs) * 1000n : undefined;
     for (const file of result.data) {
       if (settledBefore !== undefined && toMicros(file.end_time)! > settledBefore) return;
       if (delivered.has(file.id)) {
+        totals.skipped++;
         reporter.fileSkipped(file.id, "already delivered (returned again at the page boundary)");
         continue;
       }
@@ -179,7 +231,6 @@ async function* listEntries(
     }
     const next = result.last_end_time;
     if (next === null) return;
-    totals.cursors[eventType] = next;
     const nextMicros = toMicros(next)!;
     const boundaryIds = result.data.filter((f) => toMicros(f.end_time)! >= nextMicros)
       .map((f) => f.id);
@@ -197,30 +248,29 @@ async function* listEntries(
   }
 }
 
-/** Downloads (or lists) every file of every event type in the config. */
-export async function runPipeline(deps: PipelineDeps): Promise<Totals> {
-  const totals: Totals = { files: 0, bytes: 0, pages: 0, skipped: 0, cursors: {} };
+/** Downloads (or lists) every file of every event type in the config, counting into `totals`. */
+export async function runPipeline(deps: PipelineDeps): Promise<void> {
+  const { totals } = deps;
   for (const eventType of deps.config.eventTypes) {
     const start = startingPoint(deps, eventType);
-    totals.cursors[eventType] = null;
+    // Until this pass delivers something, the data stands where the checkpoint says.
+    totals.cursors[eventType] = deps.store?.cursor(eventType)?.after ?? null;
     const before = totals.files;
-    await runEventType(deps, eventType, start, totals);
-    deps.reporter.completed(
-      eventType,
-      totals.files - before,
-      totals.cursors[eventType],
-      start.after,
-    );
+    const reached = await runEventType(deps, eventType, start, totals);
+    deps.reporter.completed(eventType, totals.files - before, reached, start.after);
   }
-  return totals;
 }
 
+/**
+ * Lists, downloads and delivers one event type; resolves with the cursor this pass moved the data
+ * to (the last completed page's, else the last delivered file's end_time), or null.
+ */
 async function runEventType(
   deps: PipelineDeps,
   eventType: string,
   start: { after: string; seen: Set<string> },
   totals: Totals,
-): Promise<void> {
+): Promise<string | null> {
   const { config, sink, store, reporter } = deps;
   // A private abort for this run's listing and downloads, also pulled by the caller's signal.
   const controller = new AbortController();
@@ -249,6 +299,7 @@ async function runEventType(
         },
         timeoutMs: config.timeoutMs,
         onRetry: (n) => reporter.retry(n),
+        onNote: (text) => reporter.note(text),
         signal,
       });
       reporter.fileDone(file.id, result.bytes, Date.now() - started);
@@ -279,6 +330,11 @@ async function runEventType(
     }
   })();
 
+  let reached: string | null = null;
+  const reach = (cursor: string) => {
+    reached = cursor;
+    totals.cursors[eventType] = cursor;
+  };
   try {
     while (true) {
       const slot = await queue.shift();
@@ -286,6 +342,7 @@ async function runEventType(
       const { entry } = slot;
       if (entry.kind === "pageEnd") {
         if (!deps.onListed) await store?.advance(eventType, entry.nextAfter, entry.boundaryIds);
+        reach(entry.nextAfter);
         continue;
       }
       if (deps.onListed) {
@@ -303,8 +360,10 @@ async function runEventType(
         reporter.fileSkipped(entry.file.id, "already stored with the right size and hash");
       }
       await store?.markDelivered(eventType, entry.pageAfter, entry.file.id);
+      reach(entry.file.end_time);
     }
     if (deps.signal.aborted) throw deps.signal.reason;
+    return reached;
   } catch (error) {
     controller.abort(error);
     // Wait for every download to stop, then throw their spools away.

@@ -3,7 +3,8 @@
  * default, what cron mails and CI logs show), one JSON object per event (`--log-format json`),
  * and a live one-line status when stderr is a terminal.
  */
-import { redact } from "./errors.ts";
+import { redact, redactValues } from "./errors.ts";
+import { escapeControls, escapeJsonControls } from "./terminal.ts";
 import type { RetryNotice } from "./retry.ts";
 import { stderrIsTerminal, writeStderr } from "./runtime.ts";
 import { toLocalHuman } from "./time.ts";
@@ -56,6 +57,15 @@ export function colorize(text: string): string {
   );
 }
 
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function formatBytes(n: number): string {
   const units = ["B", "KB", "MB", "GB", "TB"];
   let value = n;
@@ -85,19 +95,30 @@ export class Reporter {
     return this.options.verbosity === "quiet";
   }
 
-  /** A plain line; clears the live status first so the two never interleave. */
+  /**
+   * A plain line; clears the live status first so the two never interleave. Every plain line
+   * passes here: control characters from server bodies or ids are made visible before the colour
+   * goes on, and redaction sees the text exactly as it is written.
+   */
   private line(text: string): void {
     if (this.liveShown) {
       writeStderr("\r\x1b[K");
       this.liveShown = false;
     }
-    writeStderr(redact(this.options.color ? colorize(text) : text) + "\n");
+    const safe = escapeControls(text);
+    writeStderr(redact(this.options.color ? colorize(safe) : safe) + "\n");
   }
 
+  /**
+   * One JSON event per line: `JSON.stringify` escapes C0 controls, DEL and C1 are added. Values
+   * are redacted before serializing; the line is redacted again (escaped forms of a secret) unless
+   * that would split an escape and break the JSON.
+   */
   private json(event: string, fields: Record<string, unknown>): void {
-    writeStderr(
-      redact(JSON.stringify({ time: this.now().toISOString(), event, ...fields })) + "\n",
-    );
+    const record = redactValues({ time: this.now().toISOString(), event, ...fields });
+    const text = escapeJsonControls(JSON.stringify(record));
+    const safe = redact(text);
+    writeStderr((safe === text || isJson(safe) ? safe : text) + "\n");
   }
 
   private refreshLive(force = false): void {
@@ -163,6 +184,11 @@ export class Reporter {
 
   listed(file: object): void {
     if (this.options.verbosity === "verbose") this.line(`Listed ${JSON.stringify(file)}`);
+  }
+
+  /** A detail shown only with `-v`, e.g. which form of a compressed file the listing described. */
+  note(text: string): void {
+    if (this.options.verbosity === "verbose" && this.options.format !== "json") this.line(text);
   }
 
   retry(notice: RetryNotice): void {

@@ -5,22 +5,16 @@
  * - one `-o` file: the same stream into a temp file renamed into place only when the run ends;
  * - an `--output-dir` tree: one file per log, renamed into place as soon as it is verified.
  */
-import { mkdtemp, open, readdir, rm, rmdir, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import process from "node:process";
+import { open, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "./api.ts";
 import type { Downloaded, SpoolWriter } from "./download.ts";
-import {
-  createTempBeside,
-  ensureDir,
-  isProcessAlive,
-  removeStaleTemps,
-  type TempFile,
-} from "./atomic.ts";
+import { createTempBeside, ensureDir, removeStaleTemps, type TempFile } from "./atomic.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
-import { copyFileToStdout, writeStdout } from "./runtime.ts";
+import { BrokenPipeError, copyFileToStdout, writeStdout } from "./runtime.ts";
+import { CliError, codeOf, reason } from "./errors.ts";
+import { createSpoolDir, type SpoolDir } from "./spool_dir.ts";
 import { toMicros } from "./time.ts";
 
 const NEWLINE = new Uint8Array([0x0a]);
@@ -74,16 +68,26 @@ class FileSpool implements Spool {
 
   private async writeAt(chunk: Uint8Array): Promise<void> {
     let offset = 0;
-    while (offset < chunk.length) {
-      // At an explicit position: truncate() in restart() does not move the file's own offset,
-      // so a positionless write after it would leave a hole of zeros where the bytes belong.
-      const { bytesWritten } = await this.handle.write(
-        chunk,
-        offset,
-        chunk.length - offset,
-        this.written + offset,
+    try {
+      while (offset < chunk.length) {
+        // At an explicit position: truncate() in restart() does not move the file's own offset,
+        // so a positionless write after it would leave a hole of zeros where the bytes belong.
+        const { bytesWritten } = await this.handle.write(
+          chunk,
+          offset,
+          chunk.length - offset,
+          this.written + offset,
+        );
+        offset += bytesWritten;
+      }
+    } catch (error) {
+      // The spool lives in the temp directory: a full or size-limited one is named as such.
+      throw new CliError(
+        "io",
+        `cannot write the download spool ${this.path}: ${reason(error)}; set TMPDIR to a ` +
+          `directory with room`,
+        { cause: error },
       );
-      offset += bytesWritten;
     }
     this.written += chunk.length;
   }
@@ -126,51 +130,23 @@ class FileSpool implements Spool {
   }
 }
 
-/**
- * Removes a spool directory file by file: Bun's recursive `rm` fails with EFAULT under Wine, and
- * the spools are usually gone already (each is deleted once delivered).
- */
-async function removeSpoolDir(dir: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return; // Already gone.
-  }
-  for (const name of names) await rm(join(dir, name), { force: true });
-  await rmdir(dir);
-}
-
-const SPOOL_DIR = /^oai-compliance-logs-(\d{1,10})-[^/\\]+$/;
-/** Spool directories this process created (a leftover with our pid is an earlier process's). */
-const ownSpoolDirs = new Set<string>();
+/** This process's spool directories by path (created and removed by lib/spool_dir.ts). */
+const spoolDirs = new Map<string, SpoolDir>();
 
 /**
- * A private, owner-only directory for spools, removed by `abort`/`finish`. Named with our pid so
- * that a later run can remove what a killed one left behind: partial copies of compliance data.
+ * A private, owner-only directory for spools, removed by `abort`/`finish`; a run killed before
+ * that leaves partial copies of compliance data, which a later run sweeps (lib/spool_dir.ts).
  */
 async function privateSpoolDir(): Promise<string> {
-  const root = tmpdir();
-  await removeDeadSpoolDirs(root);
-  const dir = await mkdtemp(join(root, `oai-compliance-logs-${process.pid}-`));
-  ownSpoolDirs.add(basename(dir));
-  return dir;
+  const spool = await createSpoolDir();
+  spoolDirs.set(spool.path, spool);
+  return spool.path;
 }
 
-async function removeDeadSpoolDirs(root: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(root);
-  } catch {
-    return; // an unlistable temp directory: nothing we can clean, and mkdtemp will say why
-  }
-  for (const name of names) {
-    const pid = Number(SPOOL_DIR.exec(name)?.[1]);
-    if (!pid) continue;
-    if (pid === process.pid ? ownSpoolDirs.has(name) : isProcessAlive(pid)) continue;
-    // Another user's leftover, or removed meanwhile: not ours to worry about.
-    await removeSpoolDir(join(root, name)).catch(() => {});
-  }
+/** Removes a spool directory of this process (never recursing, never following a link). */
+async function removeSpoolDir(dir: string): Promise<void> {
+  await spoolDirs.get(dir)?.remove();
+  spoolDirs.delete(dir);
 }
 
 /** Streams every file to stdout in listing order; at-least-once across crashes. */
@@ -195,6 +171,70 @@ export class StdoutSink implements Sink {
   }
 
   async finish(): Promise<void> {
+    await removeSpoolDir(this.dir);
+  }
+
+  abort(): Promise<void> {
+    return this.finish();
+  }
+}
+
+/**
+ * `-o` naming a FIFO or a character device (`/dev/stdout`, a named pipe a shipper reads): the
+ * files stream into it in listing order, as on stdout. A temp file renamed over it would replace
+ * the pipe or device with a regular file, so this sink never renames.
+ */
+export class StreamFileSink implements Sink {
+  readonly durableOnDeliver = true;
+  private count = 0;
+  private constructor(
+    private readonly dir: string,
+    private readonly path: string,
+    private readonly handle: Awaited<ReturnType<typeof open>>,
+  ) {}
+
+  static async create(path: string): Promise<StreamFileSink> {
+    let handle;
+    try {
+      handle = await open(path, "w");
+    } catch (error) {
+      throw new CliError("io", `cannot open ${path} for writing: ${reason(error)}`, {
+        cause: error,
+      });
+    }
+    return new StreamFileSink(await privateSpoolDir(), path, handle);
+  }
+
+  alreadyStored(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  spool(): Promise<Spool> {
+    return FileSpool.create(join(this.dir, `${this.count++}.part`), {
+      emit: (chunk) => this.write(chunk),
+    });
+  }
+
+  private async write(chunk: Uint8Array): Promise<void> {
+    let offset = 0;
+    try {
+      while (offset < chunk.length) {
+        offset += (await this.handle.write(chunk, offset, chunk.length - offset)).bytesWritten;
+      }
+    } catch (error) {
+      // The pipe's reader went away: the same as a closed stdout.
+      if (codeOf(error) === "EPIPE") throw new BrokenPipeError();
+      throw new CliError(
+        "io",
+        `cannot write ${this.path}: ${reason(error)}; the file being written was cut short ` +
+          `and the checkpoint stays before it`,
+        { cause: error },
+      );
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.handle.close().catch(() => {});
     await removeSpoolDir(this.dir);
   }
 

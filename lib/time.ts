@@ -62,7 +62,15 @@ export interface TimeArg {
 export function parseTimeArg(text: string, name: string, now: Date = new Date()): TimeArg {
   const relative = RELATIVE.exec(text);
   if (relative) {
-    const iso = isoSeconds(new Date(now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]]));
+    const ms = now.getTime() - Number(relative[1]) * UNIT_MS[relative[2]];
+    // `new Date` of a far past instant is invalid and `toISOString` would throw.
+    if (!(ms >= 0)) {
+      throw new CliError(
+        "usage",
+        `${name} must be a relative time that lands after 1970-01-01 (e.g. 7d); got '${text}'`,
+      );
+    }
+    const iso = isoSeconds(new Date(ms));
     return { iso, micros: toMicros(iso)! };
   }
   const iso = DATE_ONLY.test(text) ? `${text}T00:00:00Z` : text;
@@ -104,7 +112,18 @@ function zoneLabel(date: Date): string {
 }
 
 /**
- * Parses a duration such as `5m`, `90s`, `2h` or a bare number of seconds into milliseconds.
+ * The longest duration accepted: what runtime timers hold (2^31-1 ms, about 24.8 days). A longer
+ * `setTimeout` fires at once, with a warning, so `--interval 25d` would poll in a tight loop.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/**
+ * Parses a duration such as `5m`, `90s`, `2h`, `1.5` or a bare number of seconds into whole
+ * milliseconds (rounded), refusing anything above `MAX_DURATION_MS`.
+ *
+ * @example
+ * parseDuration("1.5", "--settle") // 1500
+ * parseDuration("25d", "--interval") // throws a usage error: at most 24d
  */
 export function parseDuration(text: string, name: string): number {
   const bare = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) * 1000 : undefined;
@@ -116,5 +135,12 @@ export function parseDuration(text: string, name: string): number {
       `${name} must be a duration like 30s, 5m, 2h or a number of seconds; got '${text}'`,
     );
   }
-  return ms;
+  if (ms > MAX_DURATION_MS) {
+    throw new CliError(
+      "usage",
+      `${name} must be at most ${Math.floor(MAX_DURATION_MS / 1000)} seconds (about 24.8 days), ` +
+        `what timers can hold; got '${text}'`,
+    );
+  }
+  return Math.round(ms);
 }

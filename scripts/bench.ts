@@ -362,7 +362,9 @@ async function scenarioSmallFiles(runtimes: Runtime[], runs: number): Promise<vo
     const bytes = listed.reduce((n, f) => n + f.size, 0);
     const pages = Math.ceil(files / limit);
     const requests = pages + 2 * files; // each page, each file's 307, each file's bytes
-    const parsed = parseCommand(["ws-1", "AUTH_LOG", "1", AFTER], { COMPLIANCE_API_KEY: "k" });
+    const parsed = parseCommand(["ws-1", "AUTH_LOG", "1", AFTER], {
+      COMPLIANCE_API_KEY: "sk-bench-0123456789abcdef",
+    });
     const defaultConcurrency = parsed.kind === "run" ? parsed.config.concurrency : 4;
 
     // Transfer time: these bytes at the wire rate, which curl measures on a large file of

@@ -83,6 +83,7 @@ export const WINE_TEST_FILES: readonly string[] = [
   "tests/cli_core.test.ts",
   "tests/reliability.test.ts",
   "tests/key_leak.test.ts",
+  "tests/hostile_tempdir.test.ts",
 ];
 
 export const WINDOWS_TEST_FILES: readonly string[] = ["tests/binaries/windows.test.ts"];

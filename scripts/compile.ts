@@ -49,7 +49,11 @@ export const ENV_VARS: readonly string[] = [
   "TMPDIR",
   "TMP",
   "TEMP",
+  // A private, per-user directory preferred for the spools (lib/spool_dir.ts).
+  "XDG_RUNTIME_DIR",
   "OAI_COMPLIANCE_DEBUG",
+  // The cap on a file whose listing gives no size (lib/download.ts), lowered by tests.
+  "OAI_COMPLIANCE_MAX_UNLISTED_BYTES",
 ];
 
 /**
@@ -58,8 +62,8 @@ export const ENV_VARS: readonly string[] = [
  *   downloads follow signed URLs to storage hosts the API chooses, so no fixed list is right.
  * - read/write: any path. `--state`, `-o`, `--output-dir` and `COMPLIANCE_API_KEY_FILE` name
  *   files anywhere, and spools live in the system temp directory.
- * - sys: `hostname` and `osUptime` only, which the checkpoint lock records and uses to tell a
- *   lock left before a reboot.
+ * - sys: `hostname` and `osUptime`, which the checkpoint lock records and uses to tell a lock
+ *   left before a reboot; `uid`, to use and clean only spool directories and temps we own.
  * - run: `process.kill(pid, 0)`, the check whether the run holding the lock is still alive, is
  *   `Deno.kill`, which Deno grants only with the whole `--allow-run` (a program list does not
  *   cover it). Without it a crashed run's lock would block every later run until a reboot.
@@ -72,7 +76,7 @@ export const DENO_PERMISSION_FLAGS: readonly string[] = [
   "--allow-read",
   "--allow-write",
   `--allow-env=${ENV_VARS.join(",")}`,
-  "--allow-sys=hostname,osUptime",
+  "--allow-sys=hostname,osUptime,uid",
   "--allow-run",
 ];
 

@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -28,6 +28,17 @@ import {
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
 const SLOW = { timeout: 120_000 };
+
+/**
+ * Makes temps look untouched for an hour: a temp with a dead pid is removed only once older than
+ * 10 minutes, as its owner may be alive in another PID namespace.
+ */
+async function backdateTemps(dir: string): Promise<void> {
+  const hourAgo = new Date(Date.now() - 3600_000);
+  for (const name of await readdir(dir)) {
+    if (name.endsWith(".part")) await utimes(join(dir, name), hourAgo, hourAgo);
+  }
+}
 
 const POSIX = !RUNS_WINDOWS && process.platform !== "win32";
 const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 30_000, 333, 8000] });
@@ -403,6 +414,7 @@ test(
         const names = await readdir(dir);
         assert.ok(!names.includes("out.jsonl"), "a partial -o file appeared");
 
+        await backdateTemps(dir); // the next cron run, an hour later
         const ok = await run(emulator, ["--state", state, "-o", out]);
         assert.equal(ok.code, 0, ok.stderr);
         assertSameBytes(
@@ -436,6 +448,7 @@ test(
           `.notes.txt.${dead}.0a0a0a0a0a0a.part`,
         ];
         for (const name of [...stale, ...kept]) await writeFile(join(dir, name), "partial");
+        await backdateTemps(dir);
         const r = await run(emulator, ["--state", state, "-o", out]);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual((await readdir(dir)).sort(), [...kept, "out.jsonl", "state.json"].sort());
@@ -689,12 +702,19 @@ test(
         await untilDownloads(emulator, 8);
         signalCli(child, "SIGKILL");
         assert.equal((await running).signal, "SIGKILL");
-        const left = (await readdir(temp)).filter((name) => !kept.includes(name));
+        // Spools live in a private root in the temp dir (lib/spool_dir.ts).
+        const rootName = process.getuid
+          ? `oai-compliance-logs-${process.getuid()}`
+          : "oai-compliance-logs";
+        const root = join(temp, rootName);
+        assert.deepEqual((await readdir(temp)).filter((name) => !kept.includes(name)), [rootName]);
+        const left = await readdir(root);
         assert.equal(left.length, 1, `spool directories after the kill: ${left.join(", ")}`);
 
         const r = await runCli(args, { env, timeoutMs: 30_000 });
         assert.equal(r.code, 0, r.stderr);
-        assert.deepEqual((await readdir(temp)).sort(), [...kept].sort());
+        assert.deepEqual((await readdir(temp)).sort(), [...kept, rootName].sort());
+        assert.deepEqual(await readdir(root), [], "the killed run's spool was left");
       });
     });
   },

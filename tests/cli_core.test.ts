@@ -292,7 +292,7 @@ test("the download redirect to the storage host never carries the key", async ()
 test("an HTTP error prints the script's message with the JSON body pretty-printed, exit 1", async () => {
   await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
     const r = await runCli([PRINCIPAL, "AUTH_LOG", "100", AFTER], {
-      env: envFor(emulator, { COMPLIANCE_API_KEY: "wrong-key-1234" }),
+      env: envFor(emulator, { COMPLIANCE_API_KEY: "sk-wrong-key-1234-0a1b2c3d4e" }),
     });
     assert.equal(r.code, 1);
     assert.equal(r.stdout.length, 0);
@@ -331,7 +331,7 @@ test("a network error is one line naming the host, exit 1", async () => {
     "0.01",
   ], {
     env: {
-      COMPLIANCE_API_KEY: "k-net-1234",
+      COMPLIANCE_API_KEY: "sk-net-test-1234-0a1b2c3d4e",
       COMPLIANCE_API_BASE: "http://127.0.0.1:9/v1/compliance",
     },
   });

@@ -558,7 +558,7 @@ test("a list answer sent as two JSON documents is read from the first", SLOW, as
   });
 });
 
-test("has_more with a null last_end_time ends the listing", SLOW, async () => {
+test("has_more with a null last_end_time is a final API error, not the end", SLOW, async () => {
   await withEmulator({ files: FILES }, async (emulator) => {
     emulator.inject({
       target: "list",
@@ -566,7 +566,9 @@ test("has_more with a null last_end_time ends the listing", SLOW, async () => {
       body: '{"data": [], "has_more": true, "last_end_time": null}',
     });
     const r = await run(emulator);
-    assert.equal(r.code, 0, r.stderr);
+    // A silent stop would look like the end of the logs while files are still missing.
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /'has_more' is true but 'last_end_time' is null/);
     assert.equal(r.stdout.length, 0);
     assert.equal(listRequests(emulator).length, 1);
   });

@@ -605,7 +605,7 @@ test("--log-format json: every stderr line is a JSON event, down to the summary"
 
     // A failing run ends with an error event and the summary: still JSON only.
     const failed = await runCli([PRINCIPAL, "AUTH_LOG", "2", AFTER, "--log-format", "json"], {
-      env: envFor(emulator, { COMPLIANCE_API_KEY: "wrong-key-5678" }),
+      env: envFor(emulator, { COMPLIANCE_API_KEY: "sk-wrong-key-5678-0a1b2c3d4e" }),
     });
     assert.equal(failed.code, 1);
     const tail = lines(failed.stderr).map((l) => JSON.parse(l));
@@ -657,7 +657,7 @@ test("the plain summary counts files, bytes, pages, retries and the cursor; -q a
     assert.equal(quiet.code, 0);
     assert.equal(quiet.stderr, "");
     const quietFail = await runCli([PRINCIPAL, "AUTH_LOG", "3", AFTER, "--quiet"], {
-      env: envFor(emulator, { COMPLIANCE_API_KEY: "nope-nope" }),
+      env: envFor(emulator, { COMPLIANCE_API_KEY: "sk-nope-nope-nope-0a1b2c3d" }),
     });
     assert.equal(quietFail.code, 1);
     assert.match(quietFail.stderr, /^error: HTTP error 401/);
@@ -740,7 +740,10 @@ test("on a terminal, progress is one live line; NO_COLOR and TERM=dumb are honou
 
       const failed = await onTerminal(
         args,
-        { ...envFor(emulator, { COMPLIANCE_API_KEY: "wrong-key-0000" }), NO_COLOR: undefined },
+        {
+          ...envFor(emulator, { COMPLIANCE_API_KEY: "sk-wrong-key-0000-0a1b2c3d4e" }),
+          NO_COLOR: undefined,
+        },
         out,
       );
       assert.equal(failed.code, 1);

@@ -30,6 +30,13 @@ export interface Fault {
   ignoreRange?: boolean;
   /** storage: the right length with some bytes flipped. */
   corruptBytes?: boolean;
+  /**
+   * storage: the file as a gzip object (`Content-Encoding: gzip`, as a store holding compressed
+   * objects sends them); ranges count compressed bytes. Bytes from `gzipOf` in storage.ts. An
+   * action alone, or with `cutAfterBytes`, `stallAfterBytes` or `ignoreRange` (then in bytes of
+   * the gzip object).
+   */
+  gzip?: boolean;
   /** storage: 403 "Request has expired"; download: redirect to an already expired URL. */
   expireUrl?: boolean;
   /** list: has_more true and last_end_time equal to the request's `after`. */
@@ -42,7 +49,10 @@ export interface Fault {
   multiDocument?: boolean;
 }
 
-type Action = Exclude<keyof Fault, "target" | "id" | "times" | "headers" | "body">;
+type Action = Exclude<keyof Fault, "target" | "id" | "times" | "headers" | "body" | "gzip">;
+
+/** The actions `gzip` may shape. */
+const WITH_GZIP: readonly Action[] = ["cutAfterBytes", "stallAfterBytes", "ignoreRange"];
 
 /** Which targets each action makes sense for. */
 const ACTIONS: Record<Action, readonly FaultTarget[]> = {
@@ -67,6 +77,13 @@ export function validateFault(fault: Fault): void {
   const actions = (Object.keys(ACTIONS) as Action[]).filter((a) =>
     fault[a] !== undefined && fault[a] !== false
   );
+  if (fault.gzip) {
+    if (fault.target !== "storage") throw new TypeError("gzip applies to target storage only");
+    if (actions.length === 0 || (actions.length === 1 && WITH_GZIP.includes(actions[0]))) {
+      return validateTimes(fault);
+    }
+    throw new TypeError(`gzip goes alone or with one of ${WITH_GZIP.join(", ")}`);
+  }
   if (actions.length !== 1) {
     throw new TypeError(`a fault needs exactly one action, got ${actions.join(", ") || "none"}`);
   }
@@ -76,6 +93,10 @@ export function validateFault(fault: Fault): void {
   if ((fault.headers || fault.body !== undefined) && actions[0] !== "status") {
     throw new TypeError("headers and body go with status");
   }
+  validateTimes(fault);
+}
+
+function validateTimes(fault: Fault): void {
   const times = fault.times ?? 1;
   if (!(times >= 1)) throw new TypeError(`fault.times must be >= 1, got ${times}`);
 }

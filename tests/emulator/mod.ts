@@ -16,3 +16,4 @@ export type { DatasetOptions, FileSpec, NormalizedFileSpec } from "./dataset.ts"
 export type { Fault, FaultTarget } from "./faults.ts";
 export { startEmulator } from "./server.ts";
 export type { Emulator, EmulatorOptions, RecordedRequest } from "./server.ts";
+export { gzipOf } from "./storage.ts";

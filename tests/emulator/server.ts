@@ -22,7 +22,7 @@ import { UrlSigner } from "./signing.ts";
 import { handleStorage } from "./storage.ts";
 
 export interface EmulatorOptions {
-  /** Accepted Bearer key, default "test-key-0123456789". */
+  /** Accepted Bearer key, default "sk-emulator-test-key-4f9c2a7e1b8d3c6f". */
   key?: string;
   /** Default ["ws-0f0e0d0c-demo", "org-demoorg123"]. */
   principals?: string[];
@@ -159,7 +159,7 @@ function listen(port: number, handler: Handler): Promise<Listener> {
  * }
  */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
-  const key = options.key ?? "test-key-0123456789";
+  const key = options.key ?? "sk-emulator-test-key-4f9c2a7e1b8d3c6f";
   const principals = options.principals ?? DEFAULT_PRINCIPALS;
   if (!principals.length) throw new TypeError("at least one principal is needed");
   const stored = new Map<string, StoredFile>();

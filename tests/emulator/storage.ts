@@ -7,6 +7,7 @@
  * http.createServer((req, res) => handleStorage(ctx, req, res));
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { gzipSync } from "node:zlib";
 import type { StoredFile } from "./dataset.ts";
 import type { Fault, FaultQueue } from "./faults.ts";
 import { type PacedLink, parseTarget, sendBody, sleep } from "./respond.ts";
@@ -94,6 +95,17 @@ export function parseRange(
   return [start, Math.min(last, size - 1) + 1];
 }
 
+/**
+ * The gzip object storage holds for `bytes` under the `gzip` fault: deterministic (level 6, no
+ * name, no time), so a test can list its size and hash.
+ *
+ * @example
+ * emu.addFiles([{ ..., content, advertise: { fileSize: gzipOf(content).length } }]);
+ */
+export function gzipOf(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(gzipSync(bytes, { level: 6 }));
+}
+
 /** Handles one request on the storage listener. */
 export async function handleStorage(
   ctx: StorageContext,
@@ -130,10 +142,14 @@ export async function handleStorage(
   const file = ctx.files.get(id);
   if (!file) return xmlError(ctx, res, 404, "NoSuchKey", "The specified key does not exist.");
 
-  const { content } = file;
+  const gzipped = fault?.gzip ? gzipOf(file.content.bytes()) : undefined;
+  const content = gzipped
+    ? { size: gzipped.length, slice: (a: number, b: number) => [gzipped.slice(a, b)] }
+    : file.content;
   const headers: Record<string, string> = {
     "content-type": "application/jsonl",
     "accept-ranges": "bytes",
+    ...(gzipped ? { "content-encoding": "gzip" } : {}),
   };
   const range = fault?.ignoreRange ? null : parseRange(req.headers.range, content.size);
   if (range === "unsatisfiable") {

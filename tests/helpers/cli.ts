@@ -6,7 +6,7 @@
  * runs under the runtime that runs the tests (Deno or Bun).
  *
  * @example
- * const r = await runCli(["ws-1", "AUTH_LOG", "10", "2026-01-01T00:00:00Z"], { env: { COMPLIANCE_API_KEY: "k" } });
+ * const r = await runCli(["ws-1", "AUTH_LOG", "10", "2026-01-01T00:00:00Z"], { env: { COMPLIANCE_API_KEY: "sk-example-0123456789abcdef" } });
  * assert.equal(r.code, 0);
  */
 import { spawn } from "node:child_process";

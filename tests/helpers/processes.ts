@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 
 /** Runs `fn` in a fresh temp directory, removed afterwards. */
 export async function withDir(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
@@ -42,4 +43,33 @@ export async function deadPid(): Promise<number> {
   const child = spawnRuntime(0);
   await new Promise((done) => child.on("exit", done));
   return child.pid!;
+}
+
+export const HOLD_LOCK_SCRIPT = fileURLToPath(new URL("./hold_lock.ts", import.meta.url));
+
+/**
+ * Runs `fn` while another process (of the runtime running the tests) holds the exclusive lock of
+ * lib/runtime.ts on `path`; that process is killed afterwards.
+ */
+export async function withLockHeldElsewhere(path: string, fn: () => Promise<void>): Promise<void> {
+  const args = process.versions.deno
+    ? ["run", "--allow-all", "--quiet", HOLD_LOCK_SCRIPT, path]
+    : [HOLD_LOCK_SCRIPT, path];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise((done) => child.on("exit", done));
+  try {
+    const said = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (chunk) => {
+        out += chunk;
+        if (out.includes("\n")) resolve(out.trim());
+      });
+      child.on("exit", (code) => reject(new Error(`lock holder exited with ${code}`)));
+    });
+    if (said !== "held") throw new Error(`the lock holder could not take the lock: ${said}`);
+    await fn();
+  } finally {
+    child.kill("SIGKILL");
+    await exited;
+  }
 }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { KNOWN_EVENT_TYPES, parseCommand } from "../../lib/args.ts";
 
-const env = { COMPLIANCE_API_KEY: "sk-unit" };
+const env = { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" };
 const NOW = new Date("2026-07-10T00:00:00Z");
 
 function run(argv: string[], e: Record<string, string> = env) {
@@ -54,10 +54,10 @@ test("the key comes from COMPLIANCE_API_KEY_FILE when the variable is unset, tri
   const { tmpdir } = await import("node:os");
   const dir = await mkdtemp(join(tmpdir(), "oai-key-"));
   try {
-    await writeFile(join(dir, "key"), "  sk-from-file\n");
+    await writeFile(join(dir, "key"), "  sk-from-file-0123456789abcdef\n");
     assert.equal(
       run(["ws-1", "AUTH_LOG", "5", "1h"], { COMPLIANCE_API_KEY_FILE: join(dir, "key") }).key,
-      "sk-from-file",
+      "sk-from-file-0123456789abcdef",
     );
     assert.throws(
       () => run(["ws-1", "AUTH_LOG", "5", "1h"], { COMPLIANCE_API_KEY_FILE: join(dir, "missing") }),

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import {
+  chown,
+  mkdir,
+  readdir,
+  readFile,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -9,6 +18,7 @@ import {
   createTempBeside,
   ensureDir,
   isProcessAlive,
+  RECENT_TEMP_MS,
   removeStaleTemps,
   writeFileAtomic,
 } from "../../lib/atomic.ts";
@@ -18,6 +28,12 @@ const POSIX = process.platform !== "win32";
 const withDir = (fn: (dir: string) => Promise<void>) => withTempDir("oai-atomic-", fn);
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** Makes `paths` look untouched for `ms` (stale temps must be older than RECENT_TEMP_MS). */
+async function backdate(paths: string[], ms = RECENT_TEMP_MS + 60_000): Promise<void> {
+  const then = new Date(Date.now() - ms);
+  for (const path of paths) await utimes(path, then, then);
+}
 
 test("a committed temp file replaces the destination and leaves no temp behind", async () => {
   await withDir(async (dir) => {
@@ -126,6 +142,9 @@ test("a process killed mid-write leaves the previous file intact and a temp that
     assert.equal(temps.length, 1);
     assert.ok(temps[0].includes(`.${child.pid}.`), temps[0]);
     assert.equal(await readFile(join(dir, temps[0]), "utf8"), '{"new":tr');
+    // Its pid is dead, but in another PID namespace it might not be: spared while recent.
+    assert.equal(await removeStaleTemps(dir), 0);
+    await backdate([join(dir, temps[0])]);
     assert.equal(await removeStaleTemps(dir), 1);
     assert.deepEqual(await readdir(dir), ["state.json"]);
   });
@@ -186,6 +205,7 @@ test("removeStaleTemps deletes temps of dead pids and spares live pids and other
       for (const name of [staleA, staleB, livePart, ...others]) {
         await writeFile(join(dir, name), "x");
       }
+      await backdate([staleA, staleB, livePart, ...others].map((name) => join(dir, name)));
       const dirLike = `.d.${dead}.0123456789ab.part`;
       await mkdir(join(dir, dirLike));
       const mine = await createTempBeside(join(dir, "c.jsonl"));
@@ -199,17 +219,22 @@ test("removeStaleTemps deletes temps of dead pids and spares live pids and other
   });
 });
 
-test("removeStaleTemps deletes a temp with this process's pid that this process did not create", async () => {
-  // Containers restart with the same small pids: such a temp is a previous process's leftover.
+test("removeStaleTemps deletes an old temp with this process's pid that this process did not create", async () => {
+  // Containers restart with the same small pids: such a temp is a previous process's leftover,
+  // once old enough (a fresh one may be another container's, also running as this pid).
   await withDir(async (dir) => {
     const leftover = `.a.${process.pid}.0123456789ab.part`;
     await writeFile(join(dir, leftover), "x");
+    const fresh = `.b.${process.pid}.0123456789ab.part`;
+    await writeFile(join(dir, fresh), "x");
+    const old = new Date(Date.now() - RECENT_TEMP_MS - 60_000);
+    await utimes(join(dir, leftover), old, old);
     const mine = await createTempBeside(join(dir, "a"));
     assert.equal(await removeStaleTemps(dir), 1);
-    assert.deepEqual(await readdir(dir), [mine.path.slice(dir.length + 1)]);
+    assert.deepEqual((await readdir(dir)).sort(), [fresh, mine.path.slice(dir.length + 1)].sort());
     await mine.commit();
     assert.equal(await removeStaleTemps(dir), 0);
-    assert.deepEqual(await readdir(dir), ["a"]);
+    assert.deepEqual((await readdir(dir)).sort(), [fresh, "a"].sort());
   });
 });
 
@@ -234,6 +259,7 @@ test("removeStaleTemps limited to one file's temps leaves other files' temps alo
       `.out.jsonl.x.${dead}.0123456789ab.part`,
     ];
     for (const name of [mine, ...others]) await writeFile(join(dir, name), "partial");
+    await backdate([mine, ...others].map((name) => join(dir, name)));
     assert.equal(await removeStaleTemps(dir, { finalName: "out.jsonl" }), 1);
     assert.deepEqual((await readdir(dir)).sort(), [...others].sort());
   });
@@ -242,10 +268,33 @@ test("removeStaleTemps limited to one file's temps leaves other files' temps alo
 test("removeStaleTemps spares recent temps when asked to, and a missing directory has none", async () => {
   await withDir(async (dir) => {
     const dead = await deadPid();
-    await writeFile(join(dir, `.a.${dead}.0123456789ab.part`), "x");
-    assert.equal(await removeStaleTemps(dir, { olderThanMs: 60_000 }), 0);
+    const temp = join(dir, `.a.${dead}.0123456789ab.part`);
+    await writeFile(temp, "x");
+    assert.equal(await removeStaleTemps(dir), 0, "a temp written just now");
+    await backdate([temp], 2 * RECENT_TEMP_MS);
+    assert.equal(await removeStaleTemps(dir, { olderThanMs: 3 * RECENT_TEMP_MS }), 0);
     assert.equal(await removeStaleTemps(dir), 1);
     assert.equal(await removeStaleTemps(join(dir, "missing")), 0);
+  });
+});
+
+test("removeStaleTemps never follows a link and leaves temps of other users alone", async () => {
+  if (!POSIX) return; // symlinks and uids
+  await withDir(async (dir) => {
+    const dead = await deadPid();
+    const victim = join(dir, "victim.txt");
+    await writeFile(victim, "victim\n");
+    const link = join(dir, `.a.${dead}.0123456789ab.part`);
+    await symlink(victim, link);
+    const theirs = join(dir, `.b.${dead}.0123456789ab.part`);
+    await writeFile(theirs, "theirs");
+    const uid = process.getuid!();
+    // As root, hand it to nobody; otherwise it cannot be made someone else's, so skip that part.
+    if (uid === 0) await chown(theirs, 65534, 65534);
+    await backdate([theirs]);
+    assert.equal(await removeStaleTemps(dir), uid === 0 ? 0 : 1);
+    assert.equal(await readFile(victim, "utf8"), "victim\n");
+    assert.ok((await readdir(dir)).includes(`.a.${dead}.0123456789ab.part`), "the link itself");
   });
 });
 

@@ -115,14 +115,14 @@ test("several event types each keep their own cursor, whatever order the run nam
   await withDir(async (dir) => {
     const path = join(dir, "s.json");
     const cp = await Checkpoint.open(path, "ws-1", ["AUTH_LOG", "AUDIT_LOG"]);
-    await cp.advance("AUTH_LOG", "a1", []);
-    await cp.markDelivered("AUDIT_LOG", "b1", "x");
+    await cp.advance("AUTH_LOG", "2026-01-01T01:00:00Z", []);
+    await cp.markDelivered("AUDIT_LOG", "2026-01-01T02:00:00Z", "x");
     await cp.close();
     const data = JSON.parse(await readFile(path, "utf8"));
     assert.deepEqual(data.eventTypes, ["AUDIT_LOG", "AUTH_LOG"]);
 
     const again = await Checkpoint.open(path, "ws-1", ["AUDIT_LOG", "AUTH_LOG", "AUDIT_LOG"]);
-    assert.equal(again.cursor("AUTH_LOG")!.after, "a1");
+    assert.equal(again.cursor("AUTH_LOG")!.after, "2026-01-01T01:00:00Z");
     assert.deepEqual(again.cursor("AUDIT_LOG")!.seen, ["x"]);
     assert.throws(() => again.cursor("OTHER_LOG"), /does not track event type OTHER_LOG/);
     await again.close();
@@ -506,7 +506,7 @@ test("state reset deletes the whole file, also a corrupt one", async () => {
 test("state reset of one event type removes only its cursor", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "s.json");
-    const cursor = { after: "b", seen: [], updatedAt: "2026-01-02T00:00:00Z" };
+    const cursor = { after: "2026-01-01T00:00:00Z", seen: [], updatedAt: "2026-01-02T00:00:00Z" };
     const data = state({ eventTypes: ["AUDIT_LOG", "AUTH_LOG"] });
     data.cursors.AUDIT_LOG = cursor;
     await writeFile(path, JSON.stringify(data));
@@ -604,5 +604,21 @@ test("of several runs finding the same stale lock at once, exactly one takes it 
       assert.match(r, /^refused state another run \(pid \d+/);
     }
     assert.deepEqual(await readdir(dir), ["s.json"]);
+  });
+});
+
+test("a cursor that is not an RFC 3339 time makes the state file invalid", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.json");
+    const data = state({ eventTypes: ["AUTH_LOG"] });
+    const updatedAt = "2026-01-02T00:00:00Z";
+    data.cursors.AUTH_LOG = { after: "yesterday&limit=1", seen: [], updatedAt };
+    await writeFile(path, JSON.stringify(data));
+    await assert.rejects(
+      Checkpoint.open(path, "ws-1", ["AUTH_LOG"]),
+      (e: unknown) =>
+        e instanceof CliError && e.kind === "state" &&
+        /cursors\.AUTH_LOG\.after.*RFC 3339.*state reset/.test(e.message),
+    );
   });
 });

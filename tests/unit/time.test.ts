@@ -44,3 +44,23 @@ test("durations accept units and bare seconds", () => {
   assert.equal(parseDuration("0.25", "--timeout"), 250);
   assert.throws(() => parseDuration("5 minutes", "--interval"), /--interval must be a duration/);
 });
+
+test("durations are whole milliseconds and at most what timers hold (2^31-1 ms)", () => {
+  assert.equal(parseDuration("1.0005", "--settle"), 1001);
+  assert.equal(parseDuration("2147483", "--timeout"), 2_147_483_000);
+  assert.equal(parseDuration("24d", "--interval"), 24 * 86_400_000);
+  for (const bad of ["25d", "2147484", "99999999w", "9".repeat(400)]) {
+    assert.throws(
+      () => parseDuration(bad, "--interval"),
+      /--interval must be (at most|a duration)/,
+    );
+  }
+});
+
+test("a relative time that lands before 1970 is refused, not an invalid date", () => {
+  assert.throws(
+    () => parseTimeArg("99999999w", "--before", NOW),
+    /--before must be a relative time/,
+  );
+  assert.equal(parseTimeArg("0s", "after", NOW).iso, "2026-07-10T12:00:00Z");
+});
