@@ -5,13 +5,12 @@
  * and delivery walks the listing order, so output and checkpoint never get ahead of the data:
  * the cursor moves past a file only after that file has reached its destination.
  */
-import type { ComplianceClient, ListPage, LogFile } from "./api.ts";
+import type { ComplianceClient, LogFile } from "./api.ts";
+import { type Entry, listEntries, startingPoint } from "./listing.ts";
 import type { Config } from "./args.ts";
-import { CliError } from "./errors.ts";
 import { type Downloaded, downloadFile } from "./download.ts";
 import type { Reporter } from "./reporter.ts";
 import type { Sink, Spool } from "./sinks.ts";
-import { toMicros } from "./time.ts";
 
 /** The part of the checkpoint the pipeline drives (see lib/checkpoint.ts). */
 export interface CursorStore {
@@ -19,10 +18,6 @@ export interface CursorStore {
   markDelivered(eventType: string, pageAfter: string, id: string): Promise<void>;
   advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void>;
 }
-
-type Entry =
-  | { kind: "file"; file: LogFile; pageAfter: string }
-  | { kind: "pageEnd"; pageAfter: string; nextAfter: string; boundaryIds: string[] };
 
 /**
  * What a pass has done so far, updated where delivery and the checkpoint happen (so a pass that
@@ -142,117 +137,11 @@ interface Fetched {
   result?: Downloaded;
 }
 
-/** Where listing starts for `eventType`: the checkpoint's cursor, else `<after>`. */
-function startingPoint(deps: PipelineDeps, eventType: string) {
-  const saved = deps.store?.cursor(eventType);
-  if (saved) return { after: saved.after, seen: new Set(saved.seen) };
-  if (!deps.config.after) {
-    throw new CliError(
-      "usage",
-      `the state file has no cursor for ${eventType} yet; give <after> or --after for the first run`,
-    );
-  }
-  return { after: deps.config.after.iso, seen: new Set<string>() };
-}
-
-/** How far ahead of the local clock a listed time may be before it is a server error. */
-const MAX_FUTURE_MS = 86_400_000;
-
-/**
- * Throws an API error for a page the server should never send, before any of its files is
- * downloaded or checkpointed: files of another event type (they would be filed and checkpointed
- * under the asked one), and times more than a day ahead of the local clock (such a cursor would
- * skip every real file until that day). A missing `event_type` counts as the asked one.
- *
- * @example
- * checkPage(page, "AUTH_LOG", Date.now(), "2026-07-01T00:00:00Z");
- */
-export function checkPage(page: ListPage, eventType: string, nowMs: number, after: string): void {
-  const what = `listing ${eventType} logs (after=${after})`;
-  const limit = BigInt(nowMs + MAX_FUTURE_MS) * 1000n;
-  const future = (time: string) =>
-    new CliError(
-      "api",
-      `the API listed ${time} while ${what}, more than a day ahead of this machine's clock; ` +
-        `not saved as the cursor; check the clock (or the API base), then retry`,
-    );
-  for (const file of page.data) {
-    if (file.event_type !== "" && file.event_type !== eventType) {
-      throw new CliError(
-        "api",
-        `the API listed file ${file.id} of event type ${
-          JSON.stringify(file.event_type)
-        } while ${what}; nothing of it was saved; the API may be misconfigured or not the real API, check --api-base`,
-      );
-    }
-    if (toMicros(file.end_time)! > limit) throw future(`end_time ${file.end_time} of ${file.id}`);
-  }
-  if (page.last_end_time !== null && toMicros(page.last_end_time)! > limit) {
-    throw future(`last_end_time ${page.last_end_time}`);
-  }
-}
-
-/**
- * The listing as a stream of entries, page by page, without ids already delivered (in this run
- * or, at the boundary, in the last one), and guarded against cursors that do not advance.
- */
-async function* listEntries(
-  deps: PipelineDeps,
-  eventType: string,
-  start: { after: string; seen: Set<string> },
-  totals: Totals,
-): AsyncGenerator<Entry> {
-  const { config, client, reporter } = deps;
-  const now = deps.now ?? Date.now;
-  let after = start.after;
-  const delivered = new Set(start.seen);
-  for (let page = 1;; page++) {
-    reporter.page(eventType, page, after);
-    const result = await client.listPage({
-      eventType,
-      limit: config.limit,
-      after,
-      before: config.before?.iso,
-    });
-    totals.pages++;
-    checkPage(result, eventType, now(), after);
-    reporter.pageListed(eventType, page, after, result.data.length, result.has_more);
-    // Files too recent to be final are left for the next poll; the cursor stays before them.
-    const settledBefore = config.settleMs > 0 ? BigInt(now() - config.settleMs) * 1000n : undefined;
-    for (const file of result.data) {
-      if (settledBefore !== undefined && toMicros(file.end_time)! > settledBefore) return;
-      if (delivered.has(file.id)) {
-        totals.skipped++;
-        reporter.fileSkipped(file.id, "already delivered (returned again at the page boundary)");
-        continue;
-      }
-      delivered.add(file.id);
-      yield { kind: "file", file, pageAfter: after };
-    }
-    const next = result.last_end_time;
-    if (next === null) return;
-    const nextMicros = toMicros(next)!;
-    const boundaryIds = result.data.filter((f) => toMicros(f.end_time)! >= nextMicros)
-      .map((f) => f.id);
-    if (result.has_more && nextMicros <= toMicros(after)!) {
-      const how = nextMicros === toMicros(after) ? "did not advance" : "moved backwards";
-      throw new CliError(
-        "api",
-        `the API said has_more but its cursor ${how} (last_end_time ${next} after ${after}); ` +
-          `stopping rather than looping; retry later`,
-      );
-    }
-    yield { kind: "pageEnd", pageAfter: after, nextAfter: next, boundaryIds };
-    if (!result.has_more) return;
-    after = next;
-  }
-}
-
 /** Downloads (or lists) every file of every event type in the config, counting into `totals`. */
 export async function runPipeline(deps: PipelineDeps): Promise<void> {
   const { totals } = deps;
   for (const eventType of deps.config.eventTypes) {
-    const start = startingPoint(deps, eventType);
+    const start = startingPoint(deps.store?.cursor(eventType), deps.config.after?.iso, eventType);
     // Until this pass delivers something, the data stands where the checkpoint says.
     totals.cursors[eventType] = deps.store?.cursor(eventType)?.after ?? null;
     const before = totals.files;
@@ -314,7 +203,25 @@ async function runEventType(
 
   const producer = (async () => {
     try {
-      for await (const entry of listEntries({ ...deps, client }, eventType, start, totals)) {
+      const settings = {
+        limit: config.limit,
+        before: config.before?.iso,
+        settleMs: config.settleMs,
+        now: deps.now,
+      };
+      const observer = {
+        pageStarted: (type: string, page: number, after: string) =>
+          reporter.page(type, page, after),
+        pageListed: (type: string, page: number, after: string, files: number, more: boolean) => {
+          totals.pages++;
+          reporter.pageListed(type, page, after, files, more);
+        },
+        skipped: (id: string, why: string) => {
+          totals.skipped++;
+          reporter.fileSkipped(id, why);
+        },
+      };
+      for await (const entry of listEntries(client, eventType, start, settings, observer)) {
         if (signal.aborted) break;
         if (entry.kind === "file" && !deps.onListed) {
           const fetched = fetchFile(entry.file);

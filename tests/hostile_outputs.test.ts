@@ -127,17 +127,38 @@ test("-o onto a FIFO streams into it and leaves it a FIFO", POSIX, async () => {
   });
 });
 
+/**
+ * A private copy of /dev/full (a device that answers every write with ENOSPC), so that a tool
+ * that wrongly renamed over its `-o` target would replace the copy, never the system's device.
+ * Undefined where device nodes cannot be made (not root, or a nodev temp directory).
+ */
+function fullDeviceIn(dir: string): string | undefined {
+  const path = join(dir, "full");
+  const made = spawnSync("mknod", ["-m", "666", path, "c", "1", "7"]).status === 0;
+  return made && spawnSync("sh", ["-c", `printf x > '${path}'`]).status !== 0 ? path : undefined;
+}
+
 test("a full disk is one line naming the destination, exit 1", POSIX, async () => {
-  await withEmulator({ files: FILES }, async (emulator) => {
-    const viaO = await run(emulator, ["-o", "/dev/full"]);
-    assert.equal(viaO.code, 1, viaO.stderr);
-    assert.match(errorLine(viaO), /cannot write \/dev\/full: no space left on device \(ENOSPC\)/);
-    const viaStdout = await runCli([...ARGS], {
-      env: envFor(emulator),
-      stdoutFile: { path: "/dev/full" },
+  await withDir("oai-out-", async (dir) => {
+    const full = fullDeviceIn(dir);
+    if (full === undefined) {
+      // Without a device of our own, the stdout case still runs against /dev/full itself.
+      console.log("skipping -o onto a full device: mknod is not allowed here");
+    }
+    await withEmulator({ files: FILES }, async (emulator) => {
+      if (full !== undefined) {
+        const viaO = await run(emulator, ["-o", full]);
+        assert.equal(viaO.code, 1, viaO.stderr);
+        assert.match(errorLine(viaO), /cannot write .*full: no space left on device \(ENOSPC\)/);
+        assert.ok((await stat(full)).isCharacterDevice(), "still the device");
+      }
+      const viaStdout = await runCli([...ARGS], {
+        env: envFor(emulator),
+        stdoutFile: { path: full ?? "/dev/full" },
+      });
+      assert.equal(viaStdout.code, 1, viaStdout.stderr);
+      assert.match(errorLine(viaStdout), /cannot write to stdout: no space left on device/);
     });
-    assert.equal(viaStdout.code, 1, viaStdout.stderr);
-    assert.match(errorLine(viaStdout), /cannot write to stdout: no space left on device/);
   });
 });
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ListPage, parseListPage } from "../../lib/api.ts";
 import { CliError } from "../../lib/errors.ts";
-import { checkPage } from "../../lib/pipeline.ts";
+import { checkPage } from "../../lib/listing.ts";
 
 const NOW = Date.parse("2026-07-10T00:00:00Z");
 const AFTER = "2026-07-01T00:00:00Z";
