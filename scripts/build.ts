@@ -4,7 +4,7 @@
  * this machine can run, and writes `SHA256SUMS`.
  *
  * Bun fetches each target's runtime from the npm registry (`@oven/bun-<os>-<arch>`) and caches it,
- * so cross-building needs nothing but `bun` on PATH (or `BUN=/path/to/bun`).
+ * so cross-building needs nothing but Node's npx (or `bun` on PATH, or `BUN=/path/to/bun`).
  *
  * Usage: deno task build [--target linux-x64,darwin-arm64] [--out-dir dist]
  *
@@ -28,6 +28,7 @@ import {
   type Target,
   TARGETS,
 } from "./targets.ts";
+import { bunCommand } from "./bun.ts";
 import { checkBinary, ensureValidSignature, formatChecksums, sha256File } from "./verify-binary.ts";
 
 /** Flags every binary is built with; `--target` and `--outfile` are added per target. */
@@ -143,14 +144,15 @@ export async function buildBinaries(options: BuildOptions = {}): Promise<BuildRe
   const targets = options.targets ?? TARGETS;
   const outDir = resolve(options.outDir ?? DIST_DIR);
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
-  const bun = process.env.BUN ?? "bun";
+  const [bun, ...bunArgs] = await bunCommand();
   await mkdir(outDir, { recursive: true });
   const results: BuildResult[] = [];
   for (const target of targets) {
     const path = join(outDir, fileName(target));
     await rm(path, { force: true });
     const started = Date.now();
-    await run(bun, [...BUN_FLAGS, `--target=${target.bun}`, MAIN_TS, "--outfile", path], {
+    const args = [...bunArgs, ...BUN_FLAGS, `--target=${target.bun}`, MAIN_TS, "--outfile", path];
+    await run(bun, args, {
       cwd: REPO_ROOT,
     });
     const { resigned } = await finishBinary(target, path);

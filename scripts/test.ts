@@ -1,23 +1,30 @@
 /**
- * Runs every suite and prints one closing line `N passed, N failed` summing them all:
- * formatting, lint and type checks; the test suite under Deno and under Bun; and, when binaries
- * can be built and run here, the end-to-end tests against each standalone binary.
+ * Runs every suite and prints one closing line `N passed, N failed, N skipped` summing them all:
+ * formatting, lint and type checks; the test suite under Deno and under Bun; and the end-to-end
+ * tests against each standalone binary (built first, with the pinned Bun through npx when `bun`
+ * is not on PATH). A suite that cannot run here is named at the end with the one command that
+ * installs what it needs.
  *
  * Usage: deno task test [--no-binaries]
  * With CI=true, missing tools for a suite are a failure, not a skip.
  */
 import { spawn } from "node:child_process";
+import { bunCommand } from "./bun.ts";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const BUN_VERSION = "1.4.5";
 const strict = process.env.CI === "true";
 
-interface SuiteResult {
-  name: string;
+interface Counts {
   passed: number;
   failed: number;
+  /** Tests the runner skipped (Deno says "ignored"). */
+  skipped: number;
+}
+
+interface SuiteResult extends Counts {
+  name: string;
 }
 
 /** Runs a command with output shown live and also captured for counting. */
@@ -46,53 +53,45 @@ function runShown(
 // deno-lint-ignore no-control-regex
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
-/** Counts from `deno test`'s closing line: `ok | 12 passed | 0 failed`. */
-export function denoCounts(output: string): { passed: number; failed: number } | undefined {
-  const m = /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/.exec(
-    stripAnsi(output),
-  );
-  return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
+/** Counts from `deno test`'s closing line: `ok | 12 passed | 0 failed | 3 ignored`. */
+export function denoCounts(output: string): Counts | undefined {
+  const m =
+    /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/
+      .exec(stripAnsi(output));
+  return m ? { passed: Number(m[1]), failed: Number(m[2]), skipped: Number(m[3] ?? 0) } : undefined;
 }
 
-/** Counts from `bun test`'s closing lines: ` 12 pass` / ` 0 fail`. */
-export function bunCounts(output: string): { passed: number; failed: number } | undefined {
+/** Counts from `bun test`'s closing lines: ` 12 pass`, ` 3 skip`, ` 0 fail`. */
+export function bunCounts(output: string): Counts | undefined {
   const text = stripAnsi(output);
-  const pass = /^\s*(\d+) pass$/m.exec(text);
-  const fail = /^\s*(\d+) fail$/m.exec(text);
-  return pass ? { passed: Number(pass[1]), failed: Number(fail?.[1] ?? 0) } : undefined;
+  const count = (word: string) => new RegExp(`^\\s*(\\d+) ${word}$`, "m").exec(text)?.[1];
+  const passed = count("pass");
+  if (passed === undefined) return undefined;
+  return {
+    passed: Number(passed),
+    failed: Number(count("fail") ?? 0),
+    skipped: Number(count("skip") ?? 0),
+  };
 }
 
 async function check(name: string, argv: string[]): Promise<SuiteResult> {
   console.log(`\n=== ${name}: ${argv.join(" ")}`);
   const { code } = await runShown(argv);
-  return { name, passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 };
+  return { name, passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, skipped: 0 };
 }
 
 /** A test run: its own counts, plus one failure if it exited non-zero without reporting any. */
 async function testSuite(
   name: string,
   argv: string[],
-  parse: (output: string) => { passed: number; failed: number } | undefined,
+  parse: (output: string) => Counts | undefined,
   env: Record<string, string> = {},
 ): Promise<SuiteResult> {
   console.log(`\n=== ${name}: ${argv.join(" ")}`);
   const { code, output } = await runShown(argv, env);
-  const counts = parse(output) ?? { passed: 0, failed: 0 };
+  const counts = parse(output) ?? { passed: 0, failed: 0, skipped: 0 };
   if (code !== 0 && counts.failed === 0) counts.failed = 1;
   return { name, ...counts };
-}
-
-function which(command: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = spawn(command, ["--version"], { stdio: "ignore" });
-    child.on("error", () => resolve(false));
-    child.on("close", (code) => resolve(code === 0));
-  });
-}
-
-async function bunCommand(): Promise<string[]> {
-  if (await which("bun")) return ["bun"];
-  return ["npx", "-y", `bun@${BUN_VERSION}`];
 }
 
 function denoCommand(): string {
@@ -115,11 +114,15 @@ async function main(): Promise<number> {
     await testSuite("bun tests", [...bun, "test", "--timeout", "120000", "tests/"], bunCounts),
   );
 
-  if (!process.argv.includes("--no-binaries")) {
+  const notRun: Array<{ name: string; why: string }> = [];
+  if (process.argv.includes("--no-binaries")) {
+    notRun.push({ name: "binary suites", why: "--no-binaries was given" });
+  } else {
     const { binarySuites } = await import("./binary-suites.ts");
     for (const suite of await binarySuites({ strict, deno, bun })) {
       if ("skip" in suite) {
         console.log(`\n=== ${suite.name}: skipped (${suite.skip})`);
+        notRun.push({ name: suite.name, why: suite.skip });
         continue;
       }
       results.push(await testSuite(suite.name, suite.argv, bunCounts, suite.env));
@@ -127,11 +130,14 @@ async function main(): Promise<number> {
   }
 
   console.log("\n=== results");
-  for (const r of results) console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed`);
-  const passed = results.reduce((n, r) => n + r.passed, 0);
-  const failed = results.reduce((n, r) => n + r.failed, 0);
-  console.log(`${passed} passed, ${failed} failed`);
-  return failed === 0 ? 0 : 1;
+  for (const r of results) {
+    console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+  }
+  // Said last, so a green line cannot hide a suite that never ran; each reason names its fix.
+  for (const suite of notRun) console.log(`${suite.name}: NOT RUN: ${suite.why}`);
+  const sum = (key: keyof Counts) => results.reduce((n, r) => n + r[key], 0);
+  console.log(`${sum("passed")} passed, ${sum("failed")} failed, ${sum("skipped")} skipped`);
+  return sum("failed") === 0 ? 0 : 1;
 }
 
 if (import.meta.main) process.exit(await main());
