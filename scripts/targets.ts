@@ -29,6 +29,8 @@ export interface Target {
   bun: string;
   /** `deno compile --target` value; undefined where Deno has no such target. */
   deno?: string;
+  /** The C library it links against: glibc unless said. */
+  libc?: "musl";
 }
 
 export const TARGETS: readonly Target[] = [
@@ -69,6 +71,22 @@ export const TARGETS: readonly Target[] = [
   },
   // Deno 2.x publishes no Windows-on-ARM runtime to compile against; Bun does.
   { name: "windows-arm64", os: "windows", arch: "arm64", bun: "bun-windows-arm64" },
+  // Alpine and other musl systems (no glibc): they need musl's loader and libstdc++ (Alpine's
+  // `libstdc++` package). Deno publishes no musl runtime.
+  {
+    name: "linux-x64-musl",
+    os: "linux",
+    arch: "x64",
+    libc: "musl",
+    bun: "bun-linux-x64-musl-baseline",
+  },
+  {
+    name: "linux-arm64-musl",
+    os: "linux",
+    arch: "arm64",
+    libc: "musl",
+    bun: "bun-linux-arm64-musl",
+  },
 ];
 
 /** The binary's file name: `oai-compliance-logs-<os>-<arch>`, plus `.exe` on Windows. */
@@ -91,5 +109,5 @@ export function selectTargets(names: string | undefined): Target[] {
 /** The target this machine runs natively, if it is one of ours. */
 export function hostTarget(platform: string, arch: string): Target | undefined {
   const os = platform === "win32" ? "windows" : platform;
-  return TARGETS.find((t) => t.os === os && t.arch === arch);
+  return TARGETS.find((t) => t.os === os && t.arch === arch && t.libc === undefined);
 }
