@@ -1,16 +1,22 @@
 /**
- * The Compliance API client: lists log files page by page and opens downloads. The key is sent
- * only to the API's own origin; redirects are followed by hand so it never reaches the storage
- * host that serves the signed URLs.
+ * The Compliance API client: lists log files page by page and downloads them. It owns its HTTP
+ * concerns: the retry policy, the abort signal, which origin gets the key (redirects are followed
+ * by hand so the key never reaches the storage host that serves the signed URLs), and which
+ * answers mean a signed URL expired.
+ *
+ * @example
+ * const client = new ComplianceClient({ apiBase, key, principal, scope, policy, timeoutMs, onRetry });
+ * const page = await client.listPage({ eventType: "AUTH_LOG", limit: 100, after });
+ * const downloaded = await client.download(page.data[0], spool);
  */
-import { CliError, redact } from "./errors.ts";
+import { type Downloaded, downloadFile, type FileSource, type SpoolWriter } from "./download.ts";
+import { CliError, redact, TransientError } from "./errors.ts";
 import { MAX_ERROR_BODY_BYTES, type Opened, openRequest, readText } from "./http.ts";
 import {
   parseRetryAfter,
   RETRYABLE_STATUSES,
   type RetryNotice,
   type RetryPolicy,
-  TransientError,
   withRetries,
 } from "./retry.ts";
 import { toMicros } from "./time.ts";
@@ -47,13 +53,32 @@ export interface ClientOptions {
   timeoutMs: number;
   onRetry: (notice: RetryNotice) => void;
   signal?: AbortSignal;
+  /** Whole downloads tried before a hash or size mismatch is final (default 3). */
+  integrityAttempts?: number;
+}
+
+/** What one download reports besides the client's own retries. */
+export interface DownloadHooks {
+  /** Retries of this download (default: the client's `onRetry`). */
+  onRetry?: (notice: RetryNotice) => void;
+  /** A detail for `-v` output, e.g. which form of an encoded file the listing described. */
+  onNote?: (text: string) => void;
 }
 
 /** Ids become URL segments and file names: letters, digits, `_`, `-` and inner dots only. */
 const SAFE_ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 const MAX_REDIRECTS = 5;
 
-/** `HTTP error 401 while listing logs (...)` with the body, pretty-printed when it is JSON. */
+/** Signed-URL answers that mean "this URL is no longer good": ask the API for a new one. */
+const EXPIRED_URL_STATUSES = new Set([403, 404, 410]);
+
+/**
+ * `HTTP error 401 while listing logs (...)` with the body, pretty-printed when it is JSON; a
+ * `TransientError` for statuses worth another try, with the server's `Retry-After`.
+ *
+ * @example
+ * if (!opened.response.ok) throw await httpError(opened, "listing logs", 30_000);
+ */
 export async function httpError(opened: Opened, what: string, idleMs: number): Promise<CliError> {
   const { status } = opened.response;
   let body = "";
@@ -85,6 +110,14 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
 }
 
 export class ComplianceClient {
+  /** The client as a download sees it (see `FileSource`). */
+  readonly #files: FileSource = {
+    resolveDownload: (id) => this.resolveDownload(id),
+    openFile: (url, offset, what) => this.openFile(url, offset, what),
+    isExpiredUrl: (url, status) => this.isExpiredUrl(url, status),
+    httpError: (opened, what) => httpError(opened, what, this.options.timeoutMs),
+  };
+
   constructor(private readonly options: ClientOptions) {}
 
   /**
@@ -186,6 +219,33 @@ export class ComplianceClient {
       this.options.onRetry,
       this.options.signal,
     );
+  }
+
+  /**
+   * Whether HTTP `status` from `url` means a signed storage URL expired. Never an answer of the
+   * API's own origin: a 403 or 404 there is final (a wrong key, an unknown file).
+   */
+  isExpiredUrl(url: URL, status: number): boolean {
+    return EXPIRED_URL_STATUSES.has(status) && url.origin !== this.options.apiBase.origin;
+  }
+
+  /**
+   * Downloads `file` into `spool` with this client's retry policy, timeout and signal; resolves
+   * only with complete bytes verified against the listing (see lib/download.ts).
+   *
+   * @example
+   * const { bytes, sha256 } = await client.download(file, spool, { onNote: console.error });
+   */
+  download(file: LogFile, spool: SpoolWriter, hooks: DownloadHooks = {}): Promise<Downloaded> {
+    const { policy, timeoutMs, signal, integrityAttempts } = this.options;
+    return downloadFile(this.#files, file, spool, {
+      policy,
+      timeoutMs,
+      signal,
+      integrityAttempts,
+      onRetry: hooks.onRetry ?? this.options.onRetry,
+      onNote: hooks.onNote,
+    });
   }
 
   /**

@@ -18,6 +18,7 @@ import { lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
+import { ownedByUs, retryWhileBusy } from "./cleanup.ts";
 import { CliError, codeOf, reason } from "./errors.ts";
 
 /** A temp file that becomes `finalPath` on `commit()`, or disappears on `discard()`. */
@@ -235,15 +236,6 @@ export async function removeStaleTemps(
   return removed;
 }
 
-/** Whether `info` belongs to our uid; true where there are no uids (Windows), false if unknown. */
-function ownedByUs(info: { uid: number }): boolean {
-  try {
-    return typeof process.getuid !== "function" || info.uid === process.getuid();
-  } catch {
-    return false; // Deno without the sys "uid" grant: never delete what may not be ours.
-  }
-}
-
 /**
  * True while a process with this pid exists (on this host). Signal 0 checks without signalling;
  * both Deno and Bun report `code` "ESRCH" for no such process and "EPERM" for a process of
@@ -300,16 +292,8 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /** rename(), retried briefly on Windows where an antivirus or indexer may hold the target open. */
-async function renameOver(from: string, to: string): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      return await rename(from, to);
-    } catch (error) {
-      const busy = ["EPERM", "EACCES", "EBUSY"].includes(codeOf(error) ?? "");
-      if (process.platform !== "win32" || !busy || attempt >= 10) throw error;
-      await new Promise((done) => setTimeout(done, 20 * (attempt + 1)));
-    }
-  }
+function renameOver(from: string, to: string): Promise<void> {
+  return retryWhileBusy(() => rename(from, to));
 }
 
 /** Whether temp `name` is `<prefix><pid>.<random>.part`, the temp of one final file. */

@@ -1,9 +1,9 @@
 /**
  * Content codings, decoded by the tool itself: `fetch` is told to leave bodies as sent (see
- * `undecodedFetchInit` in runtime.ts) so that what a compressed body inflates to can be bounded
+ * `fetchInit` in runtime.ts) so that what a compressed body inflates to can be bounded
  * while it streams, and a log file can be verified in its stored form as well as its decoded one.
  */
-import { CliError } from "./errors.ts";
+import { CliError, DecodeError } from "./errors.ts";
 
 /**
  * At most this much compressed input goes into the decoder at a time: gzip inflates up to ~1032x,
@@ -20,16 +20,6 @@ export function contentCoding(headers: Headers): string | undefined {
 /** Whether `decode` can undo `coding`. */
 export function canDecode(coding: string | undefined): boolean {
   return coding === undefined || coding === "gzip" || coding === "x-gzip";
-}
-
-/** The decoder failed on the bytes themselves (not gzip, cut short, bad checksum). */
-export class DecodeError extends Error {
-  constructor(coding: string, cause: unknown) {
-    super(`the body is not valid ${coding} (${cause instanceof Error ? cause.message : cause})`, {
-      cause,
-    });
-    this.name = "DecodeError";
-  }
 }
 
 /**

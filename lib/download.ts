@@ -7,14 +7,19 @@
  * Storage may hold a file gzip-compressed and send it with `Content-Encoding: gzip`. The listing
  * does not say which form its size and hash describe, so both are computed and either may match;
  * what is delivered is always the decoded JSON Lines.
+ *
+ * Each attempt has three steps: `classify` the response (what to read, or why to try again),
+ * `copyBody` into the spool, and `verify` what arrived against the listing. The API client calls
+ * this (`client.download(file, spool, hooks)`); it owns the requests, the retry policy and the
+ * abort signal, and hands them in through `FileSource` and `DownloadSettings`.
  */
 import { createHash, type Hash } from "node:crypto";
 import process from "node:process";
-import { type ComplianceClient, httpError, type LogFile } from "./api.ts";
-import { canDecode, contentCoding, decode, DecodeError } from "./coding.ts";
-import { CliError } from "./errors.ts";
-import { readBody } from "./http.ts";
-import { retryDelay, type RetryNotice, type RetryPolicy, sleep, TransientError } from "./retry.ts";
+import type { LogFile } from "./api.ts";
+import { canDecode, contentCoding, decode } from "./coding.ts";
+import { CliError, DecodeError, TransientError } from "./errors.ts";
+import { type Opened, readBody } from "./http.ts";
+import { retryDelay, type RetryNotice, type RetryPolicy, sleep } from "./retry.ts";
 
 /** Where a download's bytes go; `restart` throws away what was written so far. */
 export interface SpoolWriter {
@@ -22,17 +27,31 @@ export interface SpoolWriter {
   restart(): Promise<void>;
 }
 
-export interface DownloadOptions {
+/** What a download needs of the API client: where a file is, and its bytes from an offset. */
+export interface FileSource {
+  /** Where file `id`'s bytes are now (a fresh signed URL each call); retried by the client. */
+  resolveDownload(id: string): Promise<URL>;
+  /** GETs `url` from byte `offset` on, following redirects by the client's policy. */
+  openFile(url: URL, offset: number, what: string): Promise<Opened>;
+  /** Whether HTTP `status` from `url` says a signed storage URL expired (never the API's own). */
+  isExpiredUrl(url: URL, status: number): boolean;
+  /** The error an unexpected HTTP answer becomes (transient for 429/5xx). */
+  httpError(opened: Opened, what: string): Promise<CliError>;
+}
+
+/** The few settings a download uses. */
+export interface DownloadSettings {
   policy: RetryPolicy;
+  /** Idle timeout of the body (`--timeout`). */
   timeoutMs: number;
   onRetry: (notice: RetryNotice) => void;
+  /** A detail for `-v` output, e.g. which form of an encoded file the listing described. */
+  onNote?: (text: string) => void;
   signal?: AbortSignal;
   /** Whole downloads tried before a hash or size mismatch is final. */
   integrityAttempts?: number;
   /** Cap on decoded bytes when the listing does not pin them (default `maxUnlistedBytes()`). */
   maxUnlistedBytes?: number;
-  /** A detail for `-v` output, e.g. which form of an encoded file the listing described. */
-  onNote?: (text: string) => void;
 }
 
 export interface Downloaded {
@@ -105,9 +124,6 @@ function mismatch(file: LogFile, bytes: number, sha256: string | undefined): str
   return undefined;
 }
 
-/** Signed-URL answers that mean "this URL is no longer good": ask the API for a new one. */
-const EXPIRED_URL_STATUSES = new Set([403, 404, 410]);
-
 /** The file's whole length as the server states it: Content-Range's total, or a 200's length. */
 function statedSize(status: number, headers: Headers): number | undefined {
   const total = /\/(\d+)\s*$/.exec(headers.get("content-range") ?? "")?.[1];
@@ -121,74 +137,256 @@ function statedSize(status: number, headers: Headers): number | undefined {
   return undefined;
 }
 
-/** Downloads `file` into `spool`; resolves only with complete, verified bytes. */
+/** What a storage response means for the download (the result of `classify`). */
+export type Answer =
+  /** Read the body, dropping its first `skip` bytes (already written). */
+  | { kind: "body"; skip: number; coding?: string; stated?: number }
+  /** 416 to a resume at the end: every byte had arrived before the connection broke. */
+  | { kind: "whole"; stated?: number }
+  /** What was written is useless (a bad range, an encoded body resumed): start over, then retry. */
+  | { kind: "startOver"; why: string; waitMs?: number }
+  /** The signed URL expired: ask the API for a fresh one, at once. */
+  | { kind: "expired"; status: number }
+  /** An answer no retry here can use (the client makes it an error). */
+  | { kind: "refused" };
+
+/**
+ * What the response to a request from byte `written` on means. Pure: reads only the status and
+ * headers.
+ *
+ * @example
+ * classify(206, new Headers({ "content-range": "bytes 100-199/200" }), 100, file, false)
+ * // { kind: "body", skip: 0, coding: undefined, stated: 200 }
+ */
+export function classify(
+  status: number,
+  headers: Headers,
+  written: number,
+  file: LogFile,
+  expired: boolean,
+): Answer {
+  const stated = statedSize(status, headers);
+  const coding = contentCoding(headers);
+  if (status === 206) {
+    const start = Number(/^bytes (\d+)-/.exec(headers.get("content-range") ?? "")?.[1]);
+    if (!Number.isSafeInteger(start) || start > written) {
+      return { kind: "startOver", why: "bad Content-Range from storage" };
+    }
+    // Ranges of an encoded body count encoded bytes, which cannot resume a decoder whose state
+    // is gone with the last connection.
+    if (coding && canDecode(coding)) {
+      return { kind: "startOver", why: `storage resumed a ${coding} body`, waitMs: 0 };
+    }
+    return { kind: "body", skip: written - start, coding, stated };
+  }
+  if (status === 416 && written > 0 && (written === file.file_size || written === stated)) {
+    return { kind: "whole", stated };
+  }
+  if (status === 416) return { kind: "startOver", why: "storage refused the resume range" };
+  if (expired) return { kind: "expired", status };
+  if (status < 200 || status > 299) return { kind: "refused" };
+  return { kind: "body", skip: written, coding, stated };
+}
+
+/** How an attempt ended: verified bytes, or a body that did not match the listing. */
+export type Verdict =
+  | { kind: "verified"; downloaded: Downloaded; note?: string }
+  | { kind: "mismatch"; why: string };
+
+/** One download: the bytes held so far and their hash, kept across attempts to resume. */
+class FileDownload {
+  readonly what: string;
+  written = 0;
+  lastByte: number | undefined;
+  // Hashing is a third of the CPU a large download costs: skipped when there is nothing to check.
+  hash: Hash | undefined;
+  /** Whether the last response was Content-Encoded: its next attempt starts over from byte 0. */
+  encoded = false;
+
+  constructor(
+    readonly file: LogFile,
+    private readonly spool: SpoolWriter,
+    private readonly settings: DownloadSettings,
+    private readonly cap: number,
+  ) {
+    this.what = `downloading log id=${file.id}`;
+    this.hash = this.newHash();
+  }
+
+  private newHash(): Hash | undefined {
+    return this.file.file_sha256 === undefined ? undefined : createHash("sha256");
+  }
+
+  async startOver(): Promise<void> {
+    await this.spool.restart();
+    this.written = 0;
+    this.lastByte = undefined;
+    this.hash = this.newHash();
+  }
+
+  /**
+   * Copies the body into the spool from `skip` bytes in, decoding `coding`, under the size caps.
+   * Resolves with why the encoding is broken, if it is.
+   */
+  async copyBody(
+    opened: Opened,
+    skip: number,
+    coding: string | undefined,
+    stored: Tally | undefined,
+  ): Promise<string | undefined> {
+    const { file, settings, cap } = this;
+    // Decoded bytes are pinned by the listing only for a body sent as stored.
+    const pinned = file.file_size !== undefined && !coding;
+    const limit = pinned ? file.file_size! : cap;
+    const raw = readBody(opened, {
+      idleMs: settings.timeoutMs,
+      what: this.what,
+      signal: settings.signal,
+    });
+    try {
+      for await (let chunk of decode(stored ? tallied(raw, stored) : raw, coding)) {
+        if (skip > 0) {
+          const dropped = Math.min(skip, chunk.length);
+          skip -= dropped;
+          chunk = chunk.subarray(dropped);
+          if (chunk.length === 0) continue;
+        }
+        if (this.written + chunk.length > limit) {
+          this.written += chunk.length;
+          if (!pinned) {
+            throw new CliError(
+              "integrity",
+              `log file ${file.id} is larger than ${cap} bytes${coding ? " decoded" : ""}, ` +
+                `the most read of a file whose listing does not pin its size; nothing was ` +
+                `written for it and the checkpoint stays before it`,
+            );
+          }
+          return undefined; // Longer than listed: reported as a size mismatch by `verify`.
+        }
+        // Neither form can match any more: stop reading a body that may inflate without end.
+        const size = file.file_size;
+        if (
+          stored && size !== undefined && stored.bytes > size && this.written + chunk.length > size
+        ) {
+          this.written += chunk.length;
+          return undefined;
+        }
+        this.hash?.update(chunk);
+        await this.spool.write(chunk);
+        this.written += chunk.length;
+        this.lastByte = chunk[chunk.length - 1];
+      }
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      return `its ${coding} encoding is broken (${error.message})`;
+    } finally {
+      opened.abort();
+    }
+  }
+
+  /**
+   * Checks what arrived against the listing: the decoded bytes, else (for an encoded body) the
+   * stored ones. A plain body short of its listed size is a connection that ended early (a
+   * `TransientError`), unless the server says this is its whole file (`whole`).
+   */
+  verify(
+    coding: string | undefined,
+    stored: Tally | undefined,
+    decodeFailure: string | undefined,
+    whole: boolean,
+  ): Verdict {
+    const { file, written, lastByte } = this;
+    if (!coding && file.file_size !== undefined && written < file.file_size && !whole) {
+      throw new TransientError(
+        "network",
+        `connection ended at byte ${written} of ${file.file_size} while ${this.what}`,
+      );
+    }
+    const sha256 = this.hash?.digest("hex");
+    const why = decodeFailure ?? mismatch(file, written, sha256);
+    if (why === undefined) {
+      return {
+        kind: "verified",
+        downloaded: { bytes: written, sha256, lastByte, matched: coding ? "decoded" : undefined },
+        note: coding &&
+          `log file ${file.id} came ${coding}-encoded; verified its decoded bytes against the listing`,
+      };
+    }
+    if (!stored || decodeFailure !== undefined) return { kind: "mismatch", why };
+    const storedWhy = mismatch(file, stored.bytes, stored.digest());
+    if (storedWhy === undefined) {
+      return {
+        kind: "verified",
+        downloaded: { bytes: written, sha256, lastByte, matched: "stored" },
+        note: `log file ${file.id} came ${coding}-encoded; verified its stored (compressed) ` +
+          `bytes against the listing`,
+      };
+    }
+    return {
+      kind: "mismatch",
+      why: `neither its decoded bytes (${why}) nor its stored ${coding} bytes (${storedWhy}) match`,
+    };
+  }
+}
+
+/**
+ * Downloads `file` into `spool` from `source`; resolves only with complete, verified bytes.
+ * Transient failures are retried by `settings.policy` (a connection that keeps breaking but keeps
+ * making progress is not out of retries); a mismatch downloads the file again, up to
+ * `integrityAttempts` times.
+ *
+ * @example
+ * const downloaded = await downloadFile(client, file, spool, { policy, timeoutMs, onRetry });
+ */
 export async function downloadFile(
-  client: ComplianceClient,
+  source: FileSource,
   file: LogFile,
   spool: SpoolWriter,
-  options: DownloadOptions,
+  settings: DownloadSettings,
 ): Promise<Downloaded> {
-  const what = `downloading log id=${file.id}`;
-  const integrityAttempts = options.integrityAttempts ?? 3;
-  const cap = options.maxUnlistedBytes ?? maxUnlistedBytes();
+  const integrityAttempts = settings.integrityAttempts ?? 3;
+  const download = new FileDownload(
+    file,
+    spool,
+    settings,
+    settings.maxUnlistedBytes ?? maxUnlistedBytes(),
+  );
+  const { what } = download;
   let url: URL | undefined;
-  let written = 0;
-  // Hashing is a third of the CPU a large download costs: skipped when there is nothing to check.
-  const newHash = () => file.file_sha256 === undefined ? undefined : createHash("sha256");
-  let hash: Hash | undefined = newHash();
-  let lastByte: number | undefined;
   let failures = 0;
   let mismatches = 0;
-  // Whether the last response was Content-Encoded: its next attempt starts over from byte 0.
-  let encoded = false;
   // The most bytes ever held: only getting past it counts as progress that earns back retries,
   // so a file that is re-downloaded from scratch again and again cannot loop forever.
   let reached = 0;
 
-  const startOver = async () => {
-    await spool.restart();
-    written = 0;
-    lastByte = undefined;
-    hash = newHash();
-  };
-
   while (true) {
     try {
-      url ??= await client.resolveDownload(file.id);
-      const opened = await client.openFile(url, written, what);
+      url ??= await source.resolveDownload(file.id);
+      const opened = await source.openFile(url, download.written, what);
       const { status, headers } = opened.response;
-      const stated = statedSize(status, headers);
-      let skip = written;
-      if (status === 206) {
-        const start = Number(/^bytes (\d+)-/.exec(headers.get("content-range") ?? "")?.[1]);
-        if (!Number.isSafeInteger(start) || start > written) {
-          opened.abort();
-          await startOver();
-          throw new TransientError("network", `bad Content-Range from storage while ${what}`);
-        }
-        skip = written - start;
-      } else if (
-        status === 416 && written > 0 && (written === file.file_size || written === stated)
-      ) {
-        opened.abort();
-        skip = -1; // Everything had arrived before the connection broke.
-      } else if (status === 416) {
-        opened.abort();
-        await startOver();
-        throw new TransientError("network", `storage refused the resume range while ${what}`);
-      } else if (EXPIRED_URL_STATUSES.has(status) && url.origin !== client.logsUrl().origin) {
-        opened.abort();
+      const answer = classify(
+        status,
+        headers,
+        download.written,
+        file,
+        source.isExpiredUrl(url, status),
+      );
+      if (answer.kind === "refused") throw await source.httpError(opened, what);
+      if (answer.kind !== "body") opened.abort();
+      if (answer.kind === "startOver") {
+        await download.startOver();
+        throw new TransientError("network", `${answer.why} while ${what}`, answer.waitMs);
+      }
+      if (answer.kind === "expired") {
         url = undefined;
         throw new TransientError(
           "network",
-          `signed URL answered HTTP ${status} (expired?); asking the API for a fresh one`,
+          `signed URL answered HTTP ${answer.status} (expired?); asking the API for a fresh one`,
           0,
         );
-      } else if (status < 200 || status > 299) {
-        throw await httpError(opened, what, options.timeoutMs);
       }
-
-      const coding = contentCoding(headers);
+      const coding = answer.kind === "body" ? answer.coding : undefined;
       if (!canDecode(coding)) {
         opened.abort();
         throw new CliError(
@@ -197,132 +395,57 @@ export async function downloadFile(
             `cannot decode; nothing was written for it and the checkpoint stays before it`,
         );
       }
-      // The stored (still encoded) bytes: always from byte 0, since ranges of an encoded body
-      // count encoded bytes, which cannot resume a decoder whose state is gone with the last
-      // connection. So an encoded body is fetched whole on every attempt (see the catch below).
+      // An encoded body is fetched whole on every attempt, decoded again from byte 0.
+      if (coding && download.written > 0) await download.startOver();
+      download.encoded = coding !== undefined;
+      // The stored (still encoded) bytes, counted as they arrive.
       const stored = coding ? new Tally(file.file_sha256 !== undefined) : undefined;
-      if (coding && status === 206) {
-        opened.abort();
-        await startOver();
-        throw new TransientError("network", `storage resumed a ${coding} body while ${what}`, 0);
-      }
-      if (coding && written > 0) await startOver(); // A whole 200: decoded again from byte 0.
-      encoded = coding !== undefined;
-      // Decoded bytes are pinned by the listing only for a body sent as stored.
-      const pinned = file.file_size !== undefined && !coding;
-      const limit = pinned ? file.file_size! : cap;
-
       let decodeFailure: string | undefined;
-      if (skip >= 0) {
-        const raw = readBody(opened, { idleMs: options.timeoutMs, what, signal: options.signal });
-        try {
-          for await (let chunk of decode(stored ? tallied(raw, stored) : raw, coding)) {
-            if (skip > 0) {
-              const dropped = Math.min(skip, chunk.length);
-              skip -= dropped;
-              chunk = chunk.subarray(dropped);
-              if (chunk.length === 0) continue;
-            }
-            if (written + chunk.length > limit) {
-              written += chunk.length;
-              if (!pinned) {
-                throw new CliError(
-                  "integrity",
-                  `log file ${file.id} is larger than ${cap} bytes${coding ? " decoded" : ""}, ` +
-                    `the most read of a file whose listing does not pin its size; nothing was ` +
-                    `written for it and the checkpoint stays before it`,
-                );
-              }
-              break; // Longer than listed: reported as a size mismatch below.
-            }
-            // Neither form can match any more: stop reading a body that may inflate without end.
-            const size = file.file_size;
-            if (
-              stored && size !== undefined && stored.bytes > size && written + chunk.length > size
-            ) {
-              written += chunk.length;
-              break;
-            }
-            hash?.update(chunk);
-            await spool.write(chunk);
-            written += chunk.length;
-            lastByte = chunk[chunk.length - 1];
-          }
-        } catch (error) {
-          if (!(error instanceof DecodeError)) throw error;
-          decodeFailure = `its ${coding} encoding is broken (${error.message})`;
-        } finally {
-          opened.abort();
-        }
+      if (answer.kind === "body") {
+        const skip = coding ? 0 : answer.skip;
+        decodeFailure = await download.copyBody(opened, skip, coding, stored);
       }
-      // Short of the listed size: a connection that ended early, unless the server says this is
-      // its whole file (then it is a size mismatch, verified below like a wrong hash). An encoded
-      // body proves it is whole by its gzip trailer instead.
-      const whole = skip < 0 || (stated !== undefined && written === stated);
-      if (!coding && file.file_size !== undefined && written < file.file_size && !whole) {
-        throw new TransientError(
-          "network",
-          `connection ended at byte ${written} of ${file.file_size} while ${what}`,
-        );
+      const whole = answer.kind === "whole" ||
+        (answer.stated !== undefined && download.written === answer.stated);
+      const verdict = download.verify(coding, stored, decodeFailure, whole);
+      if (verdict.kind === "verified") {
+        if (verdict.note) settings.onNote?.(verdict.note);
+        return verdict.downloaded;
       }
-      const sha256 = hash?.digest("hex");
-      let why = decodeFailure ?? mismatch(file, written, sha256);
-      if (why === undefined) {
-        if (coding) {
-          options.onNote?.(
-            `log file ${file.id} came ${coding}-encoded; verified its decoded bytes against the listing`,
-          );
-        }
-        return { bytes: written, sha256, lastByte, matched: coding ? "decoded" : undefined };
-      }
-      if (stored && decodeFailure === undefined) {
-        const storedWhy = mismatch(file, stored.bytes, stored.digest());
-        if (storedWhy === undefined) {
-          options.onNote?.(
-            `log file ${file.id} came ${coding}-encoded; verified its stored (compressed) bytes ` +
-              `against the listing`,
-          );
-          return { bytes: written, sha256, lastByte, matched: "stored" };
-        }
-        why =
-          `neither its decoded bytes (${why}) nor its stored ${coding} bytes (${storedWhy}) match`;
-      }
-
       mismatches++;
       if (mismatches >= integrityAttempts) {
         throw new CliError(
           "integrity",
-          `log file ${file.id} failed verification ${mismatches} times: ${why}; nothing was ` +
-            `written for it and the checkpoint stays before it`,
+          `log file ${file.id} failed verification ${mismatches} times: ${verdict.why}; nothing ` +
+            `was written for it and the checkpoint stays before it`,
         );
       }
-      options.onRetry({
+      settings.onRetry({
         what,
         attempt: mismatches + 1,
         of: integrityAttempts,
         waitMs: 0,
-        reason: `verification failed (${why}), downloading it again`,
+        reason: `verification failed (${verdict.why}), downloading it again`,
       });
-      await startOver();
+      await download.startOver();
     } catch (error) {
-      if (!(error instanceof TransientError) || options.signal?.aborted) throw error;
-      // A connection that keeps breaking but keeps making progress is not out of retries.
-      if (written > reached) {
-        reached = written;
+      if (!(error instanceof TransientError) || settings.signal?.aborted) throw error;
+      if (download.written > reached) {
+        reached = download.written;
         failures = 0;
       }
-      if (failures >= options.policy.retries) throw error;
-      if (encoded) await startOver();
-      const waitMs = retryDelay(failures, error, options.policy);
+      if (failures >= settings.policy.retries) throw error;
+      if (download.encoded) await download.startOver();
+      const waitMs = retryDelay(failures, error, settings.policy);
       failures++;
-      options.onRetry({
+      settings.onRetry({
         what,
         attempt: failures + 1,
-        of: options.policy.retries + 1,
+        of: settings.policy.retries + 1,
         waitMs,
         reason: error.message,
       });
-      await sleep(waitMs, options.signal);
+      await sleep(waitMs, settings.signal);
     }
   }
 }

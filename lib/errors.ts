@@ -1,5 +1,7 @@
 /**
- * Errors as values with a kind; `main.ts` maps the kind to an exit code and prints one line.
+ * Every error type of the tool, and what each means for the process: errors are values with a
+ * kind (usage, auth, API, network, data integrity, I/O, state, interrupted), which `exitCodeOf`
+ * maps to an exit code; the reporter renders one of them as the run's one fatal line.
  *
  * @example
  * throw new CliError("usage", "limit must be an integer from 1 to 100, got '500'");
@@ -14,24 +16,82 @@ export type ErrorKind =
   | "state"
   | "interrupted";
 
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+export interface CliErrorOptions {
+  cause?: unknown;
+  /** Extra lines printed after the message (e.g. a pretty-printed JSON error body). */
+  detail?: string;
+  /** For "interrupted": the signal that stopped the run. */
+  signal?: StopSignal;
+  /**
+   * A usage text shown instead of the `error:` line, e.g. a command's help when it was given no
+   * arguments at all (the message is then only for logs).
+   */
+  usage?: string;
+}
+
 export class CliError extends Error {
   /** Extra lines printed after the message (e.g. a pretty-printed JSON error body). */
   readonly detail?: string;
   /** For "interrupted": the signal that stopped the run. */
-  readonly signal?: "SIGINT" | "SIGTERM";
-  /** Already shown to the user (as a `--log-format json` event): main.ts adds no line. */
-  reported = false;
+  readonly signal?: StopSignal;
+  /** Shown instead of the `error:` line when set (see `CliErrorOptions.usage`). */
+  readonly usage?: string;
 
-  constructor(
-    readonly kind: ErrorKind,
-    message: string,
-    options: { cause?: unknown; detail?: string; signal?: "SIGINT" | "SIGTERM" } = {},
-  ) {
+  constructor(readonly kind: ErrorKind, message: string, options: CliErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = "CliError";
     this.detail = options.detail;
     this.signal = options.signal;
+    this.usage = options.usage;
   }
+}
+
+/**
+ * A failure that another attempt may cure (a reset connection, a 503, a stall); carries the
+ * server's `Retry-After` when it sent one. Retried by `lib/retry.ts`; final once retries run out.
+ *
+ * @example
+ * throw new TransientError("api", "HTTP error 429 while listing logs:", parseRetryAfter(header));
+ */
+export class TransientError extends CliError {
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    readonly retryAfterMs?: number,
+    options: { cause?: unknown; detail?: string } = {},
+  ) {
+    super(kind, message, options);
+  }
+}
+
+/** Raised when stdout's reader has gone away (e.g. `| head`): the run ends quietly with exit 0. */
+export class BrokenPipeError extends Error {
+  constructor() {
+    super("stdout closed by its reader");
+    this.name = "BrokenPipeError";
+  }
+}
+
+/** A body's decoder failed on the bytes themselves (not gzip, cut short, bad checksum). */
+export class DecodeError extends Error {
+  constructor(coding: string, cause: unknown) {
+    super(`the body is not valid ${coding} (${cause instanceof Error ? cause.message : cause})`, {
+      cause,
+    });
+    this.name = "DecodeError";
+  }
+}
+
+/**
+ * The usage error of a command given no arguments at all: its help text instead of an error line.
+ *
+ * @example
+ * if (argv.length === 0) throw usageError(HELP);
+ */
+export function usageError(help: string): CliError {
+  return new CliError("usage", "no arguments given", { usage: help });
 }
 
 /** Exit codes: 2 for usage errors (as the scripts), 130/143 for signals, 1 for everything else. */
@@ -39,6 +99,37 @@ export function exitCodeFor(error: CliError): number {
   if (error.kind === "usage") return 2;
   if (error.kind === "interrupted") return error.signal === "SIGTERM" ? 143 : 130;
   return 1;
+}
+
+/** How a run ended, for its summary. */
+export type RunStatus = "ok" | "failed" | "interrupted";
+
+/**
+ * The status and exit code a run ends with after `failure` (undefined when it succeeded). A closed
+ * stdout (`| head`) is how pipelines end: status ok, exit 0. Anything not a `CliError` is 1.
+ *
+ * @example
+ * const { status, exitCode } = outcomeOf(failure);
+ */
+export function outcomeOf(failure: unknown): { status: RunStatus; exitCode: number } {
+  if (failure === undefined || failure instanceof BrokenPipeError) {
+    return { status: "ok", exitCode: 0 };
+  }
+  if (failure instanceof CliError) {
+    const status = failure.kind === "interrupted" ? "interrupted" : "failed";
+    return { status, exitCode: exitCodeFor(failure) };
+  }
+  return { status: "failed", exitCode: 1 };
+}
+
+/**
+ * The exit code of a process that stops with `error` (see `outcomeOf`).
+ *
+ * @example
+ * exit(exitCodeOf(error));
+ */
+export function exitCodeOf(error: unknown): number {
+  return outcomeOf(error).exitCode;
 }
 
 /** The message of any thrown value, without a stack trace. */

@@ -5,10 +5,9 @@
  * time, or a compressed answer that inflates to gigabytes, cannot hold a run or its memory).
  * Bodies arrive as sent and are decoded here (`lib/coding.ts`), under those caps.
  */
-import { CliError } from "./errors.ts";
-import { contentCoding, decode, DecodeError } from "./coding.ts";
-import { TransientError } from "./retry.ts";
-import { proxyFetchInit, undecodedFetchInit } from "./runtime.ts";
+import { CliError, DecodeError, TransientError } from "./errors.ts";
+import { contentCoding, decode } from "./coding.ts";
+import { fetchInit } from "./runtime.ts";
 
 /** An API answer, headers and body, must be whole within this many idle timeouts (`--timeout`). */
 export const DEADLINE_TIMEOUTS = 5;
@@ -40,8 +39,8 @@ export interface Opened {
 
 /** The short reason behind a fetch failure, e.g. `ECONNREFUSED` or `connection reset`. */
 export function networkReason(error: unknown): string {
-  // deno-lint-ignore no-explicit-any
-  const e = error as any;
+  type Failure = { code?: unknown; message?: unknown; cause?: Failure } | null | undefined;
+  const e = error as Failure;
   const code = e?.cause?.code ?? e?.code;
   if (typeof code === "string" && code !== "ERR_INVALID_STATE") return code;
   const message = String(e?.cause?.message ?? e?.message ?? e);
@@ -90,8 +89,7 @@ export async function openRequest(
   const startedAt = performance.now();
   try {
     const response = await fetch(url, {
-      ...undecodedFetchInit(),
-      ...proxyFetchInit(url),
+      ...fetchInit(url),
       headers: { "accept-encoding": "identity", ...headers },
       redirect: "manual",
       signal: controller.signal,

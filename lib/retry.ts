@@ -1,7 +1,7 @@
 /**
  * The HTTP retry policy: which failures are worth another try, and how long to wait before it.
  */
-import { CliError, type ErrorKind } from "./errors.ts";
+import { TransientError } from "./errors.ts";
 
 /** Statuses that mean "try again later": timeouts, rate limits and server trouble. */
 export const RETRYABLE_STATUSES = new Set([408, 425, 429, 500, 502, 503, 504]);
@@ -13,18 +13,6 @@ export interface RetryPolicy {
   backoffMs: number;
   /** Cap on any single wait, `Retry-After` included. */
   maxWaitMs: number;
-}
-
-/** A failure that another attempt may cure; carries the server's `Retry-After` when it sent one. */
-export class TransientError extends CliError {
-  constructor(
-    kind: ErrorKind,
-    message: string,
-    readonly retryAfterMs?: number,
-    options: { cause?: unknown; detail?: string } = {},
-  ) {
-    super(kind, message, options);
-  }
 }
 
 const MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];

@@ -49,7 +49,7 @@ export const ENV_VARS: readonly string[] = [
   "TMPDIR",
   "TMP",
   "TEMP",
-  // A private, per-user directory preferred for the spools (lib/spool_dir.ts).
+  // A private, per-user directory preferred for the spools (lib/destinations/spool_dir.ts).
   "XDG_RUNTIME_DIR",
   "OAI_COMPLIANCE_DEBUG",
   // The cap on a file whose listing gives no size (lib/download.ts), lowered by tests.

@@ -8,8 +8,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { gunzipSync } from "node:zlib";
@@ -25,9 +25,9 @@ import {
   PRINCIPAL,
   withEmulator,
 } from "./helpers/fixtures.ts";
+import { SLOW, withDir as withTempDir } from "./helpers/mod.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
-const SLOW = { timeout: 120_000 };
 
 /**
  * Makes temps look untouched for an hour: a temp with a dead pid is removed only once older than
@@ -43,14 +43,8 @@ async function backdateTemps(dir: string): Promise<void> {
 const POSIX = !RUNS_WINDOWS && process.platform !== "win32";
 const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 30_000, 333, 8000] });
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "oai-state-cli-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** Runs `fn` in a fresh temp directory (tests/helpers/mod.ts). */
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("oai-state-cli-", fn);
 
 function run(
   emulator: Emulator,
@@ -702,7 +696,7 @@ test(
         await untilDownloads(emulator, 8);
         signalCli(child, "SIGKILL");
         assert.equal((await running).signal, "SIGKILL");
-        // Spools live in a private root in the temp dir (lib/spool_dir.ts).
+        // Spools live in a private root in the temp dir (lib/destinations/spool_dir.ts).
         const rootName = process.getuid
           ? `oai-compliance-logs-${process.getuid()}`
           : "oai-compliance-logs";
@@ -719,3 +713,60 @@ test(
     });
   },
 );
+
+// ---------------------------------------------------------------------------------------------
+// state show | reset: the command's own arguments
+
+const STATE_TEXT = JSON.stringify({
+  version: 1,
+  principal: PRINCIPAL,
+  eventTypes: ["AUTH_LOG"],
+  cursors: {
+    AUTH_LOG: { after: "2026-07-01T00:00:00Z", seen: ["f1"], updatedAt: "2026-07-01T00:00:01Z" },
+  },
+});
+
+test(
+  "state refuses any option it does not take with one usage line, and touches nothing",
+  SLOW,
+  async () => {
+    await withDir(async (dir) => {
+      const state = join(dir, "state.json");
+      await writeFile(state, STATE_TEXT);
+      const out = join(dir, "x");
+      const cases: [string[], string][] = [
+        [["show", state, "--gzip"], "--gzip"],
+        [
+          ["show", state, "--gzip", "--follow", "--concurrency", "9", "--output-dir", out],
+          "--gzip",
+        ],
+        [["--concurrency", "9", "show", state], "--concurrency"],
+        [["reset", state, "--output-dir", out], "--output-dir"],
+        [["reset", state, "AUTH_LOG", "--follow"], "--follow"],
+      ];
+      for (const [args, option] of cases) {
+        const r = await runCli(["state", ...args], { timeoutMs: 30_000 });
+        const what = `state ${args.join(" ")}: ${r.stderr}`;
+        assert.equal(r.code, 2, what);
+        assert.equal(r.stdout.length, 0, what);
+        assert.equal(r.stderr.trimEnd().split("\n").length, 1, what);
+        assert.ok(r.stderr.includes(`does not take ${option}`), what);
+        assert.equal(await readFile(state, "utf8"), STATE_TEXT, what);
+        assert.deepEqual(await readdir(dir), ["state.json"], what);
+      }
+    });
+  },
+);
+
+test("state --help describes only state's usage, none of a run's options", SLOW, async () => {
+  for (const args of [["state", "--help"], ["state", "show", "state.json", "-h"]]) {
+    const r = await runCli(args, { timeoutMs: 30_000 });
+    const help = new TextDecoder().decode(r.stdout);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(help, /^Usage: oai-compliance-logs state show <state_file>$/m);
+    assert.match(help, /state reset <state_file> \[event_type\]$/m);
+    for (const other of ["--concurrency", "--gzip", "--follow", "--output-dir", "<limit>"]) {
+      assert.ok(!help.includes(other), `${args.join(" ")} mentions ${other}:\n${help}`);
+    }
+  }
+});

@@ -396,3 +396,102 @@ test("-o writes the same bytes to a file that appears only complete, owner-only"
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// Commands: each owns its options and its help
+
+test("state refuses any option it does not take, with one line and exit 2", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "oai-state-opts-"));
+  try {
+    for (
+      const args of [
+        ["state", "show", join(dir, "s.json"), "--gzip"],
+        ["state", "show", join(dir, "s.json"), "--follow", "--concurrency", "9"],
+        ["state", "reset", join(dir, "s.json"), "--output-dir", dir],
+      ]
+    ) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.equal(lines(r.stderr).length, 1, r.stderr);
+      assert.equal(r.stdout.length, 0);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("list and run refuse an option they do not take, with one line and exit 2", async () => {
+  await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
+    const cases: Array<[string[], RegExp]> = [
+      [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--gzip"], /gzip/],
+      [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", "x"], /output-dir/],
+      [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--concurrency", "2"], /concurrency/],
+      [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--list", "-o", "x"], /'-o'|output/],
+      [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--nonsense"], /nonsense/],
+      [["run", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--version"], /version/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args, { env: envFor(emulator) });
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(lines(r.stderr).length, 1, r.stderr);
+    }
+    assert.equal(emulator.requests.length, 0);
+  });
+});
+
+test("each command's --help describes only its own options", async () => {
+  const help = async (args: string[]) => {
+    const r = await runCli(args);
+    assert.equal(r.code, 0, r.stderr);
+    return decoder.decode(r.stdout);
+  };
+  const top = await help(["--help"]);
+  assert.match(top, /--output-dir DIR/);
+  assert.match(top, /^ {2}list +/m);
+  assert.match(top, /^ {2}state +/m);
+
+  const list = await help(["list", "--help"]);
+  assert.match(list, /^Usage: oai-compliance-logs list /);
+  assert.match(list, /--after TIME/);
+  for (const option of ["--output-dir", "--gzip", "--follow", "--concurrency", "-o, --output"]) {
+    assert.ok(!list.includes(option), `list --help does not mention ${option}`);
+  }
+
+  const state = await help(["state", "--help"]);
+  assert.match(state, /state show/);
+  for (const option of ["--output-dir", "--gzip", "--follow", "--after", "--log-format"]) {
+    assert.ok(!state.includes(option), `state --help does not mention ${option}`);
+  }
+
+  const run = await help([PRINCIPAL, "--help"]);
+  assert.match(run, /--output-dir DIR/);
+  assert.ok(!run.includes("Commands ("), "the run's help lists no commands");
+});
+
+test("list prints the same JSON lines as --list, with no spool directory and no lock", async () => {
+  await withEmulator({ files: hourlyFiles(7) }, async (emulator) => {
+    const dir = await mkdtemp(join(tmpdir(), "oai-list-"));
+    try {
+      const tmp = join(dir, "tmp");
+      const { mkdir } = await import("node:fs/promises");
+      await mkdir(tmp);
+      const state = join(dir, "s.json");
+      // TMPDIR (and TEMP/TMP on Windows) is where a run puts its spool directory.
+      const env = envFor(emulator, { TMPDIR: tmp, TEMP: tmp, TMP: tmp });
+      const args = [PRINCIPAL, "AUTH_LOG", "3", AFTER, "--state", state];
+      const alias = await runCli([...args, "--list"], { env });
+      const command = await runCli(["list", ...args], { env });
+      assert.equal(alias.code, 0, alias.stderr);
+      assert.equal(command.code, 0, command.stderr);
+      assert.deepEqual(command.stdout, alias.stdout);
+      const listed = decoder.decode(command.stdout).trimEnd().split("\n");
+      assert.deepEqual(listed.map((l) => JSON.parse(l).id), idsOf(emulator));
+      assert.deepEqual(await readdir(tmp), [], "no spool directory");
+      assert.deepEqual(await readdir(dir), ["tmp"], "no state file and no lock");
+      assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

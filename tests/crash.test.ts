@@ -19,9 +19,9 @@ import type { Emulator } from "./emulator/mod.ts";
 import { type CliResult, runCli } from "./helpers/cli.ts";
 import { assertSameBytes, readTree } from "./helpers/compare.ts";
 import { AFTER, envFor, hourlyFiles, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { SLOW } from "./helpers/mod.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
-const SLOW = { timeout: 120_000 };
 
 const KILLS = 8;
 const FILES = [

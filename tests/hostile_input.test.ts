@@ -12,9 +12,9 @@ import { join } from "node:path";
 import type { Fault } from "./emulator/mod.ts";
 import { lines, runCli, RUNS_WINDOWS } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { SLOW } from "./helpers/mod.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
-const SLOW = { timeout: 120_000 };
 const decoder = new TextDecoder();
 
 const KEY = "sk-proj-Hx7Qm2Lw9Rt4Vb8Nc3Kd6Fg1Jz5Ps0Ty";

@@ -8,16 +8,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Emulator, type FileSpec, gzipOf } from "./emulator/mod.ts";
 import { type CliOptions, type CliResult, runCli } from "./helpers/cli.ts";
 import { assertSameBytes } from "./helpers/compare.ts";
 import { AFTER, envFor, expectedStream, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { SLOW, withDir as withTempDir } from "./helpers/mod.ts";
 import { answer, gzipBomb, sendGzip, startHostile, trickle } from "./hostile/bodies.ts";
 
-const SLOW = { timeout: 120_000 };
 /** Keys are at least 24 characters of [A-Za-z0-9_-]. */
 const KEY = "sk-hostile_Limits-0123456789abcdefghijKLMN";
 /** With `--timeout 1`, an API answer's deadline is 5 s (5 x --timeout). */
@@ -161,15 +160,8 @@ test(
   },
 );
 
-/** Runs `fn` with a fresh temp directory. */
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "oai-hostile-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** Runs `fn` in a fresh temp directory (tests/helpers/mod.ts). */
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("oai-hostile-", fn);
 
 function runEmulated(emulator: Emulator, extra: string[], env: Record<string, string> = {}) {
   return runCli([PRINCIPAL, "AUTH_LOG", "1", AFTER, ...FAST, ...extra], {

@@ -21,9 +21,8 @@ import {
   PRINCIPAL,
   withEmulator,
 } from "./helpers/fixtures.ts";
-import { withDir } from "./helpers/processes.ts";
+import { SLOW, withDir } from "./helpers/mod.ts";
 
-const SLOW = { timeout: 120_000 };
 /** POSIX-only cases: FIFOs, /dev/full, ulimit. */
 const POSIX = { ...SLOW, skip: (RUNS_WINDOWS || process.platform === "win32") && "POSIX only" };
 const FILES = hourlyFiles(6, { sizes: [1500, 700, 40_000, 333] });

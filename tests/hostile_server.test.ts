@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { type CliResult, lines, runCli } from "./helpers/cli.ts";
 import { startConnectProxy } from "./helpers/proxy.ts";
 import { makeTestPki, STRICT, whyNoPki } from "./helpers/tls.ts";
+import { SLOW } from "./helpers/mod.ts";
 import {
   type Hostile,
   type HostileOptions,
@@ -23,7 +24,6 @@ import {
   startHostile,
 } from "./hostile/mod.ts";
 
-const SLOW = { timeout: 120_000 };
 const PRINCIPAL = "ws-0f0e0d0c-demo";
 const AFTER = "2026-07-01T00:00:00Z";
 const FILE_ID = "eclf_auth_log_0001";

@@ -32,10 +32,9 @@ import {
   PRINCIPAL,
   withEmulator,
 } from "./helpers/fixtures.ts";
-import { deadPid, withLockHeldElsewhere } from "./helpers/processes.ts";
+import { deadPid, SLOW, withLockHeldElsewhere } from "./helpers/mod.ts";
 import type { Emulator } from "./emulator/mod.ts";
 
-const SLOW = { timeout: 120_000 };
 const FILES = hourlyFiles(6, { sizes: [1500, 0, 30_000, 333] });
 const DAY = "2026-07-02"; // of every file in FILES
 const POSIX_ONLY = RUNS_WINDOWS && "symlinks, uids and modes mean nothing to a Windows binary";

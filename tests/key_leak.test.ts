@@ -13,9 +13,9 @@ import type { Emulator, EmulatorOptions, Fault, FileSpec } from "./emulator/mod.
 import { runCli } from "./helpers/cli.ts";
 import { readTree } from "./helpers/compare.ts";
 import { AFTER, hourlyFiles, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { SLOW } from "./helpers/mod.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
-const SLOW = { timeout: 120_000 };
 
 const KEY = "sk-compliance-Zq8LEAKCHECKx7f3a9c2e5b41d";
 /** Also caught when only part of the key is printed (a truncated or masked echo). */

@@ -22,9 +22,9 @@ import {
   PRINCIPAL,
   withEmulator,
 } from "./helpers/fixtures.ts";
+import { SLOW } from "./helpers/mod.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
-const SLOW = { timeout: 120_000 };
 
 /** 12 files over three pages of 5; the third (index 2) is the big one the body faults hit. */
 const FILES: FileSpec[] = hourlyFiles(12, { sizes: [1500, 0, 200_000, 333, 40_000] });

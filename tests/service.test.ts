@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -23,6 +23,7 @@ import {
   withEmulator,
 } from "./helpers/fixtures.ts";
 import type { Emulator } from "./emulator/mod.ts";
+import { withDir } from "./helpers/mod.ts";
 
 const decoder = new TextDecoder();
 const KNOWN_TYPES = [
@@ -43,14 +44,8 @@ function isoFromNow(ms: number): string {
   return new Date(Date.now() + ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "oai-service-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** Runs `fn` in a fresh temp directory (tests/helpers/mod.ts). */
+const withTempDir = <T>(fn: (dir: string) => Promise<T>) => withDir("oai-service-", fn);
 
 /**
  * The exit status a shell or systemd sees: the code, or 128 + the signal number. Deno ends a

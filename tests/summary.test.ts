@@ -8,9 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CliResult, lines, runCli } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
-import { withDir } from "./helpers/processes.ts";
-
-const SLOW = { timeout: 120_000 };
+import { SLOW, withDir } from "./helpers/mod.ts";
 
 function summaryOf(r: CliResult): Record<string, unknown> {
   const summary = JSON.parse(lines(r.stderr).at(-1)!);
@@ -77,3 +75,23 @@ test(
     });
   },
 );
+
+test("list and --list say Listed, never Completed downloading", SLOW, async () => {
+  await withEmulator({ files: hourlyFiles(5) }, async (emulator) => {
+    for (
+      const args of [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER], [
+        PRINCIPAL,
+        "AUTH_LOG",
+        "10",
+        AFTER,
+        "--list",
+      ]]
+    ) {
+      const r = await runCli(args, { env: envFor(emulator) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^Listed 5 log files up to \S+ \(local: .+\)$/m);
+      assert.doesNotMatch(r.stderr, /Completed downloading/);
+      assert.match(r.stderr, /^Summary: 5 files, /m);
+    }
+  });
+});

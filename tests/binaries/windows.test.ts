@@ -9,8 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { cliCommand, runCli, RUNS_WINDOWS } from "../helpers/cli.ts";
@@ -23,6 +22,7 @@ import {
   PRINCIPAL,
   withEmulator,
 } from "../helpers/fixtures.ts";
+import { withDir as withTempDir } from "../helpers/mod.ts";
 
 const NATIVE_WINDOWS = process.platform === "win32";
 const WINDOWS_CLI = RUNS_WINDOWS || NATIVE_WINDOWS;
@@ -37,14 +37,8 @@ function windowsPath(path: string): string {
   return NATIVE_WINDOWS ? path : `Z:${path.replaceAll("/", "\\")}`;
 }
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "oai-windows-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+/** Runs `fn` in a fresh temp directory (tests/helpers/mod.ts). */
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("oai-windows-", fn);
 
 const FILES = hourlyFiles(6, { sizes: [1500, 0, 20_000, 333] });
 const UTF8_BOM = [0xef, 0xbb, 0xbf];

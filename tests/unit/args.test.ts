@@ -1,14 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KNOWN_EVENT_TYPES, parseCommand } from "../../lib/args.ts";
+import { KNOWN_EVENT_TYPES } from "../../lib/commands/_arguments.ts";
+import { parseRunArgs } from "../../lib/commands/run.ts";
 
 const env = { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" };
 const NOW = new Date("2026-07-10T00:00:00Z");
 
 function run(argv: string[], e: Record<string, string> = env) {
-  const command = parseCommand(argv, e, NOW);
-  assert.equal(command.kind, "run");
-  return command.kind === "run" ? command.config : undefined!;
+  const settings = parseRunArgs(argv, e, NOW);
+  assert.ok(settings, "a run, not --help");
+  return settings;
 }
 
 test("the four positionals map as in the scripts, with org- ids to organizations", () => {
@@ -25,7 +26,7 @@ test("--after makes limit and after optional; limit defaults to the API maximum"
   const c = run(["--after", "24h", "ws-1", "AUTH_LOG"]);
   assert.equal(c.limit, 100);
   assert.equal(c.after?.iso, "2026-07-09T00:00:00Z");
-  assert.throws(() => parseCommand(["ws-1", "AUTH_LOG"], env, NOW), /missing <after>/);
+  assert.throws(() => parseRunArgs(["ws-1", "AUTH_LOG"], env, NOW), /missing <after>/);
 });
 
 test("several event types and 'all' are accepted", () => {
@@ -78,6 +79,6 @@ test("conflicting or incomplete options are usage errors", () => {
     [["ws-1", "AUTH_LOG", "5", "1h", "--log-format", "xml"], /plain or json/],
   ];
   for (const [argv, message] of cases) {
-    assert.throws(() => parseCommand(argv, env, NOW), message, argv.join(" "));
+    assert.throws(() => parseRunArgs(argv, env, NOW), message, argv.join(" "));
   }
 });

@@ -13,7 +13,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { deadPid, withDir as withTempDir, withLivePid } from "../helpers/processes.ts";
+import { deadPid, withDir as withTempDir, withLivePid } from "../helpers/mod.ts";
 import {
   createTempBeside,
   ensureDir,

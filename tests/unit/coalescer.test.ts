@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { WriteCoalescer } from "../../lib/coalescer.ts";
+import { WriteCoalescer } from "../../lib/destinations/coalescer.ts";
 
 /**
  * A sink that records what it was given; once `hold()` is called, its writes finish only when the

@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
-import { canDecode, contentCoding, decode, DecodeError } from "../../lib/coding.ts";
-import { TransientError } from "../../lib/retry.ts";
+import { canDecode, contentCoding, decode } from "../../lib/coding.ts";
+import { DecodeError, TransientError } from "../../lib/errors.ts";
 import { concat } from "../helpers/cli.ts";
 
 async function* chunks(...parts: Uint8Array[]): AsyncGenerator<Uint8Array> {

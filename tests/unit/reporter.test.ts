@@ -1,33 +1,24 @@
 // deno-lint-ignore-file no-control-regex -- the live line is made of escape sequences
 /**
- * Unit tests of lib/reporter.ts: the three shapes of progress (script lines, JSON events, the
- * live terminal line), colour, and the summary. Stderr is captured by replacing
- * `process.stderr.write` for the duration of each test.
+ * Unit tests of lib/reporter/: the three shapes of progress (script lines, JSON events, the
+ * live terminal line), colour, and the summary. Stderr is captured with
+ * `stderrOf` (tests/helpers/mod.ts).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
-import { colorize, Reporter, type ReporterOptions } from "../../lib/reporter.ts";
+import { Reporter, type ReporterOptions } from "../../lib/reporter/mod.ts";
+import { colorize } from "../../lib/reporter/plain.ts";
 import { registerSecret } from "../../lib/errors.ts";
+import { stderrOf } from "../helpers/mod.ts";
 
 /** Runs `fn` with a reporter made from `options`; returns what it wrote to stderr. */
-async function captured(
+function captured(
   options: ReporterOptions,
   fn: (reporter: Reporter) => void | Promise<void>,
 ): Promise<string> {
-  let out = "";
-  const original = process.stderr.write;
-  // deno-lint-ignore no-explicit-any
-  (process.stderr as any).write = (chunk: string | Uint8Array) => {
-    out += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    return true;
-  };
-  try {
-    await fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ...options }));
-  } finally {
-    process.stderr.write = original;
-  }
-  return out;
+  return stderrOf(() =>
+    fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ...options }))
+  );
 }
 
 const SUMMARY = {
@@ -42,11 +33,11 @@ const SUMMARY = {
 
 test("the live line redraws in place with page, files, bytes and rate, and clears before a line", async () => {
   const out = await captured({ verbosity: "normal", format: "plain", live: true }, (r) => {
-    r.page("AUTH_LOG", 1, "2026-07-09T00:00:00Z");
-    r.fileStarted("eclf_1");
-    r.fileDone("eclf_1", 2048, 5);
-    r.warning("warning: something to say");
-    r.summary(SUMMARY);
+    r.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after: "2026-07-09T00:00:00Z" });
+    r.emit({ event: "fileStart", id: "eclf_1" });
+    r.emit({ event: "file", id: "eclf_1", bytes: 2048, durationMs: 5 });
+    r.emit({ event: "warning", message: "something to say" });
+    r.emit({ event: "summary", ...SUMMARY });
   });
   assert.match(out, /^\r\x1b\[KAUTH_LOG page 1 \| 0 files \| 0 B \| 0 B\/s/);
   assert.doesNotMatch(out, /Fetching logs for ID/);
@@ -58,8 +49,10 @@ test("the live line redraws in place with page, files, bytes and rate, and clear
 
 test("the live line is redrawn at most every 100 ms however many files finish", async () => {
   const out = await captured({ verbosity: "normal", format: "plain", live: true }, (r) => {
-    r.page("AUTH_LOG", 1, "2026-07-09T00:00:00Z");
-    for (let i = 0; i < 1000; i++) r.fileDone(`eclf_${i}`, 10, 1);
+    r.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after: "2026-07-09T00:00:00Z" });
+    for (let i = 0; i < 1000; i++) {
+      r.emit({ event: "file", id: `eclf_${i}`, bytes: 10, durationMs: 1 });
+    }
   });
   assert.ok(out.split("\r\x1b[K").length - 1 <= 3, out);
 });
@@ -73,14 +66,14 @@ test("the live line is off for --verbose, --quiet and JSON; without it, the scri
     ] as ReporterOptions[]
   ) {
     const out = await captured(options, (r) => {
-      r.page("AUTH_LOG", 1, "2026-07-09T00:00:00Z");
-      r.fileDone("eclf_1", 10, 1);
+      r.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after: "2026-07-09T00:00:00Z" });
+      r.emit({ event: "file", id: "eclf_1", bytes: 10, durationMs: 1 });
     });
     assert.doesNotMatch(out, /\x1b/, JSON.stringify(options));
   }
   const plain = await captured({ verbosity: "normal", format: "plain", live: false }, (r) => {
-    r.page("AUTH_LOG", 1, "2026-07-09T00:00:00Z");
-    r.fileStarted("eclf_1");
+    r.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after: "2026-07-09T00:00:00Z" });
+    r.emit({ event: "fileStart", id: "eclf_1" });
   });
   assert.equal(
     plain,
@@ -95,12 +88,12 @@ test("colour marks only the error: and warning: prefixes, and only when asked", 
   assert.equal(colorize("Fetching page 1"), "Fetching page 1");
   const colored = await captured(
     { verbosity: "normal", format: "plain", live: false, color: true },
-    (r) => r.warning("warning: x"),
+    (r) => r.emit({ event: "warning", message: "x" }),
   );
   assert.equal(colored, "\x1b[33mwarning:\x1b[39m x\n");
   const uncolored = await captured(
     { verbosity: "normal", format: "plain", live: false, color: false },
-    (r) => r.error("error: y"),
+    (r) => r.emit({ event: "error", message: "y" }),
   );
   assert.equal(uncolored, "error: y\n");
 });
@@ -108,13 +101,27 @@ test("colour marks only the error: and warning: prefixes, and only when asked", 
 test("JSON events carry their fields, without prefixes, and secrets are redacted", async () => {
   registerSecret("sk-reporter-secret-77");
   const out = await captured({ verbosity: "normal", format: "json" }, (r) => {
-    r.warning("warning: careful");
-    r.page("AUTH_LOG", 1, "2026-07-09T00:00:00Z");
-    r.pageListed("AUTH_LOG", 1, "2026-07-09T00:00:00Z", 2, true);
-    r.fileDone("eclf_1", 100, 7);
-    r.retry({ what: "listing logs", attempt: 2, of: 6, waitMs: 250, reason: "HTTP error 429" });
-    r.error("error: bad key sk-reporter-secret-77", undefined, { kind: "auth", exit_code: 1 });
-    r.summary({ ...SUMMARY, status: "failed", exitCode: 1 });
+    r.emit({ event: "warning", message: "careful" });
+    r.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after: "2026-07-09T00:00:00Z" });
+    r.emit({
+      event: "page",
+      eventType: "AUTH_LOG",
+      page: 1,
+      after: "2026-07-09T00:00:00Z",
+      files: 2,
+      hasMore: true,
+    });
+    r.emit({ event: "file", id: "eclf_1", bytes: 100, durationMs: 7 });
+    r.emit({
+      event: "retry",
+      what: "listing logs",
+      attempt: 2,
+      of: 6,
+      waitMs: 250,
+      reason: "HTTP error 429",
+    });
+    r.emit({ event: "error", message: "bad key sk-reporter-secret-77", kind: "auth", exitCode: 1 });
+    r.emit({ event: "summary", ...SUMMARY, status: "failed", exitCode: 1 });
   });
   const events = out.trimEnd().split("\n").map((l) => JSON.parse(l));
   assert.ok(events.every((e) => e.time === "2026-07-09T10:00:00.000Z"));
@@ -148,15 +155,15 @@ test("JSON events carry their fields, without prefixes, and secrets are redacted
 
 test("--quiet keeps errors only; the poll wait shows tenths below ten seconds", async () => {
   const quiet = await captured({ verbosity: "quiet", format: "plain" }, (r) => {
-    r.warning("warning: hidden");
-    r.polling(300);
-    r.summary(SUMMARY);
-    r.error("error: shown");
+    r.emit({ event: "warning", message: "hidden" });
+    r.emit({ event: "sleep", waitMs: 300 });
+    r.emit({ event: "summary", ...SUMMARY });
+    r.emit({ event: "error", message: "shown" });
   });
   assert.equal(quiet, "error: shown\n");
   const waits = await captured({ verbosity: "normal", format: "plain", live: false }, (r) => {
-    r.polling(300);
-    r.polling(300_000);
+    r.emit({ event: "sleep", waitMs: 300 });
+    r.emit({ event: "sleep", waitMs: 300_000 });
   });
   assert.equal(waits, "Waiting 0.3s before the next poll\nWaiting 300s before the next poll\n");
 });

@@ -4,31 +4,26 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
-import { Reporter, type ReporterOptions } from "../../lib/reporter.ts";
+import { Reporter, type ReporterOptions } from "../../lib/reporter/mod.ts";
 import { registerSecret } from "../../lib/errors.ts";
+import { stderrOf } from "../helpers/mod.ts";
 
-/** What `fn` made a reporter write to stderr (process.stderr.write is replaced meanwhile). */
-function captured(options: ReporterOptions, fn: (reporter: Reporter) => void): string {
-  let out = "";
-  const original = process.stderr.write;
-  // deno-lint-ignore no-explicit-any
-  (process.stderr as any).write = (chunk: string | Uint8Array) => {
-    out += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
-    return true;
-  };
-  try {
-    fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ...options }));
-  } finally {
-    process.stderr.write = original;
-  }
-  return out;
+/** What `fn` made a reporter write to stderr. */
+function captured(options: ReporterOptions, fn: (reporter: Reporter) => void): Promise<string> {
+  return stderrOf(() =>
+    fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ...options }))
+  );
 }
 
-test("plain lines show control characters as \\x escapes, before the colour goes on", () => {
-  const out = captured(
+test("plain lines show control characters as \\x escapes, before the colour goes on", async () => {
+  const out = await captured(
     { verbosity: "normal", format: "plain", live: false, color: true },
-    (r) => r.error("error: boom \x1b[2J\x1b]0;t\x07\x9b", '{\n  "m": "\r"\n}'),
+    (r) =>
+      r.emit({
+        event: "error",
+        message: "boom \x1b[2J\x1b]0;t\x07\x9b",
+        detail: '{\n  "m": "\r"\n}',
+      }),
   );
   assert.equal(
     out,
@@ -36,12 +31,16 @@ test("plain lines show control characters as \\x escapes, before the colour goes
   );
 });
 
-test("JSON lines redact secrets with quotes and backslashes and still parse", () => {
+test("JSON lines redact secrets with quotes and backslashes and still parse", async () => {
   const password = 'pw"with\\quotes"and\\slashes-0123';
   registerSecret(password);
-  const out = captured({ verbosity: "normal", format: "json" }, (r) => {
-    r.error(`error: proxy refused ${password}`, JSON.stringify({ echo: password }));
-    r.warning(`warning: \x9b2J ${JSON.stringify(JSON.stringify(password))}`);
+  const out = await captured({ verbosity: "normal", format: "json" }, (r) => {
+    r.emit({
+      event: "error",
+      message: `proxy refused ${password}`,
+      detail: JSON.stringify({ echo: password }),
+    });
+    r.emit({ event: "warning", message: `\x9b2J ${JSON.stringify(JSON.stringify(password))}` });
   });
   for (const line of out.trimEnd().split("\n")) {
     const event = JSON.parse(line);

@@ -1,12 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  backoffDelay,
-  parseRetryAfter,
-  retryDelay,
-  TransientError,
-  withRetries,
-} from "../../lib/retry.ts";
+import { TransientError } from "../../lib/errors.ts";
+import { backoffDelay, parseRetryAfter, retryDelay, withRetries } from "../../lib/retry.ts";
 
 const policy = { retries: 3, backoffMs: 1000, maxWaitMs: 300_000 };
 

@@ -3,7 +3,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { holdExclusiveLock, isLockHeld } from "../../lib/runtime.ts";
-import { withDir, withLockHeldElsewhere } from "../helpers/processes.ts";
+import { withDir, withLockHeldElsewhere } from "../helpers/mod.ts";
 
 test("a lock this process holds reads as held until it is released", async () => {
   await withDir("oai-lock-", async (dir) => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseApiBase } from "../../lib/args.ts";
+import { parseApiBase } from "../../lib/commands/_arguments.ts";
 import { CliError } from "../../lib/errors.ts";
 import { followable, isLiteralLoopback } from "../../lib/urls.ts";
 

@@ -54,7 +54,7 @@ test("SHA256SUMS is written sorted in sha256sum format and read back, CRLF or no
   assert.deepEqual([...parseChecksums(`${a} *a\r\n`)], [["a", a]]);
 });
 
-test("six targets are named <os>-<arch>, with .exe only on Windows", () => {
+test("eight targets are named <os>-<arch>[-musl], with .exe only on Windows", () => {
   assert.deepEqual(TARGETS.map(fileName), [
     "oai-compliance-logs-linux-x64",
     "oai-compliance-logs-linux-arm64",
@@ -62,8 +62,16 @@ test("six targets are named <os>-<arch>, with .exe only on Windows", () => {
     "oai-compliance-logs-darwin-arm64",
     "oai-compliance-logs-windows-x64.exe",
     "oai-compliance-logs-windows-arm64.exe",
+    "oai-compliance-logs-linux-x64-musl",
+    "oai-compliance-logs-linux-arm64-musl",
   ]);
-  assert.deepEqual(TARGETS.filter((t) => !t.deno).map((t) => t.name), ["windows-arm64"]);
+  assert.deepEqual(TARGETS.filter((t) => !t.deno).map((t) => t.name), [
+    "windows-arm64",
+    "linux-x64-musl",
+    "linux-arm64-musl",
+  ]);
+  // The host's own binary is the glibc one; musl builds are chosen by the installer, not the host.
+  assert.equal(hostTarget("linux", "x64")?.name, "linux-x64");
   assert.deepEqual(selectTargets("darwin-arm64, linux-x64").map((t) => t.name), [
     "darwin-arm64",
     "linux-x64",

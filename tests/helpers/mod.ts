@@ -1,6 +1,12 @@
 /**
- * Temp directories and real processes for unit tests of files and locks: a live pid to hold a
- * lock, a dead one to make it stale.
+ * What tests need around the code they test: temp directories, real processes (a live pid to
+ * hold a lock, a dead one to make it stale, another process holding a lock), what code wrote to
+ * stderr, and the timeout of slow tests.
+ *
+ * @example
+ * test("a slow thing", SLOW, async () => {
+ *   await withDir("oai-example-", async (dir) => { ... });
+ * });
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -9,11 +15,41 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
-/** Runs `fn` in a fresh temp directory, removed afterwards. */
-export async function withDir(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+/**
+ * What `fn` wrote to stderr through `process.stderr.write` (replaced meanwhile).
+ *
+ * @example
+ * assert.equal(await stderrOf(() => reporter.emit({ event: "sleep", waitMs: 300 })), "Waiting 0.3s before the next poll\n");
+ */
+export async function stderrOf(fn: () => void | Promise<void>): Promise<string> {
+  let out = "";
+  const original = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    out += typeof chunk === "string" ? chunk : new TextDecoder().decode(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = original;
+  }
+  return out;
+}
+
+/** Options for tests that run the CLI against an emulator several times (2 minutes each). */
+export const SLOW = { timeout: 120_000 };
+
+/**
+ * Runs `fn` in a fresh temp directory named `prefix` + random, removed afterwards whatever `fn`
+ * did; resolves with what `fn` resolved with.
+ *
+ * @example
+ * await withDir("oai-state-", async (dir) => assert.ok(existsSync(dir)));
+ */
+export async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   try {
-    await fn(dir);
+    return await fn(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -25,8 +25,15 @@ import type { Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { CliError, codeOf, reason } from "./errors.ts";
-import { type HeldLock, holdExclusiveLock, isLockHeld } from "./runtime.ts";
+import {
+  currentUid,
+  ignoreMissing,
+  lstatOrUndefined,
+  ownedByUs,
+  retryWhileBusy,
+} from "../cleanup.ts";
+import { CliError, codeOf, reason } from "../errors.ts";
+import { type HeldLock, holdExclusiveLock, isLockHeld } from "../runtime.ts";
 
 /** The file each live run holds an exclusive lock on. */
 export const LOCK_NAME = "lock";
@@ -114,8 +121,7 @@ async function isPrivateDir(path: string): Promise<boolean> {
 
 function isOwnPrivateDir(info: Stats): boolean {
   if (!info.isDirectory() || info.isSymbolicLink()) return false;
-  if (!POSIX) return true;
-  return info.uid === currentUid() && (info.mode & 0o777) === 0o700;
+  return ownedByUs(info) && (!POSIX || (info.mode & 0o777) === 0o700);
 }
 
 /**
@@ -204,44 +210,6 @@ function spoolError(path: string, error: unknown): CliError {
     `cannot remove spool directory ${path}: ${reason(error)}; delete it by hand`,
     { cause: error },
   );
-}
-
-/** Retries briefly on Windows, where another process's open handle blocks a delete. */
-async function retryWhileBusy(operation: () => Promise<void>): Promise<void> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      return await operation();
-    } catch (error) {
-      const busy = ["EBUSY", "EPERM", "EACCES", "ENOTEMPTY"].includes(codeOf(error) ?? "");
-      if (POSIX || !busy || attempt >= 10) throw error;
-      await new Promise((done) => setTimeout(done, 20 * (attempt + 1)));
-    }
-  }
-}
-
-async function ignoreMissing(operation: Promise<void>): Promise<void> {
-  try {
-    await operation;
-  } catch (error) {
-    if (codeOf(error) !== "ENOENT") throw error;
-  }
-}
-
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return await lstat(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Our uid; undefined where there are none (Windows) or we may not ask (Deno without sys uid). */
-function currentUid(): number | undefined {
-  try {
-    return typeof process.getuid === "function" ? process.getuid() : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** `$XDG_RUNTIME_DIR`; undefined when unset or not readable (Deno without that env grant). */

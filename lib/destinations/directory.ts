@@ -1,0 +1,168 @@
+/**
+ * `--output-dir DIR`: one file per log at `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl`
+ * (`.jsonl.gz` with `--gzip`), each written once into a temp file beside it and renamed into
+ * place as soon as it is verified. Confirmed per file (renamed and fsynced); re-runs skip a file
+ * already there with the listed size and hash, so every file is stored exactly once.
+ *
+ * @example
+ * const destination = new DirectoryDestination("logs", false);
+ */
+import { open, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import type { LogFile } from "../api.ts";
+import { createTempBeside, ensureDir, removeStaleTemps, type TempFile } from "../atomic.ts";
+import { toMicros } from "../time.ts";
+import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
+import type { Destination, Parcel, Spool } from "./contract.ts";
+
+/**
+ * `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl[.gz]` (ids were checked to be safe).
+ *
+ * @example
+ * outputPath("logs", file, "AUTH_LOG", true); // logs/AUTH_LOG/2026-07-02/<id>.jsonl.gz
+ */
+export function outputPath(root: string, file: LogFile, eventType: string, gzip: boolean): string {
+  const day = new Date(Number(toMicros(file.end_time)! / 1000n)).toISOString().slice(0, 10);
+  return join(root, eventType, day, `${file.id}.jsonl${gzip ? ".gz" : ""}`);
+}
+
+/** A temp file beside the final path, optionally gzip-compressed on the way in. */
+class TreeSpool implements Spool {
+  private temp!: TempFile;
+  private plain!: WriteCoalescer;
+  private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
+
+  constructor(private readonly path: string, private readonly compress: boolean) {}
+
+  async start(): Promise<this> {
+    const temp = this.temp = await createTempBeside(this.path);
+    this.plain = new WriteCoalescer((bytes) => temp.write(bytes));
+    if (this.compress) {
+      const stream = new CompressionStream("gzip");
+      const pump = (async () => {
+        for await (const chunk of stream.readable) await temp.write(chunk);
+      })();
+      pump.catch(() => {}); // Surfaced by close() below.
+      this.gzip = { writer: stream.writable.getWriter(), pump };
+    }
+    return this;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (!this.gzip) return this.plain.write(chunk);
+    await this.gzip.writer.ready;
+    await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
+  }
+
+  async restart(): Promise<void> {
+    await this.discard();
+    await this.start();
+  }
+
+  /** Renames the file into place (fsynced): from now on it is stored. */
+  async commit(): Promise<void> {
+    if (this.gzip) {
+      await this.gzip.writer.close();
+      await this.gzip.pump;
+    } else {
+      await this.plain.flush();
+    }
+    await this.temp.commit();
+  }
+
+  async discard(): Promise<void> {
+    if (this.gzip) {
+      await this.gzip.writer.abort().catch(() => {});
+      await this.gzip.pump.catch(() => {});
+      this.gzip = undefined;
+    }
+    await this.plain.abandon();
+    await this.temp.discard();
+  }
+}
+
+/** One file per log, each written once and atomically; re-runs skip what is already there. */
+export class DirectoryDestination implements Destination<TreeSpool> {
+  readonly guarantee = "confirmed";
+  private readonly cleaned = new Set<string>();
+
+  constructor(private readonly root: string, private readonly gzip: boolean) {}
+
+  async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
+    const path = outputPath(this.root, file, eventType, this.gzip);
+    try {
+      if (!(await stat(path)).isFile()) return false;
+    } catch {
+      return false;
+    }
+    if (file.file_size === undefined && file.file_sha256 === undefined) return true;
+    const { bytes, sha256 } = await hashStoredFile(path, this.gzip);
+    return (file.file_size === undefined || bytes === file.file_size) &&
+      (file.file_sha256 === undefined || sha256 === file.file_sha256);
+  }
+
+  async spool(file: LogFile, eventType: string): Promise<TreeSpool> {
+    const path = outputPath(this.root, file, eventType, this.gzip);
+    const dir = dirname(path);
+    await ensureDir(dir);
+    if (!this.cleaned.has(dir)) {
+      // Temps of a run that was killed before it could rename them.
+      this.cleaned.add(dir);
+      await removeStaleTemps(dir);
+    }
+    return await new TreeSpool(path, this.gzip).start();
+  }
+
+  async deliver({ spool, receipt }: Parcel<TreeSpool>): Promise<void> {
+    await spool.commit();
+    receipt.confirm();
+  }
+
+  finish(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  abort(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Size and SHA-256 of a stored file's original bytes (decompressed when gzipped). */
+async function hashStoredFile(
+  path: string,
+  gzip: boolean,
+): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  let stream: ReadableStream<Uint8Array> = ReadableStream.from(fileChunks(path));
+  if (gzip) {
+    stream = stream.pipeThrough(
+      new DecompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>,
+    );
+  }
+  try {
+    for await (const chunk of stream) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+  } catch {
+    return { bytes: -1, sha256: "" }; // A corrupt archive is simply not "already stored".
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** A file's bytes in 1 MiB chunks, so checking a 2 GiB file costs no more memory than a small one. */
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
+  const handle = await open(path, "r");
+  try {
+    const buffer = new Uint8Array(COALESCE_BYTES);
+    while (true) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      yield buffer.slice(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * What the reporter can be told: one event type per occurrence. Events named as in
+ * `--log-format json` output (`warning`, `page`, `file`, `skip`, `retry`, `error`, `sleep`,
+ * `summary`) appear there with their fields in snake_case (see `json.ts`); the others
+ * (`pageStart`, `fileStart`, `completed`, `note`) exist only as the scripts' plain lines.
+ *
+ * @example
+ * reporter.emit({ event: "file", id: file.id, bytes: 1500, durationMs: 12 });
+ */
+import type { StatsSnapshot } from "../run_stats.ts";
+
+export interface WarningEvent {
+  event: "warning";
+  /** Without the `warning:` label, which plain output adds. */
+  message: string;
+  /** A notice shown in plain output as it is, without the label (e.g. a received signal). */
+  unlabelled?: boolean;
+}
+
+/** A page is about to be asked for (plain: `Fetching page N ...`; live: the status line). */
+export interface PageStartEvent {
+  event: "pageStart";
+  eventType: string;
+  page: number;
+  after: string;
+}
+
+/** A page has been listed: `files` on it, and whether more follow. */
+export interface PageEvent {
+  event: "page";
+  eventType: string;
+  page: number;
+  after: string;
+  files: number;
+  hasMore: boolean;
+}
+
+/** A download starts (plain: `Fetching logs for ID: ...`). */
+export interface FileStartEvent {
+  event: "fileStart";
+  id: string;
+}
+
+/** A file has been downloaded and verified. */
+export interface FileEvent {
+  event: "file";
+  id: string;
+  bytes: number;
+  durationMs: number;
+}
+
+/** A file not delivered again, and why. */
+export interface SkipEvent {
+  event: "skip";
+  id: string;
+  reason: string;
+}
+
+/** A request or download is tried again after `waitMs`. */
+export interface RetryEvent {
+  event: "retry";
+  what: string;
+  attempt: number;
+  of: number;
+  waitMs: number;
+  reason: string;
+}
+
+/** The end of one event type's pass (plain: `Completed downloading N log files ...`). */
+export interface CompletedEvent {
+  event: "completed";
+  eventType: string;
+  /** Files delivered in this pass. */
+  files: number;
+  /** Where this pass moved the data to, or null. */
+  cursor: string | null;
+  /** Where the pass started. */
+  initialAfter: string;
+  /** What happened to the files, as the line says it (default "Completed downloading"; `list`: "Listed"). */
+  done?: string;
+}
+
+/** A detail shown only with `-v` in plain output. */
+export interface NoteEvent {
+  event: "note";
+  text: string;
+}
+
+/** An error: the run's fatal one, or (with `willRetry`) an outage `--follow` rides out. */
+export interface ErrorEvent {
+  event: "error";
+  /** Without the `error:` label, which plain output adds. */
+  message: string;
+  /** Extra lines (e.g. a pretty-printed JSON error body). */
+  detail?: string;
+  kind?: string;
+  exitCode?: number;
+  willRetry?: boolean;
+}
+
+/** `--follow` waits `waitMs` before the next poll. */
+export interface SleepEvent {
+  event: "sleep";
+  waitMs: number;
+}
+
+/** What the run did (`RunStats.snapshot()`), and how it ended when it has. */
+export type SummaryEvent =
+  & { event: "summary" }
+  & Omit<StatsSnapshot, "status" | "exitCode">
+  & Partial<Pick<StatsSnapshot, "status" | "exitCode">>;
+
+export type ReportEvent =
+  | WarningEvent
+  | PageStartEvent
+  | PageEvent
+  | FileStartEvent
+  | FileEvent
+  | SkipEvent
+  | RetryEvent
+  | CompletedEvent
+  | NoteEvent
+  | ErrorEvent
+  | SleepEvent
+  | SummaryEvent;
+
+/** The events that `--log-format json` writes. */
+export type JsonEvent = Exclude<
+  ReportEvent,
+  PageStartEvent | FileStartEvent | CompletedEvent | NoteEvent
+>;
+
+/** Renders events in one output format. */
+export interface Renderer {
+  render(event: ReportEvent): void;
+}

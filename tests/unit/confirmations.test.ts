@@ -1,0 +1,115 @@
+/**
+ * lib/destinations/confirmations.ts: confirmations that arrive late and out of order move the
+ * checkpoint strictly in listing order, only past confirmed files; a rejection stops it there.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { LogFile } from "../../lib/api.ts";
+import { Confirmations } from "../../lib/destinations/confirmations.ts";
+import type { CursorStore } from "../../lib/destinations/contract.ts";
+import { RunStats } from "../../lib/run_stats.ts";
+
+const P1 = "2026-07-01T00:00:00Z";
+const P2 = "2026-07-01T03:00:00Z";
+
+function file(id: string, hour: number): LogFile {
+  return { id, event_type: "AUTH_LOG", end_time: `2026-07-01T0${hour}:00:00Z` };
+}
+
+/** A CursorStore that records every move, in the order it is made. */
+export function recordingStore(
+  fail?: (move: string) => boolean,
+): CursorStore & { moves: string[] } {
+  const moves: string[] = [];
+  const record = (move: string) => {
+    if (fail?.(move)) return Promise.reject(new Error(`cannot write ${move}`));
+    moves.push(move);
+    return Promise.resolve();
+  };
+  return {
+    moves,
+    cursor: () => undefined,
+    markDelivered: (_type, after, id) => record(`file ${id} @${after}`),
+    advance: (_type, next, ids) => record(`page ${next} [${ids.join(",")}]`),
+  };
+}
+
+test("files confirmed out of order move the checkpoint only in listing order", async () => {
+  const store = recordingStore();
+  const stats = new RunStats();
+  stats.startEventType("AUTH_LOG", null);
+  const c = new Confirmations("AUTH_LOG", store, stats);
+  const a = c.expect(file("a", 1), P1, 10);
+  const b = c.expect(file("b", 2), P1, 20);
+  c.pageEnd(P2, ["b"]);
+  const d = c.expect(file("d", 4), P2, 40);
+  b.confirm();
+  d.confirm();
+  await c.settled();
+  assert.deepEqual(store.moves, [], "a is not confirmed yet");
+  assert.equal(stats.files, 0);
+  assert.equal(c.pending, 1);
+  a.confirm();
+  await c.settled();
+  assert.deepEqual(store.moves, [
+    `file a @${P1}`,
+    `file b @${P1}`,
+    `page ${P2} [b]`,
+    `file d @${P2}`,
+  ]);
+  assert.equal(stats.files, 3);
+  assert.equal(stats.bytes, 70);
+  assert.equal(stats.cursors.AUTH_LOG, "2026-07-01T04:00:00Z");
+  assert.equal(c.pending, 0);
+});
+
+test("a skipped file moves the checkpoint in its turn without counting as delivered", async () => {
+  const store = recordingStore();
+  const stats = new RunStats();
+  const c = new Confirmations("AUTH_LOG", store, stats);
+  const a = c.expect(file("a", 1), P1, 10);
+  c.skip(file("b", 2), P1);
+  assert.deepEqual(store.moves, []);
+  a.confirm();
+  await c.settled();
+  assert.deepEqual(store.moves, [`file a @${P1}`, `file b @${P1}`]);
+  assert.equal(stats.files, 1);
+  assert.equal(stats.cursors.AUTH_LOG, "2026-07-01T02:00:00Z");
+});
+
+test("a rejection stops the checkpoint before the rejected file, whatever comes later", async () => {
+  const store = recordingStore();
+  const stats = new RunStats();
+  const failures: unknown[] = [];
+  const c = new Confirmations("AUTH_LOG", store, stats, (e) => failures.push(e));
+  const a = c.expect(file("a", 1), P1, 10);
+  const b = c.expect(file("b", 2), P1, 20);
+  const d = c.expect(file("d", 3), P1, 30);
+  d.confirm();
+  const refused = new Error("item b refused: mapping conflict");
+  b.reject(refused);
+  assert.deepEqual(failures, [refused], "told at once, before a is confirmed");
+  a.confirm();
+  b.confirm(); // A second answer is ignored.
+  c.pageEnd(P2, []);
+  await assert.rejects(c.settled(), refused);
+  assert.deepEqual(store.moves, [`file a @${P1}`]);
+  assert.equal(stats.files, 1);
+});
+
+test("settled({ complete }) refuses a destination that left a receipt unsettled", async () => {
+  const c = new Confirmations("AUTH_LOG", undefined, new RunStats());
+  c.expect(file("a", 1), P1, 10);
+  await c.settled();
+  await assert.rejects(c.settled({ complete: true }), /neither confirmed nor rejected/);
+});
+
+test("a failed checkpoint write fails the delivery and nothing moves after it", async () => {
+  const store = recordingStore((move) => move.startsWith("file b"));
+  const c = new Confirmations("AUTH_LOG", store, new RunStats());
+  for (const [id, hour] of [["a", 1], ["b", 2], ["d", 3]] as const) {
+    c.expect(file(id, hour), P1, 1).confirm();
+  }
+  await assert.rejects(c.settled(), /cannot write file b/);
+  assert.deepEqual(store.moves, [`file a @${P1}`]);
+});
