@@ -102,11 +102,35 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
     // Not JSON: printed as it came.
   }
   const message = `HTTP error ${status} while ${what}:`;
+  const hint = hintFor(status, what);
+  if (hint) detail = detail ? `${detail}\n${hint}` : hint;
   if (RETRYABLE_STATUSES.has(status)) {
     const retryAfter = parseRetryAfter(opened.response.headers.get("retry-after"));
     return new TransientError("api", message, retryAfter, { detail });
   }
   return new CliError(status === 401 || status === 403 ? "auth" : "api", message, { detail });
+}
+
+/**
+ * What the common mistakes behind an API refusal look like, as one `hint:` line: a key that is not
+ * a Compliance API key, a principal the key was not issued for, an id of the wrong kind.
+ */
+function hintFor(status: number, what: string): string | undefined {
+  if (status === 401) {
+    return "hint: the API did not accept the key; it must be a Compliance API key (a Platform " +
+      "admin key or an ordinary API key is not one): check COMPLIANCE_API_KEY or " +
+      "COMPLIANCE_API_KEY_FILE";
+  }
+  if (status === 403) {
+    return "hint: the key may not read this principal's logs; check that the workspace or " +
+      "organization id is the one the key was issued for, and that its compliance access has " +
+      "been granted";
+  }
+  if (status === 404 && what.startsWith("listing")) {
+    return "hint: the API knows no such workspace or organization for this key; a workspace id " +
+      "is a UUID, an organization id starts with org-";
+  }
+  return undefined;
 }
 
 export class ComplianceClient {

@@ -8,11 +8,7 @@
  */
 import { type ClientOptions, ComplianceClient } from "./api.ts";
 import type { RunStats } from "./run_stats.ts";
-import {
-  deliverEventType,
-  type DeliveryReporter,
-  type DeliverySettings,
-} from "./delivery.ts";
+import { deliverEventType, type DeliveryReporter, type DeliverySettings } from "./delivery.ts";
 import type { CursorStore, Destination } from "./destinations/contract.ts";
 import { createStdoutDestination } from "./destinations/stdout.ts";
 import { createFileDestination } from "./destinations/file.ts";
