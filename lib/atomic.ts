@@ -312,6 +312,3 @@ function shortenName(name: string): string {
 function randomHex(): string {
   return randomBytes(6).toString("hex");
 }
-
-// Kept here too for the modules that import them from this file.
-export { codeOf, reason } from "./errors.ts";

@@ -11,11 +11,9 @@
  */
 import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { CliError, codeOf, reason } from "./errors.ts";
-
-function usage(message: string): CliError {
-  return new CliError("usage", `${message} (see --help)`);
-}
+import { codeOf, reason } from "./errors.ts";
+import { usage } from "./commands/_arguments.ts";
+import { ownedByUs } from "./cleanup.ts";
 
 /**
  * What `-o PATH` is: false for a regular file or a path that does not exist yet (written to a
@@ -33,11 +31,28 @@ export async function inspectOutputFile(path: string): Promise<boolean> {
   if (info.isDirectory()) {
     throw usage(`-o ${path} is a directory; name a file, or use --output-dir for one file per log`);
   }
-  if (info.isFIFO() || info.isCharacterDevice()) return true;
+  if (info.isFIFO() || info.isCharacterDevice()) {
+    await refuseForeignLink(path);
+    return true;
+  }
   if (!info.isFile()) {
     throw usage(`-o ${path} is neither a regular file, a FIFO nor a character device; name a file`);
   }
   return false;
+}
+
+/**
+ * Streaming into a FIFO or device follows a symlink at `-o`, where a rename would have replaced
+ * it: so the link must be ours or root's (`/dev/stdout` is root's). A link another user planted
+ * in a shared directory could otherwise send the logs to that user's pipe.
+ */
+async function refuseForeignLink(path: string): Promise<void> {
+  const link = await lstat(path);
+  if (!link.isSymbolicLink() || link.uid === 0 || ownedByUs(link)) return;
+  throw usage(
+    `-o ${path} is a symbolic link of another user (uid ${link.uid}) to a FIFO or device; ` +
+      `not writing through it: name the FIFO or device itself`,
+  );
 }
 
 /**

@@ -6,11 +6,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { link, mkdir, readdir, readFile, stat, symlink } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, readFile, stat, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import type { Emulator } from "./emulator/mod.ts";
-import { cliCommand, type CliResult, lines, runCli, RUNS_WINDOWS } from "./helpers/cli.ts";
+import {
+  cliCommand,
+  type CliResult,
+  lines,
+  runCli,
+  RUNS_WINDOWS,
+  summaryOf,
+} from "./helpers/cli.ts";
 import { assertSameBytes } from "./helpers/compare.ts";
 import {
   AFTER,
@@ -28,8 +35,25 @@ const POSIX = { ...SLOW, skip: (RUNS_WINDOWS || process.platform === "win32") &&
 const FILES = hourlyFiles(6, { sizes: [1500, 700, 40_000, 333] });
 const ARGS = [PRINCIPAL, "AUTH_LOG", "2", AFTER, "--backoff", "0.01", "--timeout", "2"];
 
-function run(emulator: Emulator, extra: string[], options: { wrapper?: string[] } = {}) {
-  return runCli([...ARGS, ...extra], { env: envFor(emulator), timeoutMs: 30_000, ...options });
+function run(
+  emulator: Emulator,
+  extra: string[],
+  options: { wrapper?: string[]; env?: Record<string, string> } = {},
+) {
+  const env = { ...envFor(emulator), ...options.env };
+  return runCli([...ARGS, ...extra], { timeoutMs: 30_000, ...options, env });
+}
+
+/**
+ * Runs a command under a file size limit of `kib` KiB. Deno writes its own caches (SQLite files
+ * of megabytes in DENO_DIR) before the tool's code runs and would meet the limit first; with a
+ * DENO_DIR it cannot create, it keeps them in memory. Bun and the binaries ignore DENO_DIR.
+ */
+function sizeLimited(kib: number) {
+  return {
+    wrapper: ["bash", "-c", `ulimit -f ${kib} && exec "$@"`, "limited"],
+    env: { DENO_DIR: "/dev/null/deno" },
+  };
 }
 
 /** The one `error:` line a failed run printed (and that there is exactly one). */
@@ -38,13 +62,6 @@ function errorLine(r: CliResult): string {
   assert.equal(errors.length, 1, r.stderr);
   assert.doesNotMatch(r.stderr, /unexpected failure/);
   return errors[0];
-}
-
-function summaryOf(r: CliResult): Record<string, unknown> {
-  const events = lines(r.stderr).map((l) => JSON.parse(l));
-  const summary = events.at(-1);
-  assert.equal(summary.event, "summary", r.stderr);
-  return summary;
 }
 
 test("-o and --state naming one file is a usage error before any request", SLOW, async () => {
@@ -170,8 +187,7 @@ test(
         const state = join(dir, "state.json");
         const out = join(dir, "out.jsonl");
         // 32 KiB: the spools and the state file fit, the 40 KB log file does not.
-        const limited = ["bash", "-c", 'ulimit -f 32 && exec "$@"', "limited"];
-        const r = await run(emulator, ["-o", out, "--state", state], { wrapper: limited });
+        const r = await run(emulator, ["-o", out, "--state", state], sizeLimited(32));
         assert.equal(r.signal, null, "not killed by a signal");
         assert.equal(r.code, 1, r.stderr);
         assert.match(errorLine(r), /file too large \(EFBIG\).*ulimit -f/);
@@ -321,16 +337,69 @@ test("a spool directory on a full or size-limited disk is one line naming it", P
     await mkdir(join(dir, "tmp"));
     await withEmulator({ files: FILES }, async (emulator) => {
       // 16 KiB: the 40 KB file's spool cannot be written.
-      const limited = ["bash", "-c", 'ulimit -f 16 && exec "$@"', "limited"];
+      const limited = sizeLimited(16);
       const r = await runCli(ARGS, {
-        env: envFor(emulator, { TMPDIR: join(dir, "tmp") }),
-        wrapper: limited,
+        env: envFor(emulator, { TMPDIR: join(dir, "tmp"), ...limited.env }),
+        wrapper: limited.wrapper,
         stdoutFile: { path: "/dev/null" },
         timeoutMs: 30_000,
       });
       assert.equal(r.signal, null);
       assert.equal(r.code, 1, r.stderr);
       assert.match(errorLine(r), /file too large \(EFBIG\)/);
+    });
+  });
+});
+
+test(
+  "a FIFO or /dev/zero planted as the state file or its lock is refused at once, not read",
+  POSIX,
+  async () => {
+    await withDir("oai-out-", async (dir) => {
+      await withEmulator({ files: FILES }, async (emulator) => {
+        const fifo = join(dir, "fifo.json");
+        assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+        const zero = join(dir, "zero.json");
+        await symlink("/dev/zero", zero);
+        const lockedByZero = join(dir, "locked.json");
+        await symlink("/dev/zero", `${lockedByZero}.lock`);
+        for (
+          const [state, what] of [[fifo, "state file"], [zero, "state file"], [
+            lockedByZero,
+            "lock file",
+          ]]
+        ) {
+          const r = await runCli([...ARGS, "--state", state], {
+            env: envFor(emulator),
+            timeoutMs: 20_000,
+          });
+          assert.equal(r.signal, null, `${state}: hung or killed`);
+          assert.equal(r.code, 1, r.stderr);
+          assert.match(errorLine(r), new RegExp(`${what} .* is not a regular file`));
+        }
+        assert.equal(emulator.requests.length, 0, "nothing was asked of the API");
+        assert.ok((await stat(fifo)).isFIFO(), "the FIFO is left as it was");
+      });
+    });
+  },
+);
+
+test("-o through another user's symlink to a FIFO is refused, the link left alone", {
+  ...POSIX,
+  skip: POSIX.skip || (process.getuid?.() !== 0 && "needs root to make another user's link"),
+}, async () => {
+  await withDir("oai-out-", async (dir) => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const fifo = join(dir, "neighbour.fifo");
+      assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+      const planted = join(dir, "out.jsonl");
+      await symlink(fifo, planted);
+      assert.equal(spawnSync("chown", ["-h", "65534:65534", planted]).status, 0);
+      const r = await run(emulator, ["-o", planted]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(errorLine(r), /symbolic link of another user .* not writing through it/);
+      assert.equal(emulator.requests.length, 0);
+      assert.ok((await lstat(planted)).isSymbolicLink(), "the link is left as it was");
     });
   });
 });

@@ -6,15 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliResult, lines, runCli } from "./helpers/cli.ts";
+import { runCli, summaryOf } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
-
-function summaryOf(r: CliResult): Record<string, unknown> {
-  const summary = JSON.parse(lines(r.stderr).at(-1)!);
-  assert.equal(summary.event, "summary", r.stderr);
-  return summary;
-}
 
 test("a run with nothing new reports the checkpoint's cursor, not none", SLOW, async () => {
   await withDir("oai-summary-", async (dir) => {

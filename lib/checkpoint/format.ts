@@ -8,12 +8,12 @@
  * const data = await loadState("auth.state.json");
  * data.cursors.AUTH_LOG?.after // "2026-07-01T00:00:00Z"
  */
-import { readFile, realpath, stat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { codeOf, reason, writeFileAtomic } from "../atomic.ts";
-import { CliError } from "../errors.ts";
+import { writeFileAtomic } from "../atomic.ts";
+import { CliError, codeOf, reason } from "../errors.ts";
 import { toMicros } from "../time.ts";
-import { COMMAND, isRecord, resetCommand } from "./_common.ts";
+import { COMMAND, isRecord, readSmallFile, resetCommand } from "./_common.ts";
 
 export interface Cursor {
   /** The `after` value to send on the next listing. */
@@ -68,26 +68,8 @@ export async function loadState(path: string): Promise<StateData> {
  * @example
  * const text = await readStateText(await stateTarget(path), path);
  */
-export async function readStateText(target: string, shown: string): Promise<string | undefined> {
-  try {
-    const info = await stat(target);
-    if (info.isDirectory()) {
-      throw new CliError("state", `state file ${shown} is a directory; name a file for --state`);
-    }
-    if (info.size > MAX_STATE_BYTES) {
-      throw new CliError(
-        "state",
-        `${shown} is too large (${info.size} bytes) to be a state file; use another --state file`,
-      );
-    }
-    return await readFile(target, "utf8");
-  } catch (error) {
-    if (error instanceof CliError) throw error;
-    if (codeOf(error) === "ENOENT") return undefined;
-    throw new CliError("state", `cannot read state file ${shown}: ${reason(error)}`, {
-      cause: error,
-    });
-  }
+export function readStateText(target: string, shown: string): Promise<string | undefined> {
+  return readSmallFile(target, MAX_STATE_BYTES, `state file ${shown}`);
 }
 
 /**

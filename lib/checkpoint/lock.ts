@@ -18,13 +18,16 @@
  * }
  */
 import { hostname, uptime } from "node:os";
-import { open, readFile, stat, unlink, utimes } from "node:fs/promises";
+import { open, stat, unlink, utimes } from "node:fs/promises";
 import { resolve } from "node:path";
 import process from "node:process";
 import { clearInterval, setInterval } from "node:timers";
-import { codeOf, isProcessAlive, reason, writeFileAtomic } from "../atomic.ts";
-import { CliError } from "../errors.ts";
-import { COMMAND, isRecord } from "./_common.ts";
+import { isProcessAlive, writeFileAtomic } from "../atomic.ts";
+import { CliError, codeOf, reason } from "../errors.ts";
+import { COMMAND, isRecord, readSmallFile } from "./_common.ts";
+
+/** Far more than the one line of JSON a lock holds. */
+const MAX_LOCK_BYTES = 64 * 1024;
 
 /** A lock file that cannot be parsed is only presumed abandoned once it is this old. */
 const UNREADABLE_LOCK_GRACE_MS = 60_000;
@@ -141,7 +144,7 @@ export async function releaseLock(lock: HeldLock): Promise<void> {
   clearInterval(lock.heartbeat);
   heldLocks.delete(lock.key);
   try {
-    if ((await readFile(lock.path, "utf8")) === lock.text) await unlink(lock.path);
+    if ((await readLock(lock.path))?.raw === lock.text) await unlink(lock.path);
   } catch {
     // Already gone; or unreadable, in which case it is not ours to delete.
   }
@@ -196,9 +199,12 @@ interface FoundLock {
 
 async function readLock(path: string): Promise<FoundLock | undefined> {
   try {
-    const [raw, info] = await Promise.all([readFile(path, "utf8"), stat(path)]);
-    return { raw, info: parseLock(raw), mtimeMs: info.mtimeMs };
+    // A lock is one short line of JSON; anything bigger, or not a file, was never one of ours.
+    const raw = await readSmallFile(path, MAX_LOCK_BYTES, `lock file ${path}`);
+    if (raw === undefined) return undefined;
+    return { raw, info: parseLock(raw), mtimeMs: (await stat(path)).mtimeMs };
   } catch (error) {
+    if (error instanceof CliError) throw error;
     if (codeOf(error) === "ENOENT") return undefined;
     throw new CliError("state", `cannot read lock file ${path}: ${reason(error)}`, {
       cause: error,

@@ -19,8 +19,8 @@
  */
 import { unlink } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { codeOf, reason, removeStaleTemps } from "../atomic.ts";
-import { CliError } from "../errors.ts";
+import { removeStaleTemps } from "../atomic.ts";
+import { CliError, codeOf, reason } from "../errors.ts";
 import { COMMAND, resetCommand } from "./_common.ts";
 import {
   checkJob,

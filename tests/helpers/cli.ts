@@ -9,6 +9,7 @@
  * const r = await runCli(["ws-1", "AUTH_LOG", "10", "2026-01-01T00:00:00Z"], { env: { COMPLIANCE_API_KEY: "sk-example-0123456789abcdef" } });
  * assert.equal(r.code, 0);
  */
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import process from "node:process";
@@ -145,4 +146,17 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
 /** Stderr split into lines, without the trailing empty one. */
 export function lines(text: string): string[] {
   return text.split(/\r?\n/).filter((l, i, all) => l !== "" || i < all.length - 1);
+}
+
+/**
+ * The summary event a `--log-format json` run ended with; every stderr line must be JSON.
+ *
+ * @example
+ * assert.equal(summaryOf(r).files, 2);
+ */
+export function summaryOf(r: CliResult): Record<string, unknown> {
+  const events = lines(r.stderr).map((line) => JSON.parse(line));
+  const summary = events.at(-1);
+  assert.equal(summary?.event, "summary", r.stderr);
+  return summary;
 }
