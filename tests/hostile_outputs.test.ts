@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { link, lstat, mkdir, readdir, readFile, stat, symlink } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import type { Emulator } from "./emulator/mod.ts";
@@ -378,6 +379,7 @@ test(
           assert.match(errorLine(r), new RegExp(`${what} .* is not a regular file`));
         }
         assert.equal(emulator.requests.length, 0, "nothing was asked of the API");
+        assert.ok(!existsSync("/dev/zero.lock"), "no lock created beside the device");
         assert.ok((await stat(fifo)).isFIFO(), "the FIFO is left as it was");
       });
     });

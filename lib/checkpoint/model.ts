@@ -88,6 +88,9 @@ export class Checkpoint {
     }
     await requireDirectory(path);
     const target = await stateTarget(path);
+    // Checked before the lock too: a state path leading to a device, a FIFO or some other odd
+    // file must not make us create `<that>.lock` beside it (in /dev, say) before refusing it.
+    await readStateText(target, path);
 
     let lock: HeldLock | undefined;
     let tookOver: string | undefined;
