@@ -14,7 +14,9 @@ export type ErrorKind =
   | "integrity"
   | "io"
   | "state"
-  | "interrupted";
+  | "interrupted"
+  /** The run finished, but some listed files were no longer available (exit 4). */
+  | "incomplete";
 
 export type StopSignal = "SIGINT" | "SIGTERM";
 
@@ -66,6 +68,35 @@ export class TransientError extends CliError {
   }
 }
 
+/**
+ * Why a listed file is gone: `expired` (its `end_time` is near the API's retention), `unavailable`
+ * (the API said it is no longer available, though it is not near retention) or `unexplained`
+ * (a plain 404: not recorded as gone, the run fails).
+ */
+export type GoneReason = "expired" | "unavailable" | "unexplained";
+
+/**
+ * A listed file the API no longer has: its download answered 404 on every try.
+ *
+ * @example
+ * ```ts
+ * const endTime = "2026-07-01T00:00:00Z";
+ * throw new GoneFileError({ id: "eclf_1", event_type: "AUTH_LOG", end_time: endTime }, "expired",
+ *   "HTTP error 404 while downloading log id=eclf_1:");
+ * ```
+ */
+export class GoneFileError extends CliError {
+  constructor(
+    readonly file: { id: string; event_type: string; end_time: string },
+    readonly reason: GoneReason,
+    message: string,
+    options: { detail?: string; cause?: unknown } = {},
+  ) {
+    super("api", message, options);
+    this.name = "GoneFileError";
+  }
+}
+
 /** Raised when stdout's reader has gone away (e.g. `| head`): the run ends quietly with exit 0. */
 export class BrokenPipeError extends Error {
   constructor() {
@@ -94,15 +125,19 @@ export function usageError(help: string): CliError {
   return new CliError("usage", "no arguments given", { usage: help });
 }
 
-/** Exit codes: 2 for usage errors (as the scripts), 130/143 for signals, 1 for everything else. */
+/**
+ * Exit codes: 2 for usage errors (as the scripts), 130/143 for signals, 4 for a run that finished
+ * without some listed files the API no longer had, 1 for everything else.
+ */
 export function exitCodeFor(error: CliError): number {
   if (error.kind === "usage") return 2;
+  if (error.kind === "incomplete") return 4;
   if (error.kind === "interrupted") return error.signal === "SIGTERM" ? 143 : 130;
   return 1;
 }
 
 /** How a run ended, for its summary. */
-export type RunStatus = "ok" | "failed" | "interrupted";
+export type RunStatus = "ok" | "failed" | "interrupted" | "incomplete";
 
 /**
  * The status and exit code a run ends with after `failure` (undefined when it succeeded). A closed
@@ -116,7 +151,9 @@ export function outcomeOf(failure: unknown): { status: RunStatus; exitCode: numb
     return { status: "ok", exitCode: 0 };
   }
   if (failure instanceof CliError) {
-    const status = failure.kind === "interrupted" ? "interrupted" : "failed";
+    const status = failure.kind === "interrupted" || failure.kind === "incomplete"
+      ? failure.kind
+      : "failed";
     return { status, exitCode: exitCodeFor(failure) };
   }
   return { status: "failed", exitCode: 1 };
