@@ -1,6 +1,7 @@
-# Installs the oai-compliance-logs standalone binary for this Windows machine:
+# Installs the oai-compliance-logs standalone binary for this Windows machine, from a GitHub
+# release (its notes give this line with the repository filled in):
 #
-#   irm https://github.com/OWNER/oai-compliance-logs/releases/latest/download/install.ps1 | iex
+#   irm https://github.com/<owner>/<repo>/releases/latest/download/install.ps1 | iex
 #
 # It picks the release binary for this CPU (windows-x64 or windows-arm64), downloads it and
 # SHA256SUMS, refuses it unless its SHA-256 is the one listed, checks that it runs, and moves it
@@ -8,7 +9,7 @@
 # and an existing copy is left as it was. Windows PowerShell 5.1 and PowerShell 7 both work.
 #
 # Settings (environment variables, all optional), as for install.sh:
-#   OAI_COMPLIANCE_LOGS_VERSION       the release to install, e.g. v0.2.0 (default: the latest)
+#   OAI_COMPLIANCE_LOGS_VERSION       the release to install, e.g. v0.1.0 (default: the latest)
 #   OAI_COMPLIANCE_LOGS_INSTALL       the directory to install into (default: ~\.local\bin)
 #   OAI_COMPLIANCE_LOGS_DOWNLOAD_URL  a directory URL holding one release's files (the binaries
 #                                     under their release names, and SHA256SUMS), used instead of
@@ -27,10 +28,11 @@
 # same place, so it guards against corrupt, truncated or mixed-up downloads, not against a release
 # that was tampered with at its source. Tested on windows-latest by .github/workflows/ci.yml.
 
-# The repository the releases come from. The release workflow writes the repository it publishes
-# from into this line of the install.ps1 it attaches to the release; in a clone it is a
-# placeholder, and the script asks for OAI_COMPLIANCE_LOGS_REPO or _DOWNLOAD_URL instead.
-$DefaultRepo = "OWNER/oai-compliance-logs"
+# The repository the releases come from: empty in the source, where nothing else names it either.
+# The release workflow (.github/workflows/ci.yml) writes the repository it publishes from into
+# this line of the install.ps1 it attaches to the release; a clone's copy asks for
+# OAI_COMPLIANCE_LOGS_REPO or _DOWNLOAD_URL instead.
+$DefaultRepo = ""
 
 # One plain line on the error stream (no PowerShell decoration or wrapping to read through), then
 # a terminating error: the script stops, and `powershell -Command` exits non-zero.
@@ -71,7 +73,7 @@ function Install-OaiComplianceLogs {
   if (-not $version) { $version = "latest" }
   if ($version -match "^[0-9]") { $version = "v$version" }
   if ($version -ne "latest" -and $version -notmatch "^v[0-9][A-Za-z0-9._+-]*$") {
-    Fail "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.2.0, got '$version'"
+    Fail "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.1.0, got '$version'"
   }
 
   if ($env:OAI_COMPLIANCE_LOGS_DOWNLOAD_URL) {
@@ -79,8 +81,8 @@ function Install-OaiComplianceLogs {
   } else {
     $repo = $env:OAI_COMPLIANCE_LOGS_REPO
     if (-not $repo) { $repo = $DefaultRepo }
-    if ($repo -like "OWNER/*") {
-      Fail "this copy of install.ps1 does not name the repository to install from: set OAI_COMPLIANCE_LOGS_REPO=<owner>/oai-compliance-logs, or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL to a directory holding the release files"
+    if (-not $repo) {
+      Fail "this install.ps1 is a clone's copy, which names no release to download: set OAI_COMPLIANCE_LOGS_REPO=<owner>/<name>, or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL to a directory holding the release files (a clone's dist/ after deno task build can be served with: deno run -A tests/helpers/release_server.ts dist)"
     }
     if ($repo -notmatch "^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+$") {
       Fail "OAI_COMPLIANCE_LOGS_REPO must be <owner>/<name>, got '$repo'"

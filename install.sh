@@ -1,38 +1,48 @@
 #!/bin/sh
-# Installs the oai-compliance-logs standalone binary for this machine:
+# Installs the oai-compliance-logs standalone binary for this machine. From a GitHub release (its
+# notes give this line with the repository filled in):
 #
-#   curl -fsSL https://github.com/OWNER/oai-compliance-logs/releases/latest/download/install.sh | sh
+#   curl -fsSL https://github.com/<owner>/<repo>/releases/latest/download/install.sh | sh
+#
+# From a clone, after building (`deno task build`, or `--target linux-x64` for one binary):
+#
+#   sh install.sh --from dist
 #
 # It picks the release binary for this OS and CPU (Linux x64/arm64 with glibc or musl; macOS on
 # Intel or Apple silicon, also from a shell running under Rosetta; Windows x64/arm64 from Git Bash,
-# MSYS2 or Cygwin), downloads it and SHA256SUMS, refuses it unless its SHA-256 is the one listed,
-# checks that it runs, and moves it into place as `oai-compliance-logs` in ~/.local/bin. When any
-# step fails, nothing is installed and an existing copy is left as it was.
+# MSYS2 or Cygwin), downloads it and SHA256SUMS (or copies them from --from DIR), refuses it unless
+# its SHA-256 is the one listed, checks that it runs, and moves it into place as
+# `oai-compliance-logs` in ~/.local/bin. When any step fails, nothing is installed and an existing
+# copy is left as it was.
+#
+# Options:
+#   --from DIR                        install from a local directory holding one release's files
+#                                     (the binaries under their release names, and SHA256SUMS),
+#                                     such as a clone's dist/ after `deno task build`
 #
 # Settings (environment variables, all optional):
-#   OAI_COMPLIANCE_LOGS_VERSION       the release to install, e.g. v0.2.0 (default: the latest)
+#   OAI_COMPLIANCE_LOGS_VERSION       the release to install, e.g. v0.1.0 (default: the latest)
 #   OAI_COMPLIANCE_LOGS_INSTALL       the directory to install into (default: ~/.local/bin)
-#   OAI_COMPLIANCE_LOGS_DOWNLOAD_URL  a directory URL holding one release's files (the binaries
-#                                     under their release names, and SHA256SUMS), used instead of
-#                                     GitHub: a mirror, an internal server, an air-gapped copy.
-#                                     OAI_COMPLIANCE_LOGS_VERSION is then checked against what the
-#                                     binary reports, since the directory holds a single release.
+#   OAI_COMPLIANCE_LOGS_DOWNLOAD_URL  a directory URL holding one release's files (as --from),
+#                                     used instead of GitHub: a mirror, an internal server, an
+#                                     air-gapped copy.
 #   OAI_COMPLIANCE_LOGS_REPO          the GitHub repository of the releases (default: DEFAULT_REPO)
 #   OAI_COMPLIANCE_LOGS_GITHUB_URL    the GitHub server, for GitHub Enterprise Server
 #                                     (default: https://github.com)
+# With --from or a download URL, OAI_COMPLIANCE_LOGS_VERSION is checked against what the binary
+# reports, since the directory holds a single release.
 #
 # The checksum proves the binary is intact and is the file SHA256SUMS names; both come from the
 # same place, so it guards against corrupt, truncated or mixed-up downloads, not against a release
 # that was tampered with at its source.
 #
-# Needs: curl or wget; sha256sum, shasum or openssl; uname, mkdir, mv, chmod.
+# Needs: curl or wget (not with --from); sha256sum, shasum or openssl; uname, mkdir, mv, chmod.
 # The tests (tests/binaries/install.test.ts) run it under dash and bash against a local server.
 
-# The repository the releases come from. The release workflow writes the repository it publishes
-# from into this line of the install.sh it attaches to the release; in a clone it is a
-# placeholder, and the script asks for OAI_COMPLIANCE_LOGS_REPO or _DOWNLOAD_URL instead.
-DEFAULT_REPO="OWNER/oai-compliance-logs"
-PLACEHOLDER_REPO_OWNER="OWNER"
+# The repository the releases come from: empty in the source, where nothing else names it either.
+# The release workflow (.github/workflows/ci.yml) writes the repository it publishes from into
+# this line of the install.sh it attaches to the release, so that the release's copy needs nothing.
+DEFAULT_REPO=""
 
 TOOL=oai-compliance-logs
 
@@ -199,11 +209,49 @@ path_advice() {
   say "and open a new shell (or run: export PATH=\"$1:\$PATH\")."
 }
 
+usage() {
+  say "usage: install.sh [--from DIR]"
+  say "  --from DIR  install from a local directory holding one release's files (SHA256SUMS and"
+  say "              the binaries), such as a clone's dist/ after 'deno task build'"
+  say "Settings: OAI_COMPLIANCE_LOGS_VERSION, _INSTALL, _DOWNLOAD_URL, _REPO, _GITHUB_URL (see the"
+  say "comment at the top of this script)."
+}
+
+# fetch NAME FILE: the release file NAME, from --from DIR or downloaded from $base.
+fetch() {
+  if [ -n "$from" ]; then
+    cp -- "$from/$1" "$2" 2>/dev/null
+  else
+    download "$base/$1" "$2"
+  fi
+}
+
 main() {
   set -u
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+
+  from=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --from)
+        [ $# -ge 2 ] && [ -n "$2" ] || die "--from needs a directory, e.g. --from dist"
+        from=$2
+        shift 2
+        ;;
+      --from=*)
+        from=${1#--from=}
+        [ -n "$from" ] || die "--from needs a directory, e.g. --from dist"
+        shift
+        ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) die "unknown argument '$1' (usage: install.sh [--from DIR])" ;;
+    esac
+  done
 
   version=${OAI_COMPLIANCE_LOGS_VERSION:-latest}
   case $version in
@@ -214,22 +262,26 @@ main() {
     latest) ;;
     v[0-9]*)
       case $version in
-        *[!A-Za-z0-9._+-]*) die "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.2.0, got '$version'" ;;
+        *[!A-Za-z0-9._+-]*) die "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.1.0, got '$version'" ;;
       esac
       ;;
-    *) die "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.2.0, got '$version'" ;;
+    *) die "OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0.1.0, got '$version'" ;;
   esac
 
   detect_platform
   asset=$TOOL-$platform$ext
 
-  if [ -n "${OAI_COMPLIANCE_LOGS_DOWNLOAD_URL:-}" ]; then
+  if [ -n "$from" ]; then
+    [ -d "$from" ] || die "--from $from: no such directory (build first: deno task build)"
+    from=$(cd "$from" && pwd) || die "cannot enter $from"
+    base=$from
+  elif [ -n "${OAI_COMPLIANCE_LOGS_DOWNLOAD_URL:-}" ]; then
     base=${OAI_COMPLIANCE_LOGS_DOWNLOAD_URL%/}
   else
     repo=${OAI_COMPLIANCE_LOGS_REPO:-$DEFAULT_REPO}
     case $repo in
-      "$PLACEHOLDER_REPO_OWNER"/*)
-        die "this copy of install.sh does not name the repository to install from: set OAI_COMPLIANCE_LOGS_REPO=<owner>/oai-compliance-logs, or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL to a directory holding the release files"
+      "")
+        die "this install.sh is a clone's copy, which names no release to download: build and install from dist/ (deno task build, then sh install.sh --from dist), or set OAI_COMPLIANCE_LOGS_REPO=<owner>/<name> or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL"
         ;;
       */*/* | */ | /* | *[!A-Za-z0-9._/-]*)
         die "OAI_COMPLIANCE_LOGS_REPO must be <owner>/<name>, got '$repo'"
@@ -248,7 +300,9 @@ main() {
 
   have sha256sum || have shasum || have openssl ||
     die "cannot verify the checksum: none of sha256sum, shasum or openssl is installed"
-  have curl || have wget || die "neither curl nor wget is installed; install one of them and run this again"
+  if [ -z "$from" ]; then
+    have curl || have wget || die "neither curl nor wget is installed; install one of them and run this again"
+  fi
 
   if [ -n "${OAI_COMPLIANCE_LOGS_INSTALL:-}" ]; then
     dir=$OAI_COMPLIANCE_LOGS_INSTALL
@@ -266,14 +320,19 @@ main() {
   tmp_sums=$(make_temp "$dir" "") || die "cannot write to $dir"
 
   say "Installing $TOOL ($platform) from $base"
-  download "$base/SHA256SUMS" "$tmp_sums" ||
-    die "cannot download $base/SHA256SUMS$( [ "$version" = latest ] || printf '%s' " (is $version a release?)" ); nothing was installed"
+  if [ -n "$from" ]; then
+    fetch SHA256SUMS "$tmp_sums" ||
+      die "cannot read $from/SHA256SUMS (build first: deno task build); nothing was installed"
+  else
+    fetch SHA256SUMS "$tmp_sums" ||
+      die "cannot download $base/SHA256SUMS$( [ "$version" = latest ] || [ -n "${OAI_COMPLIANCE_LOGS_DOWNLOAD_URL:-}" ] || printf '%s' " (is $version a release?)" ); nothing was installed"
+  fi
   expected=$(tr -d '\r' <"$tmp_sums" | awk -v name="$asset" '
     { file = $2; sub(/^\*/, "", file); if (file == name) { print tolower($1); exit } }')
   if [ -z "$expected" ]; then
     case $platform in
       *-musl) die "$base/SHA256SUMS lists no $asset: this release has no musl build for this machine (the glibc one does not run on musl); nothing was installed" ;;
-      *) die "$base/SHA256SUMS lists no $asset: this release has no binary for $platform; nothing was installed" ;;
+      *) die "$base/SHA256SUMS lists no $asset: this release has no binary for $platform$( [ -z "$from" ] || printf '%s' " (build it: deno task build --target $platform)" ); nothing was installed" ;;
     esac
   fi
   case $expected in
@@ -281,7 +340,7 @@ main() {
   esac
   [ ${#expected} -eq 64 ] || die "$base/SHA256SUMS has no valid SHA-256 for $asset; nothing was installed"
 
-  download "$base/$asset" "$tmp_bin" || die "cannot download $base/$asset; nothing was installed"
+  fetch "$asset" "$tmp_bin" || die "cannot $( [ -n "$from" ] && printf read || printf download ) $base/$asset; nothing was installed"
   actual=$(sha256_of "$tmp_bin" | tr 'A-F' 'a-f')
   [ -n "$actual" ] || die "cannot compute the SHA-256 of $tmp_bin; nothing was installed"
   if [ "$actual" != "$expected" ]; then

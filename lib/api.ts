@@ -2,16 +2,38 @@
  * The Compliance API client: lists log files page by page and downloads them. It owns its HTTP
  * concerns: the retry policy, the abort signal, which origin gets the key (redirects are followed
  * by hand so the key never reaches the storage host that serves the signed URLs), and which
- * answers mean a signed URL expired.
+ * answers mean a signed URL expired, and the run's pace of download requests (lib/download_pace.ts).
  *
  * @example
- * const client = new ComplianceClient({ apiBase, key, principal, scope, policy, timeoutMs, onRetry });
+ * ```ts
+ * import type { SpoolWriter } from "./download.ts";
+ * declare const options: ClientOptions; // apiBase, key, principal, scope, policy, timeoutMs...
+ * declare const spool: SpoolWriter;
+ * const client = new ComplianceClient(options);
+ * const after = "2026-07-01T00:00:00Z";
  * const page = await client.listPage({ eventType: "AUTH_LOG", limit: 100, after });
  * const downloaded = await client.download(page.data[0], spool);
+ * ```
  */
-import { type Downloaded, downloadFile, type FileSource, type SpoolWriter } from "./download.ts";
+import {
+  type Downloaded,
+  downloadFile,
+  FileNotFoundError,
+  type FileSource,
+  type SpoolWriter,
+} from "./download.ts";
+import { DownloadPace } from "./download_pace.ts";
 import { CliError, redact, TransientError } from "./errors.ts";
+import {
+  COMPLIANCE_READ_SCOPE,
+  routeNoun,
+  routeOnlyOf,
+  routeTypesLine,
+  type Scope,
+  scopeForType,
+} from "./event_types.ts";
 import { MAX_ERROR_BODY_BYTES, type Opened, openRequest, readText } from "./http.ts";
+import type { ListPage, ListQuery, LogFile } from "./log_file.ts";
 import {
   parseRetryAfter,
   RETRYABLE_STATUSES,
@@ -22,39 +44,40 @@ import {
 import { toMicros } from "./time.ts";
 import { followable } from "./urls.ts";
 
-export interface LogFile {
-  id: string;
-  event_type: string;
-  end_time: string;
-  file_name?: string;
-  file_size?: number;
-  file_sha256?: string;
-}
+// The listing's types live in lib/log_file.ts; named here too until every importer has moved.
+export type { ListPage, ListQuery, LogFile } from "./log_file.ts";
 
-export interface ListPage {
-  data: LogFile[];
-  has_more: boolean;
-  last_end_time: string | null;
-}
-
-export interface ListQuery {
-  eventType: string;
-  limit: number;
-  after: string;
-  before?: string;
-}
+/** The scope keys created before the Compliance Logs Platform had its own; it still works. */
+export const LEGACY_COMPLIANCE_SCOPE = "chatgpt.enterprise.compliance_export.read";
 
 export interface ClientOptions {
   apiBase: URL;
   key: string;
   principal: string;
-  scope: "workspaces" | "organizations";
+  scope: Scope;
   policy: RetryPolicy;
   timeoutMs: number;
   onRetry: (notice: RetryNotice) => void;
   signal?: AbortSignal;
   /** Whole downloads tried before a hash or size mismatch is final (default 3). */
   integrityAttempts?: number;
+  /**
+   * Where the key came from, named by the 401 hint: `COMPLIANCE_API_KEY`, or
+   * `COMPLIANCE_API_KEY_FILE /path` (default: both names, as either may have been used).
+   */
+  keySource?: string;
+  /**
+   * The most requests to the API's download endpoint in any rolling minute
+   * (`--max-downloads-per-minute`; default 50, the API's documented limit). Used only when no
+   * `downloadPace` is given.
+   */
+  downloadsPerMinute?: number;
+  /**
+   * The run's one budget of download requests, shared by every client of the run (each pass of
+   * `--follow` builds its own client): made once per run with `new DownloadPace(n)`. Default: a
+   * budget of this client's own, of `downloadsPerMinute`.
+   */
+  downloadPace?: DownloadPace;
 }
 
 /** What one download reports besides the client's own retries. */
@@ -72,14 +95,31 @@ const MAX_REDIRECTS = 5;
 /** Signed-URL answers that mean "this URL is no longer good": ask the API for a new one. */
 const EXPIRED_URL_STATUSES = new Set([403, 404, 410]);
 
+/** What a refusal's hint may name: the event type asked for, the principal's route, the key's source. */
+export interface HintContext {
+  eventType?: string;
+  scope?: Scope;
+  keySource?: string;
+}
+
 /**
  * `HTTP error 401 while listing logs (...)` with the body, pretty-printed when it is JSON; a
- * `TransientError` for statuses worth another try, with the server's `Retry-After`.
+ * `TransientError` for statuses worth another try, with the server's `Retry-After`. `context`
+ * makes the hint of a refusal name the scope of the event type and where the key came from.
  *
  * @example
+ * ```ts
+ * import type { Opened } from "./http.ts";
+ * declare const opened: Opened;
  * if (!opened.response.ok) throw await httpError(opened, "listing logs", 30_000);
+ * ```
  */
-export async function httpError(opened: Opened, what: string, idleMs: number): Promise<CliError> {
+export async function httpError(
+  opened: Opened,
+  what: string,
+  idleMs: number,
+  context?: HintContext,
+): Promise<CliError> {
   const { status } = opened.response;
   let body = "";
   try {
@@ -96,13 +136,16 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
     // The status says enough; a body that cannot be read adds nothing.
   }
   let detail = body.slice(0, 4000) || undefined;
+  let doc: unknown;
   try {
-    detail = redact(JSON.stringify(JSON.parse(body), null, 2));
+    doc = JSON.parse(body);
+    detail = redact(JSON.stringify(doc, null, 2));
   } catch {
     // Not JSON: printed as it came.
   }
   const message = `HTTP error ${status} while ${what}:`;
-  const hint = hintFor(status, what);
+  // Hints speak of the API's key and ids: only for the API's own answers (context given).
+  const hint = context ? hintFor(status, what, doc, context) : undefined;
   if (hint) detail = detail ? `${detail}\n${hint}` : hint;
   if (RETRYABLE_STATUSES.has(status)) {
     const retryAfter = parseRetryAfter(opened.response.headers.get("retry-after"));
@@ -111,38 +154,88 @@ export async function httpError(opened: Opened, what: string, idleMs: number): P
   return new CliError(status === 401 || status === 403 ? "auth" : "api", message, { detail });
 }
 
+/** Which scopes let a key read `eventType` (or every type when none is named), as one phrase. */
+function scopesFor(eventType: string | undefined): string {
+  const all = `${COMPLIANCE_READ_SCOPE} (the legacy ${LEGACY_COMPLIANCE_SCOPE} still works)`;
+  return eventType ? `${scopeForType(eventType)} or ${all}` : all;
+}
+
 /**
- * What the common mistakes behind an API refusal look like, as one `hint:` line: a key that is not
- * a Compliance API key, a principal the key was not issued for, an id of the wrong kind.
+ * What the common mistakes behind an API refusal look like, as one `hint:` line: a key without
+ * the scope, a principal the key was not created for, a wrong API base path, an id of the wrong
+ * kind.
  */
-function hintFor(status: number, what: string): string | undefined {
+function hintFor(
+  status: number,
+  what: string,
+  doc: unknown,
+  context: HintContext,
+): string | undefined {
+  const { eventType } = context;
   if (status === 401) {
-    return "hint: the API did not accept the key; it must be a Compliance API key (a Platform " +
-      "admin key or an ordinary API key is not one): check COMPLIANCE_API_KEY or " +
-      "COMPLIANCE_API_KEY_FILE";
+    const source = context.keySource ?? "COMPLIANCE_API_KEY or COMPLIANCE_API_KEY_FILE";
+    return `hint: the API did not accept the key from ${source}; it must be an Admin API key ` +
+      `(created by a workspace owner or admin in the admin portal) with the scope ` +
+      `${scopesFor(eventType)}, and not revoked`;
   }
   if (status === 403) {
-    return "hint: the key may not read this principal's logs; check that the workspace or " +
-      "organization id is the one the key was issued for, and that its compliance access has " +
-      "been granted";
+    return `hint: the key may not read ${eventType ?? "the logs"} of this principal; keys are ` +
+      `authorized per event type: it needs the scope ${scopesFor(eventType)}, and the ` +
+      `workspace or organization id must be the one the key was created for`;
   }
   if (status === 404 && what.startsWith("listing")) {
-    return "hint: the API knows no such workspace or organization for this key; a workspace id " +
-      "is a UUID, an organization id starts with org-";
+    const principal = "the API knows no such workspace or organization for this key (a " +
+      "workspace id is a UUID, an organization id starts with org-)";
+    if (isBareNotFound(doc)) {
+      return "hint: the answer is a plain Not Found, so either the API base path is wrong " +
+        "(check COMPLIANCE_API_BASE or --api-base; the default is " +
+        `https://api.chatgpt.com/v1/compliance), or ${principal}`;
+    }
+    return `hint: ${principal}`;
   }
   return undefined;
+}
+
+/** `{"detail":"Not Found"}`: what the API's framework answers for a route it does not have. */
+function isBareNotFound(doc: unknown): boolean {
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return false;
+  const entries = Object.entries(doc);
+  return entries.length === 1 && entries[0][0] === "detail" && entries[0][1] === "Not Found";
+}
+
+/**
+ * The one clear line for a 400 on a listing of a type that only the other route carries, or
+ * undefined when that is not the case.
+ */
+export function otherRouteLine(eventType: string, scope: Scope): string | undefined {
+  const only = routeOnlyOf(eventType);
+  if (only === undefined || only === scope) return undefined;
+  return `${eventType} is ${routeNoun(only) === "organization" ? "an" : "a"} ${
+    routeNoun(only)
+  } event type; ${routeTypesLine(scope)}`;
 }
 
 export class ComplianceClient {
   /** The client as a download sees it (see `FileSource`). */
   readonly #files: FileSource = {
-    resolveDownload: (id) => this.resolveDownload(id),
+    resolveDownload: (file) => this.resolveDownload(file),
     openFile: (url, offset, what) => this.openFile(url, offset, what),
     isExpiredUrl: (url, status) => this.isExpiredUrl(url, status),
-    httpError: (opened, what) => httpError(opened, what, this.options.timeoutMs),
+    httpError: (opened, what) =>
+      httpError(opened, what, this.options.timeoutMs, this.hintContext(opened.url)),
   };
+  /** The run's budget of download requests (kept by `withSignal` copies). */
+  readonly #pace: DownloadPace;
 
-  constructor(private readonly options: ClientOptions) {}
+  constructor(private readonly options: ClientOptions) {
+    this.#pace = options.downloadPace ?? new DownloadPace(options.downloadsPerMinute);
+  }
+
+  /** What a hint may say about an answer from `url`: nothing unless it is the API's own. */
+  private hintContext(url: URL, eventType?: string): HintContext | undefined {
+    if (url.origin !== this.options.apiBase.origin) return undefined;
+    return { eventType, scope: this.options.scope, keySource: this.options.keySource };
+  }
 
   /**
    * This client with its requests and waits also ended by `signal`: a run that has failed stops
@@ -152,6 +245,7 @@ export class ComplianceClient {
     const outer = this.options.signal;
     return new ComplianceClient({
       ...this.options,
+      downloadPace: this.#pace,
       signal: outer ? AbortSignal.any([outer, signal]) : signal,
     });
   }
@@ -200,8 +294,21 @@ export class ComplianceClient {
       this.options.policy,
       async () => {
         const opened = await this.open(url, what);
-        if (opened.response.status < 200 || opened.response.status > 299) {
-          throw await httpError(opened, what, this.options.timeoutMs);
+        const { status } = opened.response;
+        const otherRoute = status === 400
+          ? otherRouteLine(query.eventType, this.options.scope)
+          : undefined;
+        if (otherRoute) {
+          opened.abort();
+          throw new CliError("usage", otherRoute);
+        }
+        if (status < 200 || status > 299) {
+          throw await httpError(
+            opened,
+            what,
+            this.options.timeoutMs,
+            this.hintContext(url, query.eventType),
+          );
         }
         const text = await readText(opened, {
           idleMs: this.options.timeoutMs,
@@ -216,33 +323,42 @@ export class ComplianceClient {
   }
 
   /**
-   * Asks the API for file `id` and resolves with where its bytes are: the signed URL the API
-   * redirects to (or the API URL itself if it answers with the body). Retried like a listing.
+   * Asks the API for `file` once and resolves with where its bytes are: the signed URL the API
+   * redirects to (or the API URL itself if it answers with the body). Not retried here: the
+   * download's loop (lib/download.ts) is the one retry loop of a download. Waits for the run's
+   * download pace first; a 429 holds that pace back for every download until its `Retry-After`.
+   * A 404 is a `FileNotFoundError` (the download decides whether the file is gone).
    */
-  resolveDownload(id: string): Promise<URL> {
-    const what = `downloading log id=${id}`;
-    const url = this.logsUrl(id);
-    return withRetries(
+  async resolveDownload(file: LogFile): Promise<URL> {
+    const what = `downloading log id=${file.id}`;
+    const url = this.logsUrl(file.id);
+    await this.#pace.take(this.options.signal);
+    const opened = await this.open(url, what);
+    const { status } = opened.response;
+    if (status >= 300 && status <= 399 && opened.response.headers.has("location")) {
+      opened.abort();
+      // A final error, not retried: the same server would send the same place again.
+      const location = opened.response.headers.get("location")!;
+      return followable(location, url, this.options.apiBase, what);
+    }
+    if (status >= 200 && status <= 299) {
+      opened.abort();
+      return url;
+    }
+    const error = await httpError(
+      opened,
       what,
-      this.options.policy,
-      async () => {
-        const opened = await this.open(url, what);
-        const { status } = opened.response;
-        if (status >= 300 && status <= 399 && opened.response.headers.has("location")) {
-          opened.abort();
-          // A final error, not retried: the same server would send the same place again.
-          const location = opened.response.headers.get("location")!;
-          return followable(location, url, this.options.apiBase, what);
-        }
-        if (status >= 200 && status <= 299) {
-          opened.abort();
-          return url;
-        }
-        throw await httpError(opened, what, this.options.timeoutMs);
-      },
-      this.options.onRetry,
-      this.options.signal,
+      this.options.timeoutMs,
+      this.hintContext(url, file.event_type),
     );
+    if (status === 429) {
+      const pause = error instanceof TransientError && error.retryAfterMs !== undefined
+        ? error.retryAfterMs
+        : this.#pace.windowMs / this.#pace.perWindow;
+      this.#pace.pauseFor(Math.min(pause, this.options.policy.maxWaitMs));
+    }
+    if (status === 404) throw new FileNotFoundError(error.message, { detail: error.detail });
+    throw error;
   }
 
   /**
@@ -258,10 +374,17 @@ export class ComplianceClient {
    * only with complete bytes verified against the listing (see lib/download.ts).
    *
    * @example
+   * ```ts
+   * import type { SpoolWriter } from "./download.ts";
+   * declare const client: ComplianceClient;
+   * declare const file: LogFile;
+   * declare const spool: SpoolWriter;
    * const { bytes, sha256 } = await client.download(file, spool, { onNote: console.error });
+   * ```
    */
   download(file: LogFile, spool: SpoolWriter, hooks: DownloadHooks = {}): Promise<Downloaded> {
     const { policy, timeoutMs, signal, integrityAttempts } = this.options;
+    // The gone-file spacing and retention clock take their defaults (see DownloadSettings).
     return downloadFile(this.#files, file, spool, {
       policy,
       timeoutMs,

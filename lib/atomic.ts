@@ -1,10 +1,18 @@
 /**
  * Files that appear only whole: data goes to a temp file beside the destination, is fsynced, then
  * renamed over it, so a reader (or a run after a crash) sees the old file or the new one, never
- * half of one. Temps are named `.<basename>.<pid>.<random>.part` so that a later run can tell the
- * leftovers of a killed process from the temps of a live one.
+ * half of one.
+ *
+ * A temp is created as `.<basename>.<pid>.<random>.part`, then, once this process holds an
+ * exclusive OS lock on it, renamed to `.<basename>.<pid>.<random>.locked.part`. The OS drops the
+ * lock when the process dies, however it dies, so a later run removes a `.locked.part` temp whose
+ * lock is free at once, and never one whose lock is held (whatever its pid says: two containers
+ * may both run us as pid 1). A temp without the `locked` mark (the moment before the lock, a
+ * runtime or OS without locks, an older version) is judged by its pid and its age, as before.
  *
  * @example
+ * ```ts
+ * declare const body: AsyncIterable<Uint8Array>;
  * const temp = await createTempBeside("out/2026-01-01.jsonl");
  * try {
  *   for await (const chunk of body) await temp.write(chunk);
@@ -12,14 +20,16 @@
  * } finally {
  *   await temp.discard(); // no-op after a commit
  * }
+ * ```
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import process from "node:process";
 import { ownedByUs, retryWhileBusy } from "./cleanup.ts";
 import { CliError, codeOf, reason } from "./errors.ts";
+import { type HeldLock, holdExclusiveLock, isLockHeld } from "./runtime.ts";
 
 /** A temp file that becomes `finalPath` on `commit()`, or disappears on `discard()`. */
 export interface TempFile {
@@ -37,25 +47,55 @@ export interface TempFile {
   discard(): Promise<void>;
 }
 
+/** The mode of the files a run creates unless told otherwise: owner-only. */
+export const OWNER_ONLY_FILE_MODE = 0o600;
+
+/**
+ * The mode of a directory holding files of `fileMode`: the same bits plus search (x) wherever
+ * read (r) is given, and always rwx for the owner (the tool must create files in it).
+ *
+ * @example
+ * ```ts
+ * directoryModeFor(0o640); // 0o750
+ * directoryModeFor(0o600); // 0o700
+ * ```
+ */
+export function directoryModeFor(fileMode: number): number {
+  return (fileMode | ((fileMode & 0o444) >> 2) | 0o700) & 0o777;
+}
+
+const POSIX = process.platform !== "win32";
+
 // Temps this process created and has not yet committed or discarded. A temp carrying our own pid
 // that is not in here was left by an earlier process that had the same pid (containers restart
 // with the same small pids), so it is stale even though "our" pid is alive.
 const openTemps = new Set<string>();
 
-const TEMP_NAME = /^\..+\.(\d{1,10})\.([0-9a-f]{12})\.part$/;
-/** Temps modified more recently than this may belong to a live run the pid check cannot see. */
+/** `.<name>.<pid>.<random>.part`, or `.locked.part` once its owner holds the lock on it. */
+const TEMP_NAME = /^\..+\.(\d{1,10})\.([0-9a-f]{12})\.(locked\.)?part$/;
+const TEMP_TAIL = /^\d{1,10}\.[0-9a-f]{12}\.(locked\.)?part$/;
+const LOCKED_SUFFIX = ".locked.part";
+/** Unlocked temps modified more recently than this may belong to a live run a pid cannot see. */
 export const RECENT_TEMP_MS = 10 * 60_000;
-// Most file systems limit a name to 255 bytes; the temp adds a dot, the pid and the random part.
+// Most file systems limit a name to 255 bytes; the temp adds a dot, the pid, the random part and
+// `.locked.part`.
 const MAX_TEMP_BASE_BYTES = 200;
 
 /**
  * Opens a new, empty temp file in the directory of `finalPath` (so the rename is atomic), created
- * exclusively with `mode` (owner-only by default; Windows ignores modes).
+ * exclusively with exactly `mode` (owner-only by default; the umask does not narrow it; Windows
+ * ignores modes), and locked as the module doc says where the OS and runtime allow.
  *
  * @example
+ * ```ts
  * const temp = await createTempBeside("/var/lib/oai/state.json");
+ * const shared = await createTempBeside("/srv/siem/out.jsonl", 0o640); // group-readable
+ * ```
  */
-export async function createTempBeside(finalPath: string, mode = 0o600): Promise<TempFile> {
+export async function createTempBeside(
+  finalPath: string,
+  mode = OWNER_ONLY_FILE_MODE,
+): Promise<TempFile> {
   const dir = dirname(finalPath);
   const path = join(dir, `.${shortenName(basename(finalPath))}.${process.pid}.${randomHex()}.part`);
   // Registered before the file exists: a removeStaleTemps running meanwhile in this process (for
@@ -63,12 +103,38 @@ export async function createTempBeside(finalPath: string, mode = 0o600): Promise
   openTemps.add(resolve(path));
   let handle: FileHandle;
   try {
-    handle = await open(path, "wx", mode);
+    handle = await open(path, "wx", mode & 0o777);
   } catch (error) {
     openTemps.delete(resolve(path));
     throw new CliError("io", `cannot create a file in ${dir}: ${reason(error)}`, { cause: error });
   }
-  return new Temp(path, finalPath, handle);
+  // Exactly the mode asked for, whatever the umask; a file system without modes keeps its own.
+  if (POSIX) await handle.chmod(mode & 0o777).catch(() => {});
+  const { path: lockedPath, lock } = await lockTemp(path);
+  return new Temp(lockedPath, finalPath, handle, lock);
+}
+
+/**
+ * Takes the OS lock on the temp just created at `path`, then gives it its `.locked.part` name:
+ * only a temp so named is ever judged by its lock, so a sweeper never sees one between its
+ * creation and its lock. Without a lock (Windows, where a lock blocks our own writes; a runtime
+ * without locks; a failure) the temp keeps its name and is judged by pid and age.
+ */
+async function lockTemp(path: string): Promise<{ path: string; lock?: HeldLock }> {
+  if (!POSIX) return { path };
+  const lock = await holdExclusiveLock(path);
+  if (!lock) return { path };
+  const locked = path.slice(0, -".part".length) + LOCKED_SUFFIX;
+  openTemps.add(resolve(locked));
+  try {
+    await rename(path, locked);
+  } catch {
+    openTemps.delete(resolve(locked));
+    lock.release();
+    return { path };
+  }
+  openTemps.delete(resolve(path));
+  return { path: locked, lock };
 }
 
 class Temp implements TempFile {
@@ -79,7 +145,12 @@ class Temp implements TempFile {
   // Writes run one after another even if a caller does not await each one.
   #queue: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly path: string, readonly finalPath: string, handle: FileHandle) {
+  constructor(
+    readonly path: string,
+    readonly finalPath: string,
+    handle: FileHandle,
+    private readonly lock: HeldLock | undefined,
+  ) {
     this.#handle = handle;
   }
 
@@ -119,6 +190,8 @@ class Temp implements TempFile {
       await handle.close();
       await renameOver(this.path, this.finalPath);
       this.#state = "committed";
+      // Only now: until the rename, a sweeper must see the lock held.
+      this.lock?.release();
       openTemps.delete(resolve(this.path));
     } catch (error) {
       await this.discard();
@@ -145,6 +218,7 @@ class Temp implements TempFile {
     } catch {
       // Already gone, or not ours to remove any more: nothing useful to report.
     }
+    this.lock?.release();
     openTemps.delete(resolve(this.path));
   }
 
@@ -158,14 +232,17 @@ class Temp implements TempFile {
 
 /**
  * Replaces the file at `path` with `data`, whole: readers see the old content or the new one.
+ * The new file has exactly `mode` (owner-only by default).
  *
  * @example
- * await writeFileAtomic("state.json", JSON.stringify(state));
+ * ```ts
+ * await writeFileAtomic("state.json", JSON.stringify({ version: 1 }));
+ * ```
  */
 export async function writeFileAtomic(
   path: string,
   data: Uint8Array | string,
-  mode = 0o600,
+  mode = OWNER_ONLY_FILE_MODE,
 ): Promise<void> {
   const temp = await createTempBeside(path, mode);
   try {
@@ -177,16 +254,22 @@ export async function writeFileAtomic(
 }
 
 /**
- * Deletes the temps (`.<name>.<pid>.<random>.part`) in `dir` left by processes that are no longer
- * running, and returns how many it deleted. Only regular files owned by our uid are touched (never
- * a symlink, nor what it points to); other files, temps of live processes, and temps modified in
- * the last `RECENT_TEMP_MS` (their owner may live in another PID namespace) are left alone.
- * `olderThanMs` spares temps modified more recently than that too. `finalName` limits it to the temps of that one
- * file (for a directory the tool shares with other files, such as the one holding `-o FILE`).
+ * Deletes the temps in `dir` whose writers are gone, and returns how many it deleted. Only
+ * regular files owned by our uid are touched (never a symlink, nor what it points to). A
+ * `.locked.part` temp goes at once when its OS lock is free and stays while it is held. Any other
+ * temp (or a locked one whose lock cannot be checked) goes only when its pid is not running here
+ * (or is ours but not one of this process's temps) and it is untouched for `RECENT_TEMP_MS`: its
+ * owner may live in another PID namespace. `olderThanMs` spares temps modified more recently than
+ * that too. `finalName` limits it to the temps of that one file (for a directory the tool shares
+ * with other files, such as the one holding `-o FILE`).
  *
  * @example
+ * ```ts
+ * import { basename, dirname } from "node:path";
+ * const path = "out/state.json";
  * const removed = await removeStaleTemps("out");
  * await removeStaleTemps(dirname(path), { finalName: basename(path) });
+ * ```
  */
 export async function removeStaleTemps(
   dir: string,
@@ -209,20 +292,20 @@ export async function removeStaleTemps(
     if (!match) continue;
     if (prefix !== undefined && !isTempOf(name, prefix)) continue;
     const path = join(dir, name);
-    const pid = Number(match[1]);
-    const ourPid = pid === process.pid;
-    if (ourPid ? openTemps.has(resolve(path)) : isProcessAlive(pid)) continue;
+    if (openTemps.has(resolve(path))) continue;
     try {
       // lstat, never stat: a link planted under a temp's name is not ours, nor is its target.
       const info = await lstat(path);
       if (!info.isFile() || !ownedByUs(info)) continue;
-      // A dead pid proves nothing for a temp written from another PID namespace (a container
-      // sharing the directory), host (NFS) or Wine: its owner may be alive and about to rename
-      // it. A live owner keeps writing, so a temp untouched for RECENT_TEMP_MS is taken for
-      // abandoned. That holds for our own pid too: two containers sharing an output directory
-      // may both run us as pid 1.
-      const minAgeMs = Math.max(olderThanMs, RECENT_TEMP_MS);
-      if (minAgeMs > 0 && Date.now() - info.mtimeMs < minAgeMs) continue;
+      const age = Date.now() - info.mtimeMs;
+      const held = match[3] === undefined ? undefined : await isLockHeld(path);
+      if (held === true) continue;
+      if (held === false) {
+        // Its owner locked it before naming it so: a free lock means the owner is gone.
+        if (olderThanMs > 0 && age < olderThanMs) continue;
+      } else if (!unprovableTempIsStale(Number(match[1]), age, olderThanMs)) {
+        continue;
+      }
       await unlink(path); // unlink removes a name, never what a link points to.
       removed++;
     } catch (error) {
@@ -237,13 +320,28 @@ export async function removeStaleTemps(
 }
 
 /**
+ * A temp whose owner no lock can tell about: stale when its pid is not running here (our own pid
+ * counts as not running: it is not one of this process's temps) and it is untouched for
+ * `RECENT_TEMP_MS`. A dead pid proves nothing for a temp written from another PID namespace (a
+ * container sharing the directory), host (NFS) or Wine; a live owner keeps writing.
+ */
+function unprovableTempIsStale(pid: number, ageMs: number, olderThanMs: number): boolean {
+  if (pid !== process.pid && isProcessAlive(pid)) return false;
+  return ageMs >= Math.max(olderThanMs, RECENT_TEMP_MS);
+}
+
+/**
  * True while a process with this pid exists (on this host). Signal 0 checks without signalling;
  * both Deno and Bun report `code` "ESRCH" for no such process and "EPERM" for a process of
  * another user, which is alive. Any other failure (e.g. Deno without `--allow-run`) also counts as
  * alive: mistaking a live process for a dead one would delete its files or break its lock.
  *
  * @example
- * if (!isProcessAlive(lock.pid)) takeOver();
+ * ```ts
+ * import process from "node:process";
+ * isProcessAlive(process.pid); // true
+ * isProcessAlive(0); // false: 0 addresses a process group
+ * ```
  */
 export function isProcessAlive(pid: number): boolean {
   // 0 and negative pids address process groups, and kill() accepts them: never a single process.
@@ -258,22 +356,42 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 /**
- * Creates `path` and any missing parents (mode applies to the ones created; umask still applies).
+ * Creates `path` and any missing parents, each created one with exactly `mode` (owner-only by
+ * default; the umask does not narrow it). Directories that already exist keep their mode. For
+ * the directories of files of mode M, pass `directoryModeFor(M)`.
  *
  * @example
+ * ```ts
  * await ensureDir("logs/AUTH_LOG");
+ * await ensureDir("logs/AUTH_LOG", directoryModeFor(0o640)); // 0750
+ * ```
  */
 export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   try {
-    await mkdir(path, { recursive: true, mode });
+    const first = await mkdir(path, { recursive: true, mode: mode & 0o777 });
+    if (POSIX && first !== undefined) await chmodCreated(first, path, mode & 0o777);
   } catch (error) {
     const why = codeOf(error) === "EEXIST" ? "a file is in the way" : reason(error);
     throw new CliError("io", `cannot create directory ${path}: ${why}`, { cause: error });
   }
 }
 
+/** Sets `mode` on `first` (the first directory mkdir created) and each level below it to `path`. */
+async function chmodCreated(first: string, path: string, mode: number): Promise<void> {
+  // A file system without modes keeps its own: the directories are there, which is what counts.
+  const set = (dir: string) => chmod(dir, mode).catch(() => {});
+  let current = resolve(first);
+  await set(current);
+  const rest = relative(current, resolve(path));
+  if (rest === "" || rest.startsWith("..")) return;
+  for (const part of rest.split(sep)) {
+    current = join(current, part);
+    await set(current);
+  }
+}
+
 /** fsync a directory so a rename in it survives a power loss; a no-op where that is unsupported. */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await open(dir, "r");
@@ -296,10 +414,9 @@ function renameOver(from: string, to: string): Promise<void> {
   return retryWhileBusy(() => rename(from, to));
 }
 
-/** Whether temp `name` is `<prefix><pid>.<random>.part`, the temp of one final file. */
+/** Whether temp `name` is `<prefix><pid>.<random>.[locked.]part`, the temp of one final file. */
 function isTempOf(name: string, prefix: string): boolean {
-  return name.startsWith(prefix) &&
-    /^\d{1,10}\.[0-9a-f]{12}\.part$/.test(name.slice(prefix.length));
+  return name.startsWith(prefix) && TEMP_TAIL.test(name.slice(prefix.length));
 }
 
 function shortenName(name: string): string {

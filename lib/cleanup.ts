@@ -6,8 +6,12 @@
  * proves its owner gone differs: temps by pid and age, spools by an OS lock.
  *
  * @example
+ * ```ts
+ * import { unlink } from "node:fs/promises";
+ * const path = "out/.state.json.123.part";
  * const info = await lstatOrUndefined(path);
  * if (info?.isFile() && ownedByUs(info)) await ignoreMissing(unlink(path));
+ * ```
  */
 import { lstat } from "node:fs/promises";
 import type { Stats } from "node:fs";
@@ -20,7 +24,9 @@ const WINDOWS = process.platform === "win32";
  * Our uid; undefined where there are none (Windows) or we may not ask (Deno without sys uid).
  *
  * @example
+ * ```ts
  * currentUid(); // 0 when run as root
+ * ```
  */
 export function currentUid(): number | undefined {
   try {
@@ -35,7 +41,11 @@ export function currentUid(): number | undefined {
  * cannot be told (never delete what may not be ours).
  *
  * @example
+ * ```ts
+ * import { lstat, unlink } from "node:fs/promises";
+ * const path = "out/.state.json.123.part";
  * if (ownedByUs(await lstat(path))) await unlink(path);
+ * ```
  */
 export function ownedByUs(info: { uid: number }): boolean {
   if (typeof process.getuid !== "function") return true;
@@ -47,7 +57,10 @@ export function ownedByUs(info: { uid: number }): boolean {
  * lstat, or undefined when the path is gone or cannot be looked at.
  *
  * @example
- * const info = await lstatOrUndefined(join(dir, "lock"));
+ * ```ts
+ * import { join } from "node:path";
+ * const info = await lstatOrUndefined(join("spool", "lock")); // undefined when there is none
+ * ```
  */
 export async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   try {
@@ -61,7 +74,10 @@ export async function lstatOrUndefined(path: string): Promise<Stats | undefined>
  * Awaits `operation`, taking "already gone" (ENOENT) for done.
  *
  * @example
- * await ignoreMissing(unlink(path));
+ * ```ts
+ * import { unlink } from "node:fs/promises";
+ * await ignoreMissing(unlink("out/.state.json.123.part"));
+ * ```
  */
 export async function ignoreMissing(operation: Promise<void>): Promise<void> {
   try {
@@ -79,7 +95,10 @@ const BUSY = ["EBUSY", "EPERM", "EACCES", "ENOTEMPTY"];
  * (elsewhere those codes are final and thrown at once).
  *
  * @example
- * await retryWhileBusy(() => rename(temp, finalPath));
+ * ```ts
+ * import { rename } from "node:fs/promises";
+ * await retryWhileBusy(() => rename("out/.state.json.123.part", "out/state.json"));
+ * ```
  */
 export async function retryWhileBusy(operation: () => Promise<void>): Promise<void> {
   for (let attempt = 0;; attempt++) {

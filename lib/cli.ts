@@ -4,7 +4,9 @@
  * quickstart scripts' interface); `--list` on it is the `list` command.
  *
  * @example
+ * ```ts
  * await cli(["list", "ws-1", "AUTH_LOG", "--after", "24h"], process.env);
+ * ```
  */
 import type { Command, Env } from "./commands/contract.ts";
 import { VERSION } from "./version.ts";

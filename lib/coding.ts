@@ -29,7 +29,14 @@ export function canDecode(coding: string | undefined): boolean {
  * Stopping early (a `break`) closes `raw` once its pending read ends: abort the request too.
  *
  * @example
- * for await (const chunk of decode(readBody(opened, options), contentCoding(headers))) write(chunk);
+ * ```ts
+ * import { type Opened, readBody } from "./http.ts";
+ * declare const opened: Opened;
+ * declare function write(chunk: Uint8Array): Promise<void>;
+ * const body = readBody(opened, { idleMs: 30_000, what: "downloading log id=eclf_1" });
+ * const coding = contentCoding(opened.response.headers);
+ * for await (const chunk of decode(body, coding)) await write(chunk);
+ * ```
  */
 export async function* decode(
   raw: AsyncIterable<Uint8Array>,

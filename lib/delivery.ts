@@ -6,18 +6,30 @@
  * destination confirmed, in listing order (lib/destinations/confirmations.ts), so neither output
  * nor checkpoint ever gets ahead of the data.
  *
+ * A file the API no longer has (`GoneFileError`, expired or unavailable) is recorded as gone in
+ * its turn and the run goes on; `GONE_BREAKER` unavailable ones in a row stop the run before the
+ * first of them. A file the operator skipped (`state skip`) is not downloaded. Once the listing
+ * ends with nothing new, the cursor moves to where no file can still appear (`quietCursor`).
+ *
  * @example
+ * ```ts
+ * // start, client, destination, store, stats, reporter, signal:
+ * declare const parts: Omit<EventTypeDelivery, "eventType" | "settings">;
  * const confirmations = await deliverEventType({
- *   eventType: "AUTH_LOG", start, client, destination, store, stats, reporter, signal,
+ *   ...parts,
+ *   eventType: "AUTH_LOG",
  *   settings: { concurrency: 4, limit: 100, settleMs: 0 },
  * });
+ * ```
  */
 import type { LogFile } from "./api.ts";
 import type { Downloaded } from "./download.ts";
+import { CliError, GoneFileError } from "./errors.ts";
+import { publicationDelayMs } from "./event_types.ts";
 import { type Entry, listEntries, type ListingClient, type Start } from "./listing.ts";
 import type { Reporter } from "./reporter/mod.ts";
 import type { RunStats } from "./run_stats.ts";
-import { Confirmations } from "./destinations/confirmations.ts";
+import { Confirmations, quietCursor } from "./destinations/confirmations.ts";
 import type { CursorStore, Destination, Spool } from "./destinations/contract.ts";
 
 export interface DeliverySettings {
@@ -61,10 +73,24 @@ export interface EventTypeDelivery {
   settings: DeliverySettings;
 }
 
-/** A listed file after its download: stored by an earlier run, or waiting in a spool. */
-type Fetched =
+/**
+ * A listed file after its turn to download: stored by an earlier run, skipped by the operator
+ * (`state skip`), gone from the API, or waiting in a spool.
+ */
+export type Fetched =
   | { kind: "alreadyStored" }
+  | { kind: "skippedByOperator"; reason: string }
+  | { kind: "gone"; reason: "expired" | "unavailable"; error: GoneFileError }
   | { kind: "downloaded"; spool: Spool; downloaded: Downloaded };
+
+/** What the delivery's queue carries: the listing's entries, then its end when nothing was new. */
+type Step = Entry | { kind: "listingEnd"; after: string };
+
+/**
+ * This many gone files in a row whose reason is "unavailable" (the API said "no longer available"
+ * of files not near retention) mean something else is wrong: a proxy, ids mangled on the way.
+ */
+export const GONE_BREAKER = 3;
 
 /**
  * Lists, downloads and hands over every file of one event type, in listing order. Resolves with
@@ -84,11 +110,13 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
     controller.abort(error); // A rejection stops the downloads at once.
   });
   const semaphore = new Semaphore(settings.concurrency);
-  const queue = new BoundedQueue<{ entry: Entry; fetched?: Promise<Fetched> }>(
+  const queue = new BoundedQueue<{ entry: Step; fetched?: Promise<Fetched> }>(
     settings.concurrency * 2,
   );
 
   const fetchFile = async (file: LogFile): Promise<Fetched> => {
+    const skipReason = job.store?.skipReason(eventType, file.id);
+    if (skipReason !== undefined) return { kind: "skippedByOperator", reason: skipReason };
     await semaphore.acquire(signal);
     let spool: Spool | undefined;
     try {
@@ -109,7 +137,10 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
       return { kind: "downloaded", spool, downloaded };
     } catch (error) {
       await spool?.discard();
-      throw error;
+      if (error instanceof GoneFileError && error.reason !== "unexplained") {
+        return { kind: "gone", reason: error.reason, error };
+      }
+      throw withSkipAdvice(error, file, eventType, job.store);
     } finally {
       semaphore.release();
     }
@@ -135,9 +166,13 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           reporter.emit({ event: "skip", id, reason: why });
         },
       };
+      const now = settings.now ?? Date.now;
+      const listedAtMs = now();
+      let newFiles = 0;
       for await (const entry of listEntries(client, eventType, job.start, listing, observer)) {
         if (signal.aborted) break;
         if (entry.kind === "file") {
+          newFiles++;
           const fetched = fetchFile(entry.file);
           fetched.catch(() => {}); // Observed by the consumer, in order.
           await queue.push({ entry, fetched });
@@ -145,11 +180,49 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           await queue.push({ entry });
         }
       }
+      if (!signal.aborted && newFiles === 0) {
+        // Listed to the end with nothing new: the cursor may still move (issue 20: every asked
+        // event type gets a cursor once listed, files or not).
+        const after = quietCursor({
+          startAfter: job.start.after,
+          listedAtMs,
+          publicationDelayMs: publicationDelayMs(eventType),
+          settleMs: settings.settleMs,
+          before: settings.before,
+        });
+        await queue.push({ entry: { kind: "listingEnd", after } });
+      }
       queue.close(signal.aborted ? signal.reason : undefined);
     } catch (error) {
       queue.close(error);
     }
   })();
+
+  // Unavailable gone files (and the page ends after them) held back until the breaker is decided:
+  // recorded once a file of another kind follows or the listing ends, never if it trips.
+  const held: Array<
+    { kind: "gone"; file: LogFile; pageAfter: string; error: GoneFileError } | {
+      kind: "pageEnd";
+      nextAfter: string;
+      boundaryIds: string[];
+    }
+  > = [];
+  const recordGone = (file: LogFile, pageAfter: string, reason: "expired" | "unavailable") => {
+    reporter.emit({
+      event: "gone",
+      eventType,
+      id: file.id,
+      endTime: file.end_time,
+      reason,
+    });
+    confirmations.gone(file, pageAfter, reason);
+  };
+  const releaseHeld = () => {
+    for (const item of held.splice(0)) {
+      if (item.kind === "pageEnd") confirmations.pageEnd(item.nextAfter, item.boundaryIds);
+      else recordGone(item.file, item.pageAfter, "unavailable");
+    }
+  };
 
   try {
     while (true) {
@@ -157,7 +230,18 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
       if (!slot) break;
       const { entry } = slot;
       if (entry.kind === "pageEnd") {
-        confirmations.pageEnd(entry.nextAfter, entry.boundaryIds);
+        if (held.length > 0) {
+          held.push({
+            kind: "pageEnd",
+            nextAfter: entry.nextAfter,
+            boundaryIds: entry.boundaryIds,
+          });
+        } else confirmations.pageEnd(entry.nextAfter, entry.boundaryIds);
+        continue;
+      }
+      if (entry.kind === "listingEnd") {
+        releaseHeld();
+        confirmations.listingEnd(entry.after);
         continue;
       }
       const fetched = await slot.fetched!;
@@ -165,6 +249,32 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
       if (confirmations.failure) {
         if (fetched.kind === "downloaded") await fetched.spool.discard();
         throw confirmations.failure.error;
+      }
+      if (fetched.kind === "gone" && fetched.reason === "unavailable") {
+        held.push({
+          kind: "gone",
+          file: entry.file,
+          pageAfter: entry.pageAfter,
+          error: fetched.error,
+        });
+        const streak = held.filter((item) => item.kind === "gone");
+        if (streak.length >= GONE_BREAKER) throw breakerError(eventType, streak, job.store);
+        continue;
+      }
+      releaseHeld();
+      if (fetched.kind === "gone") {
+        recordGone(entry.file, entry.pageAfter, fetched.reason);
+        continue;
+      }
+      if (fetched.kind === "skippedByOperator") {
+        stats.skippedFile();
+        reporter.emit({
+          event: "skip",
+          id: entry.file.id,
+          reason: `skipped by the operator (state skip): ${fetched.reason}`,
+        });
+        confirmations.skip(entry.file, entry.pageAfter);
+        continue;
       }
       if (fetched.kind === "alreadyStored") {
         stats.skippedFile();
@@ -186,6 +296,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
       }
     }
     if (job.signal.aborted) throw job.signal.reason;
+    releaseHeld();
     await confirmations.settled();
     return confirmations;
   } catch (error) {
@@ -202,6 +313,46 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   } finally {
     job.signal.removeEventListener("abort", stop);
   }
+}
+
+/**
+ * The error that stops a run on a file no retry will cure (a persistent integrity mismatch, an
+ * unexplained 404), naming the way past it when there is a checkpoint: `state skip`.
+ */
+function withSkipAdvice(
+  error: unknown,
+  file: LogFile,
+  eventType: string,
+  store: CursorStore | undefined,
+): unknown {
+  if (!store || !(error instanceof CliError)) return error;
+  const poison = error instanceof GoneFileError || error.kind === "integrity";
+  if (!poison) return error;
+  // A message ending in ":" introduces its detail (the API's answer): the advice goes before it.
+  const colon = error.message.endsWith(":");
+  const message = `${colon ? error.message.slice(0, -1) : error.message}; to pass this file ` +
+    `on purpose, run \`${store.skipCommand(eventType, file.id)}\`${colon ? ":" : ""}`;
+  const options = { cause: error, detail: error.detail };
+  return error instanceof GoneFileError
+    ? new GoneFileError(error.file, error.reason, message, options)
+    : new CliError(error.kind, message, options);
+}
+
+/** The breaker's error: several unavailable files in a row; the checkpoint stays before them. */
+function breakerError(
+  eventType: string,
+  streak: Array<{ file: LogFile }>,
+  store: CursorStore | undefined,
+): CliError {
+  const ids = streak.map(({ file }) => file.id);
+  const where = store ? `; the checkpoint stays before ${ids[0]}` : "";
+  return new CliError(
+    "api",
+    `${ids.length} ${eventType} files in a row were answered "no longer available" although ` +
+      `not near the API's retention (${ids.join(", ")}): files do not expire like that; ` +
+      `something between this tool and the API (a proxy, ids altered on the way) may be at ` +
+      `fault${where}; check --api-base and any proxy, then run again`,
+  );
 }
 
 /** A FIFO with a capacity: `push` waits while full, `shift` waits while empty. */

@@ -12,13 +12,18 @@
  * `copyBody` into the spool, and `verify` what arrived against the listing. The API client calls
  * this (`client.download(file, spool, hooks)`); it owns the requests, the retry policy and the
  * abort signal, and hands them in through `FileSource` and `DownloadSettings`.
+ *
+ * This loop is the one retry loop of a download: a request is tried at most `policy.retries` + 1
+ * times in all, whether the API's download endpoint or storage failed. A 404 from the API's
+ * download endpoint is tried `GONE_TRIES` times, spaced out, and then the file is gone
+ * (`GoneFileError`, with why).
  */
 import { createHash, type Hash } from "node:crypto";
 import process from "node:process";
-import type { LogFile } from "./api.ts";
 import { canDecode, contentCoding, decode } from "./coding.ts";
-import { CliError, DecodeError, TransientError } from "./errors.ts";
+import { CliError, DecodeError, GoneFileError, type GoneReason, TransientError } from "./errors.ts";
 import { type Opened, readBody } from "./http.ts";
+import type { LogFile } from "./log_file.ts";
 import { retryDelay, type RetryNotice, type RetryPolicy, sleep } from "./retry.ts";
 
 /** Where a download's bytes go; `restart` throws away what was written so far. */
@@ -29,8 +34,11 @@ export interface SpoolWriter {
 
 /** What a download needs of the API client: where a file is, and its bytes from an offset. */
 export interface FileSource {
-  /** Where file `id`'s bytes are now (a fresh signed URL each call); retried by the client. */
-  resolveDownload(id: string): Promise<URL>;
+  /**
+   * Where `file`'s bytes are now (a fresh signed URL each call): one request, never retried
+   * inside (the download's loop retries it). A 404 rejects with `FileNotFoundError`.
+   */
+  resolveDownload(file: LogFile): Promise<URL>;
   /** GETs `url` from byte `offset` on, following redirects by the client's policy. */
   openFile(url: URL, offset: number, what: string): Promise<Opened>;
   /** Whether HTTP `status` from `url` says a signed storage URL expired (never the API's own). */
@@ -52,6 +60,84 @@ export interface DownloadSettings {
   integrityAttempts?: number;
   /** Cap on decoded bytes when the listing does not pin them (default `maxUnlistedBytes()`). */
   maxUnlistedBytes?: number;
+  /** Wait between the tries of a 404 from the API (default `goneRetryMs()`). */
+  goneRetryMs?: number;
+  /** Epoch milliseconds now, to tell an expired file (default `Date.now`). */
+  now?: () => number;
+}
+
+/**
+ * The API's download endpoint answered 404 for a listed file: maybe transient, maybe gone. The
+ * download tries again, then decides (`goneReason`).
+ */
+export class FileNotFoundError extends CliError {
+  constructor(message: string, options: { detail?: string } = {}) {
+    super("api", message, options);
+    this.name = "FileNotFoundError";
+  }
+}
+
+/** Tries of a download answered 404 by the API before the file counts as gone. */
+export const GONE_TRIES = 3;
+/** Wait between those tries: the three are spread over 30 s (a 404 may be transient). */
+export const DEFAULT_GONE_RETRY_MS = 15_000;
+/** For tests only: overrides `DEFAULT_GONE_RETRY_MS` (milliseconds). */
+export const GONE_RETRY_ENV = "OAI_COMPLIANCE_GONE_RETRY_MS";
+/** The API keeps files 30 days; one older than this may have expired before its download. */
+export const NEAR_RETENTION_MS = 29 * 24 * 3_600_000;
+
+/**
+ * The wait between tries of a 404: `OAI_COMPLIANCE_GONE_RETRY_MS`, else 15 s.
+ *
+ * @example
+ * ```ts
+ * goneRetryMs(); // 15000 unless the test-only variable says otherwise
+ * ```
+ */
+export function goneRetryMs(): number {
+  let text: string | undefined;
+  try {
+    text = process.env[GONE_RETRY_ENV];
+  } catch {
+    // Not granted (deno compile's narrow --allow-env): the default.
+  }
+  return text && /^\d+$/.test(text) ? Number(text) : DEFAULT_GONE_RETRY_MS;
+}
+
+/**
+ * Why a listed file the API answers 404 for is gone: `expired` when its `end_time` is older than
+ * the retention less a margin, `unavailable` when the answer says "no longer available",
+ * `unexplained` otherwise.
+ *
+ * @example
+ * ```ts
+ * const file = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-01T00:00:00Z" };
+ * goneReason(file, '{"error":"not found"}', Date.parse("2026-08-15T00:00:00Z")); // "expired"
+ * ```
+ */
+export function goneReason(file: LogFile, answer: string, nowMs: number): GoneReason {
+  const end = Date.parse(file.end_time);
+  if (Number.isFinite(end) && nowMs - end > NEAR_RETENTION_MS) return "expired";
+  if (/no longer available/i.test(answer)) return "unavailable";
+  return "unexplained";
+}
+
+/** The `GoneFileError` for `file` after its last 404 (`last`). */
+function goneError(file: LogFile, last: FileNotFoundError, nowMs: number, spanMs: number) {
+  const reason = goneReason(file, last.detail ?? "", nowMs);
+  const age = Math.floor((nowMs - Date.parse(file.end_time)) / (24 * 3_600_000));
+  const days = age === 1 ? "1 day" : `${age} days`;
+  const tries = `the API answered 404 on ${GONE_TRIES} tries over ${Math.round(spanMs / 1000)}s`;
+  const named = `log file ${file.id} (${file.event_type}, end_time ${file.end_time})`;
+  const message = reason === "expired"
+    ? `${named} has expired: ${tries}, and the file is ${days} old (the API keeps files 30 days)`
+    : reason === "unavailable"
+    ? `${named} is no longer available: ${tries} saying so, though the file is only ${days} ` +
+      `old (the API keeps files 30 days)`
+    : `${named} was listed but cannot be downloaded: ${tries}, and the file is only ${days} ` +
+      `old (the API keeps files 30 days); check --api-base and any proxy, retry later, and ` +
+      `report it with --verbose output if it persists`;
+  return new GoneFileError(file, reason, message, { detail: last.detail, cause: last });
 }
 
 export interface Downloaded {
@@ -74,7 +160,9 @@ export const MAX_UNLISTED_ENV = "OAI_COMPLIANCE_MAX_UNLISTED_BYTES";
  * (its listed size may be the compressed one): a server cannot fill the disk through it.
  *
  * @example
+ * ```ts
  * maxUnlistedBytes(); // 8589934592 unless OAI_COMPLIANCE_MAX_UNLISTED_BYTES says otherwise
+ * ```
  */
 export function maxUnlistedBytes(): number {
   let text: string | undefined;
@@ -155,8 +243,12 @@ export type Answer =
  * headers.
  *
  * @example
- * classify(206, new Headers({ "content-range": "bytes 100-199/200" }), 100, file, false)
+ * ```ts
+ * import type { LogFile } from "./log_file.ts";
+ * const file: LogFile = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-01T00:00:00Z" };
+ * classify(206, new Headers({ "content-range": "bytes 100-199/200" }), 100, file, false);
  * // { kind: "body", skip: 0, coding: undefined, stated: 200 }
+ * ```
  */
 export function classify(
   status: number,
@@ -337,7 +429,14 @@ class FileDownload {
  * `integrityAttempts` times.
  *
  * @example
- * const downloaded = await downloadFile(client, file, spool, { policy, timeoutMs, onRetry });
+ * ```ts
+ * import type { LogFile } from "./log_file.ts";
+ * declare const client: FileSource; // the API client
+ * declare const file: LogFile;
+ * declare const spool: SpoolWriter;
+ * declare const settings: DownloadSettings; // policy, timeoutMs, onRetry...
+ * const downloaded = await downloadFile(client, file, spool, settings);
+ * ```
  */
 export async function downloadFile(
   source: FileSource,
@@ -355,6 +454,8 @@ export async function downloadFile(
   const { what } = download;
   let url: URL | undefined;
   let failures = 0;
+  let notFound = 0;
+  let firstNotFoundAt = 0;
   let mismatches = 0;
   // The most bytes ever held: only getting past it counts as progress that earns back retries,
   // so a file that is re-downloaded from scratch again and again cannot loop forever.
@@ -362,7 +463,7 @@ export async function downloadFile(
 
   while (true) {
     try {
-      url ??= await source.resolveDownload(file.id);
+      url ??= await source.resolveDownload(file);
       const opened = await source.openFile(url, download.written, what);
       const { status, headers } = opened.response;
       const answer = classify(
@@ -429,6 +530,24 @@ export async function downloadFile(
       });
       await download.startOver();
     } catch (error) {
+      if (error instanceof FileNotFoundError && !settings.signal?.aborted) {
+        const now = settings.now ?? Date.now;
+        if (notFound === 0) firstNotFoundAt = now();
+        notFound++;
+        if (notFound >= GONE_TRIES) {
+          throw goneError(file, error, now(), now() - firstNotFoundAt);
+        }
+        const waitMs = settings.goneRetryMs ?? goneRetryMs();
+        settings.onRetry({
+          what,
+          attempt: notFound + 1,
+          of: GONE_TRIES,
+          waitMs,
+          reason: `${error.message} the file may be gone, asking again`,
+        });
+        await sleep(waitMs, settings.signal);
+        continue;
+      }
       if (!(error instanceof TransientError) || settings.signal?.aborted) throw error;
       if (download.written > reached) {
         reached = download.written;

@@ -4,7 +4,9 @@
  * maps to an exit code; the reporter renders one of them as the run's one fatal line.
  *
  * @example
+ * ```ts
  * throw new CliError("usage", "limit must be an integer from 1 to 100, got '500'");
+ * ```
  */
 export type ErrorKind =
   | "usage"
@@ -55,7 +57,12 @@ export class CliError extends Error {
  * server's `Retry-After` when it sent one. Retried by `lib/retry.ts`; final once retries run out.
  *
  * @example
- * throw new TransientError("api", "HTTP error 429 while listing logs:", parseRetryAfter(header));
+ * ```ts
+ * import { parseRetryAfter } from "./retry.ts";
+ * declare const response: Response;
+ * const retryAfterMs = parseRetryAfter(response.headers.get("retry-after"));
+ * throw new TransientError("api", "HTTP error 429 while listing logs:", retryAfterMs);
+ * ```
  */
 export class TransientError extends CliError {
   constructor(
@@ -119,10 +126,25 @@ export class DecodeError extends Error {
  * The usage error of a command given no arguments at all: its help text instead of an error line.
  *
  * @example
- * if (argv.length === 0) throw usageError(HELP);
+ * ```ts
+ * declare const argv: string[];
+ * if (argv.length === 0) throw usageError("Usage: oai-compliance-logs list ...");
+ * ```
  */
 export function usageError(help: string): CliError {
   return new CliError("usage", "no arguments given", { usage: help });
+}
+
+/**
+ * A usage error whose one line points at the help (exit 2).
+ *
+ * @example
+ * ```ts
+ * throw usage("--gzip is an option of --output-dir");
+ * ```
+ */
+export function usage(message: string): CliError {
+  return new CliError("usage", `${message} (see --help)`);
 }
 
 /**
@@ -144,7 +166,9 @@ export type RunStatus = "ok" | "failed" | "interrupted" | "incomplete";
  * stdout (`| head`) is how pipelines end: status ok, exit 0. Anything not a `CliError` is 1.
  *
  * @example
- * const { status, exitCode } = outcomeOf(failure);
+ * ```ts
+ * const { status, exitCode } = outcomeOf(new CliError("usage", "no event type")); // "failed", 2
+ * ```
  */
 export function outcomeOf(failure: unknown): { status: RunStatus; exitCode: number } {
   if (failure === undefined || failure instanceof BrokenPipeError) {
@@ -163,7 +187,11 @@ export function outcomeOf(failure: unknown): { status: RunStatus; exitCode: numb
  * The exit code of a process that stops with `error` (see `outcomeOf`).
  *
  * @example
- * exit(exitCodeOf(error));
+ * ```ts
+ * import process from "node:process";
+ * declare const error: unknown;
+ * process.exit(exitCodeOf(error));
+ * ```
  */
 export function exitCodeOf(error: unknown): number {
   return outcomeOf(error).exitCode;
@@ -197,7 +225,10 @@ const ERRNO_CODES: Record<number, string> = {
  * The `code` of a Node-style system error ("ENOENT", ...), if it has one.
  *
  * @example
- * if (codeOf(error) === "ENOENT") return undefined;
+ * ```ts
+ * codeOf(Object.assign(new Error("no such file"), { code: "ENOENT" })); // "ENOENT"
+ * codeOf(new Error("No such file or directory (os error 2)")); // "ENOENT"
+ * ```
  */
 export function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -225,7 +256,11 @@ const REASONS: Record<string, string> = {
  * A short, runtime-independent description of a file system error.
  *
  * @example
+ * ```ts
+ * declare const error: unknown;
+ * const path = "out/AUTH_LOG.jsonl";
  * throw new CliError("io", `cannot write ${path}: ${reason(error)}`);
+ * ```
  */
 export function reason(error: unknown): string {
   const code = codeOf(error);
@@ -268,8 +303,10 @@ function formsOf(secret: string): Set<string> {
  * prints: afterwards `redact` hides any run of `REDACT_WINDOW` or more of its characters.
  *
  * @example
+ * ```ts
  * registerSecret("sk-proj-0123456789abcdefghij");
  * redact("got sk-proj-0123456789abcd...") // "got ***..."
+ * ```
  */
 export function registerSecret(secret: string): void {
   if (!secret) return;
@@ -286,8 +323,10 @@ export function registerSecret(secret: string): void {
  * every short secret replaced whole: a last guard on all output paths, run on each stderr line.
  *
  * @example
+ * ```ts
  * registerSecret("sk-abcdefghijklmnopqrstuvwxyz");
  * redact("key=sk-abcdefghijklmnopq!") // "key=***!"
+ * ```
  */
 export function redact(text: string): string {
   let out = text;
@@ -326,7 +365,10 @@ function redactWindows(text: string): string {
  * lets a JSON log line be redacted before it is serialized, so `***` never splits an escape.
  *
  * @example
- * JSON.stringify(redactValues({ detail: body })) // valid JSON, no secret in `detail`
+ * ```ts
+ * declare const body: string;
+ * JSON.stringify(redactValues({ detail: body })); // valid JSON, no secret in `detail`
+ * ```
  */
 export function redactValues(value: unknown): unknown {
   if (typeof value === "string") return redact(value);

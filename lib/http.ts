@@ -4,10 +4,27 @@
  * hang), an overall deadline and a size cap for API answers (a server that trickles a byte at a
  * time, or a compressed answer that inflates to gigabytes, cannot hold a run or its memory).
  * Bodies arrive as sent and are decoded here (`lib/coding.ts`), under those caps.
+ *
+ * Requests may use any method and carry a body: bytes or text from memory, or a stream of known
+ * length made afresh for each attempt (a spool file), sent with its Content-Length. Redirects are
+ * never followed here: the caller sees the 3xx and decides (`lib/urls.ts` says which targets
+ * may be followed), so a credential never travels to a host nobody chose.
+ *
+ * @example
+ * ```ts
+ * declare const url: URL;
+ * const answer = await request(url, { "content-type": "application/json" }, {
+ *   method: "POST",
+ *   body: JSON.stringify({ event: "x" }),
+ *   timeoutMs: 30_000,
+ *   what: "sending events",
+ * });
+ * if (answer.status !== 200) throw new Error(answer.text);
+ * ```
  */
 import { CliError, DecodeError, TransientError } from "./errors.ts";
 import { contentCoding, decode } from "./coding.ts";
-import { fetchInit } from "./runtime.ts";
+import { fetchInit, runtimeName } from "./runtime.ts";
 
 /** An API answer, headers and body, must be whole within this many idle timeouts (`--timeout`). */
 export const DEADLINE_TIMEOUTS = 5;
@@ -21,10 +38,42 @@ export const MAX_ERROR_BODY_BYTES = 64 * 1024;
  * `--timeout 30`. File bodies are exempt: they may take hours yet keep making progress.
  *
  * @example
+ * ```ts
  * answerDeadlineMs(30_000); // 150_000
+ * ```
  */
 export function answerDeadlineMs(idleMs: number): number {
   return DEADLINE_TIMEOUTS * idleMs;
+}
+
+/**
+ * A body streamed with a known length, e.g. a spool file: `open()` is called once per request and
+ * must yield exactly `length` bytes from the first (a retry calls it again).
+ */
+export interface StreamedBody {
+  length: number;
+  open(): ReadableStream<Uint8Array>;
+}
+
+/** What a request carries: bytes or text from memory, or a stream of known length. */
+export type RequestBody = Uint8Array | string | StreamedBody;
+
+/**
+ * The most bytes of a streamed body held in memory where the runtime cannot stream it with a
+ * Content-Length (Deno sends an unsized stream chunked and drops the header, see
+ * denoland/deno#24197, and object stores refuse a PUT without one): 512 MiB.
+ */
+export const MAX_BUFFERED_BODY_BYTES = 512 * 1024 * 1024;
+
+export interface RequestOptions {
+  /** Response headers must arrive within this long of the last byte of the body sent. */
+  timeoutMs: number;
+  /** What the request is for, in error messages: "listing logs", "uploading f.jsonl". */
+  what: string;
+  signal?: AbortSignal;
+  /** Default GET. */
+  method?: string;
+  body?: RequestBody;
 }
 
 export interface Opened {
@@ -33,7 +82,10 @@ export interface Opened {
   abort: (reason?: unknown) => void;
   /** Where the request went (its host names the culprit in errors). */
   url: URL;
-  /** `performance.now()` when the request started; deadlines count from here. */
+  /**
+   * `performance.now()` when the request started (for a request with a body, when its answer's
+   * headers arrived); the answer's deadline counts from here.
+   */
   startedAt: number;
 }
 
@@ -67,15 +119,23 @@ export function networkHint(reason: string): string {
 }
 
 /**
- * Starts a GET and resolves with the response once its headers arrive. Network failures and
- * timeouts become `TransientError`s; an abort of `signal` rejects with the signal's reason.
- * The body will arrive as sent: `accept-encoding: identity` asks servers not to compress, and
- * one that does anyway (storage holding gzip objects) is decoded by `readText` or the caller.
+ * Sends a request (a GET unless `options.method` says otherwise, with `options.body` if given)
+ * and resolves with the response once its headers arrive. Network failures and timeouts become
+ * `TransientError`s; an abort of `signal` rejects with the signal's reason; a streamed body that
+ * does not hold its stated length is an `io` error. The answer's body will arrive as sent:
+ * `accept-encoding: identity` asks servers not to compress, and one that does anyway (storage
+ * holding gzip objects) is decoded by `readText` or the caller.
+ *
+ * @example
+ * ```ts
+ * declare const url: URL;
+ * const opened = await openRequest(url, {}, { timeoutMs: 30_000, what: "listing logs" });
+ * ```
  */
 export async function openRequest(
   url: URL,
   headers: Record<string, string>,
-  options: { timeoutMs: number; what: string; signal?: AbortSignal },
+  options: RequestOptions,
 ): Promise<Opened> {
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort(options.signal!.reason);
@@ -85,19 +145,31 @@ export async function openRequest(
     "network",
     `timed out after ${options.timeoutMs / 1000}s waiting for ${url.host} while ${options.what}`,
   );
-  const timer = setTimeout(() => controller.abort(timeout), options.timeoutMs);
+  // Armed again by every chunk of a streamed body: a long upload that keeps moving is not stalled.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(timeout), options.timeoutMs);
+  };
   const startedAt = performance.now();
+  const sending: { failure?: CliError } = {};
   try {
+    const body = await outgoing(options, sending, arm);
+    arm();
     const response = await fetch(url, {
       ...fetchInit(url),
-      headers: { "accept-encoding": "identity", ...headers },
+      method: options.method ?? "GET",
+      headers: { "accept-encoding": "identity", ...headers, ...body.headers },
+      // Any Uint8Array is sent as is (the DOM types want one over a plain ArrayBuffer).
+      body: body.body as BodyInit | undefined,
+      ...(body.body instanceof ReadableStream ? { duplex: "half" } : {}),
       redirect: "manual",
       signal: controller.signal,
     });
     return {
       response,
       url,
-      startedAt,
+      startedAt: options.body === undefined ? startedAt : performance.now(),
       abort: (reason) => {
         controller.abort(reason);
         options.signal?.removeEventListener("abort", onOuterAbort);
@@ -106,6 +178,8 @@ export async function openRequest(
   } catch (error) {
     options.signal?.removeEventListener("abort", onOuterAbort);
     if (options.signal?.aborted) throw options.signal.reason;
+    if (sending.failure) throw sending.failure;
+    if (error instanceof CliError) throw error;
     if (controller.signal.aborted) throw timeout;
     const reason = networkReason(error);
     throw new TransientError(
@@ -119,6 +193,107 @@ export async function openRequest(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether this runtime's fetch sends a stream body with the Content-Length it is given. */
+function streamsWithLength(): boolean {
+  return !runtimeName().startsWith("deno");
+}
+
+/**
+ * The body as fetch takes it, and the headers it needs. A streamed body is checked against its
+ * length on the way (a mismatch is recorded in `sending.failure`) and calls `progress` per chunk;
+ * where the runtime cannot stream it with a length, it is read into memory first.
+ */
+async function outgoing(
+  options: RequestOptions,
+  sending: { failure?: CliError },
+  progress: () => void,
+): Promise<
+  { body?: Uint8Array | string | ReadableStream<Uint8Array>; headers?: Record<string, string> }
+> {
+  const body = options.body;
+  if (body === undefined || typeof body === "string" || body instanceof Uint8Array) {
+    return { body };
+  }
+  const { length } = body;
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new CliError(
+      "io",
+      `the body of a request while ${options.what} has no valid length (${length})`,
+    );
+  }
+  const checked = measured(body.open(), length, options.what, sending, progress);
+  if (streamsWithLength()) return { body: checked, headers: { "content-length": String(length) } };
+  if (length > MAX_BUFFERED_BODY_BYTES) {
+    throw new CliError(
+      "io",
+      `the body of a request while ${options.what} is ${length} bytes; under Deno at most ` +
+        `${formatMiB(MAX_BUFFERED_BODY_BYTES)} can be sent with its length (run it under Bun, or ` +
+        `send smaller parts)`,
+    );
+  }
+  const whole = new Uint8Array(length);
+  let at = 0;
+  const reader = checked.getReader();
+  try {
+    while (true) {
+      const step = await reader.read();
+      if (step.done) break;
+      whole.set(step.value, at);
+      at += step.value.length;
+    }
+  } catch (error) {
+    throw sending.failure ?? error;
+  }
+  return { body: whole };
+}
+
+/** `stream`, failing (and recording why in `sending`) when it yields more or less than `length`. */
+function measured(
+  stream: ReadableStream<Uint8Array>,
+  length: number,
+  what: string,
+  sending: { failure?: CliError },
+  progress: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = stream.getReader();
+  let sent = 0;
+  const fail = (controller: ReadableStreamDefaultController<Uint8Array>, why: string) => {
+    sending.failure = new CliError(
+      "io",
+      `the body of a request while ${what} ${why}; nothing was taken as sent`,
+    );
+    controller.error(sending.failure);
+    reader.cancel().catch(() => {});
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let step: ReadableStreamReadResult<Uint8Array>;
+      try {
+        step = await reader.read();
+      } catch (error) {
+        return fail(
+          controller,
+          `could not be read (${error instanceof Error ? error.message : error})`,
+        );
+      }
+      if (step.done) {
+        if (sent !== length) return fail(controller, `ended after ${sent} of its ${length} bytes`);
+        return controller.close();
+      }
+      const chunk = typeof step.value === "string"
+        ? new TextEncoder().encode(step.value)
+        : step.value;
+      sent += chunk.length;
+      if (sent > length) return fail(controller, `is longer than its stated ${length} bytes`);
+      progress();
+      controller.enqueue(chunk);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 /**
@@ -198,7 +373,10 @@ export async function* readBody(
  * throws, or with `truncate` returns what came so far. Either way it stops reading and aborts.
  *
  * @example
+ * ```ts
+ * declare const opened: Opened;
  * const text = await readText(opened, { idleMs: 30_000, what: "listing logs" });
+ * ```
  */
 export async function readText(
   opened: Opened,
@@ -245,6 +423,70 @@ export async function readText(
   }
   const decoder = new TextDecoder();
   return chunks.map((c) => decoder.decode(c, { stream: true })).join("") + decoder.decode();
+}
+
+/**
+ * An answer read whole: its status, headers and decoded text (see `readText` for the limits).
+ */
+export interface Answer {
+  status: number;
+  headers: Headers;
+  url: URL;
+  text: string;
+}
+
+/**
+ * Sends a request and reads its whole answer under the answer deadline and a size cap (default
+ * `MAX_ANSWER_BYTES`; with `truncate`, a longer answer is cut there instead of refused). Any
+ * status resolves; a 3xx is not followed.
+ *
+ * @example
+ * ```ts
+ * declare const url: URL;
+ * const answer = await request(url, {}, { method: "PUT", body: "{}", timeoutMs: 30_000, what: "uploading" });
+ * ```
+ */
+export async function request(
+  url: URL,
+  headers: Record<string, string>,
+  options: RequestOptions & { maxBytes?: number; truncate?: boolean },
+): Promise<Answer> {
+  const opened = await openRequest(url, headers, options);
+  const text = await readText(opened, {
+    idleMs: options.timeoutMs,
+    what: options.what,
+    signal: options.signal,
+    maxBytes: options.maxBytes,
+    truncate: options.truncate,
+  });
+  const { status, headers: answerHeaders } = opened.response;
+  return { status, headers: answerHeaders, url, text };
+}
+
+/**
+ * The answer's body parsed as JSON, read as `readText` reads it; an `api` error when it is not
+ * JSON.
+ *
+ * @example
+ * ```ts
+ * declare const opened: Opened;
+ * const doc = await readJson(opened, { idleMs: 30_000, what: "indexing events" });
+ * ```
+ */
+export async function readJson(
+  opened: Opened,
+  options: { idleMs: number; what: string; signal?: AbortSignal; maxBytes?: number },
+): Promise<unknown> {
+  const text = await readText(opened, options);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(
+      "api",
+      `the answer from ${opened.url.host} while ${options.what} is not JSON ` +
+        `(${text.length} characters, starting ${JSON.stringify(text.slice(0, 80))})`,
+    );
+  }
 }
 
 function formatMiB(bytes: number): string {

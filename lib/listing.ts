@@ -5,15 +5,26 @@
  * the run's delivery and by the `list` command.
  *
  * @example
- * const start = startingPoint(checkpoint?.cursor("AUTH_LOG"), after, "AUTH_LOG");
+ * ```ts
+ * import type { LogFile } from "./api.ts";
+ * import type { CursorStore } from "./destinations/contract.ts";
+ * declare const client: ListingClient;
+ * declare const observer: ListingObserver;
+ * declare const checkpoint: CursorStore;
+ * declare function deliver(file: LogFile): Promise<void>;
+ * const start = { after: "2026-07-01T00:00:00Z", seen: new Set<string>() };
  * const settings = { limit: 100, settleMs: 0 };
  * for await (const entry of listEntries(client, "AUTH_LOG", start, settings, observer)) {
  *   if (entry.kind === "file") await deliver(entry.file);
  *   else await checkpoint.advance("AUTH_LOG", entry.nextAfter, entry.boundaryIds);
  * }
+ * ```
  */
-import type { ListPage, ListQuery, LogFile } from "./api.ts";
+import type { ListPage, ListQuery, LogFile } from "./log_file.ts";
+import type { ListingSettings } from "./settings.ts";
 import { CliError } from "./errors.ts";
+import type { Reporter } from "./reporter/mod.ts";
+import type { RunStats } from "./run_stats.ts";
 import { toMicros } from "./time.ts";
 
 /** A file to deliver (listed on the page asked with `pageAfter`), or the end of a page. */
@@ -32,15 +43,6 @@ export interface ListingClient {
   listPage(query: ListQuery): Promise<ListPage>;
 }
 
-export interface ListingSettings {
-  /** Files per page. */
-  limit: number;
-  /** Only files whose end_time is earlier (sent to the API). */
-  before?: string;
-  /** Files whose end_time is more recent than this are left for a later poll. */
-  settleMs: number;
-  now?: () => number;
-}
 
 /** Told as the listing goes: progress for the reporter, counts for the run's statistics. */
 export interface ListingObserver {
@@ -51,25 +53,33 @@ export interface ListingObserver {
 }
 
 /**
- * Where listing starts for `eventType`: the checkpoint's cursor, else `after` (the `<after>`
- * argument); a usage error when there is neither.
+ * The observer that reports a listing's progress as reporter events and counts its pages and
+ * skipped files in the run's statistics: what `run` and `list` both show.
  *
  * @example
- * startingPoint(undefined, "2026-07-01T00:00:00Z", "AUTH_LOG"); // starts at <after>, nothing seen
+ * ```ts
+ * import type { Reporter } from "./reporter/mod.ts";
+ * import { RunStats } from "./run_stats.ts";
+ * declare const reporter: Reporter;
+ * const observer = reportingObserver(reporter, new RunStats());
+ * ```
  */
-export function startingPoint(
-  saved: { after: string; seen: string[] } | undefined,
-  after: string | undefined,
-  eventType: string,
-): Start {
-  if (saved) return { after: saved.after, seen: new Set(saved.seen) };
-  if (after === undefined) {
-    throw new CliError(
-      "usage",
-      `the state file has no cursor for ${eventType} yet; give <after> or --after for the first run`,
-    );
-  }
-  return { after, seen: new Set<string>() };
+export function reportingObserver(
+  reporter: Pick<Reporter, "emit">,
+  stats: Pick<RunStats, "pageListed" | "skippedFile">,
+): ListingObserver {
+  return {
+    pageStarted: (eventType, page, after) =>
+      reporter.emit({ event: "pageStart", eventType, page, after }),
+    pageListed: (eventType, page, after, files, hasMore) => {
+      stats.pageListed();
+      reporter.emit({ event: "page", eventType, page, after, files, hasMore });
+    },
+    skipped: (id, why) => {
+      stats.skippedFile();
+      reporter.emit({ event: "skip", id, reason: why });
+    },
+  };
 }
 
 /** How far ahead of the local clock a listed time may be before it is a server error. */
@@ -82,7 +92,11 @@ const MAX_FUTURE_MS = 86_400_000;
  * skip every real file until that day). A missing `event_type` counts as the asked one.
  *
  * @example
+ * ```ts
+ * import type { ListPage } from "./api.ts";
+ * declare const page: ListPage;
  * checkPage(page, "AUTH_LOG", Date.now(), "2026-07-01T00:00:00Z");
+ * ```
  */
 export function checkPage(page: ListPage, eventType: string, nowMs: number, after: string): void {
   const what = `listing ${eventType} logs (after=${after})`;

@@ -6,13 +6,14 @@
  * replaced the key file.
  *
  * @example
+ * ```ts
  * const stream = await inspectOutputFile("out.jsonl"); // false: a regular file (or none yet)
  * await refuseSameFiles([["-o", "out.jsonl"], ["--state", "state.json"]]);
+ * ```
  */
 import { lstat, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { codeOf, reason } from "./errors.ts";
-import { usage } from "./commands/_arguments.ts";
+import { codeOf, reason, usage } from "./errors.ts";
 import { ownedByUs } from "./cleanup.ts";
 
 /**

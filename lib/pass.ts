@@ -1,46 +1,42 @@
 /**
- * One pass over every event type: opens the client and the destination, delivers each event type
- * in turn (lib/delivery.ts), then finishes the destination (or aborts it on failure). The session
- * (lib/session.ts) runs one pass, or with `--follow` one per poll.
+ * One pass over every event type: works out where each starts (lib/start.ts), opens the
+ * destination, delivers each event type in turn (lib/delivery.ts), then finishes the destination
+ * (or aborts it on failure). The session (lib/session.ts) runs one pass, or with `--follow` one
+ * per poll. It names no destination kind: it opens whatever `ConfiguredDestination` it is given.
  *
  * @example
- * await runPass(settings, { reporter, signal, store: checkpoint, stats });
+ * ```ts
+ * declare const plan: PassPlan;
+ * declare const context: PassContext;
+ * await runPass(plan, context);
+ * ```
  */
-import { type ClientOptions, ComplianceClient } from "./api.ts";
-import type { RunStats } from "./run_stats.ts";
-import { deliverEventType, type DeliveryReporter, type DeliverySettings } from "./delivery.ts";
-import type { CursorStore, Destination } from "./destinations/contract.ts";
-import { createStdoutDestination } from "./destinations/stdout.ts";
-import { createFileDestination } from "./destinations/file.ts";
-import { createStreamFileDestination } from "./destinations/stream_file.ts";
-import { DirectoryDestination } from "./destinations/directory.ts";
+import type { Checkpoint } from "./checkpoint/model.ts";
+import { deliverEventType, type DeliveryClient, type DeliveryReporter } from "./delivery.ts";
+import type { ConfiguredDestination } from "./destinations/mod.ts";
 import type { Confirmations } from "./destinations/confirmations.ts";
-import { startingPoint } from "./listing.ts";
+import { CliError } from "./errors.ts";
+import { COMPLIANCE_READ_SCOPE, scopeForType } from "./event_types.ts";
+import type { RunStats } from "./run_stats.ts";
+import type { ListingSettings, Selection } from "./settings.ts";
+import { startsOf } from "./start.ts";
 
-/** Where files go: stdout, one `-o` file (`stream`: a FIFO or device), or an `--output-dir` tree. */
-export type Output =
-  | { kind: "stdout" }
-  | { kind: "file"; path: string; stream?: boolean }
-  | { kind: "dir"; path: string; gzip: boolean };
-
-/** What the API client needs: where, who, and how hard to retry (its hooks come from the pass). */
-export type ClientSettings = Omit<ClientOptions, "onRetry" | "signal">;
-
-export interface PassSettings {
-  eventTypes: string[];
-  /** `<after>` as ISO text: where event types without a checkpoint cursor start. */
-  after?: string;
-  output: Output;
-  client: ClientSettings;
-  delivery: DeliverySettings;
+/** What one pass does: which event types from where, how they are listed, and where they go. */
+export interface PassPlan {
+  selection: Selection;
+  listing: ListingSettings;
+  /** Downloads at once. */
+  concurrency: number;
+  destination: ConfiguredDestination;
 }
 
 export interface PassContext {
   reporter: DeliveryReporter;
   /** Aborted on SIGINT/SIGTERM; the pass then stops and throws its reason. */
   signal: AbortSignal;
+  client: DeliveryClient;
   /** The checkpoint; none without `--state`. */
-  store?: CursorStore;
+  checkpoint?: Checkpoint;
   /** The run's statistics, updated where the destination confirms and the checkpoint moves. */
   stats: RunStats;
 }
@@ -48,43 +44,51 @@ export interface PassContext {
 /**
  * Lists, downloads and delivers every event type once, moving the checkpoint past what the
  * destination confirmed. Throws on the first failure after aborting the destination; `stats`
- * then still counts what was confirmed before it.
- *
- * @example
- * const stats = new RunStats();
- * await runPass({ eventTypes: ["AUTH_LOG"], after, output: { kind: "stdout" }, client, delivery },
- *   { reporter, signal, store, stats });
+ * then still counts what was confirmed before it. With `all`, a type the key's scope refuses
+ * (403) is skipped with a warning and the others go on.
  */
-export async function runPass(settings: PassSettings, context: PassContext): Promise<void> {
-  const { reporter, signal, store, stats } = context;
-  const client = new ComplianceClient({
-    ...settings.client,
-    onRetry: (notice) => {
-      stats.retried();
-      reporter.emit({ event: "retry", ...notice });
-    },
-    signal,
-  });
-  const destination = await createDestination(settings.output);
+export async function runPass(plan: PassPlan, context: PassContext): Promise<void> {
+  const { reporter, signal, checkpoint, stats, client } = context;
+  const { selection } = plan;
+  const { starts, warnings } = startsOf(
+    selection.eventTypes,
+    selection.after?.iso,
+    checkpoint && { path: checkpoint.path, cursor: (type) => checkpoint.cursor(type) },
+    { all: selection.all },
+  );
+  for (const warning of warnings) {
+    reporter.emit({ event: "warning", message: warning.replace(/^warning: /, "") });
+  }
+  const destination = await plan.destination.open();
   // Event types whose files wait for the destination's finish (the -o file) are reported after.
   const awaiting: Array<{ eventType: string; startAfter: string; confirmations: Confirmations }> =
     [];
   try {
-    for (const eventType of settings.eventTypes) {
-      const saved = store?.cursor(eventType);
-      const start = startingPoint(saved, settings.after, eventType);
-      stats.startEventType(eventType, saved?.after ?? null);
-      const confirmations = await deliverEventType({
-        eventType,
-        start,
-        client,
-        destination,
-        store,
-        stats,
-        reporter,
-        signal,
-        settings: settings.delivery,
-      });
+    for (const eventType of selection.eventTypes) {
+      const start = starts.get(eventType)!;
+      stats.startEventType(eventType, checkpoint?.cursor(eventType)?.after ?? null);
+      let confirmations: Confirmations;
+      try {
+        confirmations = await deliverEventType({
+          eventType,
+          start,
+          client,
+          destination,
+          store: checkpoint,
+          stats,
+          reporter,
+          signal,
+          settings: { concurrency: plan.concurrency, ...plan.listing },
+        });
+      } catch (error) {
+        if (!selection.all || signal.aborted || !refusedByScope(error)) throw error;
+        reporter.emit({
+          event: "warning",
+          message: `skipping ${eventType}: the key's scope does not allow it (HTTP 403); add ` +
+            `${scopeForType(eventType)} (or ${COMPLIANCE_READ_SCOPE}) to the key to collect it`,
+        });
+        continue;
+      }
       if (confirmations.pending === 0) reportCompleted(eventType, start.after, context);
       else awaiting.push({ eventType, startAfter: start.after, confirmations });
     }
@@ -101,18 +105,10 @@ export async function runPass(settings: PassSettings, context: PassContext): Pro
   }
 }
 
-/** The destination for `output`; each kind is one module of lib/destinations/. */
-export function createDestination(output: Output): Promise<Destination> {
-  switch (output.kind) {
-    case "stdout":
-      return createStdoutDestination();
-    case "file":
-      return output.stream
-        ? createStreamFileDestination(output.path)
-        : createFileDestination(output.path);
-    case "dir":
-      return Promise.resolve(new DirectoryDestination(output.path, output.gzip));
-  }
+/** A 403 from the API: keys are authorized per event type, so `all` can be refused one type. */
+function refusedByScope(error: unknown): boolean {
+  return error instanceof CliError && error.kind === "auth" &&
+    error.message.startsWith("HTTP error 403");
 }
 
 function reportCompleted(eventType: string, startAfter: string, context: PassContext): void {

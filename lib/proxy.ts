@@ -27,8 +27,11 @@ function first(env: Env, names: string[]): string | undefined {
  * The proxy URL `url` should go through, or undefined to go direct.
  *
  * @example
- * proxyFor(new URL("https://api.openai.com/v1"), { HTTPS_PROXY: "http://proxy:3128" }) // "http://proxy:3128"
- * proxyFor(new URL("https://127.0.0.1:8443/"), { HTTPS_PROXY: "http://proxy:3128", NO_PROXY: "*" }) // undefined
+ * ```ts
+ * const env = { HTTPS_PROXY: "http://proxy:3128" };
+ * proxyFor(new URL("https://api.openai.com/v1"), env); // "http://proxy:3128"
+ * proxyFor(new URL("https://127.0.0.1:8443/"), { ...env, NO_PROXY: "*" }); // undefined
+ * ```
  */
 export function proxyFor(url: URL, env: Env): string | undefined {
   const proxy = url.protocol === "https:"
@@ -45,8 +48,10 @@ export function proxyFor(url: URL, env: Env): string | undefined {
  * Whether `url` matches the NO_PROXY list `noProxy` (rules in the module comment).
  *
  * @example
+ * ```ts
  * bypassesProxy(new URL("https://logs.corp.example/"), ".corp.example") // true
  * bypassesProxy(new URL("https://127.0.0.1:8443/"), "127.0.0.1:9000") // false
+ * ```
  */
 export function bypassesProxy(url: URL, noProxy: string): boolean {
   const host = bare(url.hostname.toLowerCase()).replace(/\.$/, "");

@@ -5,14 +5,32 @@
  * interrupted still counts what it delivered.
  *
  * @example
+ * ```ts
+ * import type { LogFile } from "./api.ts";
+ * import type { Reporter } from "./reporter/mod.ts";
+ * declare const file: LogFile;
+ * declare const reporter: Reporter;
  * const stats = new RunStats();
- * stats.startEventType("AUTH_LOG", checkpointCursor ?? null);
+ * stats.startEventType("AUTH_LOG", null); // null: no checkpoint cursor yet
  * stats.pageListed();
  * stats.confirmed("AUTH_LOG", file, 1500); // the destination confirmed it, the checkpoint moved
- * stats.reached("AUTH_LOG", page.last_end_time); // a whole page delivered
- * reporter.summary(stats.snapshot("ok", 0));
+ * stats.reached("AUTH_LOG", file.end_time); // a whole page delivered, up to its last end_time
+ * reporter.end(stats.snapshot("ok", 0));
+ * ```
  */
 import type { LogFile } from "./api.ts";
+import type { RunStatus } from "./errors.ts";
+
+/** A listed file the API no longer had, recorded as gone (the checkpoint passed it). */
+export interface GoneFileRecord {
+  eventType: string;
+  id: string;
+  endTime: string;
+  reason: "expired" | "unavailable";
+}
+
+/** At most this many gone files are listed in a snapshot (all are counted). */
+export const MAX_LISTED_GONE = 1000;
 
 export interface StatsSnapshot {
   files: number;
@@ -20,10 +38,14 @@ export interface StatsSnapshot {
   pages: number;
   retries: number;
   skipped: number;
+  /** Listed files the API no longer had, recorded as gone: a successful run then exits 4. */
+  gone: number;
+  /** The first `MAX_LISTED_GONE` of them, in the order they were recorded. */
+  goneFiles: GoneFileRecord[];
   durationMs: number;
   /** Per event type: where the delivered data reaches (the checkpoint's cursor when nothing new). */
   cursors: Record<string, string | null>;
-  status: "ok" | "failed" | "interrupted";
+  status: RunStatus;
   exitCode: number;
 }
 
@@ -33,6 +55,7 @@ export class RunStats {
   pages = 0;
   retries = 0;
   skipped = 0;
+  readonly #gone: GoneFileRecord[] = [];
   readonly cursors: Record<string, string | null> = {};
   /** Files confirmed per event type in the current pass (for "Completed downloading N files"). */
   readonly #passFiles = new Map<string, number>();
@@ -74,6 +97,20 @@ export class RunStats {
     this.reached(eventType, file.end_time);
   }
 
+  /**
+   * `file` was gone (its download answered 404, for `reason`) and the checkpoint passed it, as it
+   * passes a delivered file.
+   */
+  goneFile(eventType: string, file: LogFile, reason: GoneFileRecord["reason"]): void {
+    this.#gone.push({ eventType, id: file.id, endTime: file.end_time, reason });
+    this.reached(eventType, file.end_time);
+  }
+
+  /** Every file recorded gone so far (the session ends a run that had any with exit 4). */
+  goneFiles(): GoneFileRecord[] {
+    return this.#gone.map((record) => ({ ...record }));
+  }
+
   /** The delivered data of `eventType` reaches `cursor` (a whole page, or a confirmed file). */
   reached(eventType: string, cursor: string): void {
     this.cursors[eventType] = cursor;
@@ -95,6 +132,8 @@ export class RunStats {
       pages: this.pages,
       retries: this.retries,
       skipped: this.skipped,
+      gone: this.#gone.length,
+      goneFiles: this.#gone.slice(0, MAX_LISTED_GONE).map((record) => ({ ...record })),
       durationMs: this.#now() - this.#started,
       cursors: { ...this.cursors },
       status,

@@ -26,7 +26,11 @@ export interface RuntimeGlobals {
  * The adapter for whichever runtime `globals` belong to.
  *
  * @example
- * platformFor({ Deno: standIn }).name // "deno 9.9.9"
+ * ```ts
+ * import type { DenoLike } from "./runtime/deno.ts";
+ * declare const deno: DenoLike; // its version.deno is "2.1.0"
+ * platformFor({ Deno: deno }).name; // "deno 2.1.0"
+ * ```
  */
 export function platformFor(globals: RuntimeGlobals): Platform {
   if (globals.Deno) return denoPlatform(globals.Deno);
@@ -41,7 +45,15 @@ const platform = platformFor(globalThis as RuntimeGlobals);
  * `io` line naming stdout (ENOSPC on a full disk, EFBIG past `ulimit -f`, EIO...).
  *
  * @example
- * catch (error) { throw stdoutError(error, platform); }
+ * ```ts
+ * import type { Platform } from "./runtime/platform.ts";
+ * declare const platform: Platform;
+ * try {
+ *   await platform.writeStdout(new TextEncoder().encode("{}\n"));
+ * } catch (error) {
+ *   throw stdoutError(error, platform);
+ * }
+ * ```
  */
 export function stdoutError(error: unknown, on: Platform = platform): Error {
   if (on.isBrokenPipe(error)) return new BrokenPipeError();
@@ -147,8 +159,13 @@ export function runtimeName(): string {
  * this runtime or OS offers no lock, or another process holds it.
  *
  * @example
+ * ```ts
+ * import { join } from "node:path";
+ * declare function work(): Promise<void>;
+ * const spool = "out/.oai-spool";
  * const lock = await holdExclusiveLock(join(spool, "lock"));
  * try { await work(); } finally { lock?.release(); }
+ * ```
  */
 export async function holdExclusiveLock(
   path: string,
@@ -169,7 +186,12 @@ export async function holdExclusiveLock(
  * refuses every other open, and a wrong "free" would delete a live run's files.
  *
  * @example
+ * ```ts
+ * import { join } from "node:path";
+ * declare function sweep(dir: string): Promise<void>;
+ * const spool = "out/.oai-spool";
  * if (await isLockHeld(join(spool, "lock")) === false) await sweep(spool);
+ * ```
  */
 export async function isLockHeld(
   path: string,
@@ -227,7 +249,10 @@ function takeProxyEnv(): ProxyEnv {
  * http(s) is a usage error naming only the variables (credentials stay in the URL, never printed).
  *
  * @example
- * proxyUrl(new URL("https://api.openai.com/"), { HTTPS_PROXY: "proxy:3128" })?.href // "http://proxy:3128/"
+ * ```ts
+ * const proxy = proxyUrl(new URL("https://api.openai.com/"), { HTTPS_PROXY: "proxy:3128" });
+ * proxy?.href; // "http://proxy:3128/"
+ * ```
  */
 export function proxyUrl(url: URL, env: ProxyEnv): URL | undefined {
   const chosen = proxyFor(url, env);
@@ -254,7 +279,10 @@ export function proxyUrl(url: URL, env: ProxyEnv): URL | undefined {
  * either form); and the request goes through the proxy lib/proxy.ts picks for it, or direct.
  *
  * @example
+ * ```ts
+ * const url = new URL("https://api.chatgpt.com/v1/compliance/workspaces/ws-1/logs");
  * await fetch(url, { ...fetchInit(url), headers: { "accept-encoding": "identity" } });
+ * ```
  */
 export function fetchInit(url: URL): Record<string, unknown> {
   return platform.fetchInit(proxyUrl(url, takeProxyEnv()));

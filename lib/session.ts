@@ -1,82 +1,50 @@
 /**
- * One run, from checked settings to its summary: the paths checked before any request, the stop
- * signals, the checkpoint opened and locked, the run's statistics, one pass (lib/pass.ts) or with
- * `--follow` one per poll, and the summary rendered from those statistics, also when the run
- * fails or is interrupted.
+ * The `run` command's body on the harness (lib/harness.ts): the destination's checks and the
+ * same-file check before any request, the checkpoint opened and locked, one pass (lib/pass.ts)
+ * or with `--follow` one per poll, and the outcome: a run that passed files the API no longer
+ * had ends with exit 4, after everything else was delivered.
  *
  * @example
- * await runSession(parseRunArgs(argv, env)!, env);
+ * ```ts
+ * declare const settings: import("./settings.ts").RunSettings; // checked by the `run` command
+ * declare const env: Record<string, string | undefined>;
+ * await runSession(settings, env);
+ * ```
  */
 import { existsSync } from "node:fs";
-import type { Env } from "./commands/contract.ts";
-import type { RunSettings } from "./commands/run.ts";
-import { requireStart } from "./commands/_arguments.ts";
 import { Checkpoint } from "./checkpoint/model.ts";
-import { BrokenPipeError, CliError, outcomeOf, registerSecret, TransientError } from "./errors.ts";
-import { inspectOutputFile, refuseSameFiles } from "./output_checks.ts";
-import { type PassContext, type PassSettings, runPass } from "./pass.ts";
-import { colorOnStderr, liveOnStderr, Reporter } from "./reporter/mod.ts";
+import { destinationSecrets } from "./destinations/mod.ts";
+import { BrokenPipeError, CliError, TransientError } from "./errors.ts";
+import { type CommandContext, runCommand } from "./harness.ts";
+import { refuseSameFiles } from "./output_checks.ts";
+import { type PassPlan, runPass } from "./pass.ts";
 import { sleep } from "./retry.ts";
-import { RunStats } from "./run_stats.ts";
-import { ignoreFileSizeSignal, onStopSignal, type StopSignal } from "./runtime.ts";
-
-/** The API keeps about this much history; an older start gets a warning, not a failure. */
-const RETENTION_MS = 30 * 86_400_000;
-/** Proxy passwords shorter than this are not redacted: replacing them would garble the output. */
-const MIN_REDACTED_PASSWORD = 6;
+import type { RunStats } from "./run_stats.ts";
+import type { Env, RunSettings } from "./settings.ts";
+import { startsOf } from "./start.ts";
 
 /**
- * Runs `settings` to the end, then shows the summary and, when the run failed, the error in the
- * chosen log format; throws that failure (already shown) for main.ts's exit code.
- *
- * @example
- * await runSession(parseRunArgs(argv, env)!, env);
+ * Runs `settings` to the end on the harness, which shows the summary and, when the run failed,
+ * the error; throws that failure (already shown) for main.ts's exit code.
  */
-export async function runSession(settings: RunSettings, env: Env): Promise<void> {
-  registerSecret(settings.key);
-  registerProxySecrets(env);
-  ignoreFileSizeSignal();
-  const reporter = new Reporter({
-    verbosity: settings.verbosity,
-    format: settings.logFormat,
-    live: liveOnStderr(env),
-    color: colorOnStderr(env),
+export function runSession(settings: RunSettings, env: Env): Promise<void> {
+  const { statePath } = settings;
+  return runCommand(settings, env, async (context) => {
+    await checkBeforeRequests(settings, env);
+    const checkpoint = await openCheckpoint(settings, context);
+    try {
+      context.started();
+      await passes(settings, { ...context, checkpoint });
+    } finally {
+      await checkpoint?.close();
+    }
+    const gone = goneFailure(context.stats);
+    if (gone) throw gone;
+  }, {
+    secrets: destinationSecrets(env),
+    mapFailure: (error) =>
+      error instanceof BrokenPipeError && statePath ? closedStdout(statePath) : error,
   });
-  for (const warning of settings.warnings) warn(reporter, warning);
-  const stats = new RunStats();
-
-  const controller = new AbortController();
-  const removeSignals = onStopSignal((signal: StopSignal) => {
-    if (controller.signal.aborted) return;
-    reporter.emit({
-      event: "warning",
-      message: `Received ${signal}: stopping downloads; files already delivered stay, nothing ` +
-        `partial is left`,
-      unlabelled: true,
-    });
-    controller.abort(new CliError("interrupted", `interrupted by ${signal}`, { signal }));
-  });
-
-  let checkpoint: Checkpoint | undefined;
-  let started = false;
-  let failure: unknown;
-  try {
-    const checked = await checkPaths(settings, env);
-    checkpoint = await openCheckpoint(checked, reporter);
-    started = true;
-    await passes(checked, { reporter, signal: controller.signal, store: checkpoint, stats });
-  } catch (error) {
-    failure = error instanceof BrokenPipeError && settings.statePath
-      ? closedStdout(settings.statePath)
-      : error;
-  } finally {
-    removeSignals();
-    await checkpoint?.close();
-  }
-  // The summary, and the error in the chosen format (shown once: main.ts adds nothing for it).
-  const { status, exitCode } = outcomeOf(failure);
-  reporter.end(stats.snapshot(status, exitCode), failure, { beforeStart: !started });
-  if (failure !== undefined) throw failure;
 }
 
 /**
@@ -85,13 +53,18 @@ export async function runSession(settings: RunSettings, env: Env): Promise<void>
  */
 async function passes(
   settings: RunSettings,
-  context: PassContext & { reporter: Reporter },
+  context: CommandContext & { checkpoint?: Checkpoint },
 ): Promise<void> {
   const { reporter, signal } = context;
-  const pass = passSettings(settings);
+  const plan: PassPlan = {
+    selection: settings.selection,
+    listing: settings.listing,
+    concurrency: settings.concurrency,
+    destination: settings.destination,
+  };
   while (true) {
     try {
-      await runPass(pass, context);
+      await runPass(plan, context);
     } catch (error) {
       if (!settings.follow || !(error instanceof TransientError) || signal.aborted) throw error;
       reporter.emit({
@@ -109,96 +82,74 @@ async function passes(
 }
 
 /**
- * What one pass needs of the run's settings: the event types and where they start, the
- * destination, the API client's settings and the delivery's.
+ * What can be refused before any request: the destination's own checks (what `-o` is, whether
+ * `--output-dir` is a directory, later credentials and reachability), and that no two of the
+ * destination's files, `--state`, its lock and the key file are one file.
  */
-function passSettings(settings: RunSettings): PassSettings {
-  return {
-    eventTypes: settings.eventTypes,
-    after: settings.after?.iso,
-    output: settings.output,
-    client: {
-      apiBase: settings.apiBase,
-      key: settings.key,
-      principal: settings.principal,
-      scope: settings.scope,
-      policy: {
-        retries: settings.retries,
-        backoffMs: settings.backoffMs,
-        maxWaitMs: settings.maxRetryWaitMs,
-      },
-      timeoutMs: settings.timeoutMs,
-    },
-    delivery: {
-      concurrency: settings.concurrency,
-      limit: settings.limit,
-      before: settings.before?.iso,
-      settleMs: settings.settleMs,
-    },
-  };
-}
-
-/** A `warning: ...` text as the reporter's warning event. */
-function warn(reporter: Reporter, text: string): void {
-  reporter.emit({ event: "warning", message: text.replace(/^warning: /, "") });
-}
-
-/**
- * Checks the paths the run writes, before any request: what `-o` is (a directory is refused, a
- * FIFO or device is streamed into), and that no two of `-o`, `--state`, its lock and the key file
- * are one file. Resolves with the settings, `-o`'s kind filled in.
- */
-async function checkPaths(settings: RunSettings, env: Env): Promise<RunSettings> {
-  const { output, statePath } = settings;
-  const outputFile = output.kind === "file" ? output.path : undefined;
+async function checkBeforeRequests(settings: RunSettings, env: Env): Promise<void> {
+  const { destination, statePath } = settings;
   await refuseSameFiles([
-    ["-o", outputFile],
+    ...destination.localFiles.map(([label, path]) => [label, path] as [string, string]),
     ["--state", statePath],
     ["the lock of --state", statePath === undefined ? undefined : `${statePath}.lock`],
     ["COMPLIANCE_API_KEY_FILE", env.COMPLIANCE_API_KEY ? undefined : env.COMPLIANCE_API_KEY_FILE],
   ]);
-  if (output.kind !== "file") return settings;
-  return { ...settings, output: { ...output, stream: await inspectOutputFile(output.path) } };
+  await destination.check();
 }
 
 /**
  * Opens and locks the checkpoint (none without `--state`), after checking that every event type
- * has somewhere to start; warns about a stale lock taken over and a start older than retention.
+ * has somewhere to start; warns about a stale lock taken over.
  */
 async function openCheckpoint(
   settings: RunSettings,
-  reporter: Reporter,
+  context: CommandContext,
 ): Promise<Checkpoint | undefined> {
-  const { statePath, after } = settings;
+  const { statePath, selection } = settings;
+  if (statePath === undefined) return undefined;
+  const startRule = (checkpoint?: Checkpoint) =>
+    startsOf(
+      selection.eventTypes,
+      selection.after?.iso,
+      checkpoint ? { path: statePath, cursor: (type) => checkpoint.cursor(type) } : {
+        path: statePath,
+      },
+      { all: selection.all },
+    );
   // Checked before the open, which would create the file: a refused run leaves nothing behind.
-  if (statePath !== undefined && !existsSync(statePath)) requireStart(after, statePath, undefined);
-  const checkpoint = statePath === undefined
-    ? undefined
-    : await Checkpoint.open(statePath, settings.principal, settings.eventTypes);
-  const cursorless = settings.eventTypes.filter((type) => !checkpoint?.cursor(type));
+  if (!existsSync(statePath)) startRule();
+  const checkpoint = await Checkpoint.open(
+    statePath,
+    selection.principal,
+    selection.all ? "all" : selection.eventTypes,
+  );
   try {
-    requireStart(after, statePath, cursorless);
+    startRule(checkpoint);
   } catch (error) {
-    await checkpoint?.close();
+    await checkpoint.close();
     throw error;
   }
-  if (checkpoint?.tookOverStaleLock) {
-    warn(
-      reporter,
-      `warning: took over a stale lock on ${statePath} (${checkpoint.staleLockReason})`,
-    );
-  }
-  // Only a start the user gave: a checkpoint's cursor stays at the newest file it has seen, which
-  // for a quiet event type may be old without anything having been missed.
-  const oldest = BigInt(Date.now() - RETENTION_MS) * 1000n;
-  if (after && cursorless.length > 0 && after.micros < oldest) {
-    warn(
-      reporter,
-      `warning: after ${after.iso} is more than 30 days ago; the API keeps about 30 days ` +
-        `of files, so older ones may be gone`,
-    );
+  if (checkpoint.tookOverStaleLock) {
+    context.reporter.emit({
+      event: "warning",
+      message: `took over a stale lock on ${statePath} (${checkpoint.staleLockReason})`,
+    });
   }
   return checkpoint;
+}
+
+/**
+ * Exit 4 for a run that delivered everything it could but passed files the API no longer had
+ * (each already named by a `gone` event); undefined when there were none.
+ */
+function goneFailure(stats: RunStats): CliError | undefined {
+  const { gone } = stats.snapshot("ok", 0);
+  if (gone === 0) return undefined;
+  return new CliError(
+    "incomplete",
+    `done, but ${gone} listed file${gone === 1 ? " was" : "s were"} no longer available from ` +
+      `the API (named above); the checkpoint moved past ${gone === 1 ? "it" : "them"}`,
+  );
 }
 
 /**
@@ -211,24 +162,4 @@ function closedStdout(statePath: string): CliError {
     `stdout was closed by its reader before the run finished; the checkpoint ${statePath} ` +
       `stays at the last file written whole, and the next run resumes from there`,
   );
-}
-
-/**
- * Registers the passwords of proxy URLs (`HTTPS_PROXY=http://user:password@host`) as secrets, so
- * that no message can print them, whatever the runtime puts in its errors.
- */
-function registerProxySecrets(env: Env): void {
-  for (const name of ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]) {
-    for (const value of [env[name], env[name.toLowerCase()]]) {
-      if (!value) continue;
-      try {
-        const { password } = new URL(value);
-        for (const secret of new Set([password, decodeURIComponent(password)])) {
-          if (secret.length >= MIN_REDACTED_PASSWORD) registerSecret(secret);
-        }
-      } catch {
-        // Not a URL: the runtime will refuse it; there is nothing to hide.
-      }
-    }
-  }
 }

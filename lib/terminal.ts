@@ -15,8 +15,10 @@ const HAS_CONTROL = /[\x00-\x1f\x7f-\x9f]/;
  * written as `\xNN`.
  *
  * @example
+ * ```ts
  * escapeControls("a\x1b[2Jb\n") // "a\\x1b[2Jb\n"
  * escapeControls("id\n1", "")  // "id\\x0a1"
+ * ```
  */
 export function escapeControls(text: string, keep = "\n\t"): string {
   // The common case, a line with nothing to escape, costs one regex test and no allocation.
@@ -32,7 +34,9 @@ export function escapeControls(text: string, keep = "\n\t"): string {
  * only C0, and these can appear only inside strings, so the value is unchanged.
  *
  * @example
+ * ```ts
  * escapeJsonControls(JSON.stringify({ m: "\x9b2J" })) // '{"m":"\\u009b2J"}'
+ * ```
  */
 export function escapeJsonControls(json: string): string {
   return json.replace(/[\x7f-\x9f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);

@@ -57,7 +57,9 @@ export interface TimeArg {
  * (UTC midnight), or a relative `90m`/`24h`/`7d`/`2w` counted back from `now`.
  *
  * @example
+ * ```ts
  * parseTimeArg("24h", "after", new Date("2026-07-10T00:00:00Z")).iso // "2026-07-09T00:00:00Z"
+ * ```
  */
 export function parseTimeArg(text: string, name: string, now: Date = new Date()): TimeArg {
   const relative = RELATIVE.exec(text);
@@ -122,8 +124,10 @@ export const MAX_DURATION_MS = 2 ** 31 - 1;
  * milliseconds (rounded), refusing anything above `MAX_DURATION_MS`.
  *
  * @example
+ * ```ts
  * parseDuration("1.5", "--settle") // 1500
  * parseDuration("25d", "--interval") // throws a usage error: at most 24d
+ * ```
  */
 export function parseDuration(text: string, name: string): number {
   const bare = /^\d+(?:\.\d+)?$/.test(text) ? Number(text) * 1000 : undefined;

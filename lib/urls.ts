@@ -16,8 +16,10 @@ const LOOPBACK_V4 =
  * `127.0.0.1.nip.io` are names that anyone can point anywhere, so they are not.
  *
  * @example
+ * ```ts
  * isLiteralLoopback(new URL("http://127.0.0.1:8080/")) // true
  * isLiteralLoopback(new URL("http://127.0.0.1.nip.io/")) // false
+ * ```
  */
 export function isLiteralLoopback(url: URL): boolean {
   const host = url.hostname; // lower-cased by the URL parser, IPv6 in brackets
@@ -31,7 +33,12 @@ export function isLiteralLoopback(url: URL): boolean {
  * a downgrade from https) is a final API error naming the scheme; nothing is fetched.
  *
  * @example
- * followable("https://storage.example/f?sig=1", new URL("https://api.example/v1/x"), apiBase, "downloading log id=f")
+ * ```ts
+ * const apiBase = new URL("https://api.example/v1/");
+ * const from = new URL("https://api.example/v1/x");
+ * const what = "downloading log id=f";
+ * followable("https://storage.example/f?sig=1", from, apiBase, what).host; // "storage.example"
+ * ```
  */
 export function followable(location: string, from: URL, apiBase: URL, what: string): URL {
   let target: URL;

@@ -107,6 +107,8 @@ async function main(): Promise<number> {
   results.push(await check("format", [deno, "fmt", "--check"]));
   results.push(await check("lint", [deno, "lint"]));
   results.push(await check("types", [deno, "check", "main.ts", "lib/", "scripts/", "tests/"]));
+  // The ```ts blocks of every doc comment, so an @example cannot drift from the code.
+  results.push(await check("doc examples", [deno, "check", "--doc", "main.ts", "lib/"]));
   results.push(
     await testSuite("deno tests", [deno, "test", "--allow-all", "tests/"], denoCounts),
   );

@@ -12,10 +12,27 @@ export const COMMAND = "oai-compliance-logs";
  * suggest it.
  *
  * @example
+ * ```ts
  * resetCommand("my state.json") // "oai-compliance-logs state reset 'my state.json'"
+ * ```
  */
 export function resetCommand(path: string): string {
   return `${COMMAND} state reset ${shellQuote(path)}`;
+}
+
+/**
+ * The command that passes file `id` of `eventType` on purpose (a poison file), as messages
+ * suggest it; `TEXT` is left for the operator to fill in.
+ *
+ * @example
+ * ```ts
+ * skipCommand("s.json", "AUTH_LOG", "eclf_1"); // "oai-compliance-logs state skip s.json AUTH_LOG eclf_1 --reason TEXT"
+ * ```
+ */
+export function skipCommand(path: string, eventType: string, id: string): string {
+  return `${COMMAND} state skip ${shellQuote(path)} ${shellQuote(eventType)} ${
+    shellQuote(id)
+  } --reason TEXT`;
 }
 
 /** `path` as a POSIX shell word, for commands suggested in messages. */
@@ -31,7 +48,9 @@ function shellQuote(path: string): string {
  * trusted.
  *
  * @example
+ * ```ts
  * const text = await readSmallFile("s.json", 16 << 20, "state file s.json");
+ * ```
  */
 export async function readSmallFile(
   path: string,
@@ -84,8 +103,10 @@ export async function readSmallFile(
  * Whether a parsed JSON value is an object (not null, not an array).
  *
  * @example
+ * ```ts
  * isRecord(JSON.parse('{"pid":1}')) // true
  * isRecord(JSON.parse("[]"))        // false
+ * ```
  */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

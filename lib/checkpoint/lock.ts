@@ -9,6 +9,9 @@
  * followed), and `shown`, the path as the user gave it, for messages; the lock is `target.lock`.
  *
  * @example
+ * ```ts
+ * import { stateTarget } from "./format.ts";
+ * const target = await stateTarget("s.json");
  * const { lock, tookOver } = await acquireLock(target, "s.json");
  * try {
  *   await assertStillHeld(lock, "s.json");
@@ -16,6 +19,7 @@
  * } finally {
  *   await releaseLock(lock);
  * }
+ * ```
  */
 import { hostname, uptime } from "node:os";
 import { open, stat, unlink, utimes } from "node:fs/promises";
@@ -59,8 +63,10 @@ const heldLocks = new Set<string>();
  * while this process already does.
  *
  * @example
+ * ```ts
  * const { lock, tookOver } = await acquireLock("/data/s.json", "s.json");
  * if (tookOver) console.warn(`took over a stale lock (${tookOver})`);
+ * ```
  */
 export async function acquireLock(
   target: string,
@@ -119,7 +125,10 @@ function hold(path: string, key: string, text: string): HeldLock {
  * file, and the safe move is to stop without writing.
  *
  * @example
+ * ```ts
+ * declare const lock: HeldLock;
  * await assertStillHeld(lock, "s.json"); // then write s.json
+ * ```
  */
 export async function assertStillHeld(lock: HeldLock, shown: string): Promise<void> {
   const found = await readLock(lock.path);
@@ -138,7 +147,10 @@ export async function assertStillHeld(lock: HeldLock, shown: string): Promise<vo
  * took over (e.g. after judging us gone).
  *
  * @example
+ * ```ts
+ * declare const lock: HeldLock;
  * await releaseLock(lock);
+ * ```
  */
 export async function releaseLock(lock: HeldLock): Promise<void> {
   clearInterval(lock.heartbeat);
@@ -155,7 +167,9 @@ export async function releaseLock(lock: HeldLock): Promise<void> {
  * is stale.
  *
  * @example
+ * ```ts
  * await describeLock("/data/s.json", "s.json") // "held by pid 4242 on host-a since 2026-..."
+ * ```
  */
 export async function describeLock(target: string, shown: string): Promise<string> {
   const found = await readLock(`${target}.lock`);

@@ -1,11 +1,18 @@
 /**
- * The checkpoint of one (principal, set of event types) job: for each event type, the `after` to
- * list from next and the ids already delivered that such a listing may return again. The state
- * file (see `format.ts`) is replaced atomically after every delivered file, so a killed run
- * resumes exactly where its last delivered file left off; the lock (see `lock.ts`) is held from
- * open to close and checked before each write.
+ * The checkpoint of one (principal, event types) job: for each event type, the `after` to list
+ * from next and the ids already delivered that such a listing may return again, and the files
+ * found gone or skipped by the operator. The event types are named ones, or `all` (the route's
+ * types, resolved at each run: any type may gain a cursor). The state file (see `format.ts`) is
+ * replaced atomically after every delivered file, so a killed run resumes exactly where its last
+ * delivered file left off; the lock (see `lock.ts`) is held from open to close and checked before
+ * each write.
  *
  * @example
+ * ```ts
+ * declare const afterArgument: string;
+ * declare const file: { id: string };
+ * declare const page: { lastEndTime: string };
+ * declare const idsAtThatTime: string[];
  * const state = await Checkpoint.open("auth.state.json", "ws-1", ["AUTH_LOG"]);
  * try {
  *   const after = state.cursor("AUTH_LOG")?.after ?? afterArgument;
@@ -16,21 +23,31 @@
  * } finally {
  *   await state.close();
  * }
+ * ```
  */
 import { unlink } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { removeStaleTemps } from "../atomic.ts";
 import { CliError, codeOf, reason } from "../errors.ts";
-import { COMMAND, resetCommand } from "./_common.ts";
+import { COMMAND, resetCommand, skipCommand } from "./_common.ts";
 import {
   checkJob,
+  corruptAdvice,
   type Cursor,
+  describeTypes,
+  emptyState,
+  type GoneEntry,
+  type JobEventTypes,
   looksLikeState,
+  MAX_GONE_PER_TYPE,
+  MAX_SKIPPED_PER_TYPE,
   parseState,
   readStateText,
   requireDirectory,
+  type SkipEntry,
   type StateData,
   stateTarget,
+  tracksType,
   writeState,
 } from "./format.ts";
 import { acquireLock, assertStillHeld, type HeldLock, releaseLock } from "./lock.ts";
@@ -41,6 +58,12 @@ export interface OpenOptions {
    * until the first `markDelivered`/`advance`: meant for read-only uses such as `--list`.
    */
   lock?: boolean;
+}
+
+/** The listed file a gone record is about (a `LogFile` is one). */
+export interface GoneFile {
+  id: string;
+  end_time: string;
 }
 
 export class Checkpoint {
@@ -67,23 +90,28 @@ export class Checkpoint {
   }
 
   /**
-   * Opens (and locks) the checkpoint at `path` for `principal` and `eventTypes`, creating it if
-   * it does not exist. Refuses, with a `CliError` of kind "state" and without touching the file,
-   * a corrupt file, a file of an unknown version, or one kept for another principal or another
-   * set of event types; and refuses while another live run holds the lock.
+   * Opens (and locks) the checkpoint at `path` for `principal` and `eventTypes` (named types, or
+   * `all`), creating it if it does not exist. Refuses, with a `CliError` of kind "state" and
+   * without touching the file, a corrupt file, a file of an unknown version, or one kept for
+   * another principal or other event types; and refuses while another live run holds the lock.
+   * A version 1 file is read as it is (and written as version 2 from then on); one an earlier
+   * version wrote for `all` (holding `LEGACY_ALL_EVENT_TYPES`) is accepted by an `all` job.
    *
    * @example
+   * ```ts
    * const state = await Checkpoint.open("s.json", "ws-1", ["AUTH_LOG", "AUDIT_LOG"]);
+   * const everything = await Checkpoint.open("all.json", "org-1", "all");
+   * ```
    */
   static async open(
     path: string,
     principal: string,
-    eventTypes: string[],
+    eventTypes: JobEventTypes,
     options: OpenOptions = {},
   ): Promise<Checkpoint> {
     if (principal === "") throw new Error("Checkpoint.open: principal is empty");
-    const types = [...new Set(eventTypes)].sort();
-    if (types.length === 0 || types.includes("")) {
+    const types = eventTypes === "all" ? "all" : [...new Set(eventTypes)].sort();
+    if (types !== "all" && (types.length === 0 || types.includes(""))) {
       throw new Error("Checkpoint.open: event types must be non-empty strings");
     }
     await requireDirectory(path);
@@ -101,14 +129,15 @@ export class Checkpoint {
       const text = await readStateText(target, path);
       let data: StateData;
       if (text === undefined) {
-        data = { version: 1, principal, eventTypes: types, cursors: {} };
+        data = emptyState(principal, types);
         // A locking run creates it now rather than on its first delivery: an unwritable location
         // fails before anything is downloaded, and the file pins the job's principal and event
         // types at once. An unlocked (read-only) open, such as `--list`, leaves no trace.
         if (lock) await writeState(target, path, data);
       } else {
         data = parseState(text, path);
-        checkJob(data, path, principal, types);
+        // An old `all` file: kept as `all` from its next write on.
+        if (checkJob(data, path, principal, types)) data.eventTypes = "all";
       }
       if (lock) {
         // Temps of the state file and of the lock left by a run killed while writing them.
@@ -128,9 +157,10 @@ export class Checkpoint {
     return this.#data.principal;
   }
 
-  /** The event types this checkpoint tracks, sorted. */
-  get eventTypes(): string[] {
-    return [...this.#data.eventTypes];
+  /** The event types this checkpoint tracks, sorted, or `all`. */
+  get eventTypes(): JobEventTypes {
+    const types = this.#data.eventTypes;
+    return types === "all" ? "all" : [...types];
   }
 
   /** The cursor of `eventType` (a copy), or undefined when the run should start from `<after>`. */
@@ -140,21 +170,91 @@ export class Checkpoint {
     return cursor && { ...cursor, seen: [...cursor.seen] };
   }
 
+  /** The files of `eventType` found gone, oldest first (the most recent `MAX_GONE_PER_TYPE`). */
+  gone(eventType: string): GoneEntry[] {
+    this.#check(eventType);
+    return (this.#data.gone[eventType] ?? []).map((entry) => ({ ...entry }));
+  }
+
+  /** The files of `eventType` the operator skipped, oldest first. */
+  skipped(eventType: string): SkipEntry[] {
+    this.#check(eventType);
+    return (this.#data.skipped[eventType] ?? []).map((entry) => ({ ...entry }));
+  }
+
+  /** The operator's reason for skipping file `id` (`state skip`), or undefined. */
+  skipReason(eventType: string, id: string): string | undefined {
+    this.#check(eventType);
+    return this.#data.skipped[eventType]?.find((entry) => entry.id === id)?.reason;
+  }
+
+  /**
+   * The command that passes file `id` on purpose, for the error that stops a run on it.
+   *
+   * @example
+   * ```ts
+   * declare const state: Checkpoint;
+   * state.skipCommand("AUTH_LOG", "eclf_1"); // "oai-compliance-logs state skip s.json AUTH_LOG eclf_1 --reason TEXT"
+   * ```
+   */
+  skipCommand(eventType: string, id: string): string {
+    return skipCommand(this.path, eventType, id);
+  }
+
   /**
    * Records that file `id` from the page listed with `pageAfter` has reached its destination:
    * the cursor moves to `pageAfter` (forgetting the ids of an earlier page) and `id` joins `seen`.
    *
    * @example
+   * ```ts
+   * declare const state: Checkpoint;
    * await state.markDelivered("AUTH_LOG", "2026-01-01T00:00:00Z", "file-7");
+   * ```
    */
   markDelivered(eventType: string, pageAfter: string, id: string): Promise<void> {
     this.#check(eventType);
     requireText("pageAfter", pageAfter);
     requireText("id", id);
-    const current = this.#data.cursors[eventType];
-    const seen = current?.after === pageAfter ? current.seen.filter((s) => s !== id) : [];
-    seen.push(id);
-    return this.#set(eventType, { after: pageAfter, seen, updatedAt: new Date().toISOString() });
+    this.#data.cursors[eventType] = this.#passed(eventType, pageAfter, id);
+    return this.#save();
+  }
+
+  /**
+   * Records that listed file `file` from the page listed with `pageAfter` is gone (the API no
+   * longer has it, for `reason`): the cursor passes it exactly as `markDelivered` does, and the
+   * file joins the event type's gone files (the most recent `MAX_GONE_PER_TYPE` are kept).
+   *
+   * @example
+   * ```ts
+   * declare const state: Checkpoint;
+   * const file = { id: "file-8", end_time: "2026-01-01T01:00:00Z" };
+   * await state.markGone("AUTH_LOG", "2026-01-01T00:00:00Z", file, "expired");
+   * ```
+   */
+  markGone(
+    eventType: string,
+    pageAfter: string,
+    file: GoneFile,
+    why: GoneEntry["reason"],
+  ): Promise<void> {
+    this.#check(eventType);
+    requireText("pageAfter", pageAfter);
+    requireText("id", file.id);
+    requireText("end_time", file.end_time);
+    this.#data.cursors[eventType] = this.#passed(eventType, pageAfter, file.id);
+    const entry: GoneEntry = {
+      id: file.id,
+      event_type: eventType,
+      end_time: file.end_time,
+      found_at: new Date().toISOString(),
+      reason: why,
+    };
+    this.#data.gone[eventType] = appendBounded(
+      this.#data.gone[eventType],
+      entry,
+      MAX_GONE_PER_TYPE,
+    );
+    return this.#save();
   }
 
   /**
@@ -162,14 +262,22 @@ export class Checkpoint {
    * return `boundaryIds` again (already delivered, to skip).
    *
    * @example
+   * ```ts
+   * declare const state: Checkpoint;
    * await state.advance("AUTH_LOG", "2026-01-02T00:00:00Z", ["file-9"]);
+   * ```
    */
   advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void> {
     this.#check(eventType);
     requireText("newAfter", newAfter);
     for (const id of boundaryIds) requireText("boundary id", id);
     const seen = [...new Set(boundaryIds)];
-    return this.#set(eventType, { after: newAfter, seen, updatedAt: new Date().toISOString() });
+    this.#data.cursors[eventType] = {
+      after: newAfter,
+      seen,
+      updatedAt: new Date().toISOString(),
+    };
+    return this.#save();
   }
 
   /** Waits for pending writes and releases the lock (if this checkpoint holds it); idempotent. */
@@ -182,8 +290,15 @@ export class Checkpoint {
     if (lock) await releaseLock(lock);
   }
 
-  #set(eventType: string, cursor: Cursor): Promise<void> {
-    this.#data.cursors[eventType] = cursor;
+  /** The cursor of `eventType` once file `id` of the page listed with `pageAfter` is passed. */
+  #passed(eventType: string, pageAfter: string, id: string): Cursor {
+    const current = this.#data.cursors[eventType];
+    const seen = current?.after === pageAfter ? current.seen.filter((s) => s !== id) : [];
+    seen.push(id);
+    return { after: pageAfter, seen, updatedAt: new Date().toISOString() };
+  }
+
+  #save(): Promise<void> {
     // Each write is a full snapshot taken now; writes run in call order so the last one wins even
     // when a caller does not await each call.
     const snapshot = structuredClone(this.#data);
@@ -198,7 +313,7 @@ export class Checkpoint {
 
   #check(eventType: string): void {
     if (this.#closed) throw new Error(`checkpoint ${this.path} is closed`);
-    if (!this.#data.eventTypes.includes(eventType)) {
+    if (!tracksType(this.#data.eventTypes, eventType)) {
       throw new Error(`checkpoint ${this.path} does not track event type ${eventType}`);
     }
   }
@@ -208,19 +323,16 @@ export class Checkpoint {
  * Deletes the state file (or, given `eventType`, only that event type's cursor, so that it starts
  * again from `<after>`), holding the lock while doing so: refused while another live run holds it.
  * A whole-file reset also clears a corrupt file, but refuses a file that does not look like a state
- * file at all (e.g. a downloaded log named by mistake).
+ * file at all (e.g. a downloaded log named by mistake). A one-type reset keeps the type's gone and
+ * skipped files (the operator's skips still hold).
  *
  * @example
+ * ```ts
  * await resetState("s.json", "AUTH_LOG");
+ * ```
  */
 export async function resetState(path: string, eventType?: string): Promise<void> {
-  if ((await readStateText(path, path)) === undefined) {
-    throw new CliError("state", `state file ${path} does not exist; nothing to reset`);
-  }
-  const target = await stateTarget(path);
-  const { lock } = await acquireLock(target, path);
-  try {
-    const text = await readStateText(target, path);
+  await underLock(path, "reset", async (target, text) => {
     if (text === undefined) return; // removed meanwhile: the reset is done
     if (eventType === undefined) {
       if (!looksLikeState(text)) {
@@ -235,31 +347,101 @@ export async function resetState(path: string, eventType?: string): Promise<void
       });
       return;
     }
-    let data: StateData;
-    try {
-      data = parseState(text, path);
-    } catch (error) {
-      throw new CliError(
-        "state",
-        `cannot reset only ${eventType}: ${withoutAdvice((error as Error).message)}; ` +
-          `run \`${resetCommand(path)}\` to discard the whole file`,
-        { cause: error },
-      );
-    }
-    if (!data.eventTypes.includes(eventType)) {
-      throw new CliError(
-        "state",
-        `state file ${path} does not track event type ${eventType} (it tracks ${
-          data.eventTypes.join(", ")
-        })`,
-      );
-    }
+    const data = parseForEdit(text, path, `cannot reset only ${eventType}`);
+    requireTracked(data, path, eventType);
     if (!(eventType in data.cursors)) return;
     delete data.cursors[eventType];
     await writeState(target, path, data);
+  });
+}
+
+/** The most a skip's reason may hold: it is for a person to read in `state show`. */
+export const MAX_SKIP_REASON = 500;
+
+/**
+ * Records, under the lock, that the operator passes file `id` of `eventType` on purpose (a poison
+ * file no destination can take): a later run does not download it and moves the cursor past it as
+ * if delivered. Skipping an id again replaces its reason. The file must exist and track
+ * `eventType`; refused while another live run holds the lock.
+ *
+ * @example
+ * ```ts
+ * await skipFile("s.json", "AUTH_LOG", "eclf_1", "hash mismatch on every try, ticket 1234");
+ * ```
+ */
+export async function skipFile(
+  path: string,
+  eventType: string,
+  id: string,
+  why: string,
+): Promise<void> {
+  requireText("id", id);
+  if (why.trim() === "") throw new CliError("usage", "--reason must not be empty");
+  await underLock(path, "skip", async (target, text) => {
+    if (text === undefined) {
+      throw new CliError("state", `state file ${path} was removed meanwhile; nothing recorded`);
+    }
+    const data = parseForEdit(text, path, `cannot skip ${id}`);
+    requireTracked(data, path, eventType);
+    const entry: SkipEntry = { id, reason: why, skipped_at: new Date().toISOString() };
+    const others = (data.skipped[eventType] ?? []).filter((s) => s.id !== id);
+    data.skipped[eventType] = appendBounded(others, entry, MAX_SKIPPED_PER_TYPE);
+    await writeState(target, path, data);
+  });
+}
+
+/**
+ * Runs `edit` with the text of the existing state file at `path` (undefined if it was removed
+ * while the lock was taken), holding its lock.
+ */
+async function underLock(
+  path: string,
+  verb: string,
+  edit: (target: string, text: string | undefined) => Promise<void>,
+): Promise<void> {
+  if ((await readStateText(path, path)) === undefined) {
+    throw new CliError("state", `state file ${path} does not exist; nothing to ${verb}`);
+  }
+  const target = await stateTarget(path);
+  const { lock } = await acquireLock(target, path);
+  try {
+    await edit(target, await readStateText(target, path));
   } finally {
     await releaseLock(lock);
   }
+}
+
+/** The parsed state for an edit of one event type; a refusal says what a whole reset would do. */
+function parseForEdit(text: string, path: string, what: string): StateData {
+  try {
+    return parseState(text, path);
+  } catch (error) {
+    const advice = looksLikeState(text)
+      ? `run \`${resetCommand(path)}\` to discard the whole file`
+      : corruptAdvice(text, path);
+    throw new CliError(
+      "state",
+      `${what}: ${withoutAdvice((error as Error).message)}; ${advice}`,
+      { cause: error },
+    );
+  }
+}
+
+function requireTracked(data: StateData, path: string, eventType: string): void {
+  if (tracksType(data.eventTypes, eventType)) return;
+  throw new CliError(
+    "state",
+    data.eventTypes === "all"
+      ? `${JSON.stringify(eventType)} is not an event type name (such as AUTH_LOG)`
+      : `state file ${path} does not track event type ${eventType} (it tracks ${
+        describeTypes(data.eventTypes).replaceAll(",", ", ")
+      })`,
+  );
+}
+
+/** `list` with `entry` appended, keeping only the last `max`. */
+function appendBounded<T>(list: T[] | undefined, entry: T, max: number): T[] {
+  return [...(list ?? []), entry].slice(-max);
 }
 
 function requireText(name: string, value: unknown): void {

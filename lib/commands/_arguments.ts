@@ -1,49 +1,48 @@
 /**
- * The parsing that `run` and `list` share: options tables read strictly (an option a command does
- * not take is a usage error), the principal, event types, page size, times, the API base, the
- * key, and the one check that a run knows where to start. No I/O here except reading the key file
- * named by `COMPLIANCE_API_KEY_FILE`.
+ * The parsing that `run` and `list` share: their common options table (with its help), the
+ * principal, event types (`all` resolved for the principal's route), page size, times, the API
+ * base and the key, read into `CommandSettings` (lib/settings.ts). No I/O here except reading the
+ * key file named by `COMPLIANCE_API_KEY_FILE`.
  *
  * @example
- * const { values, positionals } = parseOptions(argv, { ...SELECTION_OPTIONS, gzip: { type: "boolean" } });
- * const selection = parseSelection(values, positionals, env);
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
+ * const { values, positionals } = parseOptions(["ws-1", "AUTH_LOG", "--after", "24h"], SHARED_OPTIONS);
+ * const settings = parseCommandSettings(values, positionals, env, { defaultSettleMs: 0 });
+ * ```
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { closeSync, openSync, readSync } from "node:fs";
-import { CliError, messageOf } from "../errors.ts";
-import { parseDuration, parseTimeArg, type TimeArg } from "../time.ts";
+import { CliError, messageOf, usage } from "../errors.ts";
+import {
+  eventTypesOf,
+  isKnownEventType,
+  routeTypesLine,
+  type Scope,
+  scopeOf,
+} from "../event_types.ts";
+import { localPath } from "../locations.ts";
+import type { OptionTable, OptionValues } from "../options.ts";
+import type { CommandSettings, Env } from "../settings.ts";
+import { parseDuration, parseTimeArg } from "../time.ts";
 import { isLiteralLoopback } from "../urls.ts";
-import type { Env } from "./contract.ts";
+import { startsOf } from "../start.ts";
+
+export { parseOptions } from "../options.ts";
+export { usage };
 
 export const DEFAULT_API_BASE = "https://api.chatgpt.com/v1/compliance";
-export const KNOWN_EVENT_TYPES = [
-  "AUTH_LOG",
-  "AUDIT_LOG",
-  "APP_LOG",
-  "APP_AUTH_LOG",
-  "CODEX_LOG",
-  "CODEX_SECURITY_LOG",
-  "CONVERSATION_MESSAGE",
-  "CUSTOM_AGENTS_LOG",
-];
 /** The API's maximum page size, used when `<limit>` is omitted. */
 export const MAX_LIMIT = 100;
-
-/**
- * A usage error whose one line points at the help.
- *
- * @example
- * throw usage("--gzip needs --output-dir");
- */
-export function usage(message: string): CliError {
-  return new CliError("usage", `${message} (see --help)`);
-}
+/** Retries beyond this only delay a failure that is not going away. */
+export const MAX_RETRIES = 100;
 
 /**
  * An integer option or argument from `min` to `max`, else a usage error naming it.
  *
  * @example
+ * ```ts
  * parseInteger("4", "--concurrency", 1, 64) // 4
+ * ```
  */
 export function parseInteger(text: string, name: string, min: number, max: number): number {
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
@@ -56,7 +55,9 @@ export function parseInteger(text: string, name: string, min: number, max: numbe
  * A duration option that must be more than zero (see `parseDuration` for the forms).
  *
  * @example
+ * ```ts
  * positiveDuration("5m", "--interval") // 300000
+ * ```
  */
 export function positiveDuration(text: string, name: string): number {
   const ms = parseDuration(text, name);
@@ -70,8 +71,10 @@ export function positiveDuration(text: string, name: string): number {
  * a sane length.
  *
  * @example
+ * ```ts
  * validatePrincipal("org-p13k3klgno5cqxbf0q8hpgrk") // returned as is
  * validatePrincipal("..") // throws a usage error
+ * ```
  */
 export function validatePrincipal(id: string): string {
   if (!/^[A-Za-z0-9._~-]{1,200}$/.test(id) || /^\.+$/.test(id) || id.includes("..")) {
@@ -84,13 +87,21 @@ export function validatePrincipal(id: string): string {
 }
 
 /**
- * Splits and checks event types; unknown but well-formed ones produce a warning.
+ * Splits and checks event types; `all` is the route's own types. Unknown but well-formed ones
+ * produce a warning (the reference's lists end in "etc."); they are still asked for.
  *
  * @example
- * parseEventTypes("AUTH_LOG,AUDIT_LOG", warnings) // ["AUTH_LOG", "AUDIT_LOG"]
+ * ```ts
+ * parseEventTypes("AUTH_LOG,AUDIT_LOG", "workspaces", []); // { all: false, eventTypes: [...] }
+ * parseEventTypes("all", "organizations", []).eventTypes; // ["APP_LOG", "APP_AUTH_LOG", "COSTS"]
+ * ```
  */
-export function parseEventTypes(text: string, warnings: string[]): string[] {
-  if (text.toLowerCase() === "all") return [...KNOWN_EVENT_TYPES];
+export function parseEventTypes(
+  text: string,
+  scope: Scope,
+  warnings: string[],
+): { all: boolean; eventTypes: string[] } {
+  if (text.toLowerCase() === "all") return { all: true, eventTypes: [...eventTypesOf(scope)] };
   const types = text.split(",").map((t) => t.trim());
   for (const type of types) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(type)) {
@@ -98,15 +109,15 @@ export function parseEventTypes(text: string, warnings: string[]): string[] {
         `event_type must look like AUTH_LOG (upper case, digits, underscores); got '${type}'`,
       );
     }
-    if (!KNOWN_EVENT_TYPES.includes(type)) {
+    if (!isKnownEventType(type)) {
       warnings.push(
         `warning: event type ${type} is not one of the known types (${
-          KNOWN_EVENT_TYPES.join(", ")
+          routeTypesLine(scope)
         }); asking the API anyway`,
       );
     }
   }
-  return [...new Set(types)];
+  return { all: false, eventTypes: [...new Set(types)] };
 }
 
 /** The API base URL; plain http only to loopback, where the key cannot leave the machine. */
@@ -219,12 +230,21 @@ function checkKey(key: string, source: string): string {
 
 /**
  * The key from COMPLIANCE_API_KEY or the file COMPLIANCE_API_KEY_FILE names, trimmed and checked
- * to look like a real key (see `checkKey`).
+ * to look like a real key (see `checkKey`), with where it came from (for the hints of a refused
+ * key). Both set: the variable wins, with a warning, so a 401 is never a guess between the two.
  */
-export function readKey(env: Record<string, string | undefined>): string {
+export function readKey(env: Env, warnings: string[] = []): { key: string; source: string } {
   const fromEnv = env.COMPLIANCE_API_KEY?.trim();
-  if (fromEnv) return checkKey(fromEnv, "COMPLIANCE_API_KEY");
   const path = env.COMPLIANCE_API_KEY_FILE;
+  if (fromEnv) {
+    if (path) {
+      warnings.push(
+        `warning: both COMPLIANCE_API_KEY and COMPLIANCE_API_KEY_FILE are set; using ` +
+          `COMPLIANCE_API_KEY (unset one of them)`,
+      );
+    }
+    return { key: checkKey(fromEnv, "COMPLIANCE_API_KEY"), source: "COMPLIANCE_API_KEY" };
+  }
   if (!path) {
     throw new CliError(
       "usage",
@@ -237,91 +257,101 @@ export function readKey(env: Record<string, string | undefined>): string {
   if (!key) {
     throw new CliError("usage", `COMPLIANCE_API_KEY_FILE '${path}' is empty; put the key in it`);
   }
-  return checkKey(key, `COMPLIANCE_API_KEY_FILE '${path}'`);
+  const source = `COMPLIANCE_API_KEY_FILE '${path}'`;
+  return { key: checkKey(key, source), source };
 }
-
-type Options = NonNullable<ParseArgsConfig["options"]>;
-
-/** The options both `run` and `list` take: what to list, from where, and how to report. */
-export const SELECTION_OPTIONS = {
-  help: { type: "boolean", short: "h" },
-  "api-base": { type: "string" },
-  state: { type: "string" },
-  retries: { type: "string" },
-  timeout: { type: "string" },
-  backoff: { type: "string" },
-  "max-retry-wait": { type: "string" },
-  after: { type: "string" },
-  before: { type: "string" },
-  "event-type": { type: "string" },
-  limit: { type: "string" },
-  settle: { type: "string" },
-  quiet: { type: "boolean", short: "q" },
-  verbose: { type: "boolean", short: "v" },
-  "log-format": { type: "string" },
-} as const satisfies Options;
 
 /**
- * `argv` read against one command's options table, strictly: an unknown option, or a value
- * missing, is a one-line usage error.
- *
- * @example
- * const { values, positionals } = parseOptions(["--quiet", "ws-1"], SELECTION_OPTIONS);
+ * The options both `run` and `list` take, with their help: what to list, from where, and how to
+ * report. A command may reword an entry's help (`list` reads `--state` only).
  */
-export function parseOptions<T extends Options>(argv: string[], options: T) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw usage(messageOf(error).split("\n")[0]);
-  }
-}
+export const SHARED_OPTIONS = {
+  after: { type: "string", arg: "TIME", help: "start time (replaces the <after> positional)" },
+  before: {
+    type: "string",
+    arg: "TIME",
+    help: "only files whose end_time is earlier than TIME (sent to the API)",
+  },
+  limit: {
+    type: "string",
+    arg: "N",
+    help: "files per page (replaces the <limit> positional; default 100)",
+  },
+  "event-type": {
+    type: "string",
+    arg: "LIST",
+    help: "event types (replaces the <event_type> positional)",
+  },
+  state: {
+    type: "string",
+    arg: "FILE",
+    help: "durable checkpoint, one cursor per event type: resume where the last\n" +
+      "run stopped (read it with 'state show FILE', clear it with 'state reset FILE')",
+  },
+  settle: {
+    type: "string",
+    arg: "DURATION",
+    help: "leave files whose end_time is more recent for a later run (default 0)",
+  },
+  retries: {
+    type: "string",
+    arg: "N",
+    help: `retries for rate limits, 5xx and network errors, 0..${MAX_RETRIES} (default 5)`,
+  },
+  timeout: { type: "string", arg: "SECONDS", help: "connect and idle-body timeout (default 30)" },
+  backoff: {
+    type: "string",
+    arg: "SECONDS",
+    help: "first retry delay, doubled each retry, with jitter (default 1)",
+  },
+  "max-retry-wait": {
+    type: "string",
+    arg: "SECS",
+    help: "cap on any single wait, including Retry-After (default 300)",
+  },
+  "api-base": {
+    type: "string",
+    arg: "URL",
+    help: `API base (default ${DEFAULT_API_BASE}, or COMPLIANCE_API_BASE)`,
+  },
+  "log-format": {
+    type: "string",
+    arg: "FORMAT",
+    help: "plain (default) or json: one JSON object per event on stderr",
+  },
+  quiet: { type: "boolean", short: "q", help: "no progress on stderr, only errors" },
+  verbose: { type: "boolean", short: "v", help: "more detail on stderr" },
+  help: { type: "boolean", short: "h", help: "this help" },
+} as const satisfies OptionTable;
 
-/** What `run` and `list` both select and how: the listing, the client, the reporting. */
-export interface Selection {
-  principal: string;
-  scope: "workspaces" | "organizations";
-  eventTypes: string[];
-  limit: number;
-  /** Undefined only when a checkpoint is expected to supply the cursor. */
-  after?: TimeArg;
-  before?: TimeArg;
-  apiBase: URL;
-  /** The Compliance API key. Never print a Selection. */
-  key: string;
-  statePath?: string;
-  retries: number;
-  timeoutMs: number;
-  backoffMs: number;
-  maxRetryWaitMs: number;
-  /** Files whose end_time is more recent are left for a later poll (0: none). */
-  settleMs: number;
-  verbosity: "quiet" | "normal" | "verbose";
-  logFormat: "plain" | "json";
-  /** Warnings found while parsing (e.g. an unknown event type), shown once the run reports. */
-  warnings: string[];
-}
-
-type SelectionValues = {
-  [K in keyof typeof SELECTION_OPTIONS]?: (typeof SELECTION_OPTIONS)[K]["type"] extends "boolean"
-    ? boolean
-    : string;
-};
+/** The arguments section both commands' help shows (types per route included). */
+export const ARGUMENTS_HELP = `Arguments:
+  workspace_or_org_id  ChatGPT workspace id (a UUID), or API Platform organization id (org-...)
+  event_type           one type, several as AUTH_LOG,AUDIT_LOG, or 'all' (the route's types):
+                       ${routeTypesLine("workspaces")};
+                       ${routeTypesLine("organizations")}
+  limit                files per page, 1..100 (default 100 when omitted)
+  after                ISO 8601 time with zone, a date (UTC midnight), or relative to now:
+                       30s, 90m, 24h, 7d, 2w; optional once --state holds a cursor`;
 
 /**
- * The shared part of a `run` or `list` command line: the scripts' positionals
- * `<workspace_or_org_id> <event_type> <limit> <after>` (or their options), the times, the API
- * base and the key. `defaultSettleMs` is the command's default for `--settle`.
+ * The shared part of a `run` or `list` command line, as `CommandSettings`: the scripts'
+ * positionals `<workspace_or_org_id> <event_type> <limit> <after>` (or their options), the times,
+ * the API base and the key. `defaultSettleMs` is the command's default for `--settle`.
  *
  * @example
- * const { values, positionals } = parseOptions(argv, SELECTION_OPTIONS);
- * const selection = parseSelection(values, positionals, env, { defaultSettleMs: 0 });
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
+ * const { values, positionals } = parseOptions(["ws-1", "AUTH_LOG", "100", "24h"], SHARED_OPTIONS);
+ * const settings = parseCommandSettings(values, positionals, env, { defaultSettleMs: 0 });
+ * ```
  */
-export function parseSelection(
-  v: SelectionValues,
+export function parseCommandSettings(
+  v: OptionValues<typeof SHARED_OPTIONS>,
   positionals: string[],
   env: Env,
-  options: { defaultSettleMs: number; now?: Date },
-): Selection {
+  options: { defaultSettleMs: number; now?: Date; downloadsPerMinute?: number },
+): CommandSettings {
   const now = options.now ?? new Date();
   const warnings: string[] = [];
   const [principalArg, eventTypeArg, limitArg, afterArg, ...extra] = v["event-type"] !== undefined
@@ -335,16 +365,19 @@ export function parseSelection(
   if (v.limit !== undefined && limitArg !== undefined) {
     throw usage("give the page size either as <limit> or as --limit, not both");
   }
-  const afterText = afterArg ?? v.after;
-  if (v.state === undefined) requireStart(afterText, undefined, []);
   if (v.state === "") throw usage("--state needs a path");
+  const statePath = v.state === undefined ? undefined : localPath("--state", v.state);
+  const afterText = afterArg ?? v.after;
   const logFormat = v["log-format"] ?? "plain";
   if (logFormat !== "plain" && logFormat !== "json") {
     throw usage(`--log-format must be plain or json; got '${logFormat}'`);
   }
 
   const principal = validatePrincipal(principalArg);
-  const eventTypes = parseEventTypes(eventTypeArg, warnings);
+  const scope = scopeOf(principal);
+  const { all, eventTypes } = parseEventTypes(eventTypeArg, scope, warnings);
+  // Without a checkpoint, <after> is the only start there is: refused before the key is read.
+  if (statePath === undefined) startsOf(eventTypes, afterText, undefined, { all });
   const limitText = limitArg ?? v.limit;
   const limit = limitText === undefined
     ? MAX_LIMIT
@@ -357,52 +390,32 @@ export function parseSelection(
   const apiBase = parseApiBase(v["api-base"] ?? env.COMPLIANCE_API_BASE ?? DEFAULT_API_BASE);
   const seconds = (text: string | undefined, name: string, fallback: number) =>
     text === undefined ? fallback : positiveDuration(text, name);
+  const { key, source } = readKey(env, warnings);
   return {
-    principal,
-    scope: principal.startsWith("org-") ? "organizations" : "workspaces",
-    eventTypes,
-    limit,
-    after,
-    before,
-    apiBase,
-    key: readKey(env),
-    statePath: v.state,
-    retries: v.retries === undefined ? 5 : parseInteger(v.retries, "--retries", 0, 100),
-    timeoutMs: seconds(v.timeout, "--timeout", 30_000),
-    backoffMs: seconds(v.backoff, "--backoff", 1_000),
-    maxRetryWaitMs: seconds(v["max-retry-wait"], "--max-retry-wait", 300_000),
-    settleMs: v.settle !== undefined
-      ? parseDuration(v.settle, "--settle")
-      : options.defaultSettleMs,
-    verbosity: v.quiet ? "quiet" : v.verbose ? "verbose" : "normal",
-    logFormat,
+    selection: { principal, scope, eventTypes, all, after },
+    listing: {
+      limit,
+      before: before?.iso,
+      settleMs: v.settle !== undefined
+        ? parseDuration(v.settle, "--settle")
+        : options.defaultSettleMs,
+    },
+    client: {
+      apiBase,
+      key,
+      keySource: source,
+      policy: {
+        retries: v.retries === undefined
+          ? 5
+          : parseInteger(v.retries, "--retries", 0, MAX_RETRIES),
+        backoffMs: seconds(v.backoff, "--backoff", 1_000),
+        maxWaitMs: seconds(v["max-retry-wait"], "--max-retry-wait", 300_000),
+      },
+      timeoutMs: seconds(v.timeout, "--timeout", 30_000),
+      downloadsPerMinute: options.downloadsPerMinute ?? 50,
+    },
+    report: { verbosity: v.quiet ? "quiet" : v.verbose ? "verbose" : "normal", logFormat },
+    statePath,
     warnings,
   };
-}
-
-/**
- * The one check that every event type has somewhere to start: `<after>`, or else a checkpoint
- * cursor. `statePath` undefined: no `--state` at all; `cursorless` undefined: its file does not
- * exist yet; else the event types the checkpoint has no cursor for. A usage error otherwise.
- *
- * @example
- * requireStart(undefined, "s.json", ["AUDIT_LOG"]); // throws: no cursor for AUDIT_LOG yet
- */
-export function requireStart(
-  after: string | TimeArg | undefined,
-  statePath: string | undefined,
-  cursorless: string[] | undefined,
-): void {
-  if (after !== undefined) return;
-  if (statePath === undefined) {
-    throw usage("missing <after>: give a start time as <after> or --after (or use --state)");
-  }
-  if (cursorless !== undefined && cursorless.length === 0) return;
-  const why = cursorless === undefined
-    ? "does not exist yet"
-    : `has no cursor for ${cursorless.join(", ")} yet`;
-  throw usage(
-    `missing <after>: the state file ${statePath} ${why}; give a start time as <after> or ` +
-      `--after for the first run`,
-  );
 }

@@ -4,21 +4,25 @@
  * and its checks, and refuses any option it does not take.
  *
  * @example
- * // lib/commands/verify.ts
+ * ```ts
+ * // lib/commands/verify.ts (a coming command), in outline:
+ * declare function parseVerifyArgs(argv: string[]): { archive: string };
+ * declare function verifyArchive(archive: string, env: Env): Promise<void>; // imported lazily
  * export const command: Command = {
  *   name: "verify",
  *   summary: "check an archive against its manifest",
  *   help: "Usage: oai-compliance-logs verify [options] <dir>\n...",
  *   async main(argv, env) {
  *     const { archive } = parseVerifyArgs(argv);
- *     const { verifyArchive } = await import("../verify.ts"); // the heavy part, loaded lazily
  *     await verifyArchive(archive, env);
  *   },
  * };
+ * ```
  */
 
-/** The environment as the CLI sees it. */
-export type Env = Record<string, string | undefined>;
+import type { Env } from "../settings.ts";
+
+export type { Env };
 
 export interface Command {
   /** The word that selects it (`run` is also what runs when no command is named). */

@@ -1,99 +1,116 @@
 /**
  * The `run` command, what runs when no command is named: downloads every file of the asked event
- * types to stdout, one `-o` file or an `--output-dir` tree, keeping the quickstart scripts'
- * positional interface `<workspace_or_org_id> <event_type> <limit> <after>`. This module only
- * parses and checks; the run itself (lib/session.ts) is imported when one starts, so `--help`
- * loads almost nothing.
+ * types to stdout, `-o FILE` or `--output-dir DIR` (any destination of lib/destinations/),
+ * keeping the quickstart scripts' positional interface
+ * `<workspace_or_org_id> <event_type> <limit> <after>`. This module only parses and checks; the
+ * run itself (lib/session.ts) is imported when one starts, so `--help` loads almost nothing.
  *
  * @example
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
  * await command.main(["ws-1", "AUTH_LOG", "100", "24h", "-o", "out.jsonl"], env);
+ * ```
  */
-import type { Command, Env } from "./contract.ts";
+import type { Command } from "./contract.ts";
 import {
-  DEFAULT_API_BASE,
+  ARGUMENTS_HELP,
+  parseCommandSettings,
   parseInteger,
   parseOptions,
-  parseSelection,
   positiveDuration,
-  type Selection,
-  SELECTION_OPTIONS,
+  SHARED_OPTIONS,
   usage,
 } from "./_arguments.ts";
 import { usageError } from "../errors.ts";
-// Type-only: erased, so `--help` still loads nothing of the pass.
-import type { Output } from "../pass.ts";
+import { destinationOptions, DESTINATIONS, resolveDestinations } from "../destinations/mod.ts";
+import { optionHelp } from "../options.ts";
+import type { Env, RunSettings } from "../settings.ts";
+import { writeStdout } from "../runtime.ts";
 
-export type { Output };
-
-/** A run, parsed and checked: what to list (see `Selection`), where it goes, and how often. */
-export interface RunSettings extends Selection {
-  output: Output;
-  concurrency: number;
-  follow: boolean;
-  intervalMs: number;
-}
-
-const OPTIONS = {
-  ...SELECTION_OPTIONS,
-  output: { type: "string", short: "o" },
-  "output-dir": { type: "string" },
-  gzip: { type: "boolean" },
-  concurrency: { type: "string" },
-  follow: { type: "boolean" },
-  interval: { type: "string" },
+/** The options only `run` takes (besides every destination's own). */
+const RUN_OPTIONS = {
+  output: {
+    type: "string",
+    short: "o",
+    arg: "FILE",
+    help: "write to FILE instead of stdout: it appears only complete; with --state each\n" +
+      "run appends what is new (a run with nothing new leaves FILE untouched)",
+  },
+  "output-dir": {
+    type: "string",
+    arg: "DIR",
+    help: "one file per log: DIR/<event_type>/<YYYY-MM-DD>/<id>.jsonl, exactly once",
+  },
+  concurrency: {
+    type: "string",
+    arg: "N",
+    help: "parallel downloads, 1..64; output stays in order (default 4)",
+  },
+  "max-downloads-per-minute": {
+    type: "string",
+    arg: "N",
+    help: "download requests per rolling minute, across all downloads (default 50,\n" +
+      "the API's documented limit per key)",
+  },
+  follow: {
+    type: "boolean",
+    help: "keep polling for new files (needs --state), until SIGINT/SIGTERM",
+  },
+  interval: {
+    type: "string",
+    arg: "DURATION",
+    help: "time between polls with --follow (default 5m)",
+  },
 } as const;
 
+/** `run`'s options table: the shared ones, its own, and every destination's. */
+const OPTIONS = {
+  ...SHARED_OPTIONS,
+  ...RUN_OPTIONS,
+  ...destinationOptions(),
+  settle: {
+    ...SHARED_OPTIONS.settle,
+    help: "skip files whose end_time is more recent, until a later poll\n" +
+      "(default 2m with --follow, else 0; COSTS files arrive 3-5 h after their\n" +
+      "end_time, so a follow job with COSTS needs no more than the default: they are\n" +
+      "listed when they appear)\n" +
+      "Durations: 30s, 5m, 2h, 7d or seconds (fractions round to whole ms);\n" +
+      "each at most 2147483 s (~24.8 days, what timers hold), else refused",
+  },
+  "log-format": {
+    ...SHARED_OPTIONS["log-format"],
+    help: "plain (default) or json: one JSON object per event on stderr (page,\n" +
+      "file, retry, warning, gone, progress, error, summary); a live line on a tty",
+  },
+} as const;
+
+/** Destinations by URL scheme, for the help (none but local paths until one registers). */
+function destinationsHelp(): string {
+  const schemes = DESTINATIONS.flatMap((kind) => kind.schemes.map((s) => `${s}://`));
+  return schemes.length ? `URL destinations: ${schemes.join(", ")}\n` : "";
+}
+
 export const HELP =
-  `Usage: oai-compliance-logs [options] <workspace_or_org_id> <event_type> <limit> <after>
-       oai-compliance-logs [options] --after <time> <workspace_or_org_id> <event_type> [limit]
-       oai-compliance-logs [options] --state <file> <workspace_or_org_id> <event_type> [limit]
+  `Usage: oai-compliance-logs [run] [options] <workspace_or_org_id> <event_type> <limit> <after>
+       oai-compliance-logs [run] [options] --after <time> <workspace_or_org_id> <event_type> [limit]
+       oai-compliance-logs [run] [options] --state <file> <workspace_or_org_id> <event_type> [limit]
 
 Downloads OpenAI Compliance Logs Platform files and writes their JSON Lines to stdout (or files).
 The key is read from COMPLIANCE_API_KEY, or from the file named by COMPLIANCE_API_KEY_FILE.
 A key has 20 or more letters, digits and - _ . ~; anything else is refused as truncated or mangled.
 
-Arguments:
-  workspace_or_org_id  ChatGPT workspace id, or API Platform organization id (org-...)
-  event_type           AUTH_LOG, AUDIT_LOG, ...; several as AUTH_LOG,AUDIT_LOG; or 'all'
-  limit                files per page, 1..100 (default 100 when omitted)
-  after                ISO 8601 time with zone, a date (UTC midnight), or relative: 90m, 24h, 7d;
-                       optional once --state holds a cursor; older than ~30 days only warns
+${ARGUMENTS_HELP}
 
 Options:
-  --after TIME           start time (replaces the <after> positional)
-  --before TIME          only files whose end_time is earlier than TIME (sent to the API)
-  --limit N              files per page (replaces the <limit> positional; default 100)
-  --event-type LIST      event types (replaces the <event_type> positional)
-  -o, --output FILE      write to FILE (appears only complete) instead of stdout
-  --output-dir DIR       one file per log: DIR/<event_type>/<YYYY-MM-DD>/<id>.jsonl, exactly once
-  --gzip                 with --output-dir, write .jsonl.gz
-  --state FILE           durable checkpoint, one cursor per event type: resume where the last
-                         run stopped (read or reset it with 'state show|reset FILE')
-  --concurrency N        parallel downloads, output stays in order (default 4)
-  --retries N            retries for rate limits, 5xx and network errors (default 5)
-  --timeout SECONDS      connect and idle-body timeout (default 30)
-  --backoff SECONDS      first retry delay, doubled each retry, with jitter (default 1)
-  --max-retry-wait SECS  cap on any single wait, including Retry-After (default 300)
-  --list                 print one JSON line per log file instead of downloading (the same as
-                         the 'list' command, which takes only its own options)
-  --follow               keep polling for new files (needs --state), until SIGINT/SIGTERM
-  --interval DURATION    time between polls with --follow (default 5m)
-  --settle DURATION      skip files whose end_time is more recent, until a later poll
-                         (default 2m with --follow, else 0)
-                         Durations: 30s, 5m, 2h, 7d or seconds (fractions round to whole ms);
-                         each at most 2147483 s (~24.8 days, what timers hold), else refused
-  --api-base URL         API base (default ${DEFAULT_API_BASE}, or COMPLIANCE_API_BASE)
-  --log-format FORMAT    plain (default) or json: one JSON object per event on stderr (page,
-                         file, retry, warning, error, summary); a live line when stderr is a tty
-  -q, --quiet            no progress on stderr, only errors
-  -v, --verbose          more detail on stderr
-  -h, --help             this help
-
+${optionHelp(OPTIONS)}
+  --list                 print one JSON line per log file instead of downloading: the 'list'
+                         command (see 'oai-compliance-logs list --help' for its options)
+${destinationsHelp()}
 Examples:
   export COMPLIANCE_API_KEY=<KEY>
   oai-compliance-logs f7f33107-5fb9-4ee1-8922-3eae76b5b5a0 AUTH_LOG 100 "$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%SZ)" > output.jsonl
-  oai-compliance-logs org-p13k3klgno5cqxbf0q8hpgrk AUTH_LOG 100 2026-07-01 -o output.jsonl
-  oai-compliance-logs --after 24h --state state.json --output-dir logs/ org-p13k3klgno5cqxbf0q8hpgrk AUTH_LOG,AUDIT_LOG
+  oai-compliance-logs org-p13k3klgno5cqxbf0q8hpgrk APP_LOG 100 2026-07-01 -o output.jsonl
+  oai-compliance-logs --after 24h --state state.json --output-dir logs/ org-p13k3klgno5cqxbf0q8hpgrk APP_LOG,COSTS
   oai-compliance-logs --follow --after 7d --state s.json --output-dir logs/ --log-format json org-p13k3klgno5cqxbf0q8hpgrk all
 
 Environment:
@@ -103,14 +120,19 @@ Environment:
   NODE_EXTRA_CA_CERTS    PEM file of extra CAs to trust (DENO_CERT also works under Deno)
   NO_COLOR               no colour on stderr
 
-Exit codes: 0 done, 1 API/network/integrity/file error, 2 usage error, 130/143 interrupted.`;
+Exit codes: 0 done, 1 API/network/integrity/file error, 2 usage error, 4 done but some listed
+files were no longer available (named on stderr; the next run does not ask for them again),
+130/143 interrupted.`;
 
 /**
  * Parses and checks a run's command line into its settings, before any request; `undefined` for
  * `--help`. Reads only the key file (named by `COMPLIANCE_API_KEY_FILE`).
  *
  * @example
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
  * const settings = parseRunArgs(["ws-1", "AUTH_LOG", "100", "24h"], env);
+ * ```
  */
 export function parseRunArgs(
   argv: string[],
@@ -120,31 +142,25 @@ export function parseRunArgs(
   const { values: v, positionals } = parseOptions(argv, OPTIONS);
   if (v.help) return undefined;
   if (positionals.length === 0) throw usageError(HELP);
-  if (v.output !== undefined && v["output-dir"] !== undefined) {
-    throw usage("-o/--output and --output-dir cannot be used together");
-  }
-  if (v.gzip && v["output-dir"] === undefined) throw usage("--gzip needs --output-dir");
-  if (v.follow && v.output !== undefined) {
-    // The -o file appears only when a run ends, and a follow run does not end.
-    throw usage("--follow cannot write to -o FILE; use stdout or --output-dir");
-  }
   if (v.follow && v.state === undefined) {
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }
-  if (v.output === "") throw usage("-o/--output needs a path");
-  if (v["output-dir"] === "") throw usage("--output-dir needs a path");
-  const selection = parseSelection(v, positionals, env, {
+  if (v.interval !== undefined && !v.follow) throw usage("--interval needs --follow");
+  const settings = parseCommandSettings(v, positionals, env, {
     defaultSettleMs: v.follow ? 120_000 : 0,
     now,
+    downloadsPerMinute: v["max-downloads-per-minute"] === undefined
+      ? undefined
+      : parseInteger(v["max-downloads-per-minute"], "--max-downloads-per-minute", 1, 10_000),
   });
-  const output: Output = v["output-dir"] !== undefined
-    ? { kind: "dir", path: v["output-dir"], gzip: Boolean(v.gzip) }
-    : v.output !== undefined
-    ? { kind: "file", path: v.output }
-    : { kind: "stdout" };
+  const [destination] = resolveDestinations(v, {
+    follow: Boolean(v.follow),
+    statePath: settings.statePath,
+    env,
+  });
   return {
-    ...selection,
-    output,
+    ...settings,
+    destination,
     concurrency: v.concurrency === undefined
       ? 4
       : parseInteger(v.concurrency, "--concurrency", 1, 64),
@@ -159,10 +175,7 @@ export const command: Command = {
   help: HELP,
   async main(argv, env) {
     const settings = parseRunArgs(argv, env);
-    if (!settings) {
-      const { writeStdout } = await import("../runtime.ts");
-      return writeStdout(new TextEncoder().encode(HELP + "\n"));
-    }
+    if (!settings) return writeStdout(new TextEncoder().encode(HELP + "\n"));
     const { runSession } = await import("../session.ts");
     return await runSession(settings, env);
   },

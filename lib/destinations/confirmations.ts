@@ -1,22 +1,33 @@
 /**
  * Confirmations arrive late and out of order; the checkpoint moves strictly in listing order.
  * `Confirmations` keeps one event type's listing entries in order (files handed to the
- * destination, files skipped, page ends) and releases each checkpoint move once it and everything
- * before it are settled: `markDelivered` per confirmed or skipped file, `advance` per page end.
- * The run's statistics are updated at the same place, so they count exactly what was released.
- * A rejected file stops the releases there for good: the checkpoint stays before it.
+ * destination, files passed without delivery, files found gone, page ends, the listing's end) and
+ * releases each checkpoint move once it and everything before it are settled: `markDelivered` per
+ * confirmed or passed file, `markGone` per gone file, `advance` per page end. The run's statistics
+ * are updated at the same place, so they count exactly what was released. A rejected file stops
+ * the releases there for good: the checkpoint stays before it.
  *
  * @example
+ * ```ts
+ * import type { LogFile } from "../api.ts";
+ * import type { RunStats } from "../run_stats.ts";
+ * import type { CursorStore } from "./contract.ts";
+ * declare const checkpoint: CursorStore;
+ * declare const stats: RunStats;
+ * declare const fileA: LogFile, fileB: LogFile;
+ * const after = "2026-07-01T00:00:00Z", nextAfter = "2026-07-01T02:00:00Z";
  * const confirmations = new Confirmations("AUTH_LOG", checkpoint, stats);
  * const first = confirmations.expect(fileA, after, 1500);
  * const second = confirmations.expect(fileB, after, 200);
- * confirmations.pageEnd(after, nextAfter, ["b"]);
+ * confirmations.pageEnd(nextAfter, ["b"]);
  * second.confirm(); // nothing moves: fileA is not confirmed yet
  * first.confirm(); // both files, then the page end, move the checkpoint in order
  * await confirmations.settled();
+ * ```
  */
 import type { LogFile } from "../api.ts";
 import type { RunStats } from "../run_stats.ts";
+import { toMicros } from "../time.ts";
 import type { CursorStore, Receipt } from "./contract.ts";
 
 type Slot =
@@ -25,14 +36,19 @@ type Slot =
     file: LogFile;
     pageAfter: string;
     bytes: number;
-    /** Already on the destination from an earlier run: moves the checkpoint, counts as skipped. */
-    skipped: boolean;
+    /**
+     * delivered: handed to the destination (counts as a file once confirmed); passed: not
+     * delivered again (already stored, or skipped by the operator); gone: the API no longer has it.
+     */
+    how: "delivered" | "passed" | "gone";
+    goneReason?: "expired" | "unavailable";
     state: "pending" | "confirmed" | "rejected";
   }
-  | { kind: "pageEnd"; nextAfter: string; boundaryIds: string[] };
+  | { kind: "pageEnd"; nextAfter: string; boundaryIds: string[] }
+  | { kind: "listingEnd"; after: string };
 
 /** The part of `RunStats` that confirmations update. */
-export type ConfirmedStats = Pick<RunStats, "confirmed" | "reached">;
+export type ConfirmedStats = Pick<RunStats, "confirmed" | "reached" | "goneFile">;
 
 export class Confirmations {
   readonly #eventType: string;
@@ -47,6 +63,8 @@ export class Confirmations {
   /** Checkpoint writes, one after another in release order. */
   #writes: Promise<void> = Promise.resolve();
   #writeFailed = false;
+  /** The `after` the released moves have reached (the checkpoint's at first), if any. */
+  #at: string | undefined;
 
   /** `onFailure` hears the first rejection or failed checkpoint write at once (to stop the run). */
   constructor(
@@ -59,6 +77,7 @@ export class Confirmations {
     this.#store = store;
     this.#stats = stats;
     this.#onFailure = onFailure;
+    this.#at = store?.cursor(eventType)?.after;
   }
 
   /** Files handed over whose receipts are not settled yet. */
@@ -76,7 +95,14 @@ export class Confirmations {
    * it. Settling a receipt twice keeps the first answer.
    */
   expect(file: LogFile, pageAfter: string, bytes: number): Receipt {
-    const slot: Slot = { kind: "file", file, pageAfter, bytes, skipped: false, state: "pending" };
+    const slot: Slot = {
+      kind: "file",
+      file,
+      pageAfter,
+      bytes,
+      how: "delivered",
+      state: "pending",
+    };
     this.#slots.push(slot);
     this.#pending++;
     const settle = (state: "confirmed" | "rejected") => {
@@ -95,23 +121,43 @@ export class Confirmations {
     };
   }
 
-  /** The next file in listing order was already stored whole: the checkpoint passes it in turn. */
+  /**
+   * The next file in listing order is not delivered (already stored whole, or skipped by the
+   * operator): the checkpoint passes it in turn.
+   */
   skip(file: LogFile, pageAfter: string): void {
-    this.#slots.push({
+    this.#push({ kind: "file", file, pageAfter, bytes: 0, how: "passed", state: "confirmed" });
+  }
+
+  /**
+   * The next file in listing order is gone (the API no longer has it, for `reason`): in turn, it
+   * is recorded as gone, counted, and the checkpoint passes it as it passes a delivered file.
+   */
+  gone(file: LogFile, pageAfter: string, reason: "expired" | "unavailable"): void {
+    this.#push({
       kind: "file",
       file,
       pageAfter,
       bytes: 0,
-      skipped: true,
+      how: "gone",
+      goneReason: reason,
       state: "confirmed",
     });
-    this.#release();
   }
 
   /** A page ends here: once everything before it is confirmed, the cursor moves to `nextAfter`. */
   pageEnd(nextAfter: string, boundaryIds: string[]): void {
-    this.#slots.push({ kind: "pageEnd", nextAfter, boundaryIds });
-    this.#release();
+    this.#push({ kind: "pageEnd", nextAfter, boundaryIds });
+  }
+
+  /**
+   * The listing reached its end without a new file: in turn, the cursor moves to `after` (no
+   * boundary ids) when it has none yet or `after` is later than it, so that every event type has
+   * a cursor once listed to the end. The caller picks an `after` no file can still appear before
+   * (see `quietCursor`).
+   */
+  listingEnd(after: string): void {
+    this.#push({ kind: "listingEnd", after });
   }
 
   /**
@@ -128,6 +174,11 @@ export class Confirmations {
           "confirmed nor rejected",
       );
     }
+  }
+
+  #push(slot: Slot): void {
+    this.#slots.push(slot);
+    this.#release();
   }
 
   #fail(error: unknown): void {
@@ -154,13 +205,29 @@ export class Confirmations {
   #apply(slot: Slot): void {
     const eventType = this.#eventType;
     if (slot.kind === "pageEnd") {
+      this.#at = slot.nextAfter;
       this.#stats.reached(eventType, slot.nextAfter);
       this.#write((store) => store.advance(eventType, slot.nextAfter, slot.boundaryIds));
       return;
     }
-    if (slot.skipped) this.#stats.reached(eventType, slot.file.end_time);
-    else this.#stats.confirmed(eventType, slot.file, slot.bytes);
-    this.#write((store) => store.markDelivered(eventType, slot.pageAfter, slot.file.id));
+    if (slot.kind === "listingEnd") {
+      if (this.#at !== undefined && toMicros(slot.after)! <= toMicros(this.#at)!) return;
+      this.#at = slot.after;
+      this.#stats.reached(eventType, slot.after);
+      this.#write((store) => store.advance(eventType, slot.after, []));
+      return;
+    }
+    const { file, pageAfter } = slot;
+    this.#at = pageAfter;
+    if (slot.how === "gone") {
+      const reason = slot.goneReason!;
+      this.#stats.goneFile(eventType, file, reason);
+      this.#write((store) => store.markGone(eventType, pageAfter, file, reason));
+      return;
+    }
+    if (slot.how === "passed") this.#stats.reached(eventType, file.end_time);
+    else this.#stats.confirmed(eventType, file, slot.bytes);
+    this.#write((store) => store.markDelivered(eventType, pageAfter, file.id));
   }
 
   #write(move: (store: CursorStore) => Promise<void>): void {
@@ -176,4 +243,33 @@ export class Confirmations {
       }
     });
   }
+}
+
+/**
+ * Where an event type's cursor may move when a listing that started at `listedAtMs` found nothing
+ * new: no file can still appear before it. Files are published up to `publicationDelayMs` after
+ * their `end_time` (and a file more recent than `settleMs` was left for a later poll), so the
+ * cursor is the listing time less the larger of the two, never before `startAfter` (where the
+ * listing started) and never after `before` (files from there on were not asked for). A cursor
+ * set to "now" would skip a file published minutes later with an earlier `end_time`.
+ *
+ * @example
+ * ```ts
+ * const listedAt = Date.parse("2026-07-02T12:00:00Z");
+ * quietCursor({ startAfter: "2026-07-01T00:00:00Z", listedAtMs: listedAt, publicationDelayMs: 1_800_000, settleMs: 0 });
+ * // "2026-07-02T11:30:00.000Z"
+ * ```
+ */
+export function quietCursor(options: {
+  startAfter: string;
+  listedAtMs: number;
+  publicationDelayMs: number;
+  settleMs: number;
+  before?: string;
+}): string {
+  const { startAfter, listedAtMs, publicationDelayMs, settleMs, before } = options;
+  const safeMs = listedAtMs - Math.max(publicationDelayMs, settleMs);
+  let candidate = new Date(safeMs).toISOString();
+  if (before !== undefined && toMicros(before)! < toMicros(candidate)!) candidate = before;
+  return toMicros(candidate)! > toMicros(startAfter)! ? candidate : startAfter;
 }

@@ -18,11 +18,17 @@
  *   confirms a file once it has written it whole.
  *
  * @example
- * const destination: Destination = await createDestination({ kind: "dir", path: "logs", gzip: false });
+ * ```ts
+ * import type { ComplianceClient, LogFile } from "../api.ts";
+ * declare const destination: Destination; // made for `-o`, `--output-dir` or stdout
+ * declare const client: ComplianceClient;
+ * declare const file: LogFile;
+ * declare const receipt: Receipt; // from `Confirmations.expect` (confirmations.ts)
  * const spool = await destination.spool(file, "AUTH_LOG");
- * const downloaded = await download(file, spool);
+ * const downloaded = await client.download(file, spool);
  * await destination.deliver({ file, eventType: "AUTH_LOG", spool, downloaded, receipt });
  * await destination.finish(); // every receipt is settled once this resolves
+ * ```
  */
 import type { LogFile } from "../api.ts";
 import type { Downloaded, SpoolWriter } from "../download.ts";
@@ -85,4 +91,15 @@ export interface CursorStore {
   cursor(eventType: string): { after: string; seen: string[] } | undefined;
   markDelivered(eventType: string, pageAfter: string, id: string): Promise<void>;
   advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void>;
+  /** A listed file the API no longer has: recorded, and passed as `markDelivered` passes one. */
+  markGone(
+    eventType: string,
+    pageAfter: string,
+    file: LogFile,
+    reason: "expired" | "unavailable",
+  ): Promise<void>;
+  /** The operator's reason for skipping `id` (`state skip`): it is not downloaded. */
+  skipReason(eventType: string, id: string): string | undefined;
+  /** The command that skips `id`, named by the error that stops a run on that file. */
+  skipCommand(eventType: string, id: string): string;
 }

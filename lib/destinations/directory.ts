@@ -5,22 +5,37 @@
  * already there with the listed size and hash, so every file is stored exactly once.
  *
  * @example
+ * ```ts
  * const destination = new DirectoryDestination("logs", false);
+ * ```
  */
 import { open, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "../api.ts";
-import { createTempBeside, ensureDir, removeStaleTemps, type TempFile } from "../atomic.ts";
+import {
+  createTempBeside,
+  directoryModeFor,
+  ensureDir,
+  OWNER_ONLY_FILE_MODE,
+  removeStaleTemps,
+  type TempFile,
+} from "../atomic.ts";
 import { toMicros } from "../time.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
+import type { DestinationKind } from "./mod.ts";
+import { codeOf, reason, usage } from "../errors.ts";
 
 /**
  * `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl[.gz]` (ids were checked to be safe).
  *
  * @example
- * outputPath("logs", file, "AUTH_LOG", true); // logs/AUTH_LOG/2026-07-02/<id>.jsonl.gz
+ * ```ts
+ * import type { LogFile } from "../api.ts";
+ * const file: LogFile = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-02T10:00:00Z" };
+ * outputPath("logs", file, "AUTH_LOG", true); // "logs/AUTH_LOG/2026-07-02/eclf_1.jsonl.gz"
+ * ```
  */
 export function outputPath(root: string, file: LogFile, eventType: string, gzip: boolean): string {
   const day = new Date(Number(toMicros(file.end_time)! / 1000n)).toISOString().slice(0, 10);
@@ -33,10 +48,14 @@ class TreeSpool implements Spool {
   private plain!: WriteCoalescer;
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
 
-  constructor(private readonly path: string, private readonly compress: boolean) {}
+  constructor(
+    private readonly path: string,
+    private readonly compress: boolean,
+    private readonly mode: number,
+  ) {}
 
   async start(): Promise<this> {
-    const temp = this.temp = await createTempBeside(this.path);
+    const temp = this.temp = await createTempBeside(this.path, this.mode);
     this.plain = new WriteCoalescer((bytes) => temp.write(bytes));
     if (this.compress) {
       const stream = new CompressionStream("gzip");
@@ -87,7 +106,12 @@ export class DirectoryDestination implements Destination<TreeSpool> {
   readonly guarantee = "confirmed";
   private readonly cleaned = new Set<string>();
 
-  constructor(private readonly root: string, private readonly gzip: boolean) {}
+  /** `fileMode`: the mode of the files it creates; directories it creates get theirs from it. */
+  constructor(
+    private readonly root: string,
+    private readonly gzip: boolean,
+    private readonly fileMode = OWNER_ONLY_FILE_MODE,
+  ) {}
 
   async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
     const path = outputPath(this.root, file, eventType, this.gzip);
@@ -105,13 +129,13 @@ export class DirectoryDestination implements Destination<TreeSpool> {
   async spool(file: LogFile, eventType: string): Promise<TreeSpool> {
     const path = outputPath(this.root, file, eventType, this.gzip);
     const dir = dirname(path);
-    await ensureDir(dir);
+    await ensureDir(dir, directoryModeFor(this.fileMode));
     if (!this.cleaned.has(dir)) {
       // Temps of a run that was killed before it could rename them.
       this.cleaned.add(dir);
       await removeStaleTemps(dir);
     }
-    return await new TreeSpool(path, this.gzip).start();
+    return await new TreeSpool(path, this.gzip, this.fileMode).start();
   }
 
   async deliver({ spool, receipt }: Parcel<TreeSpool>): Promise<void> {
@@ -165,4 +189,37 @@ async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
   } finally {
     await handle.close();
   }
+}
+
+/** `--output-dir DIR` on the registry. */
+export const directoryKind: DestinationKind = {
+  name: "directory",
+  flag: "output-dir",
+  schemes: [],
+  options: {
+    gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
+  },
+  secretEnv: [],
+  conflicts: {},
+  configure(root, values) {
+    const gzip = Boolean(values.gzip);
+    return {
+      label: `--output-dir ${root}`,
+      guarantee: "confirmed",
+      localFiles: [],
+      check: () => refuseNonDirectory(root),
+      open: () => Promise.resolve(new DirectoryDestination(root, gzip)),
+    };
+  },
+};
+
+/** `--output-dir` naming something that is not a directory fails before any request. */
+async function refuseNonDirectory(root: string): Promise<void> {
+  try {
+    if ((await stat(root)).isDirectory()) return;
+  } catch (error) {
+    if (codeOf(error) === "ENOENT") return; // Created with the first file.
+    throw usage(`cannot use --output-dir ${root}: ${reason(error)}`);
+  }
+  throw usage(`--output-dir ${root} is not a directory; name a directory (or use -o for one file)`);
 }

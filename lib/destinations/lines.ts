@@ -4,10 +4,15 @@
  * `pipeThrough`.
  *
  * @example
+ * ```ts
+ * import type { FileSpool } from "./spool.ts";
+ * declare const spool: FileSpool;
+ * declare function send(lines: Uint8Array[]): Promise<void>;
  * const batches = spool.stream()
  *   .pipeThrough(new LineSplitStream())
  *   .pipeThrough(new BatchStream({ count: 500, bytes: 1 << 20, waitMs: 1000 }));
  * for await (const lines of batches) await send(lines);
+ * ```
  */
 
 const NEWLINE = 0x0a;
@@ -19,8 +24,12 @@ const NEWLINE = 0x0a;
  * memory a line without a newline may take (an error beyond it).
  *
  * @example
- * const lines = ReadableStream.from([bytes("a\r\nb"), bytes("c\n")]).pipeThrough(new LineSplitStream());
+ * ```ts
+ * const bytes = (text: string) => new TextEncoder().encode(text);
+ * const chunks = ReadableStream.from([bytes("a\r\nb"), bytes("c\n")]);
+ * const lines = chunks.pipeThrough(new LineSplitStream());
  * // "a\r\n", "bc\n"
+ * ```
  */
 export class LineSplitStream extends TransformStream<Uint8Array, Uint8Array> {
   constructor(options: { maxLineBytes?: number } = {}) {
@@ -78,7 +87,10 @@ export interface BatchLimits {
  * its own. `sizeOf` measures an item (default: its `byteLength`).
  *
  * @example
+ * ```ts
+ * declare const lines: ReadableStream<Uint8Array>; // from a LineSplitStream
  * const batches = lines.pipeThrough(new BatchStream({ count: 500, bytes: 1 << 20, waitMs: 1000 }));
+ * ```
  */
 export class BatchStream<T> extends TransformStream<T, T[]> {
   constructor(

@@ -5,11 +5,15 @@
  * (line by line through lib/destinations/lines.ts) by a destination that sends records.
  *
  * @example
+ * ```ts
+ * import { writeStdout } from "../runtime.ts";
+ * const bytes = new TextEncoder().encode('{"id":"e1"}\n');
  * const folder = await SpoolFolder.create();
  * const spool = await folder.next();
  * await spool.write(bytes);
- * await spool.writeInto({ write: writeStdout }, downloaded.lastByte);
+ * await spool.writeInto({ write: writeStdout }, bytes.at(-1)); // the last byte decides a newline
  * await folder.remove();
+ * ```
  */
 import { open, rm } from "node:fs/promises";
 import { join } from "node:path";

@@ -13,12 +13,17 @@
  *   and symlinks directly in a spool it owns (real directory, our uid, mode 0700), then rmdir.
  *
  * @example
+ * ```ts
+ * import { writeFile } from "node:fs/promises";
+ * import { join } from "node:path";
+ * const bytes = new TextEncoder().encode('{"id":"e1"}\n');
  * const spool = await createSpoolDir();
  * try {
  *   await writeFile(join(spool.path, "0.part"), bytes);
  * } finally {
  *   await spool.remove();
  * }
+ * ```
  */
 import { lstat, mkdir, mkdtemp, readdir, rmdir, unlink, writeFile } from "node:fs/promises";
 import type { Stats } from "node:fs";
@@ -61,7 +66,9 @@ const ownSpools = new Set<string>();
  * of dead runs from the private root when the root is verified as ours.
  *
  * @example
+ * ```ts
  * const spool = await createSpoolDir({ tmp: "/tmp", xdgRuntimeDir: undefined });
+ * ```
  */
 export async function createSpoolDir(
   where: { tmp?: string; xdgRuntimeDir?: string } = {},

@@ -5,10 +5,13 @@
  * (at-least-once); the pipe never says whether its reader kept the bytes.
  *
  * @example
+ * ```ts
  * const destination = await createStdoutDestination();
+ * ```
  */
 import { copyFileToStdout, writeStdout } from "../runtime.ts";
 import { StreamDestination } from "./_stream.ts";
+import type { DestinationKind } from "./mod.ts";
 
 /** The stdout destination (a kernel copy straight into a pipe where the runtime can). */
 export function createStdoutDestination(): Promise<StreamDestination> {
@@ -17,3 +20,19 @@ export function createStdoutDestination(): Promise<StreamDestination> {
     copyFile: copyFileToStdout,
   });
 }
+
+/** Stdout: what a run writes to when no destination is named. */
+export const stdoutKind: DestinationKind = {
+  name: "stdout",
+  schemes: [],
+  options: {},
+  secretEnv: [],
+  conflicts: {},
+  configure: () => ({
+    label: "stdout",
+    guarantee: "best-effort",
+    localFiles: [],
+    check: () => Promise.resolve(),
+    open: createStdoutDestination,
+  }),
+};

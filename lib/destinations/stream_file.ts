@@ -5,7 +5,9 @@
  * destination never renames.
  *
  * @example
+ * ```ts
  * const destination = await createStreamFileDestination("/run/shipper.fifo");
+ * ```
  */
 import { open } from "node:fs/promises";
 import { BrokenPipeError, CliError, codeOf, reason } from "../errors.ts";

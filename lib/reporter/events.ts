@@ -1,12 +1,17 @@
 /**
  * What the reporter can be told: one event type per occurrence. Events named as in
- * `--log-format json` output (`warning`, `page`, `file`, `skip`, `retry`, `error`, `sleep`,
+ * `--log-format json` output (`warning`, `page`, `file`, `skip`, `gone`, `retry`, `error`, `sleep`,
  * `summary`) appear there with their fields in snake_case (see `json.ts`); the others
  * (`pageStart`, `fileStart`, `completed`, `note`) exist only as the scripts' plain lines.
+ * `progress` is made by the JSON renderer itself, from the events it is told (`progress.ts`).
  *
  * @example
- * reporter.emit({ event: "file", id: file.id, bytes: 1500, durationMs: 12 });
+ * ```ts
+ * declare const reporter: { emit(event: ReportEvent): void };
+ * reporter.emit({ event: "file", id: "eclf_1", bytes: 1500, durationMs: 12 });
+ * ```
  */
+import type { RunStatus } from "../errors.ts";
 import type { StatsSnapshot } from "../run_stats.ts";
 
 export interface WarningEvent {
@@ -54,6 +59,18 @@ export interface SkipEvent {
   event: "skip";
   id: string;
   reason: string;
+}
+
+/**
+ * A listed file the API no longer has (its download answered 404 on every try, and it has expired
+ * or the API said it is no longer available): recorded as gone, the checkpoint moves past it.
+ */
+export interface GoneEvent {
+  event: "gone";
+  eventType: string;
+  id: string;
+  endTime: string;
+  reason: "expired" | "unavailable";
 }
 
 /** A request or download is tried again after `waitMs`. */
@@ -107,8 +124,34 @@ export interface SleepEvent {
 /** What the run did (`RunStats.snapshot()`), and how it ended when it has. */
 export type SummaryEvent =
   & { event: "summary" }
-  & Omit<StatsSnapshot, "status" | "exitCode">
-  & Partial<Pick<StatsSnapshot, "status" | "exitCode">>;
+  & Omit<StatsSnapshot, "status" | "exitCode" | "gone" | "goneFiles">
+  & {
+    /** Listed files the API no longer had (shown only when some were). */
+    gone?: number;
+    /** `incomplete` (exit 4): done, but some listed files were no longer available. */
+    status?: RunStatus;
+    exitCode?: number;
+  };
+
+/**
+ * Where a long run stands (`--log-format json`, at most every 10 s while files move): files done
+ * of the files listed so far, bytes, the recent rate and the time left for what is listed.
+ */
+export interface ProgressEvent {
+  event: "progress";
+  /** Files delivered, skipped or gone. */
+  filesDone: number;
+  /** Files the listing has named so far (it lists ahead of the downloads, a page at a time). */
+  filesListed: number;
+  /** False while a listed page said more follow: then more files are to come. */
+  listingComplete: boolean;
+  bytes: number;
+  /** Over the last minute, rounded; null until there is a rate to tell. */
+  bytesPerSecond: number | null;
+  filesPerMinute: number | null;
+  /** For the files listed so far, at the recent rate; null when unknown. */
+  etaSeconds: number | null;
+}
 
 export type ReportEvent =
   | WarningEvent
@@ -117,12 +160,14 @@ export type ReportEvent =
   | FileStartEvent
   | FileEvent
   | SkipEvent
+  | GoneEvent
   | RetryEvent
   | CompletedEvent
   | NoteEvent
   | ErrorEvent
   | SleepEvent
-  | SummaryEvent;
+  | SummaryEvent
+  | ProgressEvent;
 
 /** The events that `--log-format json` writes. */
 export type JsonEvent = Exclude<

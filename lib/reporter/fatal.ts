@@ -4,8 +4,18 @@
  * no reporter has shown (errors before a run's reporter exists, unexpected failures).
  *
  * @example
- * // main.ts
- * catch (error) { reportFatal(error, process.env); return exitCodeOf(error); }
+ * ```ts
+ * // main.ts, in outline:
+ * import process from "node:process";
+ * import { exitCodeOf } from "../errors.ts";
+ * declare function cli(argv: string[]): Promise<void>;
+ * try {
+ *   await cli(process.argv.slice(2));
+ * } catch (error) {
+ *   reportFatal(error, process.env);
+ *   process.exit(exitCodeOf(error));
+ * }
+ * ```
  */
 import { BrokenPipeError, CliError, exitCodeFor, messageOf, redact } from "../errors.ts";
 import { stderrIsTerminal, writeStderr } from "../runtime.ts";
@@ -20,7 +30,14 @@ const shown = new WeakSet<object>();
  * Marks `error` as shown; false when it already was (then it must not be shown again).
  *
  * @example
- * if (firstShowing(error)) render(errorEvent(error));
+ * ```ts
+ * import { CliError } from "../errors.ts";
+ * import type { ErrorEvent } from "./events.ts";
+ * declare function render(event: ErrorEvent): void;
+ * const error = new CliError("auth", "HTTP error 401 while listing logs:");
+ * if (firstShowing(error)) render(errorEvent(error)); // shown
+ * if (firstShowing(error)) render(errorEvent(error)); // not again
+ * ```
  */
 export function firstShowing(error: unknown): boolean {
   if (typeof error !== "object" || error === null || shown.has(error)) return false;
@@ -32,7 +49,12 @@ export function firstShowing(error: unknown): boolean {
  * The `error` event of a `CliError`, with its kind and the exit code it ends the process with.
  *
  * @example
+ * ```ts
+ * import { CliError } from "../errors.ts";
+ * import type { Reporter } from "./mod.ts";
+ * declare const reporter: Reporter;
  * reporter.emit(errorEvent(new CliError("auth", "HTTP error 401 while listing logs:")));
+ * ```
  */
 export function errorEvent(error: CliError): ErrorEvent {
   return {
@@ -58,7 +80,12 @@ export function colorOnStderr(env: Record<string, string | undefined>): boolean 
  * stack when `OAI_COMPLIANCE_DEBUG` is set). A closed stdout shows nothing.
  *
  * @example
- * reportFatal(new CliError("usage", "unknown option --gzip"), process.env); // error: unknown option --gzip
+ * ```ts
+ * import process from "node:process";
+ * import { CliError } from "../errors.ts";
+ * // stderr: "error: unknown option --gzip"
+ * reportFatal(new CliError("usage", "unknown option --gzip"), process.env);
+ * ```
  */
 export function reportFatal(error: unknown, env: Record<string, string | undefined>): void {
   if (error instanceof BrokenPipeError || !firstShowing(error)) return;

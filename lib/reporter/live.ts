@@ -1,22 +1,82 @@
 /**
- * The live one-line status on a terminal: `AUTH_LOG page 3 | 120 files | 4.2 MB | 1.1 MB/s`,
- * redrawn in place as pages start and files finish; every other event is a plain line, written
- * after the status line is cleared so that the two never share a row.
+ * The live one-line status on a terminal, redrawn in place as pages start and files finish:
+ *
+ *   AUTH_LOG page 3 | 120 of 300+ files | 4.2 MB | 1.2 MB/s, 48 files/min | 3m 45s+ left
+ *
+ * files done of the files listed so far (`+`: the listing has more pages), bytes, the rate over
+ * the last minute and the time left for what is listed (`progress.ts`), each rounded for a person.
+ * Every other event is a plain line, written after the status line is cleared so that the two
+ * never share a row.
  */
 import { writeStderr } from "../runtime.ts";
 import type { Renderer, ReportEvent } from "./events.ts";
-import { formatBytes, PlainRenderer } from "./plain.ts";
+import {
+  formatByteRate,
+  formatBytes,
+  formatCount,
+  formatDuration,
+  formatFileRate,
+} from "./human.ts";
+import { PlainRenderer } from "./plain.ts";
+import { Progress, type ProgressFigures } from "./progress.ts";
 
 /** How often, at most, the live line is redrawn. */
 const LIVE_REFRESH_MS = 100;
 
+export interface LiveOptions {
+  color: boolean;
+  /** The clock (tests pass a fake one). */
+  now?: () => number;
+  /** The terminal's width: a longer line is cut, since a wrapped one cannot be redrawn. */
+  columns?: () => number | undefined;
+}
+
+/**
+ * The status line for `figures` while `eventType`'s page `page` is listed.
+ *
+ * @example
+ * ```ts
+ * const figures = {
+ *   filesDone: 120, filesListed: 300, listingComplete: false, bytes: 4_200_000,
+ *   bytesPerSecond: 1_234_567, filesPerMinute: 48, etaSeconds: 225,
+ * };
+ * statusLine("AUTH_LOG", 3, figures);
+ * // "AUTH_LOG page 3 | 120 of 300+ files | 4.2 MB | 1.2 MB/s, 48 files/min | 3m 45s+ left"
+ * ```
+ */
+export function statusLine(eventType: string, page: number, figures: ProgressFigures): string {
+  const more = figures.listingComplete ? "" : "+";
+  const parts = [`${eventType} page ${page}`];
+  parts.push(
+    figures.filesDone === 0 && figures.bytes === 0
+      ? `${formatCount(figures.filesListed)}${more} files listed`
+      : `${formatCount(figures.filesDone)} of ${formatCount(figures.filesListed)}${more} files`,
+  );
+  parts.push(formatBytes(figures.bytes));
+  if (figures.bytesPerSecond !== null && figures.filesPerMinute !== null) {
+    parts.push(
+      `${formatByteRate(figures.bytesPerSecond)}, ${formatFileRate(figures.filesPerMinute)}`,
+    );
+  }
+  const left = figures.filesListed - figures.filesDone;
+  if (left > 0 && figures.etaSeconds !== null) {
+    parts.push(`${formatDuration(figures.etaSeconds)}${more} left`);
+  }
+  return parts.join(" | ");
+}
+
 export class LiveRenderer implements Renderer {
   private readonly plain: PlainRenderer;
+  private readonly now: () => number;
+  private readonly progress: Progress;
   private shown = false;
-  private drawnAt = 0;
-  private readonly status = { eventType: "", page: 0, files: 0, bytes: 0, started: Date.now() };
+  private drawnAt = -Infinity;
+  private eventType = "";
+  private page = 0;
 
-  constructor(options: { color: boolean }) {
+  constructor(private readonly options: LiveOptions) {
+    this.now = options.now ?? Date.now;
+    this.progress = new Progress(this.now);
     this.plain = new PlainRenderer({
       verbose: false,
       color: options.color,
@@ -25,14 +85,16 @@ export class LiveRenderer implements Renderer {
   }
 
   render(event: ReportEvent): void {
+    this.progress.observe(event);
     switch (event.event) {
       case "pageStart":
-        this.status.eventType = event.eventType;
-        this.status.page = event.page;
+        this.eventType = event.eventType;
+        this.page = event.page;
+        return this.draw(true);
+      case "page":
         return this.draw(true);
       case "file":
-        this.status.files++;
-        this.status.bytes += event.bytes;
+      case "skip":
         return this.draw(false);
       case "fileStart":
         return;
@@ -49,14 +111,13 @@ export class LiveRenderer implements Renderer {
 
   private draw(force: boolean): void {
     // Thousands of small files would otherwise redraw the line thousands of times a second.
-    if (!force && Date.now() - this.drawnAt < LIVE_REFRESH_MS) return;
-    this.drawnAt = Date.now();
-    const s = this.status;
-    const seconds = Math.max(0.001, (Date.now() - s.started) / 1000);
-    writeStderr(
-      `\r\x1b[K${s.eventType} page ${s.page} | ${s.files} files | ${formatBytes(s.bytes)} | ` +
-        `${formatBytes(s.bytes / seconds)}/s`,
-    );
+    const now = this.now();
+    if (!force && now - this.drawnAt < LIVE_REFRESH_MS) return;
+    this.drawnAt = now;
+    let line = statusLine(this.eventType, this.page, this.progress.figures());
+    const columns = this.options.columns?.();
+    if (columns && columns > 1 && line.length >= columns) line = line.slice(0, columns - 1);
+    writeStderr(`\r\x1b[K${line}`);
     this.shown = true;
   }
 }

@@ -1,14 +1,22 @@
 /**
  * Progress on stderr: the run tells the `Reporter` what happens as typed events (`events.ts`),
  * and one renderer shows them: the quickstart scripts' plain lines (`plain.ts`, the default), one
- * JSON object per event (`json.ts`, `--log-format json`), or a live one-line status when stderr is
- * a terminal (`live.ts`). `--quiet` keeps errors only.
+ * JSON object per event (`json.ts`, `--log-format json`, with periodic `progress` events), or a
+ * live one-line status with files, bytes, rate and time left when stderr is a terminal
+ * (`live.ts`). `--quiet` keeps errors only.
  *
  * @example
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
+ * declare const after: string;
+ * declare const summary: Summary;
+ * declare const failure: unknown;
  * const reporter = new Reporter({ verbosity: "normal", format: "plain", live: liveOnStderr(env) });
  * reporter.emit({ event: "pageStart", eventType: "AUTH_LOG", page: 1, after });
- * reporter.end(stats.snapshot(status, exitCode), failure);
+ * reporter.end(summary, failure);
+ * ```
  */
+import process from "node:process";
 import { CliError } from "../errors.ts";
 import { stderrIsTerminal } from "../runtime.ts";
 import type { Renderer, ReportEvent, SummaryEvent } from "./events.ts";
@@ -27,7 +35,10 @@ export interface ReporterOptions {
   live?: boolean;
   /** Red `error:` and yellow `warning:` labels (see `colorOnStderr`). */
   color?: boolean;
+  /** The clock: JSON events' `time`, and the rate and time left of the progress figures. */
   now?: () => Date;
+  /** Time between `progress` events in JSON output (default 10 s). */
+  progressEveryMs?: number;
 }
 
 /** Whether stderr can show the live line: a terminal that understands `\r` and erase-line. */
@@ -47,9 +58,15 @@ export class Reporter {
     this.#quiet = options.verbosity === "quiet";
     this.#json = options.format === "json";
     const color = options.color ?? false;
-    if (this.#json) this.#renderer = new JsonRenderer(options.now);
-    else if (options.verbosity === "normal" && (options.live ?? stderrIsTerminal())) {
-      this.#renderer = new LiveRenderer({ color });
+    const now = options.now;
+    if (this.#json) {
+      this.#renderer = new JsonRenderer({ now, progressEveryMs: options.progressEveryMs });
+    } else if (options.verbosity === "normal" && (options.live ?? stderrIsTerminal())) {
+      this.#renderer = new LiveRenderer({
+        color,
+        now: now && (() => now().getTime()),
+        columns: () => (process.stderr as { columns?: number }).columns,
+      });
     } else {
       this.#renderer = new PlainRenderer({ verbose: options.verbosity === "verbose", color });
     }
@@ -68,7 +85,11 @@ export class Reporter {
    * its checks says only why), then the `error:` line. Either way `main.ts` adds nothing for it.
    *
    * @example
-   * reporter.end(stats.snapshot(status, exitCode), failure, { beforeStart: false });
+   * ```ts
+   * declare const reporter: Reporter;
+   * declare const summary: Summary;
+   * reporter.end(summary, new Error("boom"), { beforeStart: false });
+   * ```
    */
   end(summary: Summary, failure?: unknown, options: { beforeStart?: boolean } = {}): void {
     const error = failure instanceof CliError && failure.usage === undefined ? failure : undefined;

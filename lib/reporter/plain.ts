@@ -8,6 +8,9 @@ import { writeStderr } from "../runtime.ts";
 import { escapeControls } from "../terminal.ts";
 import { toLocalHuman } from "../time.ts";
 import type { Renderer, ReportEvent } from "./events.ts";
+import { formatBytes } from "./human.ts";
+
+export { formatBytes };
 
 /** `text` with a leading `error:` in red or `warning:` in yellow. */
 export function colorize(text: string): string {
@@ -18,27 +21,12 @@ export function colorize(text: string): string {
 }
 
 /**
- * `n` bytes in decimal units, one decimal place from KB on.
- *
- * @example
- * formatBytes(12_345) // "12.3 KB"
- */
-export function formatBytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = n;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-/**
  * The plain lines of `event` (none for an event plain output does not show at this verbosity).
  *
  * @example
- * plainLines({ event: "sleep", waitMs: 300 }, false) // ["Waiting 0.3s before the next poll"]
+ * ```ts
+ * plainLines({ event: "sleep", waitMs: 300 }, false); // ["Waiting 0.3s before the next poll"]
+ * ```
  */
 export function plainLines(event: ReportEvent, verbose: boolean): string[] {
   switch (event.event) {
@@ -55,6 +43,13 @@ export function plainLines(event: ReportEvent, verbose: boolean): string[] {
       return verbose ? [`Done ${event.id}: ${event.bytes} bytes in ${event.durationMs} ms`] : [];
     case "skip":
       return verbose ? [`Skipping ${event.id}: ${event.reason}`] : [];
+    case "gone":
+      return [
+        `warning: ${event.eventType} file ${event.id} (end_time ${event.endTime}) is no longer ` +
+        `available (${
+          event.reason === "expired" ? "past the API's 30-day retention" : "the API says so"
+        }): recorded as gone, the checkpoint moves past it`,
+      ];
     case "note":
       return verbose ? [event.text] : [];
     case "retry":
@@ -79,15 +74,21 @@ export function plainLines(event: ReportEvent, verbose: boolean): string[] {
     case "summary": {
       const cursors = Object.entries(event.cursors).map(([t, c]) => `${t}=${c ?? "none"}`)
         .join(" ") || "none";
+      const gone = event.gone ? `, ${event.gone} gone` : "";
       return [
         `Summary: ${event.files} files, ${formatBytes(event.bytes)}, ${event.pages} pages, ` +
-        `${event.retries} retries, ${event.skipped} skipped in ` +
+        `${event.retries} retries, ${event.skipped} skipped${gone} in ` +
         `${(event.durationMs / 1000).toFixed(1)}s; cursor ${cursors}`,
       ];
     }
-    case "error":
-      return event.detail ? [`error: ${event.message}`, event.detail] : [`error: ${event.message}`];
+    case "error": {
+      // Exit 4 is not a failure: the run is done, the files it names are gone for good.
+      const label = event.kind === "incomplete" ? "warning" : "error";
+      const line = `${label}: ${event.message}`;
+      return event.detail ? [line, event.detail] : [line];
+    }
     case "page":
+    case "progress":
       return [];
   }
 }

@@ -4,7 +4,10 @@
  * `decompress` and `proxy` options).
  *
  * @example
- * const platform = bunPlatform(globalThis.Bun);
+ * ```ts
+ * const bun = (globalThis as { Bun?: BunLike }).Bun; // undefined under other runtimes
+ * const platform = bun && bunPlatform(bun);
+ * ```
  */
 import { closeSync, existsSync, openSync } from "node:fs";
 import process from "node:process";

@@ -4,7 +4,9 @@
  * `Deno.createHttpClient` for proxies).
  *
  * @example
+ * ```ts
  * const platform = denoPlatform(globalThis.Deno);
+ * ```
  */
 import process from "node:process";
 import { stdoutIsPipe, stdoutNonBlocking } from "./_stdout_fd.ts";

@@ -639,11 +639,11 @@ test(
           ],
           [
             { OAI_COMPLIANCE_LOGS_VERSION: "../../evil" },
-            /^error: OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0\.2\.0, got '\.\.\/\.\.\/evil'\n$/,
+            /^error: OAI_COMPLIANCE_LOGS_VERSION must be a release tag such as v0\.1\.0, got '\.\.\/\.\.\/evil'\n$/,
           ],
           [
             {},
-            /^error: this copy of install\.sh does not name the repository to install from: set OAI_COMPLIANCE_LOGS_REPO=<owner>\/oai-compliance-logs, or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL/,
+            /^error: this install\.sh is a clone's copy, which names no release to download: build and install from dist\/ \(deno task build, then sh install\.sh --from dist\), or set OAI_COMPLIANCE_LOGS_REPO=<owner>\/<name> or OAI_COMPLIANCE_LOGS_DOWNLOAD_URL\n$/,
           ],
           [
             { OAI_COMPLIANCE_LOGS_REPO: "acme" },
@@ -703,11 +703,184 @@ test("install.sh installs into ~/.local/bin by default and says how to put it on
   });
 });
 
+// ---------------------------------------------------------------------------------------------
+// From a clone: --from DIR, and the release workflow's copy
+
+/** Writes `files` (a stub release) into `dir` as the build writes dist/. */
+async function writeRelease(dir: string, files: Record<string, Served>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  for (const [name, bytes] of Object.entries(files)) {
+    await writeFile(join(dir, name), bytes as Uint8Array);
+  }
+  return dir;
+}
+
+test(
+  "install.sh --from DIR installs from a local dist/, with no curl or wget, under dash and bash",
+  {
+    ...TIMEOUT,
+    skip: POSIX_SKIP,
+  },
+  async () => {
+    for (const { shell } of SHELLS) {
+      await withTemp(async (dir) => {
+        const dist = await writeRelease(join(dir, "clone", "dist"), stubRelease());
+        const fake = await fakePlatform(dir, HOST_LIKE);
+        const into = join(dir, "bin");
+        for (const args of [["--from", dist], [`--from=${dist}`]]) {
+          const run = await runWith([shell, INSTALL_SH, ...args], {
+            PATH: await restrictedPath(await mkdtemp(join(dir, "path-")), fake, [
+              "curl",
+              "wget",
+            ]),
+            HOME: dir,
+            OAI_COMPLIANCE_LOGS_INSTALL: into,
+            OAI_COMPLIANCE_LOGS_VERSION: `v${VERSION}`,
+          });
+          assert.equal(run.code, 0, `${shell} ${args}: ${run.stderr}`);
+          assert.match(
+            run.stdout,
+            new RegExp(`Installing ${TOOL} \\(linux-x64\\) from ${escape(dist)}\n`),
+          );
+          assert.match(run.stdout, new RegExp(`Installed ${escape(stubVersion(HOST_ASSET))} to `));
+          assert.deepEqual(await listing(into), [TOOL]);
+        }
+      });
+    }
+  },
+);
+
+test(
+  "install.sh --from names what is missing: the directory, SHA256SUMS, the binary, the argument",
+  {
+    ...TIMEOUT,
+    skip: POSIX_SKIP,
+  },
+  async () => {
+    await withTemp(async (dir) => {
+      const fake = await fakePlatform(dir, HOST_LIKE);
+      const empty = join(dir, "empty");
+      await mkdir(empty);
+      const armOnly = await writeRelease(
+        join(dir, "arm-only"),
+        stubRelease({ names: [`${TOOL}-linux-arm64`] }),
+      );
+      const cases: [string[], RegExp][] = [
+        [
+          ["--from", join(dir, "nowhere")],
+          /^error: --from .*\/nowhere: no such directory \(build first: deno task build\)\n$/,
+        ],
+        [
+          ["--from", empty],
+          /^error: cannot read .*\/empty\/SHA256SUMS \(build first: deno task build\); nothing was installed\n$/,
+        ],
+        [
+          ["--from", armOnly],
+          /lists no oai-compliance-logs-linux-x64: this release has no binary for linux-x64 \(build it: deno task build --target linux-x64\); nothing was installed\n$/,
+        ],
+        [["--from"], /^error: --from needs a directory, e\.g\. --from dist\n$/],
+        [
+          ["--form", "dist"],
+          /^error: unknown argument '--form' \(usage: install\.sh \[--from DIR\]\)\n$/,
+        ],
+      ];
+      for (const [args, message] of cases) {
+        const into = join(dir, "bin");
+        const run = await runWith([SHELLS[0].shell, INSTALL_SH, ...args], {
+          PATH: [fake, process.env.PATH ?? ""].join(delimiter),
+          HOME: dir,
+          OAI_COMPLIANCE_LOGS_INSTALL: into,
+        });
+        assert.equal(run.code, 1, `${args}: ${run.stderr}`);
+        assert.match(run.stderr, message, args.join(" "));
+        assert.deepEqual(await listing(into), []);
+      }
+      const help = await runWith([SHELLS[0].shell, INSTALL_SH, "--help"], {
+        PATH: process.env.PATH ?? "",
+      });
+      assert.equal(help.code, 0);
+      assert.match(help.stdout, /^usage: install\.sh \[--from DIR\]\n/);
+    });
+  },
+);
+
+test(
+  "the release workflow writes its repository into install.sh and install.ps1, the one place that names it",
+  {
+    ...TIMEOUT,
+    skip: POSIX_SKIP,
+  },
+  async () => {
+    const workflow = await readFile(join(REPO_ROOT, ".github", "workflows", "ci.yml"), "utf8");
+    const sh = await readFile(INSTALL_SH, "utf8");
+    const ps1 = await readFile(INSTALL_PS1, "utf8");
+    // In the source the repository is named nowhere: one empty line per script, filled at release.
+    assert.deepEqual(sh.match(/^DEFAULT_REPO=.*$/gm), ['DEFAULT_REPO=""']);
+    assert.deepEqual(ps1.match(/^\$DefaultRepo = .*$/gm), ['$DefaultRepo = ""']);
+    assert.ok(
+      workflow.includes('s|^DEFAULT_REPO=.*|DEFAULT_REPO=\\"$REPOSITORY\\"|'),
+      "workflow sed",
+    );
+    assert.ok(
+      workflow.includes('s|^\\$DefaultRepo = .*|\\$DefaultRepo = \\"$REPOSITORY\\"|'),
+      "workflow sed",
+    );
+    // The release's copy, as that line of the workflow writes it, installs with no setting at all.
+    const repo = "acme/oai-compliance-logs";
+    const released = sh.replace(/^DEFAULT_REPO=.*$/m, `DEFAULT_REPO="${repo}"`);
+    const files = stubRelease({ prefix: `${repo}/releases/latest/download` });
+    await withServer(files, async (server) => {
+      for (const { shell } of SHELLS) {
+        await withTemp(async (dir) => {
+          const script = join(dir, "install.sh");
+          await writeFile(script, released);
+          const run = await runWith([shell, script], {
+            PATH: [await fakePlatform(dir, HOST_LIKE), process.env.PATH ?? ""].join(delimiter),
+            HOME: dir,
+            OAI_COMPLIANCE_LOGS_GITHUB_URL: server.url,
+            OAI_COMPLIANCE_LOGS_INSTALL: join(dir, "bin"),
+          });
+          assert.equal(run.code, 0, `${shell}: ${run.stderr}`);
+          assert.match(
+            run.stdout,
+            new RegExp(
+              `from ${escape(server.url)}/acme/oai-compliance-logs/releases/latest/download\n`,
+            ),
+          );
+        });
+      }
+    });
+  },
+);
+
+test("the install docs name no OWNER placeholder, and every pinned version is the project's", async () => {
+  const docs = [
+    "README.md",
+    "docs/BINARIES.md",
+    "action.yml",
+    "install.sh",
+    "install.ps1",
+    "Dockerfile",
+  ];
+  for (const path of docs) {
+    const text = await readFile(join(REPO_ROOT, path), "utf8");
+    assert.doesNotMatch(text, /\bOWNER\b/, path);
+    for (const [pin] of text.matchAll(/(?<![\w.])v\d+\.\d+\.\d+\b/g)) {
+      assert.equal(pin, `v${VERSION}`, `${path} pins ${pin}, the project is ${VERSION}`);
+    }
+    // The action is referenced by a tag a release creates: a full version.
+    for (const [, action, ref] of text.matchAll(/uses: ([^\s@]+)@(\S+)/g)) {
+      if (!action.startsWith("actions/")) assert.equal(ref, `v${VERSION}`, `${path}: ${action}`);
+    }
+  }
+});
+
 /** A PATH of links to the commands install.sh may use, leaving out `without`. */
 async function restrictedPath(dir: string, fake: string, without: string[]): Promise<string> {
   const bin = join(dir, "restricted-bin");
   await mkdir(bin);
   const wanted = [
+    "cp",
     "mkdir",
     "chmod",
     "mv",

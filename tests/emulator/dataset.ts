@@ -5,6 +5,7 @@
  * @example
  * const files = generateDataset({ count: 150, start: "2026-07-01T00:00:00Z" });
  */
+import { routeOnlyOf, scopeOf } from "../../lib/event_types.ts";
 import { Content } from "./content.ts";
 import { hashHex, Rng } from "./_random.ts";
 import { formatEndTime, parseIsoMicros } from "./_time.ts";
@@ -74,6 +75,12 @@ export function normalizeSpec(
   if (endMicros === null) throw new TypeError(`FileSpec.endTime is not ISO 8601: ${spec.endTime}`);
   if (!spec.eventType) throw new TypeError("FileSpec.eventType is required");
   const principal = spec.principal ?? defaultPrincipal;
+  const route = routeOnlyOf(spec.eventType);
+  if (route !== undefined && route !== scopeOf(principal)) {
+    throw new TypeError(
+      `FileSpec: ${principal} cannot hold ${spec.eventType} files: only ${route} carry that type`,
+    );
+  }
   const id = spec.id ?? defaultId(spec, principal, taken);
   if (taken(id)) throw new TypeError(`duplicate file id ${id}`);
   const trailingNewline = spec.trailingNewline ?? true;
@@ -154,19 +161,25 @@ function demoSize(rng: Rng): number {
 }
 
 /**
- * The demo dataset: for the first default principal, 250 AUTH_LOG files (three pages at limit
- * 100) and 40 AUDIT_LOG files over the two days ending a few minutes before `now`, sizes from 0
- * to ~200 KB, a few without a trailing newline; plus a few files for the organization.
+ * The demo dataset: for the workspace, 250 AUTH_LOG files (three pages at limit 100) and 40
+ * AUDIT_LOG files over the two days ending a few minutes before `now`, sizes from 0 to ~200 KB, a
+ * few without a trailing newline; for the organization, 12 APP_LOG and 6 APP_AUTH_LOG files over
+ * the same days and 44 hourly COSTS files ending 4 hours before `now` (COSTS arrive 3-5 h late).
  */
 export function demoDataset(now: number = Date.now()): (FileSpec & { id: string })[] {
   const rng = new Rng("demo");
   const minute = 60_000_000;
   const last = Math.floor((now * 1000 - 5 * minute) / minute) * minute;
   const specs: (FileSpec & { id: string })[] = [];
-  const series = (principal: string, eventType: string, count: number) => {
-    const step = Math.floor((48 * 60) / count) * minute;
+  const series = (
+    principal: string,
+    eventType: string,
+    count: number,
+    end = last,
+    step = Math.floor((48 * 60) / count) * minute,
+  ) => {
     for (let i = 0; i < count; i++) {
-      const endMicros = last - (count - 1 - i) * step;
+      const endMicros = end - (count - 1 - i) * step;
       specs.push({
         id: `eclf_${hashHex(`demo|${principal}|${eventType}|${i}`).slice(0, 32)}`,
         eventType,
@@ -179,6 +192,15 @@ export function demoDataset(now: number = Date.now()): (FileSpec & { id: string 
   };
   series(DEFAULT_PRINCIPALS[0], "AUTH_LOG", 250);
   series(DEFAULT_PRINCIPALS[0], "AUDIT_LOG", 40);
-  series(DEFAULT_PRINCIPALS[1], "AUDIT_LOG", 6);
+  const hour = 60 * minute;
+  series(DEFAULT_PRINCIPALS[1], "APP_LOG", 12);
+  series(DEFAULT_PRINCIPALS[1], "APP_AUTH_LOG", 6);
+  series(
+    DEFAULT_PRINCIPALS[1],
+    "COSTS",
+    44,
+    Math.floor((now * 1000 - 4 * hour) / hour) * hour,
+    hour,
+  );
   return specs;
 }

@@ -11,6 +11,9 @@ import {
   type EmulatorOptions,
   type FileSpec,
   generateDataset,
+  GONE_DETAIL,
+  PortInUseError,
+  REFERENCE_DOWNLOAD_LIMIT,
   startEmulator,
 } from "./mod.ts";
 
@@ -223,9 +226,12 @@ test("requires event_type and a parsable after, reporting every problem at once 
 });
 
 test("serves org- principals only under organizations and others only under workspaces", async () => {
-  const files = [oneFile(), oneFile({ principal: ORG, endTime: "2026-07-09T14:00:00Z" })];
+  const files = [
+    oneFile({ eventType: "APP_LOG" }),
+    oneFile({ eventType: "APP_LOG", principal: ORG, endTime: "2026-07-09T14:00:00Z" }),
+  ];
   await withEmulator({ files }, async (emu) => {
-    const q = "?limit=10&event_type=AUTH_LOG&after=2026-01-01T00:00:00Z";
+    const q = "?limit=10&event_type=APP_LOG&after=2026-01-01T00:00:00Z";
     const cases: [string, number][] = [
       [`/workspaces/${WS}/logs${q}`, 200],
       [`/organizations/${ORG}/logs${q}`, 200],
@@ -1004,5 +1010,316 @@ test("demoDataset gives the first principal three pages of AUTH_LOG and some AUD
   assert.ok(specs.some((f) => f.trailingNewline === false));
   await withEmulator({ files: specs }, async (emu) => {
     assert.equal((await listAll(emu, "AUTH_LOG")).length, 250);
+  });
+});
+
+// --- the API's reference: routes, key scopes, retention, gone files, the download limit ---
+
+/** What the download endpoint answers for `id`, not following the redirect. */
+async function downloadAnswer(
+  emu: Emulator,
+  id: string,
+  { principal = WS, key = emu.key }: { principal?: string; key?: string } = {},
+) {
+  const scope = principal.startsWith("org-") ? "organizations" : "workspaces";
+  const res = await fetch(`${emu.apiBase}/${scope}/${principal}/logs/${id}`, {
+    headers: { authorization: `Bearer ${key}` },
+    redirect: "manual",
+  });
+  return { status: res.status, headers: res.headers, body: await res.text() };
+}
+
+/** What the list endpoint answers for these event types (repeated `event_type`). */
+async function listAnswer(
+  emu: Emulator,
+  types: string[],
+  { principal = WS, key = emu.key, after = "2026-01-01T00:00:00Z", limit = "100" } = {},
+) {
+  const scope = principal.startsWith("org-") ? "organizations" : "workspaces";
+  const params = new URLSearchParams({ limit, after });
+  for (const type of types) params.append("event_type", type);
+  const res = await fetch(`${emu.apiBase}/${scope}/${principal}/logs?${params}`, {
+    headers: { authorization: `Bearer ${key}` },
+  });
+  return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+const isoDaysAgo = (days: number) =>
+  new Date(Date.now() - days * 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+
+test("each route answers 400 for a type only the other route carries, and takes unknown types", async () => {
+  const files = [
+    oneFile({ eventType: "COSTS", principal: ORG }),
+    oneFile({ eventType: "APP_AUTH_LOG", principal: ORG }),
+    oneFile({ eventType: "AUDIT_LOG" }),
+  ];
+  await withEmulator({ files }, async (emu) => {
+    for (const type of ["AUTH_LOG", "AUDIT_LOG", "CONVERSATION_MESSAGE", "CODEX_SECURITY_LOG"]) {
+      const r = await listAnswer(emu, [type], { principal: ORG });
+      assert.equal(r.status, 400, type);
+      assert.deepEqual(r.body, { detail: `${type} is a workspace-scoped event type` });
+    }
+    const costs = await listAnswer(emu, ["COSTS"]);
+    assert.equal(costs.status, 400);
+    assert.deepEqual(costs.body, { detail: "COSTS is an organization-scoped event type" });
+    // One foreign type among several refuses the whole request.
+    const mixed = await listAnswer(emu, ["APP_LOG", "AUTH_LOG"], { principal: ORG });
+    assert.equal(mixed.status, 400);
+    assert.equal((await listAnswer(emu, ["COSTS"], { principal: ORG })).body.data.length, 1);
+    assert.equal((await listAnswer(emu, ["AUDIT_LOG"])).body.data.length, 1);
+    // The reference's lists end in "etc.": a type neither names is taken on both routes.
+    for (const principal of [WS, ORG]) {
+      const unknown = await listAnswer(emu, ["NEW_KIND_LOG"], { principal });
+      assert.equal(unknown.status, 200, principal);
+      assert.deepEqual(unknown.body.data, []);
+    }
+  });
+});
+
+test("a file of a type the principal's route does not carry is refused as a FileSpec", async () => {
+  await assert.rejects(
+    startEmulator({ files: [oneFile({ eventType: "AUTH_LOG", principal: ORG })] }),
+    /org-demoorg123 cannot hold AUTH_LOG files: only workspaces carry that type/,
+  );
+  await assert.rejects(
+    startEmulator({ files: [oneFile({ eventType: "COSTS" })] }),
+    /cannot hold COSTS files: only organizations carry that type/,
+  );
+});
+
+test("a repeated event_type lists the union in end_time order, paging across types", async () => {
+  const files = [
+    ...generateDataset({ eventTypes: ["AUTH_LOG"], count: 5, start: "2026-07-09T00:00:00Z" }),
+    ...generateDataset({ eventTypes: ["AUDIT_LOG"], count: 5, start: "2026-07-09T00:30:00Z" }),
+    ...generateDataset({ eventTypes: ["CODEX_LOG"], count: 2, start: "2026-07-09T00:15:00Z" }),
+  ];
+  await withEmulator({ files }, async (emu) => {
+    const seen: { event_type: string; end_time: string }[] = [];
+    let after = "2026-07-01T00:00:00Z";
+    for (let pages = 0; pages < 10; pages++) {
+      const r = await listAnswer(emu, ["AUTH_LOG", "AUDIT_LOG", "AUTH_LOG"], { after, limit: "3" });
+      assert.equal(r.status, 200);
+      seen.push(...r.body.data);
+      if (!r.body.has_more) break;
+      after = r.body.last_end_time;
+    }
+    assert.equal(seen.length, 10);
+    assert.deepEqual(
+      seen.map((f) => f.end_time),
+      seen.map((f) => f.end_time).sort(),
+    );
+    assert.deepEqual(seen.slice(0, 2).map((f) => f.event_type), ["AUTH_LOG", "AUDIT_LOG"]);
+    assert.ok(!seen.some((f) => f.event_type === "CODEX_LOG"));
+  });
+});
+
+test("records carry principal.type CHATGPT_WORKSPACE or API_PLATFORM_ORG; COSTS are hourly costs", async () => {
+  const files = [
+    oneFile({ id: "eclf_ws", eventType: "APP_LOG", size: 3000 }),
+    oneFile({ id: "eclf_org", eventType: "APP_LOG", principal: ORG, size: 3000 }),
+    oneFile({ id: "eclf_costs", eventType: "COSTS", principal: ORG, size: 3000 }),
+  ];
+  await withEmulator({ files }, async (emu) => {
+    const records = async (id: string) =>
+      text(await emu.contentOf(id)).trimEnd().split("\n").map((l) => JSON.parse(l));
+    for (const r of await records("eclf_ws")) {
+      assert.deepEqual(r.principal, { id: WS, type: "CHATGPT_WORKSPACE" });
+    }
+    for (const id of ["eclf_org", "eclf_costs"]) {
+      for (const r of await records(id)) {
+        assert.deepEqual(r.principal, { id: ORG, type: "API_PLATFORM_ORG" });
+      }
+    }
+    const costs = await records("eclf_costs");
+    assert.ok(costs.length > 1);
+    for (const r of costs) {
+      assert.equal(r.type, "COSTS");
+      const { start_time, end_time, amount, project_id, line_item } = r.cost;
+      assert.equal(Date.parse(end_time) - Date.parse(start_time), 3_600_000);
+      assert.match(start_time, /T\d{2}:00:00\.000000Z$/);
+      assert.ok(Date.parse(start_time) <= Date.parse(r.timestamp));
+      assert.ok(Date.parse(r.timestamp) < Date.parse(end_time));
+      assert.equal(amount.currency, "usd");
+      assert.equal(typeof amount.value, "number");
+      assert.match(project_id, /^proj_/);
+      assert.equal(typeof line_item, "string");
+    }
+  });
+});
+
+test("a key scoped to some types gets 403 naming the missing scope for others, on list and download", async () => {
+  const files = [
+    oneFile({ id: "eclf_auth" }),
+    oneFile({ id: "eclf_audit", eventType: "AUDIT_LOG" }),
+  ];
+  const scoped = "sk-emulator-auth-only-7a1c9e";
+  await withEmulator(
+    { files, scopedKeys: [{ key: scoped, eventTypes: ["AUTH_LOG"] }] },
+    async (emu) => {
+      assert.equal((await listAnswer(emu, ["AUTH_LOG"], { key: scoped })).body.data.length, 1);
+      for (const types of [["AUDIT_LOG"], ["AUTH_LOG", "AUDIT_LOG"]]) {
+        const r = await listAnswer(emu, types, { key: scoped });
+        assert.equal(r.status, 403, types.join());
+        assert.equal(r.body.error.code, "insufficient_scope");
+        assert.match(r.body.error.message, /event type AUDIT_LOG\b/);
+        assert.match(
+          r.body.error.message,
+          /Missing scopes: chatgpt\.enterprise\.compliance_logs_platform\.audit_log\.read\./,
+        );
+        assert.doesNotMatch(r.body.error.message, /auth_log/);
+      }
+      assert.equal((await downloadAnswer(emu, "eclf_auth", { key: scoped })).status, 307);
+      const refused = await downloadAnswer(emu, "eclf_audit", { key: scoped });
+      assert.equal(refused.status, 403);
+      assert.match(refused.body, /compliance_logs_platform\.audit_log\.read/);
+      // The full key reads every type; an unknown key is still 401.
+      assert.equal((await downloadAnswer(emu, "eclf_audit")).status, 307);
+      assert.equal((await listAnswer(emu, ["AUTH_LOG", "AUDIT_LOG"])).status, 200);
+      assert.equal((await listAnswer(emu, ["AUTH_LOG"], { key: "sk-unknown-0000" })).status, 401);
+    },
+  );
+});
+
+test("files past retentionDays are not listed and their downloads answer the reference's 404", async () => {
+  const files = [
+    oneFile({ id: "eclf_old", endTime: isoDaysAgo(31) }),
+    oneFile({ id: "eclf_recent", endTime: isoDaysAgo(29) }),
+  ];
+  await withEmulator({ files, retentionDays: 30 }, async (emu) => {
+    const r = await listAnswer(emu, ["AUTH_LOG"], { after: isoDaysAgo(60) });
+    assert.deepEqual(r.body.data.map((f: { id: string }) => f.id), ["eclf_recent"]);
+    const gone = await downloadAnswer(emu, "eclf_old");
+    assert.equal(gone.status, 404);
+    assert.deepEqual(JSON.parse(gone.body), { detail: GONE_DETAIL });
+    assert.match(GONE_DETAIL, /no longer available/);
+    assert.equal((await downloadAnswer(emu, "eclf_recent")).status, 307);
+  });
+  // Without retentionDays every file stays, whatever its age.
+  await withEmulator({ files }, async (emu) => {
+    const r = await listAnswer(emu, ["AUTH_LOG"], { after: isoDaysAgo(60) });
+    assert.equal(r.body.data.length, 2);
+  });
+});
+
+test("a gone fault makes a listed file answer 404, with the reference's text or a plain one", async () => {
+  const files = [
+    oneFile({ id: "eclf_a" }),
+    oneFile({ id: "eclf_b", endTime: "2026-07-09T14:00:00Z" }),
+  ];
+  await withEmulator({ files }, async (emu) => {
+    emu.inject({ target: "download", id: "eclf_a", gone: "unavailable", times: 2 });
+    emu.inject({ target: "download", id: "eclf_b", gone: "plain" });
+    for (let i = 0; i < 2; i++) {
+      const a = await downloadAnswer(emu, "eclf_a");
+      assert.equal(a.status, 404);
+      assert.deepEqual(JSON.parse(a.body), { detail: GONE_DETAIL });
+    }
+    assert.equal((await downloadAnswer(emu, "eclf_a")).status, 307);
+    const b = await downloadAnswer(emu, "eclf_b");
+    assert.equal(b.status, 404);
+    assert.deepEqual(JSON.parse(b.body), { detail: "Not Found" });
+    assert.doesNotMatch(b.body, /available/);
+    // Still listed: the listing does not know.
+    assert.equal((await listAnswer(emu, ["AUTH_LOG"])).body.data.length, 2);
+  });
+  await withEmulator({}, (emu) => {
+    assert.throws(() => emu.inject({ target: "storage", gone: "plain" }), /does not apply/);
+    assert.throws(() => emu.inject({ target: "storage", pauseBeforeCutMs: 10 }), /cutAfterBytes/);
+    return Promise.resolve();
+  });
+});
+
+test("the download limit answers 429 with Retry-After past N requests per rolling window, per key", async () => {
+  const files = [oneFile({ id: "eclf_l" })];
+  const other = "sk-emulator-second-key-0b3d";
+  const limit = { requests: 3, windowMs: 1500 };
+  await withEmulator(
+    { files, downloadLimit: limit, scopedKeys: [{ key: other, eventTypes: ["AUTH_LOG"] }] },
+    async (emu) => {
+      const first = Date.now();
+      for (let i = 0; i < 3; i++) assert.equal((await downloadAnswer(emu, "eclf_l")).status, 307);
+      const refused = await downloadAnswer(emu, "eclf_l");
+      assert.equal(refused.status, 429);
+      const retryAfter = Number(refused.headers.get("retry-after"));
+      assert.ok(
+        Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 2,
+        `${retryAfter}`,
+      );
+      assert.equal(JSON.parse(refused.body).error.code, "rate_limit_exceeded");
+      assert.equal(emu.rateLimited(), 1);
+      // Another key has its own budget; the list endpoint is not limited.
+      assert.equal((await downloadAnswer(emu, "eclf_l", { key: other })).status, 307);
+      for (let i = 0; i < 5; i++) assert.equal((await listAnswer(emu, ["AUTH_LOG"])).status, 200);
+      // Once the first requests leave the window, requests are admitted again.
+      await new Promise((resolve) =>
+        setTimeout(resolve, first + limit.windowMs + 100 - Date.now())
+      );
+      assert.equal((await downloadAnswer(emu, "eclf_l")).status, 307);
+      assert.equal(emu.rateLimited(), 1);
+      const log = emu.downloadRequests("eclf_l");
+      assert.equal(log.length, 6);
+      assert.deepEqual(log.map((r) => r.status), [307, 307, 307, 429, 307, 307]);
+      assert.ok(log.every((r, i) => i === 0 || r.time >= log[i - 1].time));
+      assert.equal(emu.downloadRequests("eclf_other").length, 0);
+      assert.equal(emu.downloadRequests().length, 6);
+    },
+  );
+  assert.deepEqual(REFERENCE_DOWNLOAD_LIMIT, { requests: 50, windowMs: 60_000 });
+});
+
+test("signed URLs last 5 minutes by default, signedUrlTtlMs when given", async () => {
+  const files = [oneFile({ id: "eclf_t" })];
+  for (const [ttl, expected] of [[undefined, 300_000], [2000, 2000]] as const) {
+    await withEmulator({ files, signedUrlTtlMs: ttl }, async (emu) => {
+      const before = Date.now();
+      const expires = Number(new URL(await signedUrl(emu, "eclf_t")).searchParams.get("expires"));
+      assert.ok(expires >= before + expected && expires <= Date.now() + expected, `${ttl}`);
+    });
+  }
+});
+
+test("pauseBeforeCutMs holds the connection open after the bytes, then resets it", async () => {
+  await withEmulator({ files: [oneFile({ id: "eclf_p", size: 20_000 })] }, async (emu) => {
+    emu.inject({ target: "storage", cutAfterBytes: 700, pauseBeforeCutMs: 600 });
+    const started = Date.now();
+    const r = await rawGet(await signedUrl(emu, "eclf_p"), 10_000);
+    assert.equal(r.status, 200);
+    assert.equal(r.bytes, 700);
+    assert.equal(r.outcome, "error");
+    assert.ok(Date.now() - started >= 550, `${Date.now() - started} ms`);
+  });
+});
+
+test("a taken storage port is named as the storage listener's", async () => {
+  const holder = await startEmulator({});
+  try {
+    const storagePort = Number(new URL(holder.storageOrigin).port);
+    await assert.rejects(
+      startEmulator({ storagePort }),
+      (error: Error) =>
+        error instanceof PortInUseError && error.listener === "storage" &&
+        error.port === storagePort && /storage listener cannot use port/.test(error.message),
+    );
+  } finally {
+    await holder.close();
+  }
+});
+
+test("demoDataset gives the organization APP_LOG, APP_AUTH_LOG and hourly, late COSTS only", async () => {
+  const now = Date.parse("2026-07-09T12:34:56Z");
+  const org = demoDataset(now).filter((f) => f.principal === ORG);
+  const count = (type: string) => org.filter((f) => f.eventType === type).length;
+  assert.deepEqual([count("APP_LOG"), count("APP_AUTH_LOG"), count("COSTS")], [12, 6, 44]);
+  assert.equal(org.length, 62);
+  const costs = org.filter((f) => f.eventType === "COSTS").map((f) => Date.parse(f.endTime));
+  assert.ok(
+    costs.every((t, i) => t % 3_600_000 === 0 && (i === 0 || t - costs[i - 1] === 3_600_000)),
+  );
+  assert.ok(Math.max(...costs) <= now - 4 * 3_600_000);
+  await withEmulator({ files: demoDataset(), retentionDays: 30 }, async (emu) => {
+    for (const type of ["APP_LOG", "APP_AUTH_LOG", "COSTS"]) {
+      const r = await listAnswer(emu, [type], { principal: ORG, after: isoDaysAgo(3) });
+      assert.equal(r.body.data.length, count(type), type);
+    }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * One log event per line, shaped like the public descriptions of the Compliance Logs Platform
- * (see COMPLIANCE-API.md): AUTH_LOG and AUDIT_LOG in detail, other event types in a generic shape.
+ * (see COMPLIANCE-API.md): AUTH_LOG, AUDIT_LOG and COSTS in detail, other event types in a generic
+ * shape. `principal.type` is CHATGPT_WORKSPACE, or API_PLATFORM_ORG for an `org-` id.
  * Non-ASCII text (cities, names) is deliberate so that byte-exact handling gets exercised.
  *
  * @example
@@ -175,6 +176,31 @@ function auditData(rng: Rng, action: string, pool: User[], endMicros: number) {
   }
 }
 
+const LINE_ITEMS = [
+  "gpt-4.1-2025-04-14, input",
+  "gpt-4.1-2025-04-14, output",
+  "gpt-4o-mini-2024-07-18, cached input",
+  "text-embedding-3-large, input",
+  "web search tool calls",
+  "file search storage",
+] as const;
+const PROJECTS = ["Default project", "Support bot", "Données clients", "検索"] as const;
+const HOUR_MICROS = 3_600_000_000;
+
+/** One line item of the hourly cost of an API organization, as the usage/costs API shapes it. */
+function costData(rng: Rng, timestampMicros: number) {
+  const start = Math.floor(timestampMicros / HOUR_MICROS) * HOUR_MICROS;
+  const project = rng.int(PROJECTS.length);
+  return {
+    start_time: formatMicros(start),
+    end_time: formatMicros(start + HOUR_MICROS),
+    project_id: `proj_${new Rng(`project:${project}`).alnum(24)}`,
+    project_name: PROJECTS[project],
+    line_item: rng.pick(LINE_ITEMS),
+    amount: { value: Math.round(rng.next() * 4_000_000) / 1_000_000, currency: "usd" },
+  };
+}
+
 /**
  * One event of `eventType` as a JSON line (no newline). `event_id` comes first and ends with the
  * 8 hex digits of `idMask`, so repeated blocks of a big file can get distinct ids by rewriting
@@ -195,7 +221,7 @@ export function eventLine(
     timestamp: formatMicros(timestampMicros),
     principal: {
       id: principal,
-      type: principal.startsWith("org-") ? "API_ORGANIZATION" : "CHATGPT_WORKSPACE",
+      type: principal.startsWith("org-") ? "API_PLATFORM_ORG" : "CHATGPT_WORKSPACE",
     },
   };
   let event: Record<string, unknown>;
@@ -223,6 +249,8 @@ export function eventLine(
       action_data: auditData(rng, action, pool, timestampMicros),
       request_metadata: requestMetadata(rng),
     };
+  } else if (eventType === "COSTS") {
+    event = { ...head, actor: actor(rng, user, true), cost: costData(rng, timestampMicros) };
   } else {
     event = {
       ...head,

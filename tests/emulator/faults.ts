@@ -4,6 +4,7 @@
  * @example
  * emu.inject({ target: "storage", cutAfterBytes: 1000 });
  * emu.inject({ target: "list", status: 429, headers: { "retry-after": "2" } });
+ * emu.inject({ target: "download", id: "eclf_1", gone: "unavailable", times: Infinity });
  */
 
 /** The list endpoint, the `logs/{id}` endpoint of the API, or a GET on the storage host. */
@@ -22,6 +23,11 @@ export interface Fault {
   body?: string;
   /** Send headers and this many body bytes, then reset the connection. */
   cutAfterBytes?: number;
+  /**
+   * With `cutAfterBytes`: wait this long after those bytes before the reset, e.g. so that the
+   * resume comes after the signed URL has expired.
+   */
+  pauseBeforeCutMs?: number;
   /** Send headers and this many body bytes, then nothing until the client goes away. */
   stallAfterBytes?: number;
   /** Wait this long before answering normally. */
@@ -39,6 +45,11 @@ export interface Fault {
   gzip?: boolean;
   /** storage: 403 "Request has expired"; download: redirect to an already expired URL. */
   expireUrl?: boolean;
+  /**
+   * download: 404 for a file the listing names. "unavailable": with the reference's text ("The
+   * log file was not found or is no longer available"); "plain": FastAPI's bare "Not Found".
+   */
+  gone?: "unavailable" | "plain";
   /** list: has_more true and last_end_time equal to the request's `after`. */
   repeatCursor?: boolean;
   /** list: has_more true and last_end_time one hour before `after`. */
@@ -49,7 +60,10 @@ export interface Fault {
   multiDocument?: boolean;
 }
 
-type Action = Exclude<keyof Fault, "target" | "id" | "times" | "headers" | "body" | "gzip">;
+type Action = Exclude<
+  keyof Fault,
+  "target" | "id" | "times" | "headers" | "body" | "gzip" | "pauseBeforeCutMs"
+>;
 
 /** The actions `gzip` may shape. */
 const WITH_GZIP: readonly Action[] = ["cutAfterBytes", "stallAfterBytes", "ignoreRange"];
@@ -63,6 +77,7 @@ const ACTIONS: Record<Action, readonly FaultTarget[]> = {
   ignoreRange: ["storage"],
   corruptBytes: ["storage"],
   expireUrl: ["download", "storage"],
+  gone: ["download"],
   repeatCursor: ["list"],
   backwardsCursor: ["list"],
   emptyPageAdvance: ["list"],
@@ -74,6 +89,7 @@ export function validateFault(fault: Fault): void {
   if (!["list", "download", "storage"].includes(fault.target)) {
     throw new TypeError(`unknown fault target ${fault.target}`);
   }
+  validatePause(fault);
   const actions = (Object.keys(ACTIONS) as Action[]).filter((a) =>
     fault[a] !== undefined && fault[a] !== false
   );
@@ -94,6 +110,14 @@ export function validateFault(fault: Fault): void {
     throw new TypeError("headers and body go with status");
   }
   validateTimes(fault);
+}
+
+function validatePause(fault: Fault): void {
+  if (fault.pauseBeforeCutMs === undefined) return;
+  if (fault.cutAfterBytes === undefined) {
+    throw new TypeError("pauseBeforeCutMs goes with cutAfterBytes");
+  }
+  if (!(fault.pauseBeforeCutMs >= 0)) throw new TypeError("pauseBeforeCutMs must be >= 0");
 }
 
 function validateTimes(fault: Fault): void {

@@ -3,7 +3,7 @@
  * (422 with a `detail` array), then pick one page of files and the cursor to continue from.
  *
  * @example
- * const q = parseListQuery(new URLSearchParams("limit=100&event_type=AUTH_LOG&after=2026-07-01"));
+ * const q = parseListQuery(new URLSearchParams("limit=100&event_type=AUTH_LOG&event_type=AUDIT_LOG&after=2026-07-01"));
  * if ("query" in q) selectPage(files, q.query, { inclusiveAfter: false, lastEndTimeMode: "lastItem" });
  */
 import type { StoredFile } from "./dataset.ts";
@@ -11,7 +11,8 @@ import { parseIsoMicros } from "./_time.ts";
 
 export interface ListQuery {
   limit: number;
-  eventType: string;
+  /** Every `event_type` given (the parameter is an array: repeated), in order, without repeats. */
+  eventTypes: string[];
   afterMicros: number;
   beforeMicros: number | null;
 }
@@ -84,8 +85,8 @@ export function parseListQuery(
       }
     }
   }
-  const eventType = params.get("event_type");
-  if (!eventType) {
+  const eventTypes = [...new Set(params.getAll("event_type").filter((t) => t !== ""))];
+  if (!eventTypes.length) {
     detail.push({
       type: "missing",
       loc: ["query", "event_type"],
@@ -104,7 +105,7 @@ export function parseListQuery(
   const beforeMicros = rawBefore === null ? null : parseIsoMicros(rawBefore);
   if (rawBefore !== null && beforeMicros === null) detail.push(datetimeError("before", rawBefore));
   if (detail.length) return { detail };
-  return { query: { limit, eventType: eventType!, afterMicros: afterMicros!, beforeMicros } };
+  return { query: { limit, eventTypes, afterMicros: afterMicros!, beforeMicros } };
 }
 
 function byEndTimeThenId(a: StoredFile, b: StoredFile): number {
@@ -112,8 +113,9 @@ function byEndTimeThenId(a: StoredFile, b: StoredFile): number {
 }
 
 /**
- * One page of `files` (already those of the principal): matching type, after `after` (strictly,
- * unless inclusive) and strictly before `before`, ascending by end time then id.
+ * One page of `files` (already those of the principal, within retention): of any of the asked
+ * types, after `after` (strictly, unless inclusive) and strictly before `before`, ascending by end
+ * time then id (so several types come as one union in end_time order).
  *
  * With strict `after`, files sharing the end time of a page's last item but falling on the next
  * page are never listed: that is what a strictly-later cursor implies, so datasets that page
@@ -121,8 +123,9 @@ function byEndTimeThenId(a: StoredFile, b: StoredFile): number {
  */
 export function selectPage(files: Iterable<StoredFile>, q: ListQuery, opts: PageOptions): Page {
   const matching: StoredFile[] = [];
+  const types = new Set(q.eventTypes);
   for (const f of files) {
-    if (f.spec.eventType !== q.eventType) continue;
+    if (!types.has(f.spec.eventType)) continue;
     if (opts.inclusiveAfter ? f.endMicros < q.afterMicros : f.endMicros <= q.afterMicros) continue;
     if (q.beforeMicros !== null && f.endMicros >= q.beforeMicros) continue;
     matching.push(f);

@@ -14,6 +14,9 @@
 export { demoDataset, generateDataset } from "./dataset.ts";
 export type { DatasetOptions, FileSpec, NormalizedFileSpec } from "./dataset.ts";
 export type { Fault, FaultTarget } from "./faults.ts";
-export { startEmulator } from "./server.ts";
+export { REFERENCE_DOWNLOAD_LIMIT } from "./access.ts";
+export type { DownloadLimit, ScopedKey } from "./access.ts";
+export { GONE_DETAIL } from "./api.ts";
+export { PortInUseError, REFERENCE_RETENTION_DAYS, startEmulator } from "./server.ts";
 export type { Emulator, EmulatorOptions, RecordedRequest } from "./server.ts";
 export { gzipOf } from "./storage.ts";

@@ -13,6 +13,8 @@ export interface Shaping {
   closing: AbortSignal;
   /** Reset the connection after this many body bytes. */
   cutAfterBytes?: number;
+  /** Wait this long after `cutAfterBytes` bytes before the reset. */
+  pauseBeforeCutMs?: number;
   /** Send nothing more after this many body bytes, until the client goes away. */
   stallAfterBytes?: number;
   /** Flip a byte at this body offset (and every 4 KiB after it). */
@@ -142,6 +144,7 @@ export async function sendBody(
   }
   if (shaping.cutAfterBytes !== undefined) {
     if (sent === 0) await writeFlushed(res, new Uint8Array(0), closing);
+    if (shaping.pauseBeforeCutMs) await pauseUnlessGone(res, shaping.pauseBeforeCutMs, closing);
     res.socket?.destroy();
     return;
   }
@@ -151,6 +154,15 @@ export async function sendBody(
     return;
   }
   if (!isGone(res, closing)) res.end();
+}
+
+/** Waits `ms`, or less when the client goes away or the emulator closes. */
+function pauseUnlessGone(res: ServerResponse, ms: number, closing: AbortSignal): Promise<void> {
+  const stop = new AbortController();
+  const gone = whenGone(res, closing).then(() => stop.abort());
+  return Promise.race([sleep(ms, AbortSignal.any([closing, stop.signal])), gone]).then(() => {
+    stop.abort();
+  });
 }
 
 function* truncated(body: Iterable<Uint8Array>, limit: number): Generator<Uint8Array> {

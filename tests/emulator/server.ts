@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { type DownloadLimit, DownloadLimiter, KeyGrants, type ScopedKey } from "./access.ts";
 import { handleApi } from "./api.ts";
 import {
   DEFAULT_PRINCIPALS,
@@ -22,16 +23,34 @@ import { UrlSigner } from "./signing.ts";
 import { handleStorage } from "./storage.ts";
 
 export interface EmulatorOptions {
-  /** Accepted Bearer key, default "sk-emulator-test-key-4f9c2a7e1b8d3c6f". */
+  /** Accepted Bearer key with every scope, default "sk-emulator-test-key-4f9c2a7e1b8d3c6f". */
   key?: string;
+  /**
+   * More accepted keys, each authorized for some event types only: a listing or download of
+   * another type answers 403 naming the missing `chatgpt.enterprise.compliance_logs_platform.
+   * <type>.read` scope. Default none.
+   */
+  scopedKeys?: ScopedKey[];
   /** Default ["ws-0f0e0d0c-demo", "org-demoorg123"]. */
   principals?: string[];
   /** The dataset. */
   files?: FileSpec[];
   /** Added before every response (API and storage). */
   latencyMs?: number;
-  /** Default 5 minutes; expired signed URLs answer 403. */
+  /** Default 5 minutes (the reference's); expired signed URLs answer 403 "Request has expired". */
   signedUrlTtlMs?: number;
+  /**
+   * Files whose end_time is older than this many days are gone: not listed, and their downloads
+   * answer 404 "The log file was not found or is no longer available". The API keeps 30
+   * (`REFERENCE_RETENTION_DAYS`); default none, because test datasets have fixed past dates.
+   */
+  retentionDays?: number;
+  /**
+   * The download endpoint's limit per key over a rolling window (429 with `Retry-After` in
+   * seconds beyond it). The API's is 50 a minute (`REFERENCE_DOWNLOAD_LIMIT`); scale it down
+   * for fast tests, e.g. `{ requests: 10, windowMs: 2000 }`. Default none.
+   */
+  downloadLimit?: DownloadLimit;
   /** List filters end_time >= after instead of >, so boundary files are returned again. */
   inclusiveAfter?: boolean;
   /** How last_end_time is derived (always RFC 3339 with microseconds). Default "lastItem". */
@@ -57,6 +76,8 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** Epoch milliseconds of arrival. */
   time: number;
+  /** The status answered, once the response has started (undefined before, or if none was). */
+  status?: number;
 }
 
 export interface Emulator {
@@ -64,7 +85,9 @@ export interface Emulator {
   apiBase: string;
   /** "http://127.0.0.1:<other port>", a different origin. */
   storageOrigin: string;
+  /** The key with every scope. */
   key: string;
+  /** Every request on both listeners, in order of arrival, with times and statuses. */
   requests: RecordedRequest[];
   /** Normalized specs (ids, principals, exact sizes filled in), in insertion order. */
   files: NormalizedFileSpec[];
@@ -81,11 +104,29 @@ export interface Emulator {
   faultsUsed(): number;
   /** Body bytes the storage listener has handed to sockets so far. */
   storageBytesSent(): number;
+  /** How many 429s the download limit has answered (not counting injected faults). */
+  rateLimited(): number;
+  /** The API's download-endpoint requests (`.../logs/{id}`), optionally for one file id. */
+  downloadRequests(id?: string): RecordedRequest[];
   /** Closes both listeners and destroys open sockets. */
   close(): Promise<void>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** The API's download endpoint, `.../logs/{id}`. */
+const DOWNLOAD_PATH = /^\/v1\/compliance\/(?:workspaces|organizations)\/[^/]+\/logs\/([^/]+)\/?$/;
+
+/** What the API's reference documents. */
+export const REFERENCE_RETENTION_DAYS = 30;
+
+/** A port the emulator could not listen on, naming which listener wanted it. */
+export class PortInUseError extends Error {
+  constructor(readonly listener: "API" | "storage", readonly port: number, cause: unknown) {
+    super(`the ${listener} listener cannot use port ${port}: it is already in use`, { cause });
+    this.name = "PortInUseError";
+  }
+}
 
 interface Listener {
   server: Server;
@@ -110,7 +151,7 @@ function queryRecord(url: URL): Record<string, string> {
 }
 
 /** A loopback HTTP server whose sockets are tracked so `close()` can end keep-alive ones. */
-function listen(port: number, handler: Handler): Promise<Listener> {
+function listen(name: "API" | "storage", port: number, handler: Handler): Promise<Listener> {
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     handler(req, res).catch(() => {
@@ -128,7 +169,9 @@ function listen(port: number, handler: Handler): Promise<Listener> {
     socket.on("close", () => sockets.delete(socket));
   });
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      reject(error.code === "EADDRINUSE" ? new PortInUseError(name, port, error) : error);
+    });
     server.listen(port, "127.0.0.1", () => {
       const address = server.address();
       const actual = typeof address === "object" && address ? address.port : port;
@@ -160,6 +203,14 @@ function listen(port: number, handler: Handler): Promise<Listener> {
  */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const key = options.key ?? "sk-emulator-test-key-4f9c2a7e1b8d3c6f";
+  const grants = new KeyGrants(key, options.scopedKeys);
+  const limiter = options.downloadLimit && new DownloadLimiter(options.downloadLimit);
+  if (options.retentionDays !== undefined && !(options.retentionDays > 0)) {
+    throw new RangeError(`retentionDays must be > 0, got ${options.retentionDays}`);
+  }
+  const retentionMs = options.retentionDays === undefined
+    ? undefined
+    : options.retentionDays * 86_400_000;
   const principals = options.principals ?? DEFAULT_PRINCIPALS;
   if (!principals.length) throw new TypeError("at least one principal is needed");
   const stored = new Map<string, StoredFile>();
@@ -188,24 +239,31 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
   addFiles(options.files ?? []);
 
-  const record = (server: "api" | "storage", req: IncomingMessage) => {
+  const record = (server: "api" | "storage", req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://emulator.invalid");
-    requests.push({
+    const entry: RecordedRequest = {
       server,
       method: req.method ?? "GET",
       path: url.pathname,
       query: queryRecord(url),
       headers: headerRecord(req),
       time: Date.now(),
-    });
+    };
+    requests.push(entry);
+    const noteStatus = () => {
+      if (res.headersSent) entry.status = res.statusCode;
+    };
+    res.once("finish", noteStatus);
+    res.once("close", noteStatus);
   };
   const withLatency = (server: "api" | "storage", handle: Handler): Handler => async (req, res) => {
-    record(server, req);
+    record(server, req, res);
     if (latency > 0 && !(await sleep(latency, closing.signal))) return;
     await handle(req, res);
   };
 
   const storage = await listen(
+    "storage",
     options.storagePort ?? 0,
     withLatency("storage", (req, res) =>
       handleStorage(
@@ -224,11 +282,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let api: Listener;
   try {
     api = await listen(
+      "API",
       options.apiPort ?? 0,
       withLatency("api", (req, res) =>
         handleApi(
           {
-            key,
+            grants,
+            limiter,
+            retentionMs,
             principals,
             files: stored,
             faults,
@@ -270,6 +331,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     faultsRemaining: () => faults.remaining(),
     faultsUsed: () => faults.used(),
     storageBytesSent: () => storageBytes,
+    rateLimited: () => limiter?.refused() ?? 0,
+    downloadRequests: (id) =>
+      requests.filter((r) => {
+        if (r.server !== "api") return false;
+        const m = DOWNLOAD_PATH.exec(r.path);
+        return m !== null && (id === undefined || decodeURIComponent(m[1]) === id);
+      }),
     close() {
       closed ??= (async () => {
         closing.abort();

@@ -164,6 +164,7 @@ export async function handleStorage(
   await sendBody(res, range ? 206 : 200, headers, body, {
     closing: ctx.closing,
     cutAfterBytes: fault?.cutAfterBytes,
+    pauseBeforeCutMs: fault?.pauseBeforeCutMs,
     stallAfterBytes: fault?.stallAfterBytes,
     corruptFrom: fault?.corruptBytes ? Math.floor((end - start) / 2) : undefined,
     onBytes: ctx.onBytes,

@@ -1,21 +1,29 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import {
+  chmod,
   chown,
   mkdir,
   readdir,
   readFile,
+  rename,
   stat,
   symlink,
   utimes,
   writeFile,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { deadPid, withDir as withTempDir, withLivePid } from "../helpers/mod.ts";
+import {
+  deadPid,
+  withDir as withTempDir,
+  withLivePid,
+  withLockHeldElsewhere,
+} from "../helpers/mod.ts";
 import {
   createTempBeside,
+  directoryModeFor,
   ensureDir,
   isProcessAlive,
   RECENT_TEMP_MS,
@@ -50,11 +58,17 @@ test("a committed temp file replaces the destination and leaves no temp behind",
   });
 });
 
-test("a temp file is named .<basename>.<pid>.<random>.part beside the destination", async () => {
+test("a temp file is named .<basename>.<pid>.<random>[.locked].part beside the destination", async () => {
   await withDir(async (dir) => {
     const temp = await createTempBeside(join(dir, "a.jsonl"));
     const name = temp.path.slice(dir.length + 1);
-    assert.match(name, new RegExp(`^\\.a\\.jsonl\\.${process.pid}\\.[0-9a-f]{12}\\.part$`));
+    // Locked (and so named) where the OS has locks the temp's own writes can live with.
+    const locked = POSIX ? "\\.locked" : "";
+    assert.match(
+      name,
+      new RegExp(`^\\.a\\.jsonl\\.${process.pid}\\.[0-9a-f]{12}${locked}\\.part$`),
+    );
+    assert.deepEqual(await readdir(dir), [name]);
     const other = await createTempBeside(join(dir, "a.jsonl"));
     assert.notEqual(other.path, temp.path);
     await temp.discard();
@@ -84,6 +98,47 @@ test("a discarded temp file leaves nothing, and discard never throws", async () 
     await committed.discard(); // after a commit: does nothing
     assert.deepEqual(await readdir(dir), ["kept"]);
     await assert.rejects(committed.write(bytes("late")), /already committed/);
+  });
+});
+
+test("files get exactly the mode asked for, whatever the umask, and temps have it while written", async () => {
+  if (!POSIX) return; // Windows has no permission bits
+  await withDir(async (dir) => {
+    // 0660: a umask of 022 (or 027) would narrow it if the mode were only passed to open().
+    for (const mode of [0o640, 0o660, 0o600]) {
+      const final = join(dir, `f${mode.toString(8)}`);
+      await writeFileAtomic(final, "x", mode);
+      assert.equal((await stat(final)).mode & 0o777, mode, `writeFileAtomic ${mode.toString(8)}`);
+      const temp = await createTempBeside(join(dir, `t${mode.toString(8)}`), mode);
+      assert.equal((await stat(temp.path)).mode & 0o777, mode, `temp ${mode.toString(8)}`);
+      await temp.commit();
+      assert.equal((await stat(temp.finalPath)).mode & 0o777, mode);
+    }
+  });
+});
+
+test("a directory for files of mode M gets M plus x wherever r is given, owner always rwx", () => {
+  assert.equal(directoryModeFor(0o600), 0o700);
+  assert.equal(directoryModeFor(0o640), 0o750);
+  assert.equal(directoryModeFor(0o644), 0o755);
+  assert.equal(directoryModeFor(0o660), 0o770);
+  assert.equal(directoryModeFor(0o400), 0o700);
+  assert.equal(directoryModeFor(0o4640), 0o750, "no setuid, setgid or sticky bit");
+});
+
+test("ensureDir gives every directory it creates the mode, and leaves existing ones alone", async () => {
+  if (!POSIX) return;
+  await withDir(async (dir) => {
+    const existing = join(dir, "kept");
+    await mkdir(existing, { mode: 0o711 });
+    await chmod(existing, 0o711);
+    await ensureDir(join(existing, "a", "b"), directoryModeFor(0o640));
+    assert.equal((await stat(existing)).mode & 0o777, 0o711, "an existing parent");
+    for (const path of [join(existing, "a"), join(existing, "a", "b")]) {
+      assert.equal((await stat(path)).mode & 0o777, 0o750, path);
+    }
+    await ensureDir(join(dir, "own"));
+    assert.equal((await stat(join(dir, "own"))).mode & 0o777, 0o700, "the default");
   });
 });
 
@@ -118,7 +173,7 @@ test("a crash before commit leaves the previous file intact", async () => {
   });
 });
 
-test("a process killed mid-write leaves the previous file intact and a temp that is then stale", async () => {
+test("a process killed mid-write leaves the previous file intact and a temp removed at once", async () => {
   if (!POSIX) return; // SIGKILL
   await withDir(async (dir) => {
     const final = join(dir, "state.json");
@@ -142,9 +197,8 @@ test("a process killed mid-write leaves the previous file intact and a temp that
     assert.equal(temps.length, 1);
     assert.ok(temps[0].includes(`.${child.pid}.`), temps[0]);
     assert.equal(await readFile(join(dir, temps[0]), "utf8"), '{"new":tr');
-    // Its pid is dead, but in another PID namespace it might not be: spared while recent.
-    assert.equal(await removeStaleTemps(dir), 0);
-    await backdate([join(dir, temps[0])]);
+    // The OS released its lock when the process died: provably gone, however recent.
+    assert.match(temps[0], /\.locked\.part$/);
     assert.equal(await removeStaleTemps(dir), 1);
     assert.deepEqual(await readdir(dir), ["state.json"]);
   });
@@ -237,6 +291,85 @@ test("removeStaleTemps deletes an old temp with this process's pid that this pro
     assert.deepEqual((await readdir(dir)).sort(), [fresh, "a"].sort());
   });
 });
+
+test(
+  "removeStaleTemps spares a temp whose lock a live process holds, even with our pid and old",
+  { skip: !POSIX && "temps are not locked on Windows" },
+  async () => {
+    // Two containers sharing an output directory may both run us as pid 1: the lock, not the
+    // pid or the age, tells a live neighbour's temp from a dead run's.
+    await withDir(async (dir) => {
+      const dead = await deadPid();
+      const ourPid = join(dir, `.a.${process.pid}.0123456789ab.locked.part`);
+      const deadPidName = join(dir, `.b.${dead}.0123456789ab.locked.part`);
+      const free = join(dir, `.c.${process.pid}.0123456789ab.locked.part`);
+      for (const path of [ourPid, deadPidName, free]) await writeFile(path, "partial");
+      await backdate([ourPid, deadPidName]);
+      await withLockHeldElsewhere(ourPid, async () => {
+        await withLockHeldElsewhere(deadPidName, async () => {
+          assert.equal(await removeStaleTemps(dir), 1, "only the temp whose lock is free");
+          assert.deepEqual(
+            (await readdir(dir)).sort(),
+            [basename(ourPid), basename(deadPidName)].sort(),
+          );
+        });
+      });
+      // Their owner died: now they go, at once.
+      assert.equal(await removeStaleTemps(dir), 2);
+      assert.deepEqual(await readdir(dir), []);
+    });
+  },
+);
+
+test(
+  "a live run's temp survives another process's clean-up of the directory",
+  { skip: !POSIX && "temps are not locked on Windows" },
+  async () => {
+    await withDir(async (dir) => {
+      const final = join(dir, "out.jsonl");
+      const atomic = new URL("../../lib/atomic.ts", import.meta.url).href;
+      const code = `
+        const { createTempBeside, removeStaleTemps } = await import(${JSON.stringify(atomic)});
+        const [what, dir, final] = process.argv.slice(-3);
+        if (what === "write") {
+          const temp = await createTempBeside(final);
+          await temp.write(new TextEncoder().encode("live\\n"));
+          console.log("written");
+          setTimeout(() => temp.discard(), 60000); // keeps it referenced (Bun collects handles)
+        } else {
+          console.log(String(await removeStaleTemps(dir)));
+        }`;
+      const child = (what: string) => {
+        const args = process.versions.deno
+          ? ["eval", code, what, dir, final]
+          : ["-e", code, what, dir, final];
+        return spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+      };
+      const writer = child("write");
+      const exited = new Promise((done) => writer.on("exit", done));
+      try {
+        await new Promise((done) => writer.stdout!.once("data", done));
+        // Under a dead pid (as another PID namespace's would look) and old: only its lock is left
+        // to tell it is live. The lock belongs to the file, not its name.
+        const [written] = await readdir(dir);
+        const temp = written.replace(`.${writer.pid}.`, `.${await deadPid()}.`);
+        await rename(join(dir, written), join(dir, temp));
+        await backdate([join(dir, temp)]);
+        const sweeper = child("sweep");
+        let out = "";
+        sweeper.stdout!.on("data", (chunk) => out += chunk);
+        await new Promise((done) => sweeper.on("exit", done));
+        assert.equal(out.trim(), "0");
+        assert.deepEqual(await readdir(dir), [temp]);
+        assert.equal(await readFile(join(dir, temp), "utf8"), "live\n");
+      } finally {
+        writer.kill("SIGKILL");
+        await exited;
+      }
+      assert.equal(await removeStaleTemps(dir), 1, "gone once its writer is");
+    });
+  },
+);
 
 test("removeStaleTemps never removes a temp this process is creating at the same moment", async () => {
   await withDir(async (dir) => {

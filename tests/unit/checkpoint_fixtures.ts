@@ -37,13 +37,30 @@ export async function refused(promise: Promise<unknown>, ...patterns: (RegExp | 
   });
 }
 
-/** A valid state of principal ws-1 tracking AUTH_LOG, with one delivered id. */
-export const state = (overrides: Partial<StateData> = {}): StateData => ({
+/** A version 1 state file's contents, as earlier versions wrote it. */
+export interface V1State {
+  version: 1;
+  principal: string;
+  eventTypes: string[];
+  cursors: StateData["cursors"];
+}
+
+/** A valid version 1 state of principal ws-1 tracking AUTH_LOG, with one delivered id. */
+export const state = (overrides: Partial<V1State> = {}): V1State => ({
   version: 1,
   principal: "ws-1",
   eventTypes: ["AUTH_LOG"],
   cursors: {
     AUTH_LOG: { after: "2026-01-01T00:00:00Z", seen: ["f1"], updatedAt: "2026-01-02T03:04:05Z" },
   },
+  ...overrides,
+});
+
+/** The same state as version 2 writes it (no gone or skipped files unless overridden). */
+export const stateV2 = (overrides: Partial<StateData> = {}): StateData => ({
+  ...state(),
+  version: 2,
+  gone: {},
+  skipped: {},
   ...overrides,
 });

@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Checkpoint } from "../../lib/checkpoint/model.ts";
 import { looksLikeState, parseState, writeState } from "../../lib/checkpoint/format.ts";
+import { resetState } from "../../lib/checkpoint/model.ts";
 import { CliError } from "../../lib/errors.ts";
-import { POSIX, refused, state, withDir } from "./checkpoint_fixtures.ts";
+import { POSIX, refused, state, stateV2, withDir } from "./checkpoint_fixtures.ts";
 
 test("a state file of another principal is refused and left byte-identical", async () => {
   await withDir(async (dir) => {
@@ -53,12 +54,14 @@ test("corrupt, truncated, empty and wrongly shaped state files are refused and l
   };
   const cases: [string, string, RegExp][] = [
     ["not json", "hello", /is not valid JSON .*it may be truncated/],
+    ["a log named by mistake", '{"id":"e1"}\n{"id":"e2"}\n', /is not valid JSON/],
+    ["other JSON", '{"some":"other json"}', /"version" must be 1 or 2/],
     ["truncated", valid.slice(0, valid.length / 2), /is not valid JSON/],
     ["empty", "", /it is empty/],
     ["zeroed by a crash", "\0".repeat(64), /is not valid JSON/],
     ["an array", "[]", /it is not a JSON object/],
-    ["no version", edit((d) => delete d.version), /"version" must be 1/],
-    ["version as text", edit((d) => d.version = "1"), /"version" must be 1/],
+    ["no version", edit((d) => delete d.version), /"version" must be 1 or 2/],
+    ["version as text", edit((d) => d.version = "1"), /"version" must be 1 or 2/],
     ["empty principal", edit((d) => d.principal = ""), /"principal" must be a non-empty string/],
     ["principal a number", edit((d) => d.principal = 7), /"principal"/],
     ["no event types", edit((d) => d.eventTypes = []), /"eventTypes" must be a non-empty array/],
@@ -105,12 +108,7 @@ test("corrupt, truncated, empty and wrongly shaped state files are refused and l
     for (const [name, text, pattern] of cases) {
       const path = join(dir, "s.json");
       await writeFile(path, text);
-      await refused(
-        Checkpoint.open(path, "ws-1", ["AUTH_LOG"]),
-        path,
-        pattern,
-        "oai-compliance-logs state reset",
-      ).catch((error) => {
+      await refused(Checkpoint.open(path, "ws-1", ["AUTH_LOG"]), path, pattern).catch((error) => {
         throw new Error(`${name}: ${error.message}`);
       });
       assert.equal(await readFile(path, "utf8"), text, name);
@@ -118,15 +116,59 @@ test("corrupt, truncated, empty and wrongly shaped state files are refused and l
     }
   });
 });
+
+test("the advice for an unusable state file agrees with what state reset then does", async () => {
+  const valid = JSON.stringify(state(), null, 2);
+  // Whether `state reset` may delete it: a damaged checkpoint yes, anything else never.
+  const cases: [string, boolean][] = [
+    ["hello", false],
+    ['{"id":"e1"}\n{"id":"e2"}\n', false],
+    ['{"some":"other json"}', false],
+    ["[]", false],
+    ["", true],
+    ["\0".repeat(64), true],
+    [valid.slice(0, valid.length / 2), true],
+    [JSON.stringify({ ...state(), version: "1" }), true],
+    [JSON.stringify({ ...state(), principal: "" }), true],
+    [JSON.stringify({ principal: "ws-1", cursors: {} }), true],
+  ];
+  await withDir(async (dir) => {
+    const path = join(dir, "s.json");
+    for (const [text, deletable] of cases) {
+      await writeFile(path, text);
+      const advice = await Checkpoint.open(path, "ws-1", ["AUTH_LOG"]).then(
+        () => assert.fail(`accepted ${JSON.stringify(text)}`),
+        (error: Error) => error.message,
+      );
+      const name = JSON.stringify(text.slice(0, 30));
+      if (deletable) {
+        assert.match(advice, /run `oai-compliance-logs state reset /, name);
+        await resetState(path);
+        assert.deepEqual(await readdir(dir), [], `${name}: reset deleted it as advised`);
+      } else {
+        assert.doesNotMatch(advice, /state reset/, name);
+        assert.match(advice, /does not look like an oai-compliance-logs state file/, name);
+        assert.match(advice, /check the --state path, or delete .* by hand if you are sure/, name);
+        await refused(resetState(path), "does not look like");
+        assert.equal(await readFile(path, "utf8"), text, `${name}: left as it was`);
+        // A one-type reset gives the same advice, never "reset the whole file".
+        await assert.rejects(resetState(path, "AUTH_LOG"), (error: Error) => {
+          assert.doesNotMatch(error.message, /state reset/, name);
+          return true;
+        });
+      }
+    }
+  });
+});
 test("a state file of an unknown version is refused with advice to upgrade", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "s.json");
-    const text = JSON.stringify({ ...state(), version: 2, somethingNew: [] });
+    const text = JSON.stringify({ ...state(), version: 3, somethingNew: [] });
     await writeFile(path, text);
     await refused(
       Checkpoint.open(path, "ws-1", ["AUTH_LOG"]),
       path,
-      "has version 2",
+      "has version 3",
       "use a newer oai-compliance-logs",
     );
     assert.equal(await readFile(path, "utf8"), text);
@@ -189,12 +231,12 @@ test("writeState replaces the file owner-only and names the state file when it c
   await withDir(async (dir) => {
     const path = join(dir, "s.json");
     await writeFile(path, "old");
-    await writeState(path, "s.json", state());
-    assert.deepEqual(JSON.parse(await readFile(path, "utf8")), state());
+    await writeState(path, "s.json", stateV2());
+    assert.deepEqual(JSON.parse(await readFile(path, "utf8")), stateV2());
     if (POSIX) assert.equal((await stat(path)).mode & 0o777, 0o600);
     assert.deepEqual(await readdir(dir), ["s.json"]);
     await refused(
-      writeState(join(dir, "nope", "s.json"), "nope/s.json", state()),
+      writeState(join(dir, "nope", "s.json"), "nope/s.json", stateV2()),
       "cannot write state file nope/s.json",
     );
   });

@@ -20,10 +20,12 @@ test("a missing state file is created at open, empty, owner-only, with the lock 
     assert.equal(cp.tookOverStaleLock, false);
     const data = JSON.parse(await readFile(path, "utf8"));
     assert.deepEqual(data, {
-      version: 1,
+      version: 2,
       principal: "ws-1",
       eventTypes: ["AUTH_LOG"],
       cursors: {},
+      gone: {},
+      skipped: {},
     });
     if (POSIX) assert.equal((await stat(path)).mode & 0o777, 0o600);
     const lock = JSON.parse(await readFile(`${path}.lock`, "utf8"));

@@ -31,6 +31,9 @@ export function recordingStore(
     cursor: () => undefined,
     markDelivered: (_type, after, id) => record(`file ${id} @${after}`),
     advance: (_type, next, ids) => record(`page ${next} [${ids.join(",")}]`),
+    markGone: (_type, after, file, reason) => record(`gone ${file.id} @${after} ${reason}`),
+    skipReason: () => undefined,
+    skipCommand: (type, id) => `skip ${type} ${id}`,
   };
 }
 

@@ -145,6 +145,9 @@ function checkingStore(files: LogFile[], destination: IndexDestination) {
       moves.push(`page@${newAfter}`);
       return Promise.resolve();
     },
+    markGone: () => Promise.reject(new Error("no file is gone here")),
+    skipReason: () => undefined,
+    skipCommand: (type, id) => `skip ${type} ${id}`,
   };
   return { store, moves };
 }
