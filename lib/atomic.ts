@@ -96,6 +96,20 @@ export async function createTempBeside(
   finalPath: string,
   mode = OWNER_ONLY_FILE_MODE,
 ): Promise<TempFile> {
+  // A sweeper may take a new temp for a killed run's leftover in the moment before its lock (see
+  // `lockTemp`): then this starts again with another name.
+  for (let attempt = 1;; attempt++) {
+    const temp = await tryCreateTemp(finalPath, mode & 0o777);
+    if (temp || attempt >= 5) return temp ?? await tryCreateTemp(finalPath, mode & 0o777, false);
+  }
+}
+
+/** A new temp, or undefined when a sweeper took it before it was locked (only when `lock`). */
+async function tryCreateTemp(
+  finalPath: string,
+  mode: number,
+  lock = POSIX,
+): Promise<Temp | undefined> {
   const dir = dirname(finalPath);
   const path = join(dir, `.${shortenName(basename(finalPath))}.${process.pid}.${randomHex()}.part`);
   // Registered before the file exists: a removeStaleTemps running meanwhile in this process (for
@@ -103,38 +117,54 @@ export async function createTempBeside(
   openTemps.add(resolve(path));
   let handle: FileHandle;
   try {
-    handle = await open(path, "wx", mode & 0o777);
+    handle = await open(path, "wx", mode);
   } catch (error) {
     openTemps.delete(resolve(path));
     throw new CliError("io", `cannot create a file in ${dir}: ${reason(error)}`, { cause: error });
   }
   // Exactly the mode asked for, whatever the umask; a file system without modes keeps its own.
-  if (POSIX) await handle.chmod(mode & 0o777).catch(() => {});
-  const { path: lockedPath, lock } = await lockTemp(path);
-  return new Temp(lockedPath, finalPath, handle, lock);
+  if (POSIX) await handle.chmod(mode).catch(() => {});
+  const locked = lock ? await lockTemp(path, handle) : { path };
+  if (!locked) {
+    openTemps.delete(resolve(path));
+    await handle.close().catch(() => {});
+    return undefined;
+  }
+  return new Temp(locked.path, finalPath, handle, locked.lock);
 }
 
 /**
- * Takes the OS lock on the temp just created at `path`, then gives it its `.locked.part` name:
- * only a temp so named is ever judged by its lock, so a sweeper never sees one between its
- * creation and its lock. Without a lock (Windows, where a lock blocks our own writes; a runtime
- * without locks; a failure) the temp keeps its name and is judged by pid and age.
+ * Takes the OS lock on the temp just created at `path` (open as `handle`), then gives it its
+ * `.locked.part` name: a temp so named is judged by its lock alone. Undefined when a sweeper got
+ * there first (it holds the lock of what it takes for an empty leftover, or already removed it:
+ * the lock then landed on another file). Without locks (a runtime or OS that has none) the temp
+ * keeps its name and is judged by pid and age.
  */
-async function lockTemp(path: string): Promise<{ path: string; lock?: HeldLock }> {
-  if (!POSIX) return { path };
+async function lockTemp(
+  path: string,
+  handle: FileHandle,
+): Promise<{ path: string; lock?: HeldLock } | undefined> {
   const lock = await holdExclusiveLock(path);
-  if (!lock) return { path };
+  if (!lock) return await isLockHeld(path) === true ? undefined : { path };
   const locked = path.slice(0, -".part".length) + LOCKED_SUFFIX;
   openTemps.add(resolve(locked));
   try {
+    if (!(await sameFile(path, handle))) throw new Error("taken by a sweeper");
     await rename(path, locked);
   } catch {
     openTemps.delete(resolve(locked));
+    await unlink(path).catch(() => {}); // Whatever is at our random name now is ours.
     lock.release();
-    return { path };
+    return undefined;
   }
   openTemps.delete(resolve(path));
   return { path: locked, lock };
+}
+
+/** Whether `path` names the file open as `handle` (and not a link or another file). */
+async function sameFile(path: string, handle: FileHandle): Promise<boolean> {
+  const [named, opened] = await Promise.all([lstat(path), handle.stat()]);
+  return named.isFile() && named.ino === opened.ino && named.dev === opened.dev;
 }
 
 class Temp implements TempFile {

@@ -96,11 +96,13 @@ function refusal(message: string, argv: string[], table: OptionTable): string {
   if (unknown) {
     const [, dashes, name] = unknown;
     // A negative number where a positional belongs (`<limit>` -5) is not an option at all.
-    if (/^\d+$/.test(name) && dashes === "-") return `-${name} is not a valid value here`;
+    if (/^\d+$/.test(name) && dashes === "-") {
+      return `-${name} is not valid here: arguments that are numbers must not be negative`;
+    }
     const near = dashes === "--" ? closest(name, table) : undefined;
     return `unknown option ${dashes}${name}` + (near ? `; did you mean --${near}?` : "");
   }
-  const ambiguous = /^Option '(?:-\w, )?--([\w-]+) <value>' argument is ambiguous/.exec(message);
+  const ambiguous = /^Option '(?:-\w, )?--([\w-]+)' argument is ambiguous/.exec(message);
   if (ambiguous) {
     const name = ambiguous[1];
     const index = argv.findIndex((word) => word === `--${name}`);

@@ -770,3 +770,126 @@ test("state --help describes only state's usage, none of a run's options", SLOW,
     }
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// state skip, state show, and state files of version 1
+
+test(
+  "a poison file stops the run naming state skip; after the skip a run passes it and show lists it",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(4) }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "s.json");
+        const out = join(dir, "out");
+        const ids = idsOf(emulator);
+        // A file whose bytes never match its listed SHA-256, on every try.
+        emulator.inject({ target: "storage", id: ids[1], corruptBytes: true, times: Infinity });
+        const first = await run(emulator, ["--state", state, "--output-dir", out]);
+        assert.equal(first.code, 1, first.stderr);
+        const command = `oai-compliance-logs state skip ${state} AUTH_LOG ${ids[1]} --reason TEXT`;
+        assert.ok(first.stderr.includes(command), first.stderr);
+
+        const noReason = await runCli(["state", "skip", state, "AUTH_LOG", ids[1]]);
+        assert.equal(noReason.code, 2, noReason.stderr);
+        assert.match(noReason.stderr, /needs --reason TEXT/);
+        const skip = await runCli([
+          "state",
+          "skip",
+          state,
+          "AUTH_LOG",
+          ids[1],
+          "--reason",
+          "upstream copy corrupt, ticket 42",
+        ]);
+        assert.equal(skip.code, 0, skip.stderr);
+        assert.match(new TextDecoder().decode(skip.stdout), /later runs pass AUTH_LOG file/);
+
+        emulator.requests.length = 0;
+        const again = await run(emulator, ["--state", state, "--output-dir", out]);
+        assert.equal(again.code, 0, again.stderr);
+        const asked = emulator.requests.filter((q) => q.path.endsWith(`/${ids[1]}`));
+        assert.deepEqual(asked, [], "the skipped file is not downloaded");
+        const stored = [...(await readTree(out)).keys()].sort();
+        assert.deepEqual(stored, [ids[0], ids[2], ids[3]].map((id) => treePath(emulator, id)));
+        const saved = JSON.parse(await readFile(state, "utf8"));
+        assert.equal(saved.version, 2);
+        assert.equal(saved.cursors.AUTH_LOG.after, emulator.files.at(-1)!.endTime);
+
+        const show = await runCli(["state", "show", state]);
+        assert.equal(show.code, 0, show.stderr);
+        assert.match(
+          new TextDecoder().decode(show.stdout),
+          new RegExp(`^ +skipped: ${ids[1]} \\(\\S+: upstream copy corrupt, ticket 42\\)$`, "m"),
+        );
+      });
+    });
+  },
+);
+
+test(
+  "a version 1 state file keeps working: the run resumes from its cursor and writes version 2",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(4) }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "s.json");
+        const ids = idsOf(emulator);
+        const at = emulator.files.find((f) => f.id === ids[1])!.endTime;
+        const v1 = JSON.stringify({
+          version: 1,
+          principal: PRINCIPAL,
+          eventTypes: ["AUTH_LOG"],
+          cursors: { AUTH_LOG: { after: at, seen: [ids[1]], updatedAt: at } },
+        });
+        await writeFile(state, v1);
+        const show = await runCli(["state", "show", state]);
+        assert.equal(show.code, 0, show.stderr);
+        assert.match(
+          new TextDecoder().decode(show.stdout),
+          new RegExp(`^AUTH_LOG +after ${at}`, "m"),
+        );
+
+        const r = await run(emulator, ["--state", state]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(r.stdout, await expectedStream(emulator, ids.slice(2)));
+        const saved = JSON.parse(await readFile(state, "utf8"));
+        assert.equal(saved.version, 2);
+        assert.deepEqual(saved.eventTypes, ["AUTH_LOG"]);
+        assert.equal(saved.cursors.AUTH_LOG.after, emulator.files.at(-1)!.endTime);
+        assert.deepEqual([saved.gone, saved.skipped], [{}, {}]);
+      });
+    });
+  },
+);
+
+test(
+  "a state file the tool cannot use gets advice that state reset then agrees with",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "s.json");
+        // A log named as the state file by mistake: no reset advice, and reset will not delete it.
+        const log = '{"id":"e1"}\n{"id":"e2"}\n';
+        await writeFile(state, log);
+        const refused = await run(emulator, ["--state", state]);
+        assert.equal(refused.code, 1, refused.stderr);
+        assert.match(refused.stderr, /does not look like an oai-compliance-logs state file/);
+        assert.doesNotMatch(refused.stderr, /state reset/);
+        const reset = await runCli(["state", "reset", state]);
+        assert.equal(reset.code, 1, reset.stderr);
+        assert.equal(await readFile(state, "utf8"), log);
+
+        // A truncated checkpoint: the advice is reset, and reset does it.
+        await writeFile(state, STATE_TEXT.slice(0, 40));
+        const corrupt = await run(emulator, ["--state", state]);
+        assert.equal(corrupt.code, 1, corrupt.stderr);
+        assert.ok(corrupt.stderr.includes(`run \`oai-compliance-logs state reset ${state}\``));
+        const advised = await runCli(["state", "reset", state]);
+        assert.equal(advised.code, 0, advised.stderr);
+        assert.deepEqual(await readdir(dir), []);
+      });
+    });
+  },
+);

@@ -234,10 +234,11 @@ async function drainSlowly(fd: number): Promise<Uint8Array> {
 }
 
 test("org- ids are routed to /organizations/", async () => {
-  await withEmulator({ files: hourlyFiles(3, { principal: ORG }) }, async (emulator) => {
-    const r = await runCli([ORG, "AUTH_LOG", "100", AFTER], { env: envFor(emulator) });
+  const files = hourlyFiles(3, { principal: ORG, eventType: "COSTS" });
+  await withEmulator({ files }, async (emulator) => {
+    const r = await runCli([ORG, "COSTS", "100", AFTER], { env: envFor(emulator) });
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout, await expectedStream(emulator, idsOf(emulator, "AUTH_LOG", ORG)));
+    assert.deepEqual(r.stdout, await expectedStream(emulator, idsOf(emulator, "COSTS", ORG)));
     const api = emulator.requests.filter((q) => q.server === "api");
     assert.ok(api.length > 0);
     assert.ok(api.every((q) => q.path.startsWith(`/v1/compliance/organizations/${ORG}/logs`)));

@@ -22,7 +22,12 @@ import {
   usage,
 } from "./_arguments.ts";
 import { usageError } from "../errors.ts";
-import { destinationOptions, DESTINATIONS, resolveDestinations } from "../destinations/mod.ts";
+import {
+  type DestinationKind,
+  destinationOptions,
+  DESTINATIONS,
+  resolveDestinations,
+} from "../destinations/mod.ts";
 import { optionHelp } from "../options.ts";
 import type { Env, RunSettings } from "../settings.ts";
 import { writeStdout } from "../runtime.ts";
@@ -63,11 +68,13 @@ const RUN_OPTIONS = {
   },
 } as const;
 
-/** `run`'s options table: the shared ones, its own, and every destination's. */
-const OPTIONS = {
-  ...SHARED_OPTIONS,
-  ...RUN_OPTIONS,
-  ...destinationOptions(),
+/** `run`'s options table: the shared ones, its own, and those of every destination in `kinds`. */
+function runOptions(kinds: readonly DestinationKind[]) {
+  return { ...SHARED_OPTIONS, ...RUN_OPTIONS, ...destinationOptions(kinds), ...REWORDED };
+}
+
+/** Shared options whose help says more for a run. */
+const REWORDED = {
   settle: {
     ...SHARED_OPTIONS.settle,
     help: "skip files whose end_time is more recent, until a later poll\n" +
@@ -83,6 +90,8 @@ const OPTIONS = {
       "file, retry, warning, gone, progress, error, summary); a live line on a tty",
   },
 } as const;
+
+const OPTIONS = runOptions(DESTINATIONS);
 
 /** Destinations by URL scheme, for the help (none but local paths until one registers). */
 function destinationsHelp(): string {
@@ -126,7 +135,8 @@ files were no longer available (named on stderr; the next run does not ask for t
 
 /**
  * Parses and checks a run's command line into its settings, before any request; `undefined` for
- * `--help`. Reads only the key file (named by `COMPLIANCE_API_KEY_FILE`).
+ * `--help`. Reads only the key file (named by `COMPLIANCE_API_KEY_FILE`). `kinds` are the
+ * destinations it may choose from (the registry's, unless a test adds one).
  *
  * @example
  * ```ts
@@ -138,8 +148,9 @@ export function parseRunArgs(
   argv: string[],
   env: Env,
   now: Date = new Date(),
+  kinds: readonly DestinationKind[] = DESTINATIONS,
 ): RunSettings | undefined {
-  const { values: v, positionals } = parseOptions(argv, OPTIONS);
+  const { values: v, positionals } = parseOptions(argv, runOptions(kinds));
   if (v.help) return undefined;
   if (positionals.length === 0) throw usageError(HELP);
   if (v.follow && v.state === undefined) {
@@ -157,7 +168,7 @@ export function parseRunArgs(
     follow: Boolean(v.follow),
     statePath: settings.statePath,
     env,
-  });
+  }, kinds);
   return {
     ...settings,
     destination,

@@ -92,14 +92,18 @@ export function flagName(flag: DestinationFlag): string {
  * const table = { ...SHARED_OPTIONS, ...destinationOptions() }; // as `run` builds its own
  * ```
  */
-export function destinationOptions(): OptionTable {
-  return Object.assign({}, ...DESTINATIONS.map((kind) => kind.options));
+export function destinationOptions(kinds: readonly DestinationKind[] = DESTINATIONS): OptionTable {
+  return Object.assign({}, ...kinds.map((kind) => kind.options));
 }
 
 /** The kind that takes `value` for `flag`: by URL scheme, else the flag's local-path kind. */
-function kindFor(flag: DestinationFlag, value: string): DestinationKind {
+function kindFor(
+  flag: DestinationFlag,
+  value: string,
+  kinds: readonly DestinationKind[],
+): DestinationKind {
   const location = parseLocation(value);
-  const candidates = DESTINATIONS.filter((kind) => kind.flag === flag);
+  const candidates = kinds.filter((kind) => kind.flag === flag);
   const kind = location.kind === "url"
     ? candidates.find((k) => k.schemes.includes(location.scheme))
     : candidates.find((k) => k.schemes.length === 0);
@@ -121,7 +125,7 @@ function kindFor(flag: DestinationFlag, value: string): DestinationKind {
  * The destinations a command line names (`-o`, `--output-dir`; stdout when neither), each
  * configured, after the checks every kind shares: its URL scheme is registered, no option of a
  * kind that was not chosen is given, and no option it conflicts with is. Usage errors, and nothing
- * is created.
+ * is created. `kinds` are the destinations to choose from (the registry's, unless a test adds one).
  *
  * @example
  * ```ts
@@ -132,13 +136,14 @@ function kindFor(flag: DestinationFlag, value: string): DestinationKind {
 export function resolveDestinations(
   values: OptionValues<OptionTable>,
   context: DestinationContext,
+  kinds: readonly DestinationKind[] = DESTINATIONS,
 ): ConfiguredDestination[] {
   const named: Array<{ kind: DestinationKind; target: string }> = [];
   for (const flag of ["output", "output-dir"] as const) {
     const value = values[flag];
     if (value === undefined) continue;
     if (value === "") throw usage(`${flagName(flag)} needs a path`);
-    named.push({ kind: kindFor(flag, value as string), target: value as string });
+    named.push({ kind: kindFor(flag, value as string, kinds), target: value as string });
   }
   if (named.length > 1) {
     throw usage(
@@ -147,10 +152,10 @@ export function resolveDestinations(
   }
   if (named.length === 0) named.push({ kind: stdoutKind, target: "" });
   const chosen = named.map((n) => n.kind);
-  for (const kind of DESTINATIONS) {
+  for (const kind of kinds) {
     for (const option of Object.keys(kind.options)) {
       if (values[option] === undefined || chosen.some((k) => option in k.options)) continue;
-      const owners = DESTINATIONS.filter((k) => option in k.options && k.flag)
+      const owners = kinds.filter((k) => option in k.options && k.flag)
         .map((k) => `${flagName(k.flag!)} (${k.name})`);
       throw usage(`--${option} needs ${owners.join(" or ")}`);
     }
@@ -167,7 +172,10 @@ export function resolveDestinations(
 }
 
 /** The values of every registered destination's secret environment variables that are set. */
-export function destinationSecrets(env: Env): string[] {
-  return DESTINATIONS.flatMap((kind) => kind.secretEnv.map((name) => env[name]))
+export function destinationSecrets(
+  env: Env,
+  kinds: readonly DestinationKind[] = DESTINATIONS,
+): string[] {
+  return kinds.flatMap((kind) => kind.secretEnv.map((name) => env[name]))
     .filter((value): value is string => Boolean(value));
 }

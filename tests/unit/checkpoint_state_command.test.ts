@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { deadPid, withLivePid } from "../helpers/mod.ts";
 import { command, parseStateArgs, showState } from "../../lib/commands/state.ts";
 import { CliError } from "../../lib/errors.ts";
-import { lockText, refused, state, withDir } from "./checkpoint_fixtures.ts";
+import { lockText, refused, state, stateV2, withDir } from "./checkpoint_fixtures.ts";
 
 test("state show describes each cursor and the lock", async () => {
   await withDir(async (dir) => {
@@ -107,4 +107,77 @@ test("state's help describes its own usage and none of a run's options", () => {
   for (const option of ["--concurrency", "--gzip", "--follow", "--output-dir", "--after", "-o,"]) {
     assert.ok(!command.help.includes(option), option);
   }
+});
+
+test("state skip takes a file, an event type, an id and a required one-line --reason", () => {
+  assert.deepEqual(
+    parseStateArgs(["skip", "s.json", "AUTH_LOG", "eclf_1", "--reason", "bad hash, ticket 7"]),
+    {
+      action: "skip",
+      path: "s.json",
+      eventType: "AUTH_LOG",
+      id: "eclf_1",
+      reason: "bad hash, ticket 7",
+    },
+  );
+  assert.deepEqual(parseStateArgs(["skip", "--reason=r", "s.json", "AUTH_LOG", "x"]), {
+    action: "skip",
+    path: "s.json",
+    eventType: "AUTH_LOG",
+    id: "x",
+    reason: "r",
+  });
+  usageError(["skip", "s.json", "AUTH_LOG", "x"], /state skip needs --reason TEXT/);
+  usageError(["skip", "s.json", "AUTH_LOG", "x", "--reason"], /--reason needs a value/);
+  usageError(["skip", "s.json", "AUTH_LOG", "x", "--reason", " "], /--reason must not be empty/);
+  usageError(["skip", "s.json", "AUTH_LOG", "x", "--reason", "a\nb"], /one line/);
+  usageError(["skip", "s.json", "AUTH_LOG", "x", "--reason", "r".repeat(501)], /longer than 500/);
+  usageError(
+    ["skip", "s.json", "AUTH_LOG", "--reason", "r"],
+    /needs <state_file> <event_type> <id>/,
+  );
+  usageError(
+    ["skip", "s.json", "AUTH_LOG", "x", "y", "--reason", "r"],
+    /too many arguments for state skip: 'y'/,
+  );
+  usageError(["show", "s.json", "--reason", "r"], /state show does not take --reason/);
+  assert.match(command.help, /state skip <state_file> <event_type> <id> --reason TEXT$/m);
+});
+
+test("state show lists an all job's started types with their gone and skipped files", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.json");
+    const cursor = { after: "2026-01-01T00:00:00Z", seen: [], updatedAt: "2026-01-02T00:00:00Z" };
+    const data = stateV2({
+      eventTypes: "all",
+      cursors: { COSTS: cursor },
+      gone: {
+        APP_LOG: [{
+          id: "g1",
+          event_type: "APP_LOG",
+          end_time: "2025-12-01T00:00:00Z",
+          found_at: "2026-01-02T00:00:00Z",
+          reason: "expired",
+        }],
+      },
+      skipped: {
+        COSTS: [{ id: "s1", reason: "poison\x1b[2J", skipped_at: "2026-01-03T00:00:00Z" }],
+      },
+    });
+    await writeFile(path, JSON.stringify(data));
+    const text = await showState(path);
+    assert.match(text, /^event types +all \(the route's types, resolved at each run\)$/m);
+    assert.match(text, /^APP_LOG +not started/m);
+    assert.match(
+      text,
+      /^ +gone: g1 \(end_time 2025-12-01T00:00:00Z, expired, found 2026-01-02T00:00:00Z\)$/m,
+    );
+    assert.match(text, /^COSTS +after 2026-01-01T00:00:00Z \(0 ids already delivered at it\)$/m);
+    assert.match(text, /^ +skipped: s1 \(2026-01-03T00:00:00Z: poison\\x1b\[2J\)$/m);
+    assert.doesNotMatch(text, /AUTH_LOG/, "only the types that have something recorded");
+    assert.ok(text.indexOf("APP_LOG") < text.indexOf("COSTS"));
+
+    await writeFile(path, JSON.stringify(stateV2({ eventTypes: "all", cursors: {} })));
+    assert.match(await showState(path), /no event type started/);
+  });
 });

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { LogFile } from "../../lib/api.ts";
-import { Confirmations } from "../../lib/destinations/confirmations.ts";
+import { Confirmations, quietCursor } from "../../lib/destinations/confirmations.ts";
 import type { CursorStore } from "../../lib/destinations/contract.ts";
 import { RunStats } from "../../lib/run_stats.ts";
 
@@ -115,4 +115,61 @@ test("a failed checkpoint write fails the delivery and nothing moves after it", 
   }
   await assert.rejects(c.settled(), /cannot write file b/);
   assert.deepEqual(store.moves, [`file a @${P1}`]);
+});
+
+test("a gone file is recorded in its turn, counted as gone and passed like a delivered one", async () => {
+  const store = recordingStore();
+  const stats = new RunStats();
+  stats.startEventType("AUTH_LOG", null);
+  const c = new Confirmations("AUTH_LOG", store, stats);
+  const a = c.expect(file("a", 1), P1, 10);
+  c.gone(file("b", 2), P1, "expired");
+  c.pageEnd(P2, ["b"]);
+  assert.deepEqual(store.moves, [], "b waits for a");
+  assert.deepEqual(stats.goneFiles(), [], "counted only once released");
+  a.confirm();
+  await c.settled();
+  assert.deepEqual(store.moves, [`file a @${P1}`, `gone b @${P1} expired`, `page ${P2} [b]`]);
+  assert.equal(stats.files, 1);
+  assert.deepEqual(stats.goneFiles(), [
+    { eventType: "AUTH_LOG", id: "b", endTime: "2026-07-01T02:00:00Z", reason: "expired" },
+  ]);
+});
+
+test("the listing's end gives a cursor when there is none, and only ever moves it forward", async () => {
+  const fresh = recordingStore();
+  const stats = new RunStats();
+  const c = new Confirmations("AUTH_LOG", fresh, stats);
+  c.listingEnd(P1);
+  await c.settled();
+  assert.deepEqual(fresh.moves, [`page ${P1} []`], "no cursor yet: one at the listing's end");
+  assert.equal(stats.cursors.AUTH_LOG, P1);
+
+  // A store whose cursor is at P2: an earlier end changes nothing, a later one moves it.
+  const at = { ...recordingStore(), cursor: () => ({ after: P2, seen: ["x"] }) };
+  const earlier = new Confirmations("AUTH_LOG", at, new RunStats());
+  earlier.listingEnd(P1);
+  earlier.listingEnd(P2);
+  await earlier.settled();
+  assert.deepEqual(at.moves, []);
+  const later = new Confirmations("AUTH_LOG", at, new RunStats());
+  later.listingEnd("2026-07-01T05:00:00Z");
+  await later.settled();
+  assert.deepEqual(at.moves, ["page 2026-07-01T05:00:00Z []"]);
+});
+
+test("quietCursor: the listing time less the publication delay or the settle, within <after> and --before", () => {
+  const listedAtMs = Date.parse("2026-07-02T12:00:00Z");
+  const base = { startAfter: P1, listedAtMs, publicationDelayMs: 30 * 60_000, settleMs: 0 };
+  assert.equal(quietCursor(base), "2026-07-02T11:30:00.000Z");
+  assert.equal(
+    quietCursor({ ...base, publicationDelayMs: 5 * 3_600_000 }),
+    "2026-07-02T07:00:00.000Z",
+  );
+  assert.equal(quietCursor({ ...base, settleMs: 3_600_000 }), "2026-07-02T11:00:00.000Z");
+  assert.equal(quietCursor({ ...base, before: "2026-07-02T00:00:00Z" }), "2026-07-02T00:00:00Z");
+  assert.equal(
+    quietCursor({ ...base, startAfter: "2026-07-02T11:45:00Z" }),
+    "2026-07-02T11:45:00Z",
+  );
 });
