@@ -98,17 +98,19 @@ export async function createTempBeside(
 ): Promise<TempFile> {
   // A sweeper may take a new temp for a killed run's leftover in the moment before its lock (see
   // `lockTemp`): then this starts again with another name.
-  for (let attempt = 1;; attempt++) {
-    const temp = await tryCreateTemp(finalPath, mode & 0o777);
-    if (temp || attempt >= 5) return temp ?? await tryCreateTemp(finalPath, mode & 0o777, false);
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const temp = await tryCreateTemp(finalPath, mode & 0o777, POSIX);
+    if (temp) return temp;
   }
+  // Taken five times over: an unlocked temp, judged by pid and age, is still better than none.
+  return (await tryCreateTemp(finalPath, mode & 0o777, false))!;
 }
 
 /** A new temp, or undefined when a sweeper took it before it was locked (only when `lock`). */
 async function tryCreateTemp(
   finalPath: string,
   mode: number,
-  lock = POSIX,
+  lock: boolean,
 ): Promise<Temp | undefined> {
   const dir = dirname(finalPath);
   const path = join(dir, `.${shortenName(basename(finalPath))}.${process.pid}.${randomHex()}.part`);
@@ -145,7 +147,11 @@ async function lockTemp(
   handle: FileHandle,
 ): Promise<{ path: string; lock?: HeldLock } | undefined> {
   const lock = await holdExclusiveLock(path);
-  if (!lock) return await isLockHeld(path) === true ? undefined : { path };
+  if (!lock) {
+    // No locks here, or a sweeper holds this one (and then removes it): start again.
+    if (await isLockHeld(path) !== undefined) return undefined;
+    return await sameFile(path, handle).catch(() => false) ? { path } : undefined;
+  }
   const locked = path.slice(0, -".part".length) + LOCKED_SUFFIX;
   openTemps.add(resolve(locked));
   try {
@@ -328,15 +334,19 @@ export async function removeStaleTemps(
       const info = await lstat(path);
       if (!info.isFile() || !ownedByUs(info)) continue;
       const age = Date.now() - info.mtimeMs;
-      const held = match[3] === undefined ? undefined : await isLockHeld(path);
+      if (olderThanMs > 0 && age < olderThanMs) continue;
+      const locked = match[3] !== undefined;
+      const held = locked ? await isLockHeld(path) : undefined;
       if (held === true) continue;
-      if (held === false) {
-        // Its owner locked it before naming it so: a free lock means the owner is gone.
-        if (olderThanMs > 0 && age < olderThanMs) continue;
-      } else if (!unprovableTempIsStale(Number(match[1]), age, olderThanMs)) {
+      // A `.locked.part` temp was locked before it was so named: a free lock means its owner is
+      // gone. An empty unlocked one is most likely a run killed between creating and locking it.
+      if (held === false || (!locked && info.size === 0 && await removeIfEmptyAndFree(path))) {
+        if (held === false) await unlink(path); // unlink removes a name, never a link's target.
+        removed++;
         continue;
       }
-      await unlink(path); // unlink removes a name, never what a link points to.
+      if (!unprovableTempIsStale(Number(match[1]), age, olderThanMs)) continue;
+      await unlink(path);
       removed++;
     } catch (error) {
       // Gone already: its owner committed or discarded it between readdir and now.
@@ -347,6 +357,29 @@ export async function removeStaleTemps(
     }
   }
   return removed;
+}
+
+/**
+ * Removes the empty unlocked temp at `path` while holding its lock, so that a live owner in the
+ * moment between creating and locking it fails to lock it and starts again with a new temp
+ * (`lockTemp`); false, leaving it, when the lock is held or there are no locks here.
+ */
+async function removeIfEmptyAndFree(path: string): Promise<boolean> {
+  if (!POSIX) return false;
+  const lock = await holdExclusiveLock(path);
+  if (!lock) return false;
+  try {
+    const info = await lstat(path);
+    // Written to meanwhile: an owner without locks (or an older version) is at work.
+    if (!info.isFile() || !ownedByUs(info) || info.size !== 0) return false;
+    await unlink(path);
+    return true;
+  } catch (error) {
+    if (codeOf(error) === "ENOENT") return false;
+    throw error;
+  } finally {
+    lock.release();
+  }
 }
 
 /**

@@ -62,6 +62,24 @@ export function optionHelp(table: OptionTable): string {
   return lines.join("\n");
 }
 
+/**
+ * The rows of a Markdown table of `table` (the README's options table is generated from the same
+ * tables as `--help`, so that the two cannot disagree).
+ *
+ * @example
+ * ```ts
+ * optionMarkdown({ quiet: { type: "boolean", short: "q", help: "errors only" } });
+ * // "| `-q, --quiet` | errors only |"
+ * ```
+ */
+export function optionMarkdown(table: OptionTable): string {
+  return Object.entries(table).filter(([, spec]) => spec.help).map(([name, spec]) => {
+    const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.arg ? ` ${spec.arg}` : ""}`;
+    const help = spec.help.split("\n").join(" ").replaceAll("|", "\\|");
+    return `| \`${names}\` | ${help} |`;
+  }).join("\n");
+}
+
 /** Edit distance, for suggesting the option a typo meant. */
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);

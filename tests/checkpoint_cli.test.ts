@@ -783,14 +783,14 @@ test(
         const state = join(dir, "s.json");
         const out = join(dir, "out");
         const ids = idsOf(emulator);
-        // A file whose bytes never match its listed SHA-256, on every try.
-        emulator.inject({ target: "storage", id: ids[1], corruptBytes: true, times: Infinity });
+        // A file (of 40 kB) whose bytes never match its listed SHA-256, on every try.
+        emulator.inject({ target: "storage", id: ids[2], corruptBytes: true, times: Infinity });
         const first = await run(emulator, ["--state", state, "--output-dir", out]);
         assert.equal(first.code, 1, first.stderr);
-        const command = `oai-compliance-logs state skip ${state} AUTH_LOG ${ids[1]} --reason TEXT`;
+        const command = `oai-compliance-logs state skip ${state} AUTH_LOG ${ids[2]} --reason TEXT`;
         assert.ok(first.stderr.includes(command), first.stderr);
 
-        const noReason = await runCli(["state", "skip", state, "AUTH_LOG", ids[1]]);
+        const noReason = await runCli(["state", "skip", state, "AUTH_LOG", ids[2]]);
         assert.equal(noReason.code, 2, noReason.stderr);
         assert.match(noReason.stderr, /needs --reason TEXT/);
         const skip = await runCli([
@@ -798,7 +798,7 @@ test(
           "skip",
           state,
           "AUTH_LOG",
-          ids[1],
+          ids[2],
           "--reason",
           "upstream copy corrupt, ticket 42",
         ]);
@@ -808,19 +808,22 @@ test(
         emulator.requests.length = 0;
         const again = await run(emulator, ["--state", state, "--output-dir", out]);
         assert.equal(again.code, 0, again.stderr);
-        const asked = emulator.requests.filter((q) => q.path.endsWith(`/${ids[1]}`));
+        const asked = emulator.requests.filter((q) => q.path.endsWith(`/${ids[2]}`));
         assert.deepEqual(asked, [], "the skipped file is not downloaded");
         const stored = [...(await readTree(out)).keys()].sort();
-        assert.deepEqual(stored, [ids[0], ids[2], ids[3]].map((id) => treePath(emulator, id)));
+        assert.deepEqual(stored, [ids[0], ids[1], ids[3]].map((id) => treePath(emulator, id)));
         const saved = JSON.parse(await readFile(state, "utf8"));
         assert.equal(saved.version, 2);
-        assert.equal(saved.cursors.AUTH_LOG.after, emulator.files.at(-1)!.endTime);
+        assert.equal(
+          Date.parse(saved.cursors.AUTH_LOG.after),
+          Date.parse(emulator.files.at(-1)!.endTime),
+        );
 
         const show = await runCli(["state", "show", state]);
         assert.equal(show.code, 0, show.stderr);
         assert.match(
           new TextDecoder().decode(show.stdout),
-          new RegExp(`^ +skipped: ${ids[1]} \\(\\S+: upstream copy corrupt, ticket 42\\)$`, "m"),
+          new RegExp(`^ +skipped: ${ids[2]} \\(\\S+: upstream copy corrupt, ticket 42\\)$`, "m"),
         );
       });
     });
@@ -856,7 +859,10 @@ test(
         const saved = JSON.parse(await readFile(state, "utf8"));
         assert.equal(saved.version, 2);
         assert.deepEqual(saved.eventTypes, ["AUTH_LOG"]);
-        assert.equal(saved.cursors.AUTH_LOG.after, emulator.files.at(-1)!.endTime);
+        assert.equal(
+          Date.parse(saved.cursors.AUTH_LOG.after),
+          Date.parse(emulator.files.at(-1)!.endTime),
+        );
         assert.deepEqual([saved.gone, saved.skipped], [{}, {}]);
       });
     });
@@ -889,6 +895,34 @@ test(
         const advised = await runCli(["state", "reset", state]);
         assert.equal(advised.code, 0, advised.stderr);
         assert.deepEqual(await readdir(dir), []);
+      });
+    });
+  },
+);
+
+test(
+  "every asked event type gets a cursor once listed to the end, so the next run needs no <after>",
+  SLOW,
+  async () => {
+    // AUDIT_LOG has no file at all: before, the second run failed with exit 2.
+    await withEmulator({ files: hourlyFiles(3) }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "s.json");
+        const args = [PRINCIPAL, "AUTH_LOG,AUDIT_LOG", "5"];
+        const env = envFor(emulator);
+        const started = Date.now();
+        const first = await runCli([...args, AFTER, "--state", state], { env });
+        assert.equal(first.code, 0, first.stderr);
+        const { cursors } = JSON.parse(await readFile(state, "utf8"));
+        // Listed at `started` or later, less AUDIT_LOG's publication delay of 30 minutes.
+        const audit = Date.parse(cursors.AUDIT_LOG.after);
+        assert.ok(audit >= started - 30 * 60_000 - 1000, cursors.AUDIT_LOG.after);
+        assert.ok(audit <= Date.now() - 30 * 60_000, cursors.AUDIT_LOG.after);
+        assert.deepEqual(cursors.AUDIT_LOG.seen, []);
+
+        const second = await runCli([...args, "--state", state], { env });
+        assert.equal(second.code, 0, second.stderr);
+        assert.equal(second.stdout.length, 0, "nothing new");
       });
     });
   },

@@ -311,10 +311,11 @@ test("an HTTP error prints the script's message with the JSON body pretty-printe
 test("a failed download stops with exit 1 naming the file id", async () => {
   await withEmulator({ files: hourlyFiles(3) }, async (emulator) => {
     const [first, second] = idsOf(emulator);
-    emulator.inject({ target: "download", id: second, status: 404, body: '{"error":"gone"}' });
+    // (A 400, final: a 404 is the gone-file flow, retried over 30 s.)
+    emulator.inject({ target: "download", id: second, status: 400, body: '{"error":"bad id"}' });
     const r = await runCli([PRINCIPAL, "AUTH_LOG", "100", AFTER], { env: envFor(emulator) });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`HTTP error 404 while downloading log id=${second}:`));
+    assert.match(r.stderr, new RegExp(`HTTP error 400 while downloading log id=${second}:`));
     // What came before the failure was delivered whole; nothing after it.
     assert.deepEqual(r.stdout, await expectedStream(emulator, [first]));
   });

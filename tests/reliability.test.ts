@@ -212,7 +212,13 @@ test(
         faults.push({ target: "storage", id: BIG, status });
       }
       // A download's API request and its storage GETs share the download's one retry budget.
-      await runThrough(emulator, faults, ["--retries", String(2 * statuses.length)]);
+      // (Waits capped: the fourteenth backoff could otherwise reach a minute.)
+      await runThrough(emulator, faults, [
+        "--retries",
+        String(2 * statuses.length),
+        "--max-retry-wait",
+        "0.2",
+      ]);
       assert.equal(listRequests(emulator).length, PAGES + statuses.length);
       assert.equal(resolveRequests(emulator, BIG).length, 1 + statuses.length);
       assert.equal(storageRequests(emulator, BIG).length, 1 + statuses.length);

@@ -28,7 +28,8 @@ import type { CommandSettings, Env } from "../settings.ts";
 import { startsOf } from "../start.ts";
 import { writeStdout } from "../runtime.ts";
 
-const OPTIONS = {
+/** Every option `list` takes, as `--help` and the README show them. */
+export const OPTIONS = {
   ...SHARED_OPTIONS,
   state: {
     ...SHARED_OPTIONS.state,

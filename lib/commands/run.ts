@@ -91,7 +91,8 @@ const REWORDED = {
   },
 } as const;
 
-const OPTIONS = runOptions(DESTINATIONS);
+/** Every option `run` takes, as `--help` and the README show them. */
+export const OPTIONS = runOptions(DESTINATIONS);
 
 /** Destinations by URL scheme, for the help (none but local paths until one registers). */
 function destinationsHelp(): string {

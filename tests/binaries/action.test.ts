@@ -12,7 +12,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { hostTarget, REPO_ROOT } from "../../scripts/targets.ts";
+import { createHash } from "node:crypto";
+import { jsonLine } from "../../lib/reporter/json.ts";
+import type { ReportEvent } from "../../lib/reporter/events.ts";
+import { fileName, hostTarget, REPO_ROOT } from "../../scripts/targets.ts";
 import type { Emulator } from "../emulator/mod.ts";
 import {
   type CompositeRun,
@@ -275,6 +278,97 @@ test(
         assert.deepEqual(cache.keys().map((k) => k.replace(/^.*\./, "")), ["201-1", "202-1"]);
       });
     });
+  },
+);
+
+/**
+ * A release whose binary for this machine is a shell script that writes `events` as the tool's
+ * JSON lines on stderr and exits with `code` (and answers `--version` as the tool does).
+ */
+function stubToolRelease(events: ReportEvent[], code: number): Record<string, Uint8Array> {
+  const time = new Date("2026-07-09T10:00:00Z");
+  const lines = events.map((e) => jsonLine(e, time)).join("\n");
+  const script =
+    `#!/bin/sh\n[ "$1" = --version ] && { echo "oai-compliance-logs 0.1.0 (stub)"; exit 0; }\n` +
+    `cat >&2 <<'EOF'\n${lines}\nEOF\nexit ${code}\n`;
+  const bytes = new TextEncoder().encode(script);
+  const name = fileName(host!);
+  const sum = createHash("sha256").update(bytes).digest("hex");
+  return { [name]: bytes, SHA256SUMS: new TextEncoder().encode(`${sum}  ${name}\n`) };
+}
+
+test(
+  "exit 4 (incomplete): outputs status and exit code, names each gone file, and fails the step",
+  {
+    ...TIMEOUT,
+    skip: SKIP,
+  },
+  async () => {
+    const gone: ReportEvent = {
+      event: "gone",
+      eventType: "AUDIT_LOG",
+      id: "eclf_gone_1",
+      endTime: "2026-06-01T00:00:00.000000Z",
+      reason: "expired",
+    };
+    const server = await startReleaseServer({
+      files: stubToolRelease([
+        { event: "file", id: "eclf_1", bytes: 10, durationMs: 1 },
+        gone,
+        {
+          event: "error",
+          message: "done, but 1 listed file was no longer available",
+          kind: "incomplete",
+          exitCode: 4,
+        },
+        {
+          event: "summary",
+          files: 1,
+          bytes: 10,
+          pages: 1,
+          retries: 0,
+          skipped: 0,
+          gone: 1,
+          durationMs: 5,
+          cursors: { AUDIT_LOG: "2026-07-09T00:00:00.000000Z" },
+          status: "incomplete",
+          exitCode: 4,
+        },
+      ], 4),
+    });
+    try {
+      await withJob(async ({ root, cache: cacheDir }) => {
+        const run = await runAction(root, 401, fakeActionsCache(cacheDir), {
+          principal: PRINCIPAL,
+          "event-types": "AUDIT_LOG",
+          "api-key": "sk-stub-0123456789abcdefghij",
+          "download-url": server.url,
+        }, {});
+        assert.equal(run.failed, true, run.log);
+        assert.deepEqual(
+          [run.outputs.status, run.outputs["exit-code"], run.outputs.gone, run.outputs.files],
+          ["incomplete", "4", "1", "1"],
+        );
+        assert.match(run.outputs.summary, /"status":"incomplete","exit_code":4\}$/);
+        assert.deepEqual(run.annotations, [
+          "::warning title=oai-compliance-logs::AUDIT_LOG file eclf_gone_1 (end_time " +
+          "2026-06-01T00:00:00.000000Z) was no longer available: recorded as gone, the checkpoint " +
+          "moved past it",
+        ]);
+        assert.match(run.summary, /^### oai-compliance-logs: incomplete$/m);
+        assert.match(run.summary, /\| 1 \| 10 \| 1 \| 0 \| 0 \| 1 \| incomplete \(exit 4\) \|/);
+        assert.match(
+          run.summary,
+          /^\| eclf_gone_1 \| AUDIT_LOG \| 2026-06-01T00:00:00\.000000Z \|$/m,
+        );
+        assert.match(
+          run.summary,
+          /^\*\*Incomplete \(exit 4\):\*\* done, but 1 listed file was no longer available$/m,
+        );
+      });
+    } finally {
+      await server.close();
+    }
   },
 );
 

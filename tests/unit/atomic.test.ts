@@ -371,6 +371,60 @@ test(
   },
 );
 
+test(
+  "an empty unlocked temp (a run killed before it locked its temp) is removed at once",
+  { skip: !POSIX && "temps are not locked on Windows" },
+  async () => {
+    await withDir(async (dir) => {
+      const dead = await deadPid();
+      const empty = `.a.${dead}.0123456789ab.part`;
+      const written = `.b.${dead}.0123456789ab.part`; // an owner without locks may be writing it
+      await writeFile(join(dir, empty), "");
+      await writeFile(join(dir, written), "x");
+      assert.equal(await removeStaleTemps(dir), 1);
+      assert.deepEqual(await readdir(dir), [written]);
+    });
+  },
+);
+
+test(
+  "temps created and committed in one process while another sweeps the directory all land",
+  { skip: !POSIX && "temps are not locked on Windows", timeout: 120_000 },
+  async () => {
+    // The moment between creating a temp and locking it: a sweeper may take it for a killed
+    // run's empty leftover, and the writer must then start again, never lose the file.
+    await withDir(async (dir) => {
+      const atomic = new URL("../../lib/atomic.ts", import.meta.url).href;
+      const code = `
+        const { writeFileAtomic, removeStaleTemps } = await import(${JSON.stringify(atomic)});
+        const [what, dir] = process.argv.slice(-2);
+        let removed = 0;
+        for (let i = 0; i < 150; i++) {
+          if (what === "write") await writeFileAtomic(dir + "/f" + i, "content " + i);
+          else removed += await removeStaleTemps(dir);
+        }
+        console.log(String(removed));`;
+      const child = (what: string) => {
+        const args = process.versions.deno ? ["eval", code, what, dir] : ["-e", code, what, dir];
+        const proc = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        proc.stdout!.on("data", (chunk) => out += chunk);
+        return new Promise<{ code: number | null; out: string }>((done) =>
+          proc.on("exit", (code) => done({ code, out }))
+        );
+      };
+      const [writer, sweeper] = await Promise.all([child("write"), child("sweep")]);
+      assert.equal(writer.code, 0, "every write committed");
+      assert.equal(sweeper.code, 0);
+      const names = (await readdir(dir)).sort();
+      assert.equal(names.length, 150, names.filter((n) => n.startsWith(".")).join(" "));
+      for (let i = 0; i < 150; i++) {
+        assert.equal(await readFile(join(dir, `f${i}`), "utf8"), `content ${i}`);
+      }
+    });
+  },
+);
+
 test("removeStaleTemps never removes a temp this process is creating at the same moment", async () => {
   await withDir(async (dir) => {
     // Many sweeps racing many creations, as --output-dir does with concurrent files of one day.
