@@ -95,10 +95,9 @@ const MAX_REDIRECTS = 5;
 /** Signed-URL answers that mean "this URL is no longer good": ask the API for a new one. */
 const EXPIRED_URL_STATUSES = new Set([403, 404, 410]);
 
-/** What a refusal's hint may name: the event type asked for, the principal's route, the key's source. */
+/** What a refusal's hint may name: the event type asked for, and where the key came from. */
 export interface HintContext {
   eventType?: string;
-  scope?: Scope;
   keySource?: string;
 }
 
@@ -234,7 +233,7 @@ export class ComplianceClient {
   /** What a hint may say about an answer from `url`: nothing unless it is the API's own. */
   private hintContext(url: URL, eventType?: string): HintContext | undefined {
     if (url.origin !== this.options.apiBase.origin) return undefined;
-    return { eventType, scope: this.options.scope, keySource: this.options.keySource };
+    return { eventType, keySource: this.options.keySource };
   }
 
   /**

@@ -98,11 +98,11 @@ export async function createTempBeside(
 ): Promise<TempFile> {
   // A sweeper may take a new temp for a killed run's leftover in the moment before its lock (see
   // `lockTemp`): then this starts again with another name.
-  for (let attempt = 1; attempt <= 5; attempt++) {
+  for (let attempt = 1; attempt <= 10; attempt++) {
     const temp = await tryCreateTemp(finalPath, mode & 0o777, POSIX);
     if (temp) return temp;
   }
-  // Taken five times over: an unlocked temp, judged by pid and age, is still better than none.
+  // Taken ten times over: an unlocked temp, judged by pid and age, is still better than none.
   return (await tryCreateTemp(finalPath, mode & 0o777, false))!;
 }
 
@@ -124,14 +124,15 @@ async function tryCreateTemp(
     openTemps.delete(resolve(path));
     throw new CliError("io", `cannot create a file in ${dir}: ${reason(error)}`, { cause: error });
   }
-  // Exactly the mode asked for, whatever the umask; a file system without modes keeps its own.
-  if (POSIX) await handle.chmod(mode).catch(() => {});
+  // Locked first: the moment a sweeper may take the new temp for an empty leftover is short.
   const locked = lock ? await lockTemp(path, handle) : { path };
   if (!locked) {
     openTemps.delete(resolve(path));
     await handle.close().catch(() => {});
     return undefined;
   }
+  // Exactly the mode asked for, whatever the umask; a file system without modes keeps its own.
+  if (POSIX) await handle.chmod(mode).catch(() => {});
   return new Temp(locked.path, finalPath, handle, locked.lock);
 }
 

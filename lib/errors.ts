@@ -29,10 +29,10 @@ export interface CliErrorOptions {
   /** For "interrupted": the signal that stopped the run. */
   signal?: StopSignal;
   /**
-   * A usage text shown instead of the `error:` line, e.g. a command's help when it was given no
+   * A help text shown instead of the `error:` line, e.g. a command's help when it was given no
    * arguments at all (the message is then only for logs).
    */
-  usage?: string;
+  help?: string;
 }
 
 export class CliError extends Error {
@@ -40,15 +40,15 @@ export class CliError extends Error {
   readonly detail?: string;
   /** For "interrupted": the signal that stopped the run. */
   readonly signal?: StopSignal;
-  /** Shown instead of the `error:` line when set (see `CliErrorOptions.usage`). */
-  readonly usage?: string;
+  /** Shown instead of the `error:` line when set (see `CliErrorOptions.help`). */
+  readonly help?: string;
 
   constructor(readonly kind: ErrorKind, message: string, options: CliErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = "CliError";
     this.detail = options.detail;
     this.signal = options.signal;
-    this.usage = options.usage;
+    this.help = options.help;
   }
 }
 
@@ -128,11 +128,11 @@ export class DecodeError extends Error {
  * @example
  * ```ts
  * declare const argv: string[];
- * if (argv.length === 0) throw usageError("Usage: oai-compliance-logs list ...");
+ * if (argv.length === 0) throw helpInstead("Usage: oai-compliance-logs list ...");
  * ```
  */
-export function usageError(help: string): CliError {
-  return new CliError("usage", "no arguments given", { usage: help });
+export function helpInstead(help: string): CliError {
+  return new CliError("usage", "no arguments given", { help });
 }
 
 /**

@@ -35,7 +35,7 @@ export interface CommandContext {
   started(): void;
 }
 
-export interface HarnessOptions {
+export interface CommandHooks {
   /** Secrets besides the key and proxy passwords (e.g. a destination's credentials). */
   secrets?: string[];
   /** The summary's figures from the statistics (e.g. `list` counts files listed). */
@@ -57,7 +57,7 @@ export async function runCommand(
   settings: CommandSettings,
   env: Env,
   body: (context: CommandContext) => Promise<void>,
-  options: HarnessOptions = {},
+  options: CommandHooks = {},
 ): Promise<void> {
   registerSecret(settings.client.key);
   for (const secret of [...proxySecrets(env), ...(options.secrets ?? [])]) registerSecret(secret);
@@ -77,7 +77,8 @@ export async function runCommand(
     if (controller.signal.aborted) return;
     reporter.emit({
       event: "warning",
-      message: `Received ${signal}: stopping; files already delivered stay, nothing partial is left`,
+      message:
+        `Received ${signal}: stopping; files already delivered stay, nothing partial is left`,
       unlabelled: true,
     });
     controller.abort(new CliError("interrupted", `interrupted by ${signal}`, { signal }));
@@ -102,7 +103,13 @@ export async function runCommand(
   let started = false;
   let failure: unknown;
   try {
-    await body({ reporter, signal: controller.signal, stats, client, started: () => started = true });
+    await body({
+      reporter,
+      signal: controller.signal,
+      stats,
+      client,
+      started: () => started = true,
+    });
   } catch (error) {
     failure = options.mapFailure ? options.mapFailure(error) : error;
   } finally {

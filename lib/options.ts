@@ -49,7 +49,9 @@ export function optionHelp(table: OptionTable): string {
   const lines: string[] = [];
   for (const [name, spec] of Object.entries(table)) {
     if (!spec.help) continue;
-    const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.arg ? ` ${spec.arg}` : ""}`;
+    const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${
+      spec.arg ? ` ${spec.arg}` : ""
+    }`;
     const [first, ...rest] = spec.help.split("\n");
     const head = `  ${names}`;
     lines.push(
@@ -74,7 +76,9 @@ export function optionHelp(table: OptionTable): string {
  */
 export function optionMarkdown(table: OptionTable): string {
   return Object.entries(table).filter(([, spec]) => spec.help).map(([name, spec]) => {
-    const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.arg ? ` ${spec.arg}` : ""}`;
+    const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${
+      spec.arg ? ` ${spec.arg}` : ""
+    }`;
     const help = spec.help.split("\n").join(" ").replaceAll("|", "\\|");
     return `| \`${names}\` | ${help} |`;
   }).join("\n");

@@ -54,6 +54,9 @@ export const ENV_VARS: readonly string[] = [
   "OAI_COMPLIANCE_DEBUG",
   // The cap on a file whose listing gives no size (lib/download.ts), lowered by tests.
   "OAI_COMPLIANCE_MAX_UNLISTED_BYTES",
+  // Test-only: a short download-pace window and gone-file retry spacing keep the suites fast.
+  "OAI_COMPLIANCE_PACE_WINDOW_MS",
+  "OAI_COMPLIANCE_GONE_RETRY_MS",
 ];
 
 /**

@@ -57,7 +57,9 @@ async function main(): Promise<void> {
   console.log("README.md: generated parts written; run `deno fmt README.md`");
 }
 
-if (import.meta.main) await main().catch((error) => {
-  console.error(String(error));
-  process.exit(1);
-});
+if (import.meta.main) {
+  await main().catch((error) => {
+    console.error(String(error));
+    process.exit(1);
+  });
+}

@@ -252,6 +252,50 @@ test(
 );
 
 test(
+  "a killed run's temps beside outputs go at once; a live neighbour's stay, whatever their pid",
+  { ...SLOW, skip: HELD_LOCK },
+  async () => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      await withBase(async (base, tmp) => {
+        const dead = await deadPid();
+        const hourAgo = new Date(Date.now() - 3600_000);
+        /** In `dir`: a dead run's temps (locked and lost, or killed before locking: empty), and a
+         * live neighbour's, old and under a dead pid so that only its lock tells it is live. */
+        const plant = async (dir: string, final: string) => {
+          await mkdir(dir, { recursive: true });
+          const killed = join(dir, `.${final}.${dead}.00000000000c.locked.part`);
+          await writeFile(killed, "partial compliance data\n");
+          const unlocked = join(dir, `.${final}.${dead}.00000000000e.part`);
+          await writeFile(unlocked, "");
+          const live = join(dir, `.${final}.${dead}.00000000000d.locked.part`);
+          await writeFile(live, "a live neighbour's data\n");
+          await utimes(live, hourAgo, hourAgo);
+          return live;
+        };
+        const outDir = join(base, "o");
+        const liveO = await plant(outDir, "out.jsonl");
+        const tree = join(base, "tree");
+        const dayDir = join(tree, "AUTH_LOG", DAY);
+        const liveTree = await plant(dayDir, `${idsOf(emulator)[0]}.jsonl`);
+        await withLockHeldElsewhere(liveO, async () => {
+          await withLockHeldElsewhere(liveTree, async () => {
+            const single = await run(emulator, tmp, ["-o", join(outDir, "out.jsonl")]);
+            assert.equal(single.code, 0, single.stderr);
+            const many = await run(emulator, tmp, ["--output-dir", tree]);
+            assert.equal(many.code, 0, many.stderr);
+          });
+        });
+        const tempsIn = async (dir: string) =>
+          (await readdir(dir)).filter((name) => name.endsWith(".part"));
+        assert.deepEqual(await tempsIn(outDir), [`.out.jsonl.${dead}.00000000000d.locked.part`]);
+        assert.deepEqual(await tempsIn(dayDir), [liveTree.slice(dayDir.length + 1)]);
+        assert.equal(await readFile(liveTree, "utf8"), "a live neighbour's data\n");
+      });
+    });
+  },
+);
+
+test(
   "a leftover spool whose lock is free is removed; one without a lock only when a day old",
   SLOW,
   async () => {

@@ -186,8 +186,9 @@ CASES.forEach((c, i) => {
               "0.01",
               "--timeout",
               "1",
+              // A download's API request and storage GETs share one budget: 4 + 4 faults.
               "--retries",
-              "4",
+              "8",
               ...variant.args(dir),
             ],
             {

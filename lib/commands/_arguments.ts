@@ -405,9 +405,7 @@ export function parseCommandSettings(
       key,
       keySource: source,
       policy: {
-        retries: v.retries === undefined
-          ? 5
-          : parseInteger(v.retries, "--retries", 0, MAX_RETRIES),
+        retries: v.retries === undefined ? 5 : parseInteger(v.retries, "--retries", 0, MAX_RETRIES),
         backoffMs: seconds(v.backoff, "--backoff", 1_000),
         maxWaitMs: seconds(v["max-retry-wait"], "--max-retry-wait", 300_000),
       },

@@ -20,7 +20,7 @@ import {
 } from "./_arguments.ts";
 import type { LogFile } from "../log_file.ts";
 import { Checkpoint } from "../checkpoint/model.ts";
-import { redact, usageError } from "../errors.ts";
+import { helpInstead, redact } from "../errors.ts";
 import { runCommand } from "../harness.ts";
 import { listEntries, reportingObserver } from "../listing.ts";
 import { optionHelp } from "../options.ts";
@@ -65,7 +65,7 @@ Exit codes: 0 done, 1 API/network/file error, 2 usage error, 130/143 interrupted
 export function parseListArgs(argv: string[], env: Env, now?: Date): CommandSettings | undefined {
   const { values, positionals } = parseOptions(argv, OPTIONS);
   if (values.help) return undefined;
-  if (positionals.length === 0) throw usageError(HELP);
+  if (positionals.length === 0) throw helpInstead(HELP);
   return parseCommandSettings(values, positionals, env, { defaultSettleMs: 0, now });
 }
 
@@ -110,7 +110,9 @@ function printListing(settings: CommandSettings, env: Env): Promise<void> {
         stats.startEventType(eventType, checkpoint?.cursor(eventType)?.after ?? null);
         let files = 0;
         let reached: string | null = null;
-        for await (const entry of listEntries(client, eventType, start, settings.listing, observer)) {
+        for await (
+          const entry of listEntries(client, eventType, start, settings.listing, observer)
+        ) {
           if (entry.kind === "pageEnd") {
             reached = entry.nextAfter;
             stats.reached(eventType, reached);

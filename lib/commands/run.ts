@@ -21,7 +21,7 @@ import {
   SHARED_OPTIONS,
   usage,
 } from "./_arguments.ts";
-import { usageError } from "../errors.ts";
+import { helpInstead } from "../errors.ts";
 import {
   type DestinationKind,
   destinationOptions,
@@ -153,7 +153,7 @@ export function parseRunArgs(
 ): RunSettings | undefined {
   const { values: v, positionals } = parseOptions(argv, runOptions(kinds));
   if (v.help) return undefined;
-  if (positionals.length === 0) throw usageError(HELP);
+  if (positionals.length === 0) throw helpInstead(HELP);
   if (v.follow && v.state === undefined) {
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }

@@ -43,7 +43,7 @@ export function outputPath(root: string, file: LogFile, eventType: string, gzip:
 }
 
 /** A temp file beside the final path, optionally gzip-compressed on the way in. */
-class TreeSpool implements Spool {
+class DirectorySpool implements Spool {
   private temp!: TempFile;
   private plain!: WriteCoalescer;
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
@@ -102,7 +102,7 @@ class TreeSpool implements Spool {
 }
 
 /** One file per log, each written once and atomically; re-runs skip what is already there. */
-export class DirectoryDestination implements Destination<TreeSpool> {
+export class DirectoryDestination implements Destination<DirectorySpool> {
   readonly guarantee = "confirmed";
   private readonly cleaned = new Set<string>();
 
@@ -126,7 +126,7 @@ export class DirectoryDestination implements Destination<TreeSpool> {
       (file.file_sha256 === undefined || sha256 === file.file_sha256);
   }
 
-  async spool(file: LogFile, eventType: string): Promise<TreeSpool> {
+  async spool(file: LogFile, eventType: string): Promise<DirectorySpool> {
     const path = outputPath(this.root, file, eventType, this.gzip);
     const dir = dirname(path);
     await ensureDir(dir, directoryModeFor(this.fileMode));
@@ -135,10 +135,10 @@ export class DirectoryDestination implements Destination<TreeSpool> {
       this.cleaned.add(dir);
       await removeStaleTemps(dir);
     }
-    return await new TreeSpool(path, this.gzip, this.fileMode).start();
+    return await new DirectorySpool(path, this.gzip, this.fileMode).start();
   }
 
-  async deliver({ spool, receipt }: Parcel<TreeSpool>): Promise<void> {
+  async deliver({ spool, receipt }: Parcel<DirectorySpool>): Promise<void> {
     await spool.commit();
     receipt.confirm();
   }

@@ -57,8 +57,11 @@ export interface DestinationKind {
    * Checks `target` (the option's value) and this kind's options, with usage errors, before any
    * I/O; returns the destination ready to check itself and open.
    */
-  configure(target: string, values: OptionValues<OptionTable>, context: DestinationContext):
-    ConfiguredDestination;
+  configure(
+    target: string,
+    values: OptionValues<OptionTable>,
+    context: DestinationContext,
+  ): ConfiguredDestination;
 }
 
 /** A destination chosen and configured for one run, not yet opened. */

@@ -89,8 +89,8 @@ export function colorOnStderr(env: Record<string, string | undefined>): boolean 
  */
 export function reportFatal(error: unknown, env: Record<string, string | undefined>): void {
   if (error instanceof BrokenPipeError || !firstShowing(error)) return;
-  if (error instanceof CliError && error.usage !== undefined) {
-    return writeStderr(error.usage + "\n");
+  if (error instanceof CliError && error.help !== undefined) {
+    return writeStderr(error.help + "\n");
   }
   if (error instanceof CliError) {
     // Messages quote server bodies and user input: the renderer makes control characters visible.

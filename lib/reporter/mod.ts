@@ -92,7 +92,7 @@ export class Reporter {
    * ```
    */
   end(summary: Summary, failure?: unknown, options: { beforeStart?: boolean } = {}): void {
-    const error = failure instanceof CliError && failure.usage === undefined ? failure : undefined;
+    const error = failure instanceof CliError && failure.help === undefined ? failure : undefined;
     if (this.#json && error && firstShowing(error)) this.emit(errorEvent(error));
     if (this.#json || !options.beforeStart) this.emit({ event: "summary", ...summary });
     if (!this.#json && error && firstShowing(error)) this.emit(errorEvent(error));

@@ -4,11 +4,13 @@
  * requests a minute per key (429 with `Retry-After` beyond it), counted over a rolling window.
  *
  * @example
+ * ```ts
  * const grants = new KeyGrants("sk-full", [{ key: "sk-auth-only", eventTypes: ["AUTH_LOG"] }]);
  * grants.missingScopes("sk-auth-only", ["AUTH_LOG", "AUDIT_LOG"]);
  * // ["chatgpt.enterprise.compliance_logs_platform.audit_log.read"]
- * const limiter = new DownloadLimiter({ requests: 50, windowMs: 60_000 });
+ * const limiter = new DownloadLimiter(REFERENCE_DOWNLOAD_LIMIT);
  * limiter.admit("sk-full", Date.now()); // { ok: true }
+ * ```
  */
 import { scopeForType } from "../../lib/event_types.ts";
 

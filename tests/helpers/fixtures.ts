@@ -2,12 +2,34 @@
  * Shared fixtures for black-box tests: an emulator per test, the environment that points the CLI
  * at it, and the bytes the CLI should print for a set of files.
  */
-import { type Emulator, type EmulatorOptions, startEmulator } from "../emulator/mod.ts";
+import {
+  type Emulator,
+  type EmulatorOptions,
+  type ScopedKey,
+  startEmulator,
+} from "../emulator/mod.ts";
 import { concat } from "./cli.ts";
 
 export const PRINCIPAL = "ws-0f0e0d0c-demo";
 export const ORG = "org-demoorg123";
 export const AFTER = "2026-07-01T00:00:00Z";
+/** A second key for `scopedKeys`, as a test passes it in `COMPLIANCE_API_KEY`. */
+export const SCOPED_KEY = "sk-emulator-scoped-key-5e2b7c9d1a";
+
+/**
+ * `SCOPED_KEY` authorized for `eventTypes` only: the emulator answers 403 naming the missing
+ * scope for any other type.
+ *
+ * @example
+ * ```ts
+ * await withEmulator({ scopedKeys: [scopedKey(["AUTH_LOG"])] }, async (emulator) => {
+ *   const env = envFor(emulator, { COMPLIANCE_API_KEY: SCOPED_KEY });
+ * });
+ * ```
+ */
+export function scopedKey(eventTypes: string[]): ScopedKey {
+  return { key: SCOPED_KEY, eventTypes };
+}
 
 /** Starts an emulator, runs `fn`, and always closes it. */
 export async function withEmulator<T>(

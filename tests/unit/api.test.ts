@@ -102,7 +102,6 @@ function answer(status: number, body: string, url = "https://api.chatgpt.com/v1/
 
 const TYPE_CONTEXT = {
   eventType: "AUTH_LOG",
-  scope: "workspaces" as const,
   keySource: "COMPLIANCE_API_KEY_FILE /run/secrets/key",
 };
 
@@ -121,7 +120,7 @@ test("a 401 hint names where the key came from and the scopes it needs, per type
   assert.ok(hint.includes(LEGACY_COMPLIANCE_SCOPE), hint);
   assert.match(hint, /Admin API key/);
   assert.doesNotMatch(hint, /is not one|not a Compliance/);
-  const unnamed = await httpError(answer(401, ""), "listing logs", 1000, { scope: "workspaces" });
+  const unnamed = await httpError(answer(401, ""), "listing logs", 1000, {});
   assert.match(unnamed.detail!, /COMPLIANCE_API_KEY or COMPLIANCE_API_KEY_FILE/);
   assert.ok(!unnamed.detail!.includes(".auth_log."), "no per-type scope without a type");
 });

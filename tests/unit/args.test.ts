@@ -98,8 +98,14 @@ test("conflicting or incomplete options are usage errors", () => {
     [["ws-1", "AUTH_LOG", "5", "1h", "--log-format", "xml"], /plain or json/],
     [["ws-1", "AUTH_LOG", "5", "1h", "--retries", "-1"], /--retries must not be negative/],
     [["ws-1", "AUTH_LOG", "5", "1h", "--retries", "1000"], /--retries must be .*0 to 100/],
-    [["ws-1", "AUTH_LOG", "-5", "1h"], /-5 is not valid here: arguments that are numbers must not be negative/],
-    [["ws-1", "AUTH_LOG", "5", "1h", "--outptu", "x"], /unknown option --outptu; did you mean --output\?/],
+    [
+      ["ws-1", "AUTH_LOG", "-5", "1h"],
+      /-5 is not valid here: arguments that are numbers must not be negative/,
+    ],
+    [
+      ["ws-1", "AUTH_LOG", "5", "1h", "--outptu", "x"],
+      /unknown option --outptu; did you mean --output\?/,
+    ],
     [["ws-1", "AUTH_LOG", "5", "1h", "--max-downloads-per-minute", "0"], /must be an integer/],
   ];
   for (const [argv, message] of cases) {

@@ -12,14 +12,7 @@ import { parseRunArgs } from "../../lib/commands/run.ts";
 import { DESTINATIONS, destinationSecrets } from "../../lib/destinations/mod.ts";
 import { runSession } from "../../lib/session.ts";
 import { delivered, memoryKind } from "../fixtures/memory_destination.ts";
-import {
-  AFTER,
-  envFor,
-  hourlyFiles,
-  idsOf,
-  PRINCIPAL,
-  withEmulator,
-} from "../helpers/fixtures.ts";
+import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "../helpers/fixtures.ts";
 
 const KINDS = [...DESTINATIONS, memoryKind];
 const env = { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" };
@@ -41,8 +34,7 @@ test("a destination added in one file is chosen by its scheme, with its own opti
 
 test("a destination's own option needs it, and its declared conflicts are refused", () => {
   assert.throws(
-    () =>
-      parseRunArgs(["ws-1", "AUTH_LOG", "5", "1h", "--mem-label", "L"], env, new Date(), KINDS),
+    () => parseRunArgs(["ws-1", "AUTH_LOG", "5", "1h", "--mem-label", "L"], env, new Date(), KINDS),
     /--mem-label needs -o \(memory\)/,
   );
   assert.throws(
@@ -69,7 +61,17 @@ test("a whole run delivers to the new destination and moves the checkpoint past 
     try {
       const state = join(dir, "state.json");
       const e = envFor(emulator);
-      const argv = [PRINCIPAL, "AUDIT_LOG", "100", AFTER, "-o", "mem://run1", "--state", state, "-q"];
+      const argv = [
+        PRINCIPAL,
+        "AUDIT_LOG",
+        "100",
+        AFTER,
+        "-o",
+        "mem://run1",
+        "--state",
+        state,
+        "-q",
+      ];
       const settings = parseRunArgs(argv, e, new Date(), KINDS)!;
       await runSession(settings, e);
       const ids = idsOf(emulator, "AUDIT_LOG");

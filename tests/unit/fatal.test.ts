@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokenPipeError, CliError, exitCodeOf, outcomeOf, usageError } from "../../lib/errors.ts";
+import { BrokenPipeError, CliError, exitCodeOf, outcomeOf, helpInstead } from "../../lib/errors.ts";
 import { Reporter, reportFatal } from "../../lib/reporter/mod.ts";
 import { stderrOf } from "../helpers/mod.ts";
 
@@ -66,7 +66,7 @@ test("plain: the summary line, then the error line (none before the run started)
 });
 
 test("main.ts's line: a usage text as it is, an unexpected failure named so, a closed pipe silent", async () => {
-  assert.equal(await stderrOf(() => reportFatal(usageError("Usage: x <a>"), {})), "Usage: x <a>\n");
+  assert.equal(await stderrOf(() => reportFatal(helpInstead("Usage: x <a>"), {})), "Usage: x <a>\n");
   assert.equal(
     await stderrOf(() => reportFatal(new TypeError("boom \x1b[2J"), {})),
     "error: unexpected failure: boom \\x1b[2J\n",
@@ -75,7 +75,7 @@ test("main.ts's line: a usage text as it is, an unexpected failure named so, a c
 });
 
 test("exit codes: usage 2, signals 130/143, a closed pipe 0, anything else 1", () => {
-  assert.equal(exitCodeOf(usageError("u")), 2);
+  assert.equal(exitCodeOf(helpInstead("u")), 2);
   assert.equal(exitCodeOf(new CliError("interrupted", "i", { signal: "SIGTERM" })), 143);
   assert.equal(exitCodeOf(new CliError("interrupted", "i", { signal: "SIGINT" })), 130);
   assert.equal(exitCodeOf(new BrokenPipeError()), 0);
