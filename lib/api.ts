@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import type { SpoolWriter } from "./download.ts";
- * declare const options: ClientOptions; // apiBase, key, principal, scope, policy, timeoutMs...
+ * declare const options: ComplianceClientSettings; // apiBase, key, principal, scope, policy, timeoutMs...
  * declare const spool: SpoolWriter;
  * const client = new ComplianceClient(options);
  * const after = "2026-07-01T00:00:00Z";
@@ -50,7 +50,8 @@ export type { ListPage, ListQuery, LogFile } from "./log_file.ts";
 /** The scope keys created before the Compliance Logs Platform had its own; it still works. */
 export const LEGACY_COMPLIANCE_SCOPE = "chatgpt.enterprise.compliance_export.read";
 
-export interface ClientOptions {
+/** What the client is built with: the run's client settings, whose logs, and its hooks. */
+export interface ComplianceClientSettings {
   apiBase: URL;
   key: string;
   principal: string;
@@ -59,8 +60,6 @@ export interface ClientOptions {
   timeoutMs: number;
   onRetry: (notice: RetryNotice) => void;
   signal?: AbortSignal;
-  /** Whole downloads tried before a hash or size mismatch is final (default 3). */
-  integrityAttempts?: number;
   /**
    * Where the key came from, named by the 401 hint: `COMPLIANCE_API_KEY`, or
    * `COMPLIANCE_API_KEY_FILE /path` (default: both names, as either may have been used).
@@ -226,7 +225,7 @@ export class ComplianceClient {
   /** The run's budget of download requests (kept by `withSignal` copies). */
   readonly #pace: DownloadPace;
 
-  constructor(private readonly options: ClientOptions) {
+  constructor(private readonly options: ComplianceClientSettings) {
     this.#pace = options.downloadPace ?? new DownloadPace(options.downloadsPerMinute);
   }
 
@@ -382,13 +381,12 @@ export class ComplianceClient {
    * ```
    */
   download(file: LogFile, spool: SpoolWriter, hooks: DownloadHooks = {}): Promise<Downloaded> {
-    const { policy, timeoutMs, signal, integrityAttempts } = this.options;
+    const { policy, timeoutMs, signal } = this.options;
     // The gone-file spacing and retention clock take their defaults (see DownloadSettings).
     return downloadFile(this.#files, file, spool, {
       policy,
       timeoutMs,
       signal,
-      integrityAttempts,
       onRetry: hooks.onRetry ?? this.options.onRetry,
       onNote: hooks.onNote,
     });

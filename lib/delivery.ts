@@ -8,8 +8,9 @@
  *
  * A file the API no longer has (`GoneFileError`, expired or unavailable) is recorded as gone in
  * its turn and the run goes on; `GONE_BREAKER` unavailable ones in a row stop the run before the
- * first of them. A file the operator skipped (`state skip`) is not downloaded. Once the listing
- * ends with nothing new, the cursor moves to where no file can still appear (`quietCursor`).
+ * first of them. A file the operator skipped (`state skip`) is not downloaded. An event type
+ * whose listing ends with nothing new and that has no cursor yet gets one where no file can still
+ * appear (`quietCursor`).
  *
  * @example
  * ```ts
@@ -22,7 +23,7 @@
  * });
  * ```
  */
-import type { LogFile } from "./api.ts";
+import type { LogFile } from "./log_file.ts";
 import type { Downloaded } from "./download.ts";
 import { CliError, GoneFileError } from "./errors.ts";
 import { publicationDelayMs } from "./event_types.ts";
@@ -180,9 +181,9 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           await queue.push({ entry });
         }
       }
-      if (!signal.aborted && newFiles === 0) {
-        // Listed to the end with nothing new: the cursor may still move (issue 20: every asked
-        // event type gets a cursor once listed, files or not).
+      if (!signal.aborted && newFiles === 0 && job.store) {
+        // Listed to the end with nothing new: an event type without a cursor gets one (every
+        // asked event type has a cursor once listed to the end, files or not).
         const after = quietCursor({
           startAfter: job.start.after,
           listedAtMs,

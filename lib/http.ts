@@ -66,7 +66,10 @@ export type RequestBody = Uint8Array | string | StreamedBody;
 export const MAX_BUFFERED_BODY_BYTES = 512 * 1024 * 1024;
 
 export interface RequestOptions {
-  /** Response headers must arrive within this long of the last byte of the body sent. */
+  /**
+   * Response headers must arrive within this long of the request's start; for a streamed body,
+   * of the last chunk of it sent (an upload that keeps moving is not stalled).
+   */
   timeoutMs: number;
   /** What the request is for, in error messages: "listing logs", "uploading f.jsonl". */
   what: string;

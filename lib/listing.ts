@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import type { LogFile } from "./api.ts";
+ * import type { LogFile } from "./log_file.ts";
  * import type { CursorStore } from "./destinations/contract.ts";
  * declare const client: ListingClient;
  * declare const observer: ListingObserver;
@@ -93,7 +93,7 @@ const MAX_FUTURE_MS = 86_400_000;
  *
  * @example
  * ```ts
- * import type { ListPage } from "./api.ts";
+ * import type { ListPage } from "./log_file.ts";
  * declare const page: ListPage;
  * checkPage(page, "AUTH_LOG", Date.now(), "2026-07-01T00:00:00Z");
  * ```

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import type { LogFile } from "./api.ts";
+ * import type { LogFile } from "./log_file.ts";
  * import type { Reporter } from "./reporter/mod.ts";
  * declare const file: LogFile;
  * declare const reporter: Reporter;
@@ -18,7 +18,7 @@
  * reporter.end(stats.snapshot("ok", 0));
  * ```
  */
-import type { LogFile } from "./api.ts";
+import type { LogFile } from "./log_file.ts";
 import type { RunStatus } from "./errors.ts";
 
 /** A listed file the API no longer had, recorded as gone (the checkpoint passed it). */

@@ -26,6 +26,7 @@ import {
   withEmulator,
 } from "./helpers/fixtures.ts";
 import { SLOW, withDir as withTempDir } from "./helpers/mod.ts";
+import { LEGACY_ALL_EVENT_TYPES, WORKSPACE_EVENT_TYPES } from "../lib/event_types.ts";
 
 /** Bun's default of 5 s per test is too short on a busy 2-core CI machine or an emulated CPU. */
 
@@ -337,31 +338,29 @@ test(
         const last = idsOf(emulator).at(-1)!;
         assert.deepEqual((await readState(state)).cursors.AUTH_LOG.seen, [last]);
 
-        // Files sharing the boundary's end time and later ones come through, once; the boundary
-        // file itself, given again, is skipped without a download.
+        emulator.requests.length = 0;
+        const again = await run(emulator, ["--state", state, "-v"]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(again.stdout.length, 0, "the boundary file was printed again");
+        assert.match(again.stderr, new RegExp(`Skipping ${last}: already delivered`));
+        assert.equal(emulator.requests.filter((q) => q.server === "storage").length, 0);
+
+        // Files sharing the boundary's end time and later ones still come through, once.
         const boundary = FILES[FILES.length - 1].endTime;
         emulator.addFiles([
           { id: "eclf_same_time", eventType: "AUTH_LOG", endTime: boundary, size: 900 },
           { id: "eclf_later", eventType: "AUTH_LOG", endTime: "2026-07-05T00:00:00Z", size: 700 },
         ]);
-        emulator.requests.length = 0;
-        const again = await run(emulator, ["--state", state, "-v"]);
-        assert.equal(again.code, 0, again.stderr);
-        assertSameBytes(
-          again.stdout,
-          await expectedStream(emulator, ["eclf_same_time", "eclf_later"]),
-          "second run",
-        );
-        assert.match(again.stderr, new RegExp(`Skipping ${last}: already delivered`));
-        const stored = emulator.requests.filter((q) => q.server === "storage");
-        assert.ok(
-          !stored.some((q) => q.path.includes(last)),
-          "the boundary file was fetched again",
-        );
-        const third = await run(emulator, ["--state", state, "-v"]);
+        const third = await run(emulator, ["--state", state]);
         assert.equal(third.code, 0, third.stderr);
-        assert.equal(third.stdout.length, 0, "the boundary files were printed again");
-        assert.match(third.stderr, /Skipping eclf_later: already delivered/);
+        assertSameBytes(
+          third.stdout,
+          await expectedStream(emulator, ["eclf_same_time", "eclf_later"]),
+          "third run",
+        );
+        const fourth = await run(emulator, ["--state", state]);
+        assert.equal(fourth.code, 0, fourth.stderr);
+        assert.equal(fourth.stdout.length, 0);
       });
     });
   },
@@ -925,6 +924,55 @@ test(
         const second = await runCli([...args, "--state", state], { env });
         assert.equal(second.code, 0, second.stderr);
         assert.equal(second.stdout.length, 0, "nothing new");
+      });
+    });
+  },
+);
+
+test(
+  "a state file an earlier version wrote for all keeps working with all and becomes version 2 all",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(3) }, async (emulator) => {
+      await withDir(async (dir) => {
+        const state = join(dir, "s.json");
+        const ids = idsOf(emulator);
+        const at = emulator.files.find((f) => f.id === ids[0])!.endTime;
+        await writeFile(
+          state,
+          JSON.stringify({
+            version: 1,
+            principal: PRINCIPAL,
+            eventTypes: [...LEGACY_ALL_EVENT_TYPES],
+            cursors: { AUTH_LOG: { after: at, seen: [ids[0]], updatedAt: at } },
+          }),
+        );
+        const r = await runCli([PRINCIPAL, "all", "5", AFTER, "--state", state], {
+          env: envFor(emulator),
+          timeoutMs: 60_000,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(r.stdout, await expectedStream(emulator, ids.slice(1)));
+        const saved = JSON.parse(await readFile(state, "utf8"));
+        assert.equal(saved.version, 2);
+        assert.equal(saved.eventTypes, "all");
+        // Every type of the route was listed to the end: each has a cursor now, files or not.
+        assert.deepEqual(Object.keys(saved.cursors).sort(), [...WORKSPACE_EVENT_TYPES].sort());
+
+        const again = await runCli([PRINCIPAL, "all", "5", "--state", state], {
+          env: envFor(emulator),
+          timeoutMs: 60_000,
+        });
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(again.stdout.length, 0);
+        const show = await runCli(["state", "show", state]);
+        assert.match(new TextDecoder().decode(show.stdout), /^event types +all \(/m);
+        // Named types are another job.
+        const named = await runCli([PRINCIPAL, "AUTH_LOG", "5", "--state", state], {
+          env: envFor(emulator),
+        });
+        assert.equal(named.code, 1, named.stderr);
+        assert.match(named.stderr, /tracks event types all, not AUTH_LOG/);
       });
     });
   },

@@ -428,7 +428,7 @@ test("list and run refuse an option they do not take, with one line and exit 2",
       [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--gzip"], /gzip/],
       [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", "x"], /output-dir/],
       [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--concurrency", "2"], /concurrency/],
-      [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--list", "-o", "x"], /'-o'|output/],
+      [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--list", "-o", "x"], /option -o\b|output/],
       [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--nonsense"], /nonsense/],
       [["run", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--version"], /version/],
     ];

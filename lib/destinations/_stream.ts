@@ -4,7 +4,7 @@
  * is written out whole when its turn comes. A target with `commit` (the `-o` file) confirms
  * everything only once committed; any other confirms each file once written.
  */
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import { type ByteTarget, type FileSpool, SpoolFolder } from "./spool.ts";
 

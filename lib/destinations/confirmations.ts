@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import type { LogFile } from "../api.ts";
+ * import type { LogFile } from "../log_file.ts";
  * import type { RunStats } from "../run_stats.ts";
  * import type { CursorStore } from "./contract.ts";
  * declare const checkpoint: CursorStore;
@@ -25,7 +25,7 @@
  * await confirmations.settled();
  * ```
  */
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import type { RunStats } from "../run_stats.ts";
 import { toMicros } from "../time.ts";
 import type { CursorStore, Receipt } from "./contract.ts";
@@ -151,10 +151,11 @@ export class Confirmations {
   }
 
   /**
-   * The listing reached its end without a new file: in turn, the cursor moves to `after` (no
-   * boundary ids) when it has none yet or `after` is later than it, so that every event type has
-   * a cursor once listed to the end. The caller picks an `after` no file can still appear before
-   * (see `quietCursor`).
+   * The listing reached its end without a new file: in turn, an event type that has no cursor yet
+   * gets one at `after` (no boundary ids), so that every event type has a cursor once listed to
+   * the end and the next run needs no `<after>`. The caller picks an `after` no file can still
+   * appear before (see `quietCursor`). A cursor that exists stays where the delivered data put it:
+   * moving it on would only risk a file published late.
    */
   listingEnd(after: string): void {
     this.#push({ kind: "listingEnd", after });
@@ -211,7 +212,7 @@ export class Confirmations {
       return;
     }
     if (slot.kind === "listingEnd") {
-      if (this.#at !== undefined && toMicros(slot.after)! <= toMicros(this.#at)!) return;
+      if (this.#at !== undefined) return;
       this.#at = slot.after;
       this.#stats.reached(eventType, slot.after);
       this.#write((store) => store.advance(eventType, slot.after, []));

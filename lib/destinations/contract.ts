@@ -30,7 +30,7 @@
  * await destination.finish(); // every receipt is settled once this resolves
  * ```
  */
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import type { Downloaded, SpoolWriter } from "../download.ts";
 
 /**

@@ -12,7 +12,7 @@
 import { open, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import {
   createTempBeside,
   directoryModeFor,
@@ -32,7 +32,7 @@ import { codeOf, reason, usage } from "../errors.ts";
  *
  * @example
  * ```ts
- * import type { LogFile } from "../api.ts";
+ * import type { LogFile } from "../log_file.ts";
  * const file: LogFile = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-02T10:00:00Z" };
  * outputPath("logs", file, "AUTH_LOG", true); // "logs/AUTH_LOG/2026-07-02/eclf_1.jsonl.gz"
  * ```

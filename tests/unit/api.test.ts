@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  type ClientOptions,
+  type ComplianceClientSettings,
   ComplianceClient,
   httpError,
   LEGACY_COMPLIANCE_SCOPE,
@@ -199,7 +199,7 @@ async function withApi(
   }
 }
 
-function localClient(apiBase: URL, extra: Partial<ClientOptions> = {}) {
+function localClient(apiBase: URL, extra: Partial<ComplianceClientSettings> = {}) {
   return new ComplianceClient({
     apiBase,
     key: "sk-test",

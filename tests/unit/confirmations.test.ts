@@ -136,7 +136,7 @@ test("a gone file is recorded in its turn, counted as gone and passed like a del
   ]);
 });
 
-test("the listing's end gives a cursor when there is none, and only ever moves it forward", async () => {
+test("the listing's end gives a cursor when there is none, and leaves one that exists", async () => {
   const fresh = recordingStore();
   const stats = new RunStats();
   const c = new Confirmations("AUTH_LOG", fresh, stats);
@@ -145,17 +145,19 @@ test("the listing's end gives a cursor when there is none, and only ever moves i
   assert.deepEqual(fresh.moves, [`page ${P1} []`], "no cursor yet: one at the listing's end");
   assert.equal(stats.cursors.AUTH_LOG, P1);
 
-  // A store whose cursor is at P2: an earlier end changes nothing, a later one moves it.
-  const at = { ...recordingStore(), cursor: () => ({ after: P2, seen: ["x"] }) };
-  const earlier = new Confirmations("AUTH_LOG", at, new RunStats());
-  earlier.listingEnd(P1);
-  earlier.listingEnd(P2);
-  await earlier.settled();
-  assert.deepEqual(at.moves, []);
+  // A store with a cursor keeps it, even for a later end.
+  const at = { ...recordingStore(), cursor: () => ({ after: P1, seen: ["x"] }) };
   const later = new Confirmations("AUTH_LOG", at, new RunStats());
-  later.listingEnd("2026-07-01T05:00:00Z");
+  later.listingEnd(P2);
   await later.settled();
-  assert.deepEqual(at.moves, ["page 2026-07-01T05:00:00Z []"]);
+  assert.deepEqual(at.moves, []);
+  // Nor does a listing whose page end gave it a cursor move on.
+  const paged = recordingStore();
+  const p = new Confirmations("AUTH_LOG", paged, new RunStats());
+  p.pageEnd(P1, ["x"]);
+  p.listingEnd(P2);
+  await p.settled();
+  assert.deepEqual(paged.moves, [`page ${P1} [x]`]);
 });
 
 test("quietCursor: the listing time less the publication delay or the settle, within <after> and --before", () => {

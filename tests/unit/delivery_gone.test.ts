@@ -277,19 +277,18 @@ test("an event type that lists nothing gets a cursor: the listing time less its 
   });
 });
 
-test("a quiet cursor never moves back, and a longer --settle holds it further back", async () => {
+test("an event type that has a cursor keeps it when nothing new is listed; --settle holds a new one back", async () => {
   await withDir("oai-gone-", async (dir) => {
-    // Files up to 20:00 on 07-20; listed at 12:00 that day means a cursor "from the future".
-    const late: LogFile[] = [{ id: "z", event_type: "AUTH_LOG", end_time: "2026-07-20T11:50:00Z" }];
-    const first = await deliver(dir, stubClient(late));
-    assert.equal(first.data.cursors.AUTH_LOG.after, late[0].end_time);
-    // Listed again with nothing new: now - 30 min is earlier than the cursor: it stays.
-    const again = await deliver(dir, stubClient(late));
-    assert.equal(again.data.cursors.AUTH_LOG.after, late[0].end_time);
-    assert.deepEqual(again.data.cursors.AUTH_LOG.seen, ["z"]);
+    const list = files(2);
+    const first = await deliver(dir, stubClient(list));
+    assert.equal(first.data.cursors.AUTH_LOG.after, list[1].end_time);
+    // Listed again with nothing new: the cursor stays where the delivered data put it.
+    const again = await deliver(dir, stubClient(list));
+    assert.equal(again.failure, undefined);
+    assert.deepEqual(again.data.cursors.AUTH_LOG, first.data.cursors.AUTH_LOG);
   });
   await withDir("oai-gone-", async (dir) => {
-    const r = await deliver(dir, stubClient([]), { settleMs: 2 * 3_600_000 });
-    assert.equal(r.data.cursors.AUTH_LOG.after, new Date(NOW - 2 * 3_600_000).toISOString());
+    const r = await deliver(dir, stubClient([]), { settleMs: 7 * 3_600_000 });
+    assert.equal(r.data.cursors.AUTH_LOG.after, new Date(NOW - 7 * 3_600_000).toISOString());
   });
 });
