@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * // start, client, destination, store, stats, reporter, signal:
+ * // start, client, destination, checkpoint, stats, reporter, signal:
  * declare const parts: Omit<EventTypeDelivery, "eventType" | "settings">;
  * const confirmations = await deliverEventType({
  *   ...parts,
@@ -27,11 +27,17 @@ import type { LogFile } from "./log_file.ts";
 import type { Downloaded } from "./download.ts";
 import { CliError, GoneFileError } from "./errors.ts";
 import { publicationDelayMs } from "./event_types.ts";
-import { type Entry, listEntries, type ListingClient, type Start } from "./listing.ts";
+import {
+  type Entry,
+  listEntries,
+  type ListingClient,
+  reportingObserver,
+  type Start,
+} from "./listing.ts";
 import type { Reporter } from "./reporter/mod.ts";
 import type { RunStats } from "./run_stats.ts";
 import { Confirmations, quietCursor } from "./destinations/confirmations.ts";
-import type { CursorStore, Destination, Spool } from "./destinations/contract.ts";
+import type { DeliveryCheckpoint, Destination, Spool } from "./destinations/contract.ts";
 
 export interface DeliverySettings {
   /** Downloads at once. */
@@ -62,11 +68,11 @@ export interface DeliveryClient extends ListingClient {
 
 export interface EventTypeDelivery {
   eventType: string;
-  /** Where the listing starts (lib/listing.ts `startingPoint`). */
+  /** Where the listing starts (lib/start.ts `startsOf`). */
   start: Start;
   client: DeliveryClient;
   destination: Destination;
-  store?: CursorStore;
+  checkpoint?: DeliveryCheckpoint;
   stats: RunStats;
   reporter: DeliveryReporter;
   /** Aborted on SIGINT/SIGTERM or on the first fatal error of the pass. */
@@ -107,7 +113,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   job.signal.addEventListener("abort", stop, { once: true });
   const signal = controller.signal;
   const client = job.client.withSignal(signal);
-  const confirmations = new Confirmations(eventType, job.store, stats, (error) => {
+  const confirmations = new Confirmations(eventType, job.checkpoint, stats, (error) => {
     controller.abort(error); // A rejection stops the downloads at once.
   });
   const semaphore = new Semaphore(settings.concurrency);
@@ -116,7 +122,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   );
 
   const fetchFile = async (file: LogFile): Promise<Fetched> => {
-    const skipReason = job.store?.skipReason(eventType, file.id);
+    const skipReason = job.checkpoint?.skipReason(eventType, file.id);
     if (skipReason !== undefined) return { kind: "skippedByOperator", reason: skipReason };
     await semaphore.acquire(signal);
     let spool: Spool | undefined;
@@ -141,7 +147,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
       if (error instanceof GoneFileError && error.reason !== "unexplained") {
         return { kind: "gone", reason: error.reason, error };
       }
-      throw withSkipAdvice(error, file, eventType, job.store);
+      throw withSkipAdvice(error, file, eventType, job.checkpoint);
     } finally {
       semaphore.release();
     }
@@ -155,18 +161,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
         settleMs: settings.settleMs,
         now: settings.now,
       };
-      const observer = {
-        pageStarted: (type: string, page: number, after: string) =>
-          reporter.emit({ event: "pageStart", eventType: type, page, after }),
-        pageListed: (type: string, page: number, after: string, files: number, more: boolean) => {
-          stats.pageListed();
-          reporter.emit({ event: "page", eventType: type, page, after, files, hasMore: more });
-        },
-        skipped: (id: string, why: string) => {
-          stats.skippedFile();
-          reporter.emit({ event: "skip", id, reason: why });
-        },
-      };
+      const observer = reportingObserver(reporter, stats);
       const now = settings.now ?? Date.now;
       const listedAtMs = now();
       let newFiles = 0;
@@ -181,7 +176,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           await queue.push({ entry });
         }
       }
-      if (!signal.aborted && newFiles === 0 && job.store) {
+      if (!signal.aborted && newFiles === 0 && job.checkpoint) {
         // Listed to the end with nothing new: an event type without a cursor gets one (every
         // asked event type has a cursor once listed to the end, files or not).
         const after = quietCursor({
@@ -202,7 +197,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   // Unavailable gone files (and the page ends after them) held back until the breaker is decided:
   // recorded once a file of another kind follows or the listing ends, never if it trips.
   const held: Array<
-    { kind: "gone"; file: LogFile; pageAfter: string; error: GoneFileError } | {
+    { kind: "gone"; file: LogFile; pageAfter: string } | {
       kind: "pageEnd";
       nextAfter: string;
       boundaryIds: string[];
@@ -252,14 +247,9 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
         throw confirmations.failure.error;
       }
       if (fetched.kind === "gone" && fetched.reason === "unavailable") {
-        held.push({
-          kind: "gone",
-          file: entry.file,
-          pageAfter: entry.pageAfter,
-          error: fetched.error,
-        });
+        held.push({ kind: "gone", file: entry.file, pageAfter: entry.pageAfter });
         const streak = held.filter((item) => item.kind === "gone");
-        if (streak.length >= GONE_BREAKER) throw breakerError(eventType, streak, job.store);
+        if (streak.length >= GONE_BREAKER) throw breakerError(eventType, streak, job.checkpoint);
         continue;
       }
       releaseHeld();
@@ -324,15 +314,15 @@ function withSkipAdvice(
   error: unknown,
   file: LogFile,
   eventType: string,
-  store: CursorStore | undefined,
+  checkpoint: DeliveryCheckpoint | undefined,
 ): unknown {
-  if (!store || !(error instanceof CliError)) return error;
+  if (!checkpoint || !(error instanceof CliError)) return error;
   const poison = error instanceof GoneFileError || error.kind === "integrity";
   if (!poison) return error;
   // A message ending in ":" introduces its detail (the API's answer): the advice goes before it.
   const colon = error.message.endsWith(":");
   const message = `${colon ? error.message.slice(0, -1) : error.message}; to pass this file ` +
-    `on purpose, run \`${store.skipCommand(eventType, file.id)}\`${colon ? ":" : ""}`;
+    `on purpose, run \`${checkpoint.skipCommand(eventType, file.id)}\`${colon ? ":" : ""}`;
   const options = { cause: error, detail: error.detail };
   return error instanceof GoneFileError
     ? new GoneFileError(error.file, error.reason, message, options)
@@ -343,10 +333,10 @@ function withSkipAdvice(
 function breakerError(
   eventType: string,
   streak: Array<{ file: LogFile }>,
-  store: CursorStore | undefined,
+  checkpoint: DeliveryCheckpoint | undefined,
 ): CliError {
   const ids = streak.map(({ file }) => file.id);
-  const where = store ? `; the checkpoint stays before ${ids[0]}` : "";
+  const where = checkpoint ? `; the checkpoint stays before ${ids[0]}` : "";
   return new CliError(
     "api",
     `${ids.length} ${eventType} files in a row were answered "no longer available" although ` +

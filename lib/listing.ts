@@ -7,10 +7,10 @@
  * @example
  * ```ts
  * import type { LogFile } from "./log_file.ts";
- * import type { CursorStore } from "./destinations/contract.ts";
+ * import type { DeliveryCheckpoint } from "./destinations/contract.ts";
  * declare const client: ListingClient;
  * declare const observer: ListingObserver;
- * declare const checkpoint: CursorStore;
+ * declare const checkpoint: DeliveryCheckpoint;
  * declare function deliver(file: LogFile): Promise<void>;
  * const start = { after: "2026-07-01T00:00:00Z", seen: new Set<string>() };
  * const settings = { limit: 100, settleMs: 0 };
@@ -42,7 +42,6 @@ export interface Start {
 export interface ListingClient {
   listPage(query: ListQuery): Promise<ListPage>;
 }
-
 
 /** Told as the listing goes: progress for the reporter, counts for the run's statistics. */
 export interface ListingObserver {

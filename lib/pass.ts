@@ -74,7 +74,7 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
           start,
           client,
           destination,
-          store: checkpoint,
+          checkpoint,
           stats,
           reporter,
           signal,
@@ -99,7 +99,7 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
     }
   } catch (error) {
     await destination.abort();
-    // Whatever was confirmed before the failure is on the checkpoint before the store closes.
+    // Whatever was confirmed before the failure is on the checkpoint before it closes.
     await Promise.all(awaiting.map(({ confirmations }) => confirmations.settled().catch(() => {})));
     throw error;
   }

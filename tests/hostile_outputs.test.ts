@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { link, lstat, mkdir, readdir, readFile, stat, symlink } from "node:fs/promises";
+import { link, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -188,13 +188,26 @@ test(
         const state = join(dir, "state.json");
         const out = join(dir, "out.jsonl");
         // 32 KiB: the spools and the state file fit, the 40 KB log file does not.
+        const replaced = await run(emulator, ["-o", out], sizeLimited(32));
+        assert.equal(replaced.signal, null, "not killed by a signal");
+        assert.equal(replaced.code, 1, replaced.stderr);
+        assert.match(errorLine(replaced), /file too large \(EFBIG\).*ulimit -f/);
+        await assert.rejects(stat(out), "no partial -o file");
+
+        // With --state -o appends: what it appended stays as whole lines, confirmed by nothing.
         const r = await run(emulator, ["-o", out, "--state", state], sizeLimited(32));
         assert.equal(r.signal, null, "not killed by a signal");
         assert.equal(r.code, 1, r.stderr);
         assert.match(errorLine(r), /file too large \(EFBIG\).*ulimit -f/);
-        await assert.rejects(stat(out), "no partial -o file");
+        const text = await readFile(out, "utf8");
+        assert.ok(text === "" || text.endsWith("\n"), "no incomplete last line");
+        const want = new TextDecoder().decode(await expectedStream(emulator, idsOf(emulator)));
+        assert.ok(want.startsWith(text), "the files in listing order, up to the limit");
+        // Appended files are confirmed once synced (every few seconds): never the one that failed.
         const saved = JSON.parse(await readFile(state, "utf8"));
-        assert.deepEqual(saved.cursors, {}, "the checkpoint did not move: -o delivered nothing");
+        const cursor = saved.cursors.AUTH_LOG;
+        const failed = FILES.find((f) => f.size === 40_000)!;
+        assert.ok(!cursor || Date.parse(cursor.after) < Date.parse(failed.endTime), cursor?.after);
       });
     });
   },
@@ -401,6 +414,26 @@ test("-o through another user's symlink to a FIFO is refused, the link left alon
       assert.equal(r.code, 2, r.stderr);
       assert.match(errorLine(r), /symbolic link of another user .* not writing through it/);
       assert.equal(emulator.requests.length, 0);
+      assert.ok((await lstat(planted)).isSymbolicLink(), "the link is left as it was");
+    });
+  });
+});
+
+test("with --state, -o through another user's symlink is refused: appending would follow it", {
+  ...POSIX,
+  skip: POSIX.skip || (process.getuid?.() !== 0 && "needs root to make another user's link"),
+}, async () => {
+  await withDir("oai-out-", async (dir) => {
+    await withEmulator({ files: FILES }, async (emulator) => {
+      const victim = join(dir, "victim.txt");
+      await writeFile(victim, "victim\n");
+      const planted = join(dir, "out.jsonl");
+      await symlink(victim, planted);
+      assert.equal(spawnSync("chown", ["-h", "65534:65534", planted]).status, 0);
+      const r = await run(emulator, ["-o", planted, "--state", join(dir, "state.json")]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(errorLine(r), /symbolic link of another user .* not appending through it/);
+      assert.equal(await readFile(victim, "utf8"), "victim\n");
       assert.ok((await lstat(planted)).isSymbolicLink(), "the link is left as it was");
     });
   });

@@ -230,6 +230,18 @@ export function corruptAdvice(text: string, path: string): string {
 }
 
 /**
+ * Whether `text` (a state file `parseState` accepted) is of version 1.
+ *
+ * @example
+ * ```ts
+ * isVersion1('{"version":1,"principal":"ws-1","eventTypes":["AUTH_LOG"],"cursors":{}}'); // true
+ * ```
+ */
+export function isVersion1(text: string): boolean {
+  return (JSON.parse(text) as { version: unknown }).version === 1;
+}
+
+/**
  * Parses and checks every field of a state file (version 1 or 2); any problem becomes one line
  * naming the file, what is wrong and what to do. A version 1 file comes back as version 2 with
  * no gone or skipped files.
@@ -399,7 +411,7 @@ function isoTime(value: unknown, at: string, bad: Bad): string {
 /**
  * Refuses a state file kept for another job: another principal, or other event types (`types`
  * sorted, as the file keeps them, or `all`). A file written for `all` before the routes were told
- * apart (version 1, holding `LEGACY_ALL_EVENT_TYPES`) belongs to an `all` job: returns true then,
+ * apart (`version1`, holding `LEGACY_ALL_EVENT_TYPES`) belongs to an `all` job: returns true then,
  * and the caller keeps it as `all` from now on.
  *
  * @example
@@ -413,6 +425,7 @@ export function checkJob(
   path: string,
   principal: string,
   types: JobEventTypes,
+  version1 = false,
 ): boolean {
   const discard = `run \`${resetCommand(path)}\` to discard its progress`;
   if (data.principal !== principal) {
@@ -424,7 +437,8 @@ export function checkJob(
   }
   const held = describeTypes(data.eventTypes);
   if (held === describeTypes(types)) return false;
-  if (types === "all" && held === [...LEGACY_ALL_EVENT_TYPES].sort().join(",")) return true;
+  const legacyAll = [...LEGACY_ALL_EVENT_TYPES].sort().join(",");
+  if (types === "all" && version1 && held === legacyAll) return true;
   throw new CliError(
     "state",
     `state file ${path} tracks event types ${held}, not ${describeTypes(types)}; use one ` +

@@ -37,6 +37,7 @@ import {
   describeTypes,
   emptyState,
   type GoneEntry,
+  isVersion1,
   type JobEventTypes,
   looksLikeState,
   MAX_GONE_PER_TYPE,
@@ -137,7 +138,7 @@ export class Checkpoint {
       } else {
         data = parseState(text, path);
         // An old `all` file: kept as `all` from its next write on.
-        if (checkJob(data, path, principal, types)) data.eventTypes = "all";
+        if (checkJob(data, path, principal, types, isVersion1(text))) data.eventTypes = "all";
       }
       if (lock) {
         // Temps of the state file and of the lock left by a run killed while writing them.

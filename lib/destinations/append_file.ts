@@ -80,6 +80,9 @@ class Appender implements AppendFile {
   #lock: HeldLock | undefined;
   #created = false;
   #dirSynced = false;
+  // The write in progress: a cut after a failed pass waits for it, and no write follows the cut.
+  #writing: Promise<void> = Promise.resolve();
+  #ended = false;
 
   constructor(
     private readonly shown: string,
@@ -87,7 +90,16 @@ class Appender implements AppendFile {
     private readonly mode: number,
   ) {}
 
-  async write(chunk: Uint8Array): Promise<void> {
+  write(chunk: Uint8Array): Promise<void> {
+    const run = this.#writing.then(() => this.#append(chunk));
+    this.#writing = run.catch(() => {});
+    return run;
+  }
+
+  async #append(chunk: Uint8Array): Promise<void> {
+    if (this.#ended) {
+      throw new CliError("io", `cannot append to -o ${this.shown}: the pass has ended`);
+    }
     const handle = await this.#open();
     let offset = 0;
     try {
@@ -103,6 +115,7 @@ class Appender implements AppendFile {
   }
 
   async sync(): Promise<void> {
+    await this.#writing;
     if (!this.#opening) return;
     const handle = await this.#opening;
     try {
@@ -117,6 +130,8 @@ class Appender implements AppendFile {
   }
 
   async cutIncompleteLine(): Promise<void> {
+    this.#ended = true;
+    await this.#writing;
     if (!this.#opening) return;
     try {
       const handle = await this.#opening;
@@ -128,6 +143,8 @@ class Appender implements AppendFile {
   }
 
   async close(): Promise<void> {
+    this.#ended = true;
+    await this.#writing;
     const handle = this.#handle;
     this.#handle = undefined;
     this.#opening = undefined;

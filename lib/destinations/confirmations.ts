@@ -11,8 +11,8 @@
  * ```ts
  * import type { LogFile } from "../log_file.ts";
  * import type { RunStats } from "../run_stats.ts";
- * import type { CursorStore } from "./contract.ts";
- * declare const checkpoint: CursorStore;
+ * import type { DeliveryCheckpoint } from "./contract.ts";
+ * declare const checkpoint: DeliveryCheckpoint;
  * declare const stats: RunStats;
  * declare const fileA: LogFile, fileB: LogFile;
  * const after = "2026-07-01T00:00:00Z", nextAfter = "2026-07-01T02:00:00Z";
@@ -28,7 +28,7 @@
 import type { LogFile } from "../log_file.ts";
 import type { RunStats } from "../run_stats.ts";
 import { toMicros } from "../time.ts";
-import type { CursorStore, Receipt } from "./contract.ts";
+import type { DeliveryCheckpoint, Receipt } from "./contract.ts";
 
 type Slot =
   | {
@@ -52,7 +52,7 @@ export type ConfirmedStats = Pick<RunStats, "confirmed" | "reached" | "goneFile"
 
 export class Confirmations {
   readonly #eventType: string;
-  readonly #store: CursorStore | undefined;
+  readonly #checkpoint: DeliveryCheckpoint | undefined;
   readonly #stats: ConfirmedStats;
   readonly #onFailure: (error: unknown) => void;
   /** Entries not released yet, from `#head` on, in listing order. */
@@ -69,15 +69,15 @@ export class Confirmations {
   /** `onFailure` hears the first rejection or failed checkpoint write at once (to stop the run). */
   constructor(
     eventType: string,
-    store: CursorStore | undefined,
+    checkpoint: DeliveryCheckpoint | undefined,
     stats: ConfirmedStats,
     onFailure: (error: unknown) => void = () => {},
   ) {
     this.#eventType = eventType;
-    this.#store = store;
+    this.#checkpoint = checkpoint;
     this.#stats = stats;
     this.#onFailure = onFailure;
-    this.#at = store?.cursor(eventType)?.after;
+    this.#at = checkpoint?.cursor(eventType)?.after;
   }
 
   /** Files handed over whose receipts are not settled yet. */
@@ -208,14 +208,14 @@ export class Confirmations {
     if (slot.kind === "pageEnd") {
       this.#at = slot.nextAfter;
       this.#stats.reached(eventType, slot.nextAfter);
-      this.#write((store) => store.advance(eventType, slot.nextAfter, slot.boundaryIds));
+      this.#write((checkpoint) => checkpoint.advance(eventType, slot.nextAfter, slot.boundaryIds));
       return;
     }
     if (slot.kind === "listingEnd") {
       if (this.#at !== undefined) return;
       this.#at = slot.after;
       this.#stats.reached(eventType, slot.after);
-      this.#write((store) => store.advance(eventType, slot.after, []));
+      this.#write((checkpoint) => checkpoint.advance(eventType, slot.after, []));
       return;
     }
     const { file, pageAfter } = slot;
@@ -223,21 +223,21 @@ export class Confirmations {
     if (slot.how === "gone") {
       const reason = slot.goneReason!;
       this.#stats.goneFile(eventType, file, reason);
-      this.#write((store) => store.markGone(eventType, pageAfter, file, reason));
+      this.#write((checkpoint) => checkpoint.markGone(eventType, pageAfter, file, reason));
       return;
     }
     if (slot.how === "passed") this.#stats.reached(eventType, file.end_time);
     else this.#stats.confirmed(eventType, file, slot.bytes);
-    this.#write((store) => store.markDelivered(eventType, pageAfter, file.id));
+    this.#write((checkpoint) => checkpoint.markDelivered(eventType, pageAfter, file.id));
   }
 
-  #write(move: (store: CursorStore) => Promise<void>): void {
-    const store = this.#store;
-    if (!store) return;
+  #write(move: (checkpoint: DeliveryCheckpoint) => Promise<void>): void {
+    const checkpoint = this.#checkpoint;
+    if (!checkpoint) return;
     this.#writes = this.#writes.then(async () => {
       if (this.#writeFailed) return;
       try {
-        await move(store);
+        await move(checkpoint);
       } catch (error) {
         this.#writeFailed = true;
         this.#fail(error);

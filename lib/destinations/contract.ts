@@ -87,7 +87,7 @@ export interface Destination<S extends Spool = Spool> {
  * The part of the checkpoint a delivery moves (lib/checkpoint/ implements it): per file with
  * `markDelivered`, per page with `advance`, only ever in listing order and past confirmed files.
  */
-export interface CursorStore {
+export interface DeliveryCheckpoint {
   cursor(eventType: string): { after: string; seen: string[] } | undefined;
   markDelivered(eventType: string, pageAfter: string, id: string): Promise<void>;
   advance(eventType: string, newAfter: string, boundaryIds: string[]): Promise<void>;

@@ -21,14 +21,15 @@ import {
   removeStaleTemps,
   type TempFile,
 } from "../atomic.ts";
-import { toMicros } from "../time.ts";
+import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
 import type { DestinationKind } from "./mod.ts";
 import { codeOf, reason, usage } from "../errors.ts";
 
 /**
- * `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl[.gz]` (ids were checked to be safe).
+ * `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl[.gz]` (ids were checked to be safe), or
+ * with `--layout hive` `DIR/event_type=<T>/date=<YYYY-MM-DD>/<id>.jsonl[.gz]` (layout.ts).
  *
  * @example
  * ```ts
@@ -37,9 +38,14 @@ import { codeOf, reason, usage } from "../errors.ts";
  * outputPath("logs", file, "AUTH_LOG", true); // "logs/AUTH_LOG/2026-07-02/eclf_1.jsonl.gz"
  * ```
  */
-export function outputPath(root: string, file: LogFile, eventType: string, gzip: boolean): string {
-  const day = new Date(Number(toMicros(file.end_time)! / 1000n)).toISOString().slice(0, 10);
-  return join(root, eventType, day, `${file.id}.jsonl${gzip ? ".gz" : ""}`);
+export function outputPath(
+  root: string,
+  file: LogFile,
+  eventType: string,
+  gzip: boolean,
+  layout: Layout = "plain",
+): string {
+  return join(root, ...relativeKey(file, eventType, { gzip, layout }).split("/"));
 }
 
 /** A temp file beside the final path, optionally gzip-compressed on the way in. */
@@ -111,10 +117,11 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
     private readonly root: string,
     private readonly gzip: boolean,
     private readonly fileMode = OWNER_ONLY_FILE_MODE,
+    private readonly layout: Layout = "plain",
   ) {}
 
   async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
-    const path = outputPath(this.root, file, eventType, this.gzip);
+    const path = outputPath(this.root, file, eventType, this.gzip, this.layout);
     try {
       if (!(await stat(path)).isFile()) return false;
     } catch {
@@ -127,7 +134,7 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
   }
 
   async spool(file: LogFile, eventType: string): Promise<DirectorySpool> {
-    const path = outputPath(this.root, file, eventType, this.gzip);
+    const path = outputPath(this.root, file, eventType, this.gzip, this.layout);
     const dir = dirname(path);
     await ensureDir(dir, directoryModeFor(this.fileMode));
     if (!this.cleaned.has(dir)) {
@@ -198,17 +205,20 @@ export const directoryKind: DestinationKind = {
   schemes: [],
   options: {
     gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
+    ...LAYOUT_OPTION,
   },
   secretEnv: [],
   conflicts: {},
   configure(root, values) {
     const gzip = Boolean(values.gzip);
+    const layout = parseLayout(values.layout);
     return {
       label: `--output-dir ${root}`,
       guarantee: "confirmed",
       localFiles: [],
       check: () => refuseNonDirectory(root),
-      open: () => Promise.resolve(new DirectoryDestination(root, gzip)),
+      open: () =>
+        Promise.resolve(new DirectoryDestination(root, gzip, OWNER_ONLY_FILE_MODE, layout)),
     };
   },
 };

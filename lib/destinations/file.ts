@@ -6,7 +6,8 @@
  *   Nothing is confirmed before that commit, so a failed run leaves neither output nor
  *   checkpoint move.
  * - **append** (with `--state`, so from cron and with `--follow`): each pass appends its files to
- *   FILE and fsyncs it before confirming any, so the checkpoint moves only past bytes on disk. A
+ *   FILE and confirms them only once fsynced (every few seconds, and when the pass ends), so the
+ *   checkpoint moves only past bytes on disk. A
  *   pass with nothing to write never opens FILE (not even its mtime changes). FILE never shrinks
  *   below what a line-reading shipper may have read: a pass that finds FILE ending in an
  *   incomplete line (a crash mid-append) cuts only that line, keeps every complete one (so a file
@@ -31,6 +32,8 @@ export interface FileDestinationOptions {
   append: boolean;
   /** The mode of the file when this creates it (owner-only by default). */
   mode?: number;
+  /** Appending: how often FILE is fsynced and its files confirmed mid-pass (tests). */
+  syncEveryMs?: number;
 }
 
 /** The `-o` destination for a regular file (or one not there yet); see stream_file.ts for FIFOs. */
@@ -45,10 +48,11 @@ export async function createFileDestination(
     const file = await openForAppend(path, mode);
     return await StreamDestination.create("confirmed", {
       write: (chunk) => file.write(chunk),
+      sync: () => file.sync(),
       commit: () => file.sync(),
       discard: () => file.cutIncompleteLine(),
       close: () => file.close(),
-    });
+    }, { syncEveryMs: options.syncEveryMs });
   }
   const temp = await createTempBeside(path, mode);
   return await StreamDestination.create("confirmed", {

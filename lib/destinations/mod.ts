@@ -24,6 +24,7 @@ import type { OptionTable, OptionValues } from "../options.ts";
 import { usage } from "../errors.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Guarantee } from "./contract.ts";
+import { azureBlobKind } from "./azure_blob.ts";
 import { directoryKind } from "./directory.ts";
 import { outputFileKind } from "./output_file.ts";
 import { stdoutKind } from "./stdout.ts";
@@ -47,6 +48,11 @@ export interface DestinationKind {
   readonly flag?: DestinationFlag;
   /** URL schemes it takes (`s3` for `s3://...`); empty: it takes a local path. */
   readonly schemes: readonly string[];
+  /**
+   * Whether it takes this URL of one of its schemes (default: every one): a kind that shares a
+   * scheme such as `https` takes only its own hosts, so another https URL is not taken for it.
+   */
+  takes?(url: string): boolean;
   /** Its own options, with their help (parsed by the command, checked by `configure`). */
   readonly options: OptionTable;
   /** Environment variables that hold its secrets: their values are redacted from all output. */
@@ -78,7 +84,12 @@ export interface ConfiguredDestination {
 }
 
 /** Every destination. One line each; the order is the order of `--help`. */
-export const DESTINATIONS: readonly DestinationKind[] = [stdoutKind, outputFileKind, directoryKind];
+export const DESTINATIONS: readonly DestinationKind[] = [
+  stdoutKind,
+  outputFileKind,
+  directoryKind,
+  azureBlobKind,
+];
 
 /** The option's spelling on the command line. */
 export function flagName(flag: DestinationFlag): string {
@@ -108,7 +119,7 @@ function kindFor(
   const location = parseLocation(value);
   const candidates = kinds.filter((kind) => kind.flag === flag);
   const kind = location.kind === "url"
-    ? candidates.find((k) => k.schemes.includes(location.scheme))
+    ? candidates.find((k) => k.schemes.includes(location.scheme) && (k.takes?.(value) ?? true))
     : candidates.find((k) => k.schemes.length === 0);
   if (kind) return kind;
   const schemes = candidates.flatMap((k) => k.schemes.map((s) => `${s}://`));

@@ -8,6 +8,7 @@ import { writeStderr } from "../runtime.ts";
 import { escapeJsonControls } from "../terminal.ts";
 import type { JsonEvent, Renderer, ReportEvent } from "./events.ts";
 import { Progress } from "./progress.ts";
+import { realTicker, type Ticker } from "./ticker.ts";
 
 /** How often a run that moves says where it stands. */
 export const PROGRESS_EVERY_MS = 10_000;
@@ -94,6 +95,8 @@ export interface JsonOptions {
   now?: () => Date;
   /** Time between `progress` events (default 10 s). */
   progressEveryMs?: number;
+  /** The timer that writes them while a pass waits (tests pass a manual one). */
+  ticker?: Ticker;
 }
 
 export class JsonRenderer implements Renderer {
@@ -102,21 +105,45 @@ export class JsonRenderer implements Renderer {
   readonly #progress: Progress;
   #progressAt: number;
   #progressVersion = 0;
+  readonly #ticker: Ticker;
+  /** Stops the timer; set while a pass runs. */
+  #stopTicking?: () => void;
 
   constructor(options: JsonOptions = {}) {
     this.#now = options.now ?? (() => new Date());
     this.#every = options.progressEveryMs ?? PROGRESS_EVERY_MS;
+    this.#ticker = options.ticker ?? realTicker;
     this.#progress = new Progress(() => this.#now().getTime());
     this.#progressAt = this.#now().getTime();
   }
 
   render(event: ReportEvent): void {
     this.#write(event);
-    // Progress only follows what moves the figures, so the summary stays the last event.
-    if (!this.#progress.observe(event) || event.event === "completed") return;
+    const moved = this.#progress.observe(event);
+    switch (event.event) {
+      case "pageStart":
+        // While a pass runs, a wait (the download limit, a 429) still gets its progress events.
+        this.#stopTicking ??= this.#ticker(
+          () => this.#progressDue(false),
+          Math.min(this.#every, 1_000),
+        );
+        return;
+      case "completed":
+      case "sleep":
+      case "summary":
+        // Nothing moves until the next pass, and the summary stays the last event.
+        this.#stopTicking?.();
+        this.#stopTicking = undefined;
+        return;
+    }
+    if (moved) this.#progressDue(true);
+  }
+
+  /** Writes a `progress` event when one is due (after a change only, when `onlyIfMoved`). */
+  #progressDue(onlyIfMoved: boolean): void {
     const now = this.#now().getTime();
     if (now - this.#progressAt < this.#every) return;
-    if (this.#progress.version === this.#progressVersion) return;
+    if (onlyIfMoved && this.#progress.version === this.#progressVersion) return;
     this.#progressAt = now;
     this.#progressVersion = this.#progress.version;
     this.#write({ event: "progress", ...this.#progress.figures() });

@@ -19,9 +19,12 @@ import {
 } from "./human.ts";
 import { PlainRenderer } from "./plain.ts";
 import { Progress, type ProgressFigures } from "./progress.ts";
+import { realTicker, type Ticker } from "./ticker.ts";
 
 /** How often, at most, the live line is redrawn. */
 const LIVE_REFRESH_MS = 100;
+/** While a pass runs, the line is redrawn this often even when nothing happens (a paced wait). */
+const LIVE_TICK_MS = 1_000;
 
 export interface LiveOptions {
   color: boolean;
@@ -29,6 +32,8 @@ export interface LiveOptions {
   now?: () => number;
   /** The terminal's width: a longer line is cut, since a wrapped one cannot be redrawn. */
   columns?: () => number | undefined;
+  /** The timer that redraws the line while a pass waits (tests pass a manual one). */
+  ticker?: Ticker;
 }
 
 /**
@@ -73,6 +78,8 @@ export class LiveRenderer implements Renderer {
   private drawnAt = -Infinity;
   private eventType = "";
   private page = 0;
+  /** Stops the redraw timer; set while a pass runs. */
+  private stopTicking?: () => void;
 
   constructor(private readonly options: LiveOptions) {
     this.now = options.now ?? Date.now;
@@ -90,6 +97,10 @@ export class LiveRenderer implements Renderer {
       case "pageStart":
         this.eventType = event.eventType;
         this.page = event.page;
+        this.stopTicking ??= (this.options.ticker ?? realTicker)(
+          () => this.draw(true),
+          LIVE_TICK_MS,
+        );
         return this.draw(true);
       case "page":
         return this.draw(true);
@@ -98,6 +109,13 @@ export class LiveRenderer implements Renderer {
         return this.draw(false);
       case "fileStart":
         return;
+      case "completed":
+      case "sleep":
+      case "summary":
+        // A pass is over: nothing moves until the next one starts.
+        this.stopTicking?.();
+        this.stopTicking = undefined;
+        return this.plain.render(event);
       default:
         this.plain.render(event);
     }

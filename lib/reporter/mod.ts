@@ -24,6 +24,7 @@ import { errorEvent, firstShowing } from "./fatal.ts";
 import { JsonRenderer } from "./json.ts";
 import { LiveRenderer } from "./live.ts";
 import { PlainRenderer } from "./plain.ts";
+import type { Ticker } from "./ticker.ts";
 
 export type * from "./events.ts";
 export { colorOnStderr, errorEvent, reportFatal } from "./fatal.ts";
@@ -39,6 +40,8 @@ export interface ReporterOptions {
   now?: () => Date;
   /** Time between `progress` events in JSON output (default 10 s). */
   progressEveryMs?: number;
+  /** The timer that keeps the progress figures moving while a pass waits (tests: a manual one). */
+  ticker?: Ticker;
 }
 
 /** Whether stderr can show the live line: a terminal that understands `\r` and erase-line. */
@@ -60,12 +63,17 @@ export class Reporter {
     const color = options.color ?? false;
     const now = options.now;
     if (this.#json) {
-      this.#renderer = new JsonRenderer({ now, progressEveryMs: options.progressEveryMs });
+      this.#renderer = new JsonRenderer({
+        now,
+        progressEveryMs: options.progressEveryMs,
+        ticker: options.ticker,
+      });
     } else if (options.verbosity === "normal" && (options.live ?? stderrIsTerminal())) {
       this.#renderer = new LiveRenderer({
         color,
         now: now && (() => now().getTime()),
         columns: () => (process.stderr as { columns?: number }).columns,
+        ticker: options.ticker,
       });
     } else {
       this.#renderer = new PlainRenderer({ verbose: options.verbosity === "verbose", color });

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  type ComplianceClientSettings,
   ComplianceClient,
+  type ComplianceClientSettings,
   httpError,
   LEGACY_COMPLIANCE_SCOPE,
   otherRouteLine,

@@ -199,3 +199,12 @@ test("gone and skipped lists are checked on read like every other field", () => 
     }, JSON.stringify(value));
   }
 });
+
+test("only a version 1 file holding the eight legacy names is taken for all, not a version 2 one", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "s.json");
+    const named = stateV2({ eventTypes: [...LEGACY_ALL_EVENT_TYPES].sort() });
+    await writeFile(path, JSON.stringify(named));
+    await refused(Checkpoint.open(path, "ws-1", "all"), "not all");
+  });
+});

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { LogFile } from "../../lib/api.ts";
 import { Confirmations, quietCursor } from "../../lib/destinations/confirmations.ts";
-import type { CursorStore } from "../../lib/destinations/contract.ts";
+import type { DeliveryCheckpoint } from "../../lib/destinations/contract.ts";
 import { RunStats } from "../../lib/run_stats.ts";
 
 const P1 = "2026-07-01T00:00:00Z";
@@ -16,10 +16,10 @@ function file(id: string, hour: number): LogFile {
   return { id, event_type: "AUTH_LOG", end_time: `2026-07-01T0${hour}:00:00Z` };
 }
 
-/** A CursorStore that records every move, in the order it is made. */
+/** A DeliveryCheckpoint that records every move, in the order it is made. */
 export function recordingStore(
   fail?: (move: string) => boolean,
-): CursorStore & { moves: string[] } {
+): DeliveryCheckpoint & { moves: string[] } {
   const moves: string[] = [];
   const record = (move: string) => {
     if (fail?.(move)) return Promise.reject(new Error(`cannot write ${move}`));

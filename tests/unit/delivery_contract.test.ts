@@ -2,14 +2,14 @@
  * The delivery contract (lib/destinations/contract.ts) proved with an in-memory destination that
  * behaves like a batching SIEM: it reads each spool line by line in bounded batches, and confirms
  * late, out of order, and partially (it can reject a file). The checkpoint (a recording
- * CursorStore) only ever moves past confirmed files, in listing order; a rejection stops the run
+ * DeliveryCheckpoint) only ever moves past confirmed files, in listing order; a rejection stops the run
  * with the checkpoint before the rejected file; the statistics count only confirmed files.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ListPage, ListQuery, LogFile } from "../../lib/api.ts";
 import { deliverEventType, type DeliveryReporter } from "../../lib/delivery.ts";
-import type { CursorStore, Destination, Parcel } from "../../lib/destinations/contract.ts";
+import type { DeliveryCheckpoint, Destination, Parcel } from "../../lib/destinations/contract.ts";
 import { BatchStream, LineSplitStream } from "../../lib/destinations/lines.ts";
 import { type FileSpool, SpoolFolder } from "../../lib/destinations/spool.ts";
 import { RunStats } from "../../lib/run_stats.ts";
@@ -127,11 +127,11 @@ class IndexDestination implements Destination<FileSpool> {
   }
 }
 
-/** A CursorStore that records each move and checks it passes only confirmed files, in order. */
+/** A DeliveryCheckpoint that records each move and checks it passes only confirmed files, in order. */
 function checkingStore(files: LogFile[], destination: IndexDestination) {
   const moves: string[] = [];
   let next = 0;
-  const store: CursorStore = {
+  const store: DeliveryCheckpoint = {
     cursor: () => undefined,
     markDelivered(_type, _after, id) {
       assert.equal(id, files[next]?.id, "files move the checkpoint in listing order");
@@ -156,7 +156,7 @@ const quiet: DeliveryReporter = { emit() {} };
 
 function job(files: LogFile[], bodies: Map<string, string>, extra: {
   destination: IndexDestination;
-  store: CursorStore;
+  checkpoint: DeliveryCheckpoint;
   stats: RunStats;
 }) {
   return {
@@ -176,7 +176,9 @@ test("confirmations that come late and out of order move the checkpoint in listi
   const { store, moves } = checkingStore(files, destination);
   const stats = new RunStats();
   stats.startEventType("AUTH_LOG", null);
-  const confirmations = await deliverEventType(job(files, bodies, { destination, store, stats }));
+  const confirmations = await deliverEventType(
+    job(files, bodies, { destination, checkpoint: store, stats }),
+  );
   assert.ok(confirmations.pending > 0, "the last files wait for their acknowledgement");
   await destination.finish();
   await confirmations.settled({ complete: true });
@@ -208,7 +210,7 @@ test("a rejected file fails the delivery with the checkpoint just before it", as
   await assert.rejects(
     (async () => {
       const confirmations = await deliverEventType(
-        job(files, bodies, { destination, store, stats }),
+        job(files, bodies, { destination, checkpoint: store, stats }),
       );
       await destination.finish();
       await confirmations.settled({ complete: true });

@@ -114,7 +114,7 @@ async function deliver(
       start: { after: saved?.after ?? AFTER, seen: new Set(saved?.seen ?? []) },
       client,
       destination,
-      store,
+      checkpoint: store,
       stats,
       reporter,
       signal: new AbortController().signal,

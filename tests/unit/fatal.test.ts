@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BrokenPipeError, CliError, exitCodeOf, outcomeOf, helpInstead } from "../../lib/errors.ts";
+import { BrokenPipeError, CliError, exitCodeOf, helpInstead, outcomeOf } from "../../lib/errors.ts";
 import { Reporter, reportFatal } from "../../lib/reporter/mod.ts";
 import { stderrOf } from "../helpers/mod.ts";
 
@@ -66,7 +66,10 @@ test("plain: the summary line, then the error line (none before the run started)
 });
 
 test("main.ts's line: a usage text as it is, an unexpected failure named so, a closed pipe silent", async () => {
-  assert.equal(await stderrOf(() => reportFatal(helpInstead("Usage: x <a>"), {})), "Usage: x <a>\n");
+  assert.equal(
+    await stderrOf(() => reportFatal(helpInstead("Usage: x <a>"), {})),
+    "Usage: x <a>\n",
+  );
   assert.equal(
     await stderrOf(() => reportFatal(new TypeError("boom \x1b[2J"), {})),
     "error: unexpected failure: boom \\x1b[2J\n",

@@ -48,12 +48,30 @@ async function pass(path: string, options: FileDestinationOptions, bodies: strin
 test("appending: each pass adds its files to the end, confirmed only once synced", async () => {
   await withDir(async (dir) => {
     const out = join(dir, "out.jsonl");
-    const first = await pass(out, APPEND, ['{"a":1}\n', '{"b":2}']);
+    const first = await pass(out, { append: true, syncEveryMs: 3600_000 }, [
+      '{"a":1}\n',
+      '{"b":2}',
+    ]);
     assert.deepEqual(first.beforeFinish, [false, false], "nothing confirmed before the sync");
     assert.deepEqual(first.confirmed, [true, true]);
     await pass(out, APPEND, ['{"c":3}\n{"d":4}\n']);
     assert.equal(await readFile(out, "utf8"), '{"a":1}\n{"b":2}\n{"c":3}\n{"d":4}\n');
     assert.deepEqual(await readdir(dir), ["out.jsonl"], "no temp, no lock file");
+  });
+});
+
+test("appending: a long pass syncs and confirms mid-pass, so a crash repeats little", async () => {
+  await withDir(async (dir) => {
+    const out = join(dir, "out.jsonl");
+    const { beforeFinish } = await pass(out, { append: true, syncEveryMs: 0 }, [
+      '{"a":1}\n',
+      '{"b":2}\n',
+    ]);
+    assert.deepEqual(beforeFinish, [true, true], "each confirmed once synced, before the end");
+    // Without a mid-pass sync due, nothing is confirmed before the pass ends.
+    const late = await pass(out, { append: true, syncEveryMs: 3600_000 }, ['{"c":3}\n']);
+    assert.deepEqual(late.beforeFinish, [false]);
+    assert.equal(await readFile(out, "utf8"), '{"a":1}\n{"b":2}\n{"c":3}\n');
   });
 });
 

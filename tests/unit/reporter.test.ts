@@ -16,8 +16,10 @@ function captured(
   options: ReporterOptions,
   fn: (reporter: Reporter) => void | Promise<void>,
 ): Promise<string> {
+  // No real timer: the live line's and JSON progress's redraw timer never ticks here.
+  const ticker = () => () => {};
   return stderrOf(() =>
-    fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ...options }))
+    fn(new Reporter({ now: () => new Date("2026-07-09T10:00:00Z"), ticker, ...options }))
   );
 }
 

@@ -16,6 +16,7 @@ import {
 } from "../../lib/reporter/human.ts";
 import { LiveRenderer } from "../../lib/reporter/live.ts";
 import { Progress } from "../../lib/reporter/progress.ts";
+import type { Ticker } from "../../lib/reporter/ticker.ts";
 import { CliError } from "../../lib/errors.ts";
 import { stderrOf } from "../helpers/mod.ts";
 
@@ -33,12 +34,25 @@ function fakeClock() {
 
 type Clock = ReturnType<typeof fakeClock>;
 
+/** A timer that ticks only when the test says so. */
+function manualTicker() {
+  const running = new Set<() => void>();
+  const ticker: Ticker = (tick) => {
+    running.add(tick);
+    return () => running.delete(tick);
+  };
+  return { ticker, tick: () => [...running].forEach((t) => t()), running: () => running.size };
+}
+
 function captured(
   options: ReporterOptions,
-  fn: (reporter: Reporter, clock: Clock) => void,
+  fn: (reporter: Reporter, clock: Clock, timer: ReturnType<typeof manualTicker>) => void,
 ): Promise<string> {
   const clock = fakeClock();
-  return stderrOf(() => fn(new Reporter({ now: clock.now, ...options }), clock));
+  const timer = manualTicker();
+  return stderrOf(() =>
+    fn(new Reporter({ now: clock.now, ticker: timer.ticker, ...options }), clock, timer)
+  );
 }
 
 const AFTER = "2026-07-09T00:00:00Z";
@@ -123,6 +137,67 @@ test("the live line drops the + and the time left once the listing is done and t
     liveLines(out).at(-1),
     "AUTH_LOG page 1 | 3 of 3 files | 1.5 MB | 500.0 KB/s, 60 files/min",
   );
+});
+
+test("while the downloads wait (the download limit, a 429), the live line still shows the rate and time left", async () => {
+  let running = -1;
+  const out = await captured(
+    { verbosity: "normal", format: "plain", live: true },
+    (r, clock, timer) => {
+      // A burst of 10 files in a second, then the pacer holds the next ones: no event for 10 s.
+      backfill(r, clock, 10, 100);
+      clock.advance(10_000);
+      timer.tick();
+      r.emit({
+        event: "completed",
+        eventType: "AUTH_LOG",
+        files: 10,
+        cursor: null,
+        initialAfter: AFTER,
+      });
+      running = timer.running();
+    },
+  );
+  const lines = liveLines(out);
+  assert.equal(lines.at(-3), "AUTH_LOG page 1 | 10 of 100+ files | 400.0 KB");
+  assert.equal(
+    lines.at(-2),
+    "AUTH_LOG page 1 | 10 of 100+ files | 400.0 KB | 36.4 KB/s, 55 files/min | 1m 39s+ left",
+  );
+  assert.equal(running, 0, "the redraw timer stops when the pass is over");
+});
+
+test("--log-format json: a wait with no events still gets its progress events, and none after the summary", async () => {
+  let running = -1;
+  const out = await captured({ verbosity: "normal", format: "json" }, (r, clock, timer) => {
+    backfill(r, clock, 10, 100);
+    for (let s = 0; s < 25; s++) {
+      clock.advance(1_000);
+      timer.tick();
+    }
+    r.emit({
+      event: "summary",
+      files: 10,
+      bytes: 400_000,
+      pages: 1,
+      retries: 0,
+      skipped: 0,
+      durationMs: 26_000,
+      cursors: {},
+    });
+    running = timer.running();
+    clock.advance(60_000);
+    timer.tick();
+  });
+  const events = out.trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(
+    events.filter((e) => e.event === "progress").map((
+      e,
+    ) => [e.time, e.files_done, e.files_per_minute]),
+    [["2026-07-09T10:00:10.000Z", 10, 60], ["2026-07-09T10:00:20.000Z", 10, 30]],
+  );
+  assert.equal(events.at(-1).event, "summary");
+  assert.equal(running, 0);
 });
 
 test("the live line is cut to the terminal's width, since a wrapped line cannot be redrawn", async () => {

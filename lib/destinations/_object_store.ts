@@ -1,0 +1,544 @@
+/**
+ * What the object-store destinations (S3 in `s3.ts`, Azure Blob in `azure.ts`) share: one
+ * `Destination` over a small `ObjectStore` adapter, which only signs requests and speaks its
+ * store's wire format. Everything else lives here once:
+ *
+ * - the key layout (`PREFIX/<event_type>/<YYYY-MM-DD>/<id>.jsonl[.gz]`, or hive, `layout.ts`);
+ * - the idempotent re-run: `alreadyStored` HEADs the key and compares the listing's size and
+ *   SHA-256 with the object's metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
+ *   and an altered one is written again (a new version where the bucket keeps versions);
+ * - spools: each download lands in a private file (gzip-compressed on the way in with `--gzip`),
+ *   read back in parts of `partBytes` at most, so memory stays bounded whatever the file's size;
+ * - uploads: one PUT up to `partBytes`, else a multipart (block) upload whose parts are sent one
+ *   after another; a failed one is aborted; uploads a killed run left behind under the prefix are
+ *   aborted when the destination first opens;
+ * - retries of every request with backoff and `Retry-After` (lib/retry.ts): an adapter throws a
+ *   `TransientError` for what another try may cure (500, 503, SlowDown, ServerBusy, a reset) and
+ *   a `CliError` for what it cannot (403, 404), which fails the run at once;
+ * - confirmation only after the store confirmed (the adapter resolves `put` / `completeUpload`
+ *   only on the store's success answer, checked: PUT 200 with the right ETag, CompleteMultipart
+ *   Upload 200 with the right ETag, Put Block List 201);
+ * - uploads overlap downloads: `deliver` starts an upload and returns while at most `inFlight`
+ *   run; `finish` waits for them all.
+ *
+ * ## The adapter (`ObjectStore`)
+ *
+ * Each method makes ONE attempt (the core retries) and resolves only on the store's success:
+ *
+ * - `check(needs)`: before any download: the bucket/container exists, the credentials can write,
+ *   the clock agrees with the store's `Date`, and (when `needs.retention`) the bucket can retain
+ *   objects; throws one clear `CliError` line otherwise.
+ * - `head(key)`: the object's size and metadata (names lowercased, without the store's prefix),
+ *   or undefined when there is none.
+ * - `put(key, payload, options)`: the whole object from memory, with the payload's SHA-256 and
+ *   MD5 sent so that the store itself rejects corrupted bytes.
+ * - `startUpload(key, options)` -> an upload id; `putPart(key, uploadId, number, payload)` -> the
+ *   part's tag (an ETag, or a block id); `completeUpload(key, uploadId, parts, options)`;
+ *   `abortUpload(key, uploadId)`. Part numbers count from 1. `options` are given at both start
+ *   and completion (S3 takes metadata and retention at start, Azure at Put Block List).
+ * - `staleUploads(prefix)`: unfinished uploads under `prefix` (with when they started, where the
+ *   store says), for the clean-up of a killed run.
+ * - `maxParts`: how many parts an upload may have (10,000 on S3, 50,000 on Azure); the core
+ *   makes parts larger for objects that need more.
+ *
+ * @example
+ * ```ts
+ * declare const store: ObjectStore;
+ * const destination = new ObjectStoreDestination(store, {
+ *   prefix: "logs/",
+ *   naming: { gzip: false, layout: "plain" },
+ * });
+ * ```
+ */
+import { createHash } from "node:crypto";
+import type { LogFile } from "../api.ts";
+import { CliError, TransientError } from "../errors.ts";
+import { parseRetryAfter, type RetryNotice, type RetryPolicy, withRetries } from "../retry.ts";
+import type { Env } from "../settings.ts";
+import type { Destination, Parcel, Spool } from "./contract.ts";
+import { type KeyLayout, relativeKey } from "./layout.ts";
+import { type FileSpool, SpoolFolder } from "./spool.ts";
+
+/** Metadata names of the listing's SHA-256 (hex) and size (decimal bytes) of the original file. */
+export const META_SHA256 = "sha256";
+export const META_SIZE = "size";
+
+/** Default size of one part, and the largest object sent in one PUT: 8 MiB. */
+export const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
+/** Uploads in flight at once by default (each holds one part in memory at most). */
+export const DEFAULT_IN_FLIGHT = 4;
+
+/** The default retry policy of store requests (5 retries, 1 s doubling, at most 30 s a wait). */
+export const STORE_RETRY_POLICY: RetryPolicy = { retries: 5, backoffMs: 1_000, maxWaitMs: 30_000 };
+
+/** For tests only: the first backoff of store retries, in ms (`OAI_COMPLIANCE_STORE_BACKOFF_MS`). */
+export function storeRetryPolicy(env: Env): RetryPolicy {
+  const backoff = Number(env.OAI_COMPLIANCE_STORE_BACKOFF_MS);
+  return Number.isFinite(backoff) && backoff >= 0 && env.OAI_COMPLIANCE_STORE_BACKOFF_MS
+    ? { ...STORE_RETRY_POLICY, backoffMs: backoff }
+    : STORE_RETRY_POLICY;
+}
+
+/** An object's bytes in memory with their digests: the store checks them on arrival. */
+export interface Payload {
+  bytes: Uint8Array;
+  /** Hex SHA-256 of `bytes` (S3's `x-amz-content-sha256`). */
+  sha256: string;
+  /** Base64 MD5 of `bytes` (`Content-MD5`). */
+  md5: string;
+}
+
+/** Write-once retention of an object (S3 Object Lock, Azure immutability policy). */
+export interface Retention {
+  mode: "governance" | "compliance";
+  until: Date;
+}
+
+/** What an object is stored with. */
+export interface PutOptions {
+  /** Metadata names (lowercase letters and digits) to values. */
+  metadata: Record<string, string>;
+  contentType: string;
+  retention?: Retention;
+}
+
+/** An object as HEAD sees it. */
+export interface StoredObject {
+  size: number;
+  /** Metadata, names lowercased and without the store's prefix (`x-amz-meta-`, `x-ms-meta-`). */
+  metadata: Record<string, string>;
+}
+
+/** One uploaded part: its number (from 1), its tag from the store, and its payload's digests. */
+export interface UploadedPart {
+  number: number;
+  tag: string;
+  md5: string;
+  bytes: number;
+}
+
+/** An upload a run started and never finished. */
+export interface StaleUpload {
+  key: string;
+  uploadId: string;
+  /** When the store says it started; undefined where it does not say. */
+  initiated?: Date;
+}
+
+/** One store's wire format and signing; see the module's doc comment. */
+export interface ObjectStore {
+  /** How it is named in messages, e.g. `s3://bucket/prefix`. */
+  readonly label: string;
+  readonly maxParts: number;
+  check(needs: { retention: boolean }): Promise<void>;
+  head(key: string, signal?: AbortSignal): Promise<StoredObject | undefined>;
+  put(key: string, payload: Payload, options: PutOptions, signal?: AbortSignal): Promise<void>;
+  startUpload(key: string, options: PutOptions, signal?: AbortSignal): Promise<string>;
+  putPart(
+    key: string,
+    uploadId: string,
+    number: number,
+    payload: Payload,
+    signal?: AbortSignal,
+  ): Promise<string>;
+  completeUpload(
+    key: string,
+    uploadId: string,
+    parts: UploadedPart[],
+    options: PutOptions,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  abortUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
+  staleUploads(prefix: string, signal?: AbortSignal): Promise<StaleUpload[]>;
+}
+
+/** How an object-store destination stores its files. */
+export interface ObjectStoreSettings {
+  /** Key prefix: empty, or ending in `/`. */
+  prefix: string;
+  naming: KeyLayout;
+  /** Days of write-once retention for every object (`--retain-days`), with its mode. */
+  retain?: { days: number; mode: "governance" | "compliance" };
+  policy?: RetryPolicy;
+  /** Part size (and the largest single PUT); default `DEFAULT_PART_BYTES`. */
+  partBytes?: number;
+  /** Uploads at once; default `DEFAULT_IN_FLIGHT`. */
+  inFlight?: number;
+  /** Told about each retry (a reporter note); default silent. */
+  onRetry?: (notice: RetryNotice) => void;
+  /** Told about an object found altered and written again. */
+  onNote?: (text: string) => void;
+  /** Uploads that started before this are a killed run's (default: when the destination opened). */
+  staleBefore?: Date;
+}
+
+/**
+ * `PREFIX` of an `s3://BUCKET/PREFIX`-style URL path as a key prefix: no leading `/`, ending in
+ * `/` unless empty, and no empty, `.` or `..` segment.
+ *
+ * @example
+ * ```ts
+ * keyPrefix("/logs/openai"); // "logs/openai/"
+ * keyPrefix(""); // ""
+ * ```
+ */
+export function keyPrefix(path: string): string {
+  const segments = path.split("/").filter((s) => s !== "");
+  if (segments.some((s) => s === "." || s === "..")) {
+    throw new CliError("usage", `the prefix ${path} has a '.' or '..' segment (see --help)`);
+  }
+  return segments.length ? segments.join("/") + "/" : "";
+}
+
+/** The object key of `file` under `prefix`. */
+export function objectKey(
+  prefix: string,
+  file: LogFile,
+  eventType: string,
+  naming: KeyLayout,
+): string {
+  return prefix + relativeKey(file, eventType, naming);
+}
+
+/** The digests a store checks, of bytes in memory. */
+export function payloadOf(bytes: Uint8Array): Payload {
+  return {
+    bytes,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    md5: createHash("md5").update(bytes).digest("base64"),
+  };
+}
+
+/** A download's private file (gzip-compressed on the way in with `--gzip`), its length counted. */
+export class ObjectSpool implements Spool {
+  private file!: FileSpool;
+  private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
+  /** Bytes of the stored form (after compression) in the file. */
+  length = 0;
+
+  constructor(
+    private readonly folder: SpoolFolder,
+    private readonly compress: boolean,
+  ) {}
+
+  async start(): Promise<this> {
+    this.file = await this.folder.next();
+    this.length = 0;
+    if (this.compress) {
+      const stream = new CompressionStream("gzip");
+      const file = this.file;
+      const pump = (async () => {
+        for await (const chunk of stream.readable) {
+          this.length += chunk.length;
+          await file.write(chunk);
+        }
+      })();
+      pump.catch(() => {}); // Surfaced by finalize() below.
+      this.gzip = { writer: stream.writable.getWriter(), pump };
+    }
+    return this;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (!this.gzip) {
+      this.length += chunk.length;
+      return this.file.write(chunk);
+    }
+    await this.gzip.writer.ready;
+    await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
+  }
+
+  async restart(): Promise<void> {
+    await this.discard();
+    await this.start();
+  }
+
+  /** Ends compression: from now on `length` and `stream()` are the object's. */
+  async finalize(): Promise<void> {
+    if (this.gzip) {
+      await this.gzip.writer.close();
+      await this.gzip.pump;
+      this.gzip = undefined;
+    }
+  }
+
+  /** The stored bytes, in chunks of at most 1 MiB. */
+  stream(): ReadableStream<Uint8Array> {
+    return this.file.stream();
+  }
+
+  async discard(): Promise<void> {
+    if (this.gzip) {
+      await this.gzip.writer.abort().catch(() => {});
+      await this.gzip.pump.catch(() => {});
+      this.gzip = undefined;
+    }
+    await this.file?.discard();
+  }
+}
+
+/** Reads a stream in parts of exactly `size` bytes (the last one shorter), one buffer at a time. */
+async function* partsOf(
+  stream: ReadableStream<Uint8Array>,
+  size: number,
+  total: number,
+): AsyncGenerator<Uint8Array> {
+  let buffer = new Uint8Array(Math.min(size, total));
+  let fill = 0;
+  let left = total;
+  for await (const chunk of stream) {
+    let at = 0;
+    while (at < chunk.length) {
+      const take = Math.min(buffer.length - fill, chunk.length - at);
+      buffer.set(chunk.subarray(at, at + take), fill);
+      fill += take;
+      at += take;
+      if (fill === buffer.length) {
+        yield buffer;
+        left -= fill;
+        fill = 0;
+        // A fresh buffer: the part just yielded may still be referenced by a request.
+        buffer = new Uint8Array(Math.min(size, left));
+      }
+    }
+  }
+  if (fill > 0) yield buffer.subarray(0, fill);
+}
+
+/** At most `limit` at once; `acquire` waits for a slot. */
+class Slots {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+  async acquire(): Promise<void> {
+    while (this.used >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
+    this.used++;
+  }
+  release(): void {
+    this.used--;
+    this.waiting.shift()?.();
+  }
+}
+
+/** An `--output-dir` in a bucket: one object per file, each stored once; see the module doc. */
+export class ObjectStoreDestination implements Destination<ObjectSpool> {
+  readonly guarantee = "confirmed";
+  private folder?: Promise<SpoolFolder>;
+  private readonly uploads = new Set<Promise<void>>();
+  private readonly slots: Slots;
+  private readonly controller = new AbortController();
+  private readonly policy: RetryPolicy;
+  private readonly partBytes: number;
+  private cleanup?: Promise<void>;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly settings: ObjectStoreSettings,
+  ) {
+    this.slots = new Slots(settings.inFlight ?? DEFAULT_IN_FLIGHT);
+    this.policy = settings.policy ?? STORE_RETRY_POLICY;
+    this.partBytes = settings.partBytes ?? DEFAULT_PART_BYTES;
+  }
+
+  /** Aborts the uploads a killed run left under the prefix (once; later calls wait for it). */
+  cleanStaleUploads(): Promise<void> {
+    const before = this.settings.staleBefore ?? new Date();
+    this.cleanup ??= (async () => {
+      const stale = await this.retried(
+        `listing unfinished uploads under ${this.store.label}`,
+        (signal) => this.store.staleUploads(this.settings.prefix, signal),
+      );
+      for (const upload of stale) {
+        if (upload.initiated && upload.initiated >= before) continue; // Not a killed run's.
+        await this.retried(
+          `aborting the unfinished upload of ${upload.key}`,
+          (signal) => this.store.abortUpload(upload.key, upload.uploadId, signal),
+        );
+      }
+    })();
+    return this.cleanup;
+  }
+
+  private keyOf(file: LogFile, eventType: string): string {
+    return objectKey(this.settings.prefix, file, eventType, this.settings.naming);
+  }
+
+  private retried<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = this.controller.signal;
+    return withRetries(
+      what,
+      this.policy,
+      () => attempt(signal),
+      this.settings.onRetry ?? (() => {}),
+      signal,
+    );
+  }
+
+  async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
+    const key = this.keyOf(file, eventType);
+    const stored = await this.retried(
+      `checking ${this.store.label} for ${key}`,
+      (signal) => this.store.head(key, signal),
+    );
+    if (!stored) return false;
+    const whole = isWhole(stored, file);
+    if (!whole) {
+      this.settings.onNote?.(
+        `${key} is in the store but does not match the listing's size and SHA-256; writing it ` +
+          `again (a new version where the bucket keeps versions)`,
+      );
+    }
+    return whole;
+  }
+
+  async spool(_file: LogFile, _eventType: string): Promise<ObjectSpool> {
+    await this.cleanStaleUploads();
+    this.folder ??= SpoolFolder.create();
+    return await new ObjectSpool(await this.folder, this.settings.naming.gzip).start();
+  }
+
+  async deliver(parcel: Parcel<ObjectSpool>): Promise<void> {
+    const { spool, file, eventType, receipt, downloaded } = parcel;
+    try {
+      await spool.finalize();
+    } catch (error) {
+      await spool.discard();
+      throw error;
+    }
+    await this.slots.acquire();
+    const key = this.keyOf(file, eventType);
+    const options = this.optionsFor(file, downloaded.sha256, downloaded.bytes);
+    const upload = (async () => {
+      try {
+        await this.upload(key, spool, options);
+        receipt.confirm();
+      } catch (error) {
+        receipt.reject(error);
+      } finally {
+        await spool.discard().catch(() => {});
+        this.slots.release();
+      }
+    })();
+    this.uploads.add(upload);
+    upload.finally(() => this.uploads.delete(upload));
+  }
+
+  private optionsFor(file: LogFile, sha256: string | undefined, bytes: number): PutOptions {
+    const metadata: Record<string, string> = { [META_SIZE]: String(file.file_size ?? bytes) };
+    const hash = file.file_sha256 ?? sha256;
+    if (hash) metadata[META_SHA256] = hash.toLowerCase();
+    const retain = this.settings.retain;
+    return {
+      metadata,
+      contentType: this.settings.naming.gzip ? "application/gzip" : "application/x-ndjson",
+      retention: retain && {
+        mode: retain.mode,
+        until: new Date(Date.now() + retain.days * 86_400_000),
+      },
+    };
+  }
+
+  /** Stores the spool's bytes at `key`: one PUT, or a multipart upload aborted on failure. */
+  private async upload(key: string, spool: ObjectSpool, options: PutOptions): Promise<void> {
+    const total = spool.length;
+    const partBytes = Math.max(this.partBytes, Math.ceil(total / this.store.maxParts));
+    if (total <= partBytes) {
+      const whole = new Uint8Array(total);
+      let at = 0;
+      for await (const chunk of spool.stream()) {
+        whole.set(chunk, at);
+        at += chunk.length;
+      }
+      if (at !== total) throw spoolShort(key, at, total);
+      const payload = payloadOf(whole);
+      await this.retried(`uploading ${key}`, (signal) => {
+        return this.store.put(key, payload, options, signal);
+      });
+      return;
+    }
+    const uploadId = await this.retried(
+      `starting the upload of ${key}`,
+      (signal) => this.store.startUpload(key, options, signal),
+    );
+    try {
+      const parts: UploadedPart[] = [];
+      let sent = 0;
+      for await (const bytes of partsOf(spool.stream(), partBytes, total)) {
+        const number = parts.length + 1;
+        const payload = payloadOf(bytes);
+        const tag = await this.retried(
+          `uploading part ${number} of ${key}`,
+          (signal) => this.store.putPart(key, uploadId, number, payload, signal),
+        );
+        parts.push({ number, tag, md5: payload.md5, bytes: bytes.length });
+        sent += bytes.length;
+      }
+      if (sent !== total) throw spoolShort(key, sent, total);
+      await this.retried(
+        `completing the upload of ${key}`,
+        (signal) => this.store.completeUpload(key, uploadId, parts, options, signal),
+      );
+    } catch (error) {
+      // Best effort: a stale upload left here is aborted by the next run.
+      await this.store.abortUpload(key, uploadId).catch(() => {});
+      throw error;
+    }
+  }
+
+  async finish(): Promise<void> {
+    while (this.uploads.size) await Promise.allSettled([...this.uploads]);
+    await this.removeFolder();
+  }
+
+  async abort(): Promise<void> {
+    this.controller.abort(new CliError("interrupted", "the run stopped; uploads were abandoned"));
+    while (this.uploads.size) await Promise.allSettled([...this.uploads]);
+    await this.removeFolder();
+  }
+
+  private async removeFolder(): Promise<void> {
+    const folder = this.folder;
+    this.folder = undefined;
+    if (folder) await (await folder).remove();
+  }
+}
+
+/** Whether a stored object is the listed file, by the metadata it was stored with. */
+export function isWhole(stored: StoredObject, file: LogFile): boolean {
+  const size = stored.metadata[META_SIZE];
+  const sha256 = stored.metadata[META_SHA256];
+  if (file.file_size !== undefined && size !== String(file.file_size)) return false;
+  if (file.file_sha256 !== undefined && sha256 !== file.file_sha256.toLowerCase()) return false;
+  // Without either in the listing, an object written by this tool (it has the size) counts.
+  return size !== undefined;
+}
+
+function spoolShort(key: string, got: number, total: number): CliError {
+  return new CliError(
+    "io",
+    `the spool of ${key} gave ${got} of its ${total} bytes; nothing was stored; run again`,
+  );
+}
+
+/**
+ * A store's answer status as an error: 5xx, 408 and 429 (and what `retryable` says, such as
+ * S3's SlowDown) retryable with the answer's `Retry-After`, everything else fatal with `message`.
+ *
+ * @example
+ * ```ts
+ * import { TransientError } from "../errors.ts";
+ * const error = statusError(503, new Headers({ "retry-after": "2" }), "uploading a.jsonl: 503");
+ * error instanceof TransientError; // true
+ * ```
+ */
+export function statusError(
+  status: number,
+  headers: Headers,
+  message: string,
+  retryable = false,
+): CliError {
+  if (retryable || status >= 500 || status === 408 || status === 429) {
+    return new TransientError("network", message, parseRetryAfter(headers.get("retry-after")));
+  }
+  return new CliError(status === 401 || status === 403 ? "auth" : "io", message);
+}

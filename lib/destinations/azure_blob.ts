@@ -1,0 +1,346 @@
+/**
+ * `--output-dir az://CONTAINER/PREFIX` (or `https://ACCOUNT.blob.core.windows.net/CONTAINER/
+ * PREFIX`): one block blob per file, under the same keys as a local `--output-dir`. This module
+ * is the Azure adapter of the shared object-store destination (`_object_store.ts`, which holds
+ * the layout, the idempotent re-run, spools, retries and confirmation): Put Blob for a file of
+ * one part, Put Block / Put Block List for larger ones, each request with its transactional
+ * `Content-MD5`; the listing's SHA-256 and size stored as blob metadata (`x-ms-meta-sha256`,
+ * `x-ms-meta-size`); confirmed only on Put Blob 201 or Put Block List 201.
+ *
+ * Azure has no upload to abort: uncommitted blocks never show as a blob, are discarded when the
+ * blob is next committed, and are garbage-collected by the service after a week, so a killed
+ * run leaves nothing visible and the next run writes the blob again.
+ *
+ * With `--retain-days N` each blob gets a version-level immutability policy
+ * (`x-ms-immutability-policy-until-date`, `x-ms-immutability-policy-mode`: `Unlocked` for
+ * governance, `Locked` for compliance); the container must have version-level immutability
+ * support, checked before the first download.
+ *
+ * @example
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
+ * const configured = azureBlobKind.configure("az://logs/openai", {}, { follow: false, env });
+ * await configured.check();
+ * ```
+ */
+import { randomBytes } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { CliError, usage } from "../errors.ts";
+import { BlobClient, clockSkewMs, errorCode, MAX_CLOCK_SKEW_MS } from "../azure/blob_client.ts";
+import { AZURE_SECRET_ENV, type AzureAccount, azureAccountFrom } from "../azure/credentials.ts";
+import { checkSasToken } from "../azure/sas.ts";
+import {
+  keyPrefix,
+  type ObjectStore,
+  ObjectStoreDestination,
+  type Payload,
+  payloadOf,
+  type PutOptions,
+  type StaleUpload,
+  type StoredObject,
+  storeRetryPolicy,
+  type UploadedPart,
+} from "./_object_store.ts";
+import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
+import type { DestinationKind } from "./mod.ts";
+
+/** The most blocks a block blob may have. */
+const MAX_BLOCKS = 50_000;
+
+/** `https://ACCOUNT.blob.core.windows.net/...`: the only https URLs this destination takes. */
+const PUBLIC_URL = /^https:\/\/([a-z0-9]{3,24})\.blob\.core\.windows\.net(\/.*)?$/;
+
+/** Where the blobs go: the account (from the URL's host, for the https form), container, prefix. */
+export interface AzureTarget {
+  /** The account an https URL names; undefined for `az://` (the credentials say). */
+  account?: string;
+  container: string;
+  /** Key prefix: empty, or ending in `/`. */
+  prefix: string;
+}
+
+/**
+ * The container and prefix of `az://CONTAINER/PREFIX` or `https://ACCOUNT.blob.core.windows.net/
+ * CONTAINER/PREFIX`; usage errors for a container name Azure would refuse.
+ *
+ * @example
+ * ```ts
+ * parseAzureTarget("az://logs/openai/compliance");
+ * // { account: undefined, container: "logs", prefix: "openai/compliance/" }
+ * ```
+ */
+export function parseAzureTarget(target: string): AzureTarget {
+  let account: string | undefined;
+  let rest: string;
+  const https = PUBLIC_URL.exec(target);
+  if (https) {
+    account = https[1];
+    rest = (https[2] ?? "").replace(/^\//, "");
+  } else if (target.startsWith("az://")) {
+    rest = target.slice("az://".length);
+  } else {
+    throw usage(
+      `--output-dir ${target}: an Azure Blob destination is az://CONTAINER/PREFIX or ` +
+        `https://ACCOUNT.blob.core.windows.net/CONTAINER/PREFIX`,
+    );
+  }
+  if (/[?#]/.test(rest)) {
+    throw usage(
+      `--output-dir ${target}: no query or fragment (a SAS token goes in AZURE_STORAGE_SAS_TOKEN)`,
+    );
+  }
+  const [container = "", ...path] = rest.split("/");
+  if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container)) {
+    throw usage(
+      `--output-dir ${target}: '${container}' is not a valid container name (3 to 63 ` +
+        `lowercase letters, digits and single hyphens, starting and ending with a letter or digit)`,
+    );
+  }
+  return { account, container, prefix: keyPrefix(path.join("/")) };
+}
+
+/** Write-once retention, as the `--retain-days` and `--retain-mode` options give it. */
+export interface RetainSettings {
+  days: number;
+  mode: "governance" | "compliance";
+}
+
+/**
+ * `--retain-days N` (a whole number of days, at least 1) with `--retain-mode` (default
+ * governance); undefined when neither is given.
+ *
+ * @example
+ * ```ts
+ * parseRetain("7", "compliance"); // { days: 7, mode: "compliance" }
+ * ```
+ */
+export function parseRetain(
+  days: string | boolean | undefined,
+  mode: string | boolean | undefined,
+): RetainSettings | undefined {
+  if (days === undefined) {
+    if (mode !== undefined) throw usage("--retain-mode needs --retain-days");
+    return undefined;
+  }
+  const n = Number(days);
+  if (typeof days !== "string" || !/^\d+$/.test(days) || n < 1 || n > 36_500) {
+    throw usage(`--retain-days must be a whole number of days from 1 to 36500, got '${days}'`);
+  }
+  if (mode !== undefined && mode !== "governance" && mode !== "compliance") {
+    throw usage(`--retain-mode must be governance or compliance, got '${mode}'`);
+  }
+  return { days: n, mode: (mode as RetainSettings["mode"] | undefined) ?? "governance" };
+}
+
+/** The headers a blob is stored with: content type, metadata and immutability policy. */
+export function blobHeaders(
+  options: PutOptions,
+  contentTypeHeader: string,
+): Record<string, string> {
+  const headers: Record<string, string> = { [contentTypeHeader]: options.contentType };
+  for (const [name, value] of Object.entries(options.metadata)) {
+    headers[`x-ms-meta-${name}`] = value;
+  }
+  if (options.retention) {
+    headers["x-ms-immutability-policy-until-date"] = options.retention.until.toUTCString();
+    headers["x-ms-immutability-policy-mode"] = options.retention.mode === "compliance"
+      ? "Locked"
+      : "Unlocked";
+  }
+  return headers;
+}
+
+/**
+ * A block id: `uploadId-NNNNN` in base64, the same length for every block of a blob as Azure
+ * requires, and distinct per upload so that two uploads' blocks never mix.
+ */
+export function blockId(uploadId: string, number: number): string {
+  return Buffer.from(`${uploadId}-${String(number).padStart(5, "0")}`).toString("base64");
+}
+
+/** The Azure Blob adapter of `ObjectStore` (see the module doc). */
+export class AzureBlobStore implements ObjectStore {
+  readonly maxParts = MAX_BLOCKS;
+  readonly label: string;
+
+  constructor(
+    private readonly client: BlobClient,
+    private readonly container: string,
+    private readonly prefix: string,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.label = `az://${container}/${prefix}`.replace(/\/$/, "");
+  }
+
+  /**
+   * Before any download: the container exists and the credentials work (a HEAD of a name under
+   * the prefix no file can have: BlobNotFound is the answer wanted), a SAS token allows writing
+   * and has not expired, the clock agrees with the service's, and with retention the container
+   * has version-level immutability support.
+   */
+  async check(needs: { retention: boolean }): Promise<void> {
+    const { auth } = this.client.account;
+    if (auth.kind === "sas") checkSasToken(auth.token, this.client.account.source, this.now());
+    const probe = `${this.prefix}.oai-compliance-logs-check`;
+    const call = {
+      method: "HEAD" as const,
+      container: this.container,
+      blob: probe,
+      what: `checking ${this.label}`,
+    };
+    const answer = await this.client.send(call);
+    const code = errorCode(answer);
+    if (!(answer.status === 404 && code !== "ContainerNotFound") && answer.status !== 200) {
+      throw this.client.failure(answer, {
+        ...call,
+        blob: code === "ContainerNotFound" ? undefined : probe,
+      });
+    }
+    const skew = clockSkewMs(answer.headers, this.now());
+    if (skew !== undefined && Math.abs(skew) > MAX_CLOCK_SKEW_MS) {
+      throw new CliError(
+        "auth",
+        `this machine's clock is ${Math.round(Math.abs(skew) / 1000)} s ` +
+          `${skew > 0 ? "ahead of" : "behind"} ${this.client.account.endpoint.host}'s (Azure ` +
+          `allows 15 minutes): set the clock right (NTP) and run again`,
+      );
+    }
+    if (needs.retention) await this.checkImmutability();
+  }
+
+  /** The container must allow version-level immutability policies for `--retain-days`. */
+  private async checkImmutability(): Promise<void> {
+    const answer = await this.client.containerProperties(this.container);
+    const enabled = answer.headers.get("x-ms-immutable-storage-with-versioning-enabled");
+    if (enabled?.toLowerCase() === "true") return;
+    throw new CliError(
+      "usage",
+      `--retain-days needs version-level immutability support on container ${this.container} ` +
+        `(account ${this.client.account.name}), which it does not have: enable blob versioning ` +
+        `on the account and version-level immutability support on the container (portal: ` +
+        `container > Access policy; or az storage container-rm create ... --enable-vlw), or ` +
+        `run without --retain-days`,
+    );
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<StoredObject | undefined> {
+    const properties = await this.client.blobProperties(this.container, key, signal);
+    return properties && { size: properties.size, metadata: properties.metadata };
+  }
+
+  async put(key: string, payload: Payload, options: PutOptions, signal?: AbortSignal) {
+    await this.client.putBlob(
+      this.container,
+      key,
+      payload.bytes,
+      payload.md5,
+      blobHeaders(options, "content-type"),
+      signal,
+    );
+  }
+
+  /** Azure needs no call to start: the id only keeps this upload's block ids apart. */
+  startUpload(_key: string, _options: PutOptions, _signal?: AbortSignal): Promise<string> {
+    return Promise.resolve(randomBytes(6).toString("hex"));
+  }
+
+  async putPart(
+    key: string,
+    uploadId: string,
+    number: number,
+    payload: Payload,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const id = blockId(uploadId, number);
+    await this.client.putBlock(this.container, key, id, payload.bytes, payload.md5, signal);
+    return id;
+  }
+
+  async completeUpload(
+    key: string,
+    _uploadId: string,
+    parts: UploadedPart[],
+    options: PutOptions,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    await this.client.putBlockList(
+      this.container,
+      key,
+      parts.map((part) => part.tag),
+      blobHeaders(options, "x-ms-blob-content-type"),
+      (bytes) => payloadOf(bytes).md5,
+      signal,
+    );
+  }
+
+  /** Nothing to abort: the service discards uncommitted blocks (see the module doc). */
+  abortUpload(_key: string, _uploadId: string, _signal?: AbortSignal): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** None visible: a killed run's uncommitted blocks are the service's to discard. */
+  staleUploads(_prefix: string, _signal?: AbortSignal): Promise<StaleUpload[]> {
+    return Promise.resolve([]);
+  }
+}
+
+/** The options shared with the S3 destination, declared alike. */
+const RETAIN_OPTIONS = {
+  "retain-days": {
+    type: "string",
+    arg: "N",
+    help: "with an object-store --output-dir, keep each object write-once\nfor N days",
+  },
+  "retain-mode": {
+    type: "string",
+    arg: "MODE",
+    help: "governance (default) or compliance, with --retain-days",
+  },
+} as const;
+
+/** `--output-dir az://CONTAINER/PREFIX` (or the account's https URL) on the registry. */
+export const azureBlobKind: DestinationKind = {
+  name: "azure-blob",
+  flag: "output-dir",
+  schemes: ["az", "https"],
+  takes: (url) => url.startsWith("az://") || PUBLIC_URL.test(url),
+  options: {
+    gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
+    ...LAYOUT_OPTION,
+    ...RETAIN_OPTIONS,
+  },
+  secretEnv: AZURE_SECRET_ENV,
+  conflicts: {},
+  configure(target, values, context) {
+    const { account: urlAccount, container, prefix } = parseAzureTarget(target);
+    const gzip = Boolean(values.gzip);
+    const layout = parseLayout(values.layout);
+    const retain = parseRetain(values["retain-days"], values["retain-mode"]);
+    const account: AzureAccount = azureAccountFrom(context.env, urlAccount);
+    const store = new AzureBlobStore(new BlobClient(account), container, prefix);
+    const policy = storeRetryPolicy(context.env);
+    const partBytes = testPartBytes(context.env);
+    return {
+      label: `--output-dir ${target}`,
+      guarantee: "confirmed",
+      localFiles: [],
+      check: () => store.check({ retention: retain !== undefined }),
+      open: () =>
+        Promise.resolve(
+          new ObjectStoreDestination(store, {
+            prefix,
+            naming: { gzip, layout },
+            retain,
+            policy,
+            ...(partBytes ? { partBytes } : {}),
+          }),
+        ),
+    };
+  },
+};
+
+/** For tests only: a smaller block size (`OAI_COMPLIANCE_STORE_PART_BYTES`), to test blocks cheaply. */
+function testPartBytes(env: Record<string, string | undefined>): number | undefined {
+  const value = Number(env.OAI_COMPLIANCE_STORE_PART_BYTES);
+  return Number.isSafeInteger(value) && value >= 1024 ? value : undefined;
+}

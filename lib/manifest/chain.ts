@@ -1,0 +1,122 @@
+/**
+ * Reading manifests back: a manifest's text split into its runs (a header, its entries, its
+ * closing line), each line's hash, and the links inside it that do not hold; and the head of a
+ * job's chain in an archive (the hash of the last line of its latest manifest, and its sequence
+ * number), where the next manifest of that job links on.
+ *
+ * @example
+ * ```ts
+ * import type { ArchiveStore } from "./store.ts";
+ * declare const store: ArchiveStore;
+ * const head = await jobHead(store, "ws-1/AUTH_LOG"); // { hash, sequence } or undefined
+ * ```
+ */
+import {
+  type CloseLine,
+  type EntryLine,
+  type HeaderLine,
+  lineHash,
+  type ManifestLine,
+  parseLine,
+} from "./format.ts";
+import type { ArchiveStore } from "./store.ts";
+
+/** One line as read: its text's hash and what it says. */
+export interface ReadLine<L extends ManifestLine = ManifestLine> {
+  /** 1-based line number in its manifest. */
+  number: number;
+  hash: string;
+  line: L;
+}
+
+/** One run's part of a manifest: its header, entries and closing line (if it has one). */
+export interface Segment {
+  manifest: string;
+  header: ReadLine<HeaderLine>;
+  entries: ReadLine<EntryLine>[];
+  close?: ReadLine<CloseLine>;
+  /** The hash of the segment's last line: what the next manifest of its job links to. */
+  lastHash: string;
+}
+
+/** A link inside one manifest that does not hold, or a line that cannot be read. */
+export interface Damage {
+  manifest: string;
+  line: number;
+  why: string;
+}
+
+export interface ParsedManifest {
+  name: string;
+  segments: Segment[];
+  damage: Damage[];
+}
+
+/**
+ * Splits manifest `text` into segments, checking that each line after a header links to the one
+ * before it (a header's own link is to another manifest: checked by the chain).
+ */
+export function parseManifest(name: string, text: string): ParsedManifest {
+  const segments: Segment[] = [];
+  const damage: Damage[] = [];
+  const texts = text.split("\n");
+  if (texts.at(-1) === "") texts.pop();
+  let current: Segment | undefined;
+  let previousHash: string | undefined;
+  texts.forEach((lineText, index) => {
+    const number = index + 1;
+    const hash = lineHash(lineText);
+    let line: ManifestLine;
+    try {
+      line = parseLine(lineText);
+    } catch (error) {
+      damage.push({ manifest: name, line: number, why: `unreadable: ${(error as Error).message}` });
+      previousHash = hash;
+      return;
+    }
+    if (line.type === "header") {
+      current = { manifest: name, header: { number, hash, line }, entries: [], lastHash: hash };
+      segments.push(current);
+    } else if (!current) {
+      damage.push({ manifest: name, line: number, why: "a line before any header" });
+    } else {
+      if (line.prev !== previousHash) {
+        damage.push({
+          manifest: name,
+          line: number,
+          why: "its prev does not match the line before it (a line was changed, removed or " +
+            "inserted)",
+        });
+      }
+      if (current.close) {
+        damage.push({ manifest: name, line: number, why: "a line after the closing line" });
+      } else if (line.type === "close") {
+        current.close = { number, hash, line };
+        if (line.head !== previousHash || line.lines !== number - current.header.number) {
+          damage.push({
+            manifest: name,
+            line: number,
+            why: "the closing line does not name the lines before it",
+          });
+        }
+      } else current.entries.push({ number, hash, line });
+      current.lastHash = hash;
+    }
+    previousHash = hash;
+  });
+  return { name, segments, damage };
+}
+
+/** The head of `job`'s chain in `store`: its latest segment's last line hash and sequence. */
+export async function jobHead(
+  store: ArchiveStore,
+  job: string,
+): Promise<{ hash: string; sequence: number } | undefined> {
+  const names = await store.manifests();
+  for (let i = names.length - 1; i >= 0; i--) {
+    const { segments } = parseManifest(names[i], await store.readManifest(names[i]));
+    const last = segments.filter((s) => s.header.line.job === job).at(-1);
+    if (last) return { hash: last.lastHash, sequence: last.header.line.sequence };
+  }
+  return undefined;
+}

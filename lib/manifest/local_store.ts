@@ -1,0 +1,157 @@
+/**
+ * A local `--output-dir` as an `ArchiveStore`: manifests in `DIR/_manifest/` written with
+ * lib/atomic.ts, a lock file there held with an OS lock (released by the OS when a run dies), and
+ * the archive's files found by walking the directory. The tool's temps (`.<name>.<pid>.<random>
+ * [.locked].part`, see lib/atomic.ts) are told apart: a live run's are `live`, a dead run's `dead`.
+ *
+ * @example
+ * ```ts
+ * const store = new LocalArchiveStore("logs");
+ * const lock = await store.lock();
+ * try { await store.writeManifest("20260702T100000.000Z-r1.jsonl", "{}\n"); } finally { await lock.release(); }
+ * ```
+ */
+import { lstat, open, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  directoryModeFor,
+  ensureDir,
+  isProcessAlive,
+  OWNER_ONLY_FILE_MODE,
+  RECENT_TEMP_MS,
+  writeFileAtomic,
+} from "../atomic.ts";
+import { CliError, codeOf, reason } from "../errors.ts";
+import { holdExclusiveLock, isLockHeld } from "../runtime.ts";
+import { sleep } from "../retry.ts";
+import { MANIFEST_DIR } from "./format.ts";
+import type { ArchiveStore, ManifestLock, StoredObject } from "./store.ts";
+
+/** The temp names of lib/atomic.ts: `.<name>.<pid>.<random hex>.part` or `.locked.part`. */
+const TEMP_NAME = /^\..+\.(\d{1,10})\.([0-9a-f]{12})\.(locked\.)?part$/;
+/** How long a run waits for another run's manifest lock (held only while it writes one). */
+const LOCK_WAIT_MS = 120_000;
+const LOCK_POLL_MS = 100;
+const CHUNK_BYTES = 1024 * 1024;
+
+export class LocalArchiveStore implements ArchiveStore {
+  readonly label: string;
+
+  /** `fileMode`: the mode of the manifests (their folder gets the matching directory mode). */
+  constructor(readonly root: string, private readonly fileMode = OWNER_ONLY_FILE_MODE) {
+    this.label = root;
+  }
+
+  get #dir(): string {
+    return join(this.root, MANIFEST_DIR);
+  }
+
+  async manifests(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch (error) {
+      if (codeOf(error) === "ENOENT") return [];
+      throw new CliError("io", `cannot list ${this.#dir}: ${reason(error)}`, { cause: error });
+    }
+    return names.filter((name) => name.endsWith(".jsonl") && !name.startsWith(".")).sort();
+  }
+
+  async readManifest(name: string): Promise<string> {
+    const path = join(this.#dir, name);
+    try {
+      return await readFile(path, "utf8");
+    } catch (error) {
+      throw new CliError("io", `cannot read ${path}: ${reason(error)}`, { cause: error });
+    }
+  }
+
+  async writeManifest(name: string, text: string): Promise<void> {
+    await ensureDir(this.#dir, directoryModeFor(this.fileMode));
+    await writeFileAtomic(join(this.#dir, name), text, this.fileMode);
+  }
+
+  async lock(): Promise<ManifestLock> {
+    await ensureDir(this.#dir, directoryModeFor(this.fileMode));
+    const path = join(this.#dir, ".lock");
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    while (true) {
+      const held = await holdExclusiveLock(path);
+      if (held) return { release: () => Promise.resolve(held.release()) };
+      // No lock to be had on this system at all: writers are not serialized here.
+      if (await isLockHeld(path) === undefined) return { release: () => Promise.resolve() };
+      if (Date.now() > deadline) {
+        throw new CliError(
+          "io",
+          `another run has held the manifest lock ${path} for over ${LOCK_WAIT_MS / 1000} s; ` +
+            "wait for it to finish, then run again",
+        );
+      }
+      await sleep(LOCK_POLL_MS);
+    }
+  }
+
+  async *objects(prefixes?: readonly string[]): AsyncIterable<StoredObject> {
+    const roots = prefixes ?? [""];
+    for (const prefix of roots) yield* this.#walk(prefix);
+  }
+
+  async *read(path: string): AsyncIterable<Uint8Array> {
+    const handle = await open(join(this.root, path), "r");
+    try {
+      const buffer = new Uint8Array(CHUNK_BYTES);
+      while (true) {
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) return;
+        yield buffer.slice(0, bytesRead);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async *#walk(relative: string): AsyncGenerator<StoredObject> {
+    const dir = relative === "" ? this.root : join(this.root, relative);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).sort();
+    } catch (error) {
+      if (codeOf(error) === "ENOENT") return;
+      throw new CliError("io", `cannot list ${dir}: ${reason(error)}`, { cause: error });
+    }
+    for (const name of names) {
+      const path = relative === "" ? name : `${relative}/${name}`;
+      if (path === MANIFEST_DIR) continue;
+      const full = join(dir, name);
+      let info;
+      try {
+        info = await lstat(full);
+      } catch (error) {
+        if (codeOf(error) === "ENOENT") continue; // A temp committed meanwhile.
+        throw new CliError("io", `cannot read ${full}: ${reason(error)}`, { cause: error });
+      }
+      if (info.isDirectory()) {
+        yield* this.#walk(path);
+        continue;
+      }
+      const temp = TEMP_NAME.exec(name);
+      const object: StoredObject = { path, size: info.size };
+      if (temp) object.temp = await tempState(full, Number(temp[1]), temp[3] !== undefined, info);
+      yield object;
+    }
+  }
+}
+
+/** Whether a temp's writer still runs: its OS lock, else its pid and how recently it was written. */
+async function tempState(
+  path: string,
+  pid: number,
+  locked: boolean,
+  info: { mtimeMs: number },
+): Promise<"live" | "dead"> {
+  if (locked) {
+    const held = await isLockHeld(path);
+    if (held !== undefined) return held ? "live" : "dead";
+  }
+  return isProcessAlive(pid) || Date.now() - info.mtimeMs < RECENT_TEMP_MS ? "live" : "dead";
+}

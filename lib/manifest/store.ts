@@ -1,0 +1,42 @@
+/**
+ * Where an archive's manifests and files are, as the manifest writer and `verify` see it: a
+ * local directory now (lib/manifest/local_store.ts), a bucket or container later (an object
+ * store implements the same few calls with its own listing, reads and conditional writes).
+ * Paths are relative to the archive's root and `/`-separated, as the manifest records them.
+ *
+ * @example
+ * ```ts
+ * declare const store: ArchiveStore;
+ * for (const name of await store.manifests()) console.log(name, (await store.readManifest(name)).length);
+ * ```
+ */
+
+/** One stored object (a file of the archive, outside its manifest folder). */
+export interface StoredObject {
+  /** Relative to the archive's root, `/`-separated. */
+  path: string;
+  size: number;
+  /** A temp of this tool: `live` while its writer runs (not unexpected), `dead` once it died. */
+  temp?: "live" | "dead";
+}
+
+/** A held lock on the archive's manifest folder. */
+export interface ManifestLock {
+  release(): Promise<void>;
+}
+
+export interface ArchiveStore {
+  /** How the user named it, for messages (`logs/`, later `s3://bucket/prefix`). */
+  readonly label: string;
+  /** The manifests' names in `_manifest/`, sorted (the names sort by time). */
+  manifests(): Promise<string[]>;
+  readManifest(name: string): Promise<string>;
+  /** Writes one manifest whole: it appears complete or not at all. */
+  writeManifest(name: string, text: string): Promise<void>;
+  /** Serializes manifest writers (waits for another run's lock, within reason). */
+  lock(): Promise<ManifestLock>;
+  /** Every stored object outside `_manifest/` (under `prefixes` only, when given). */
+  objects(prefixes?: readonly string[]): AsyncIterable<StoredObject>;
+  /** An object's bytes, in bounded chunks. */
+  read(path: string): AsyncIterable<Uint8Array>;
+}
