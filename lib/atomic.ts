@@ -98,13 +98,21 @@ export async function createTempBeside(
 ): Promise<TempFile> {
   // A sweeper may take a new temp for a killed run's leftover in the moment before its lock (see
   // `lockTemp`): then this starts again with another name.
-  for (let attempt = 1; attempt <= 10; attempt++) {
-    const temp = await tryCreateTemp(finalPath, mode & 0o777, POSIX);
-    if (temp) return temp;
+  const dir = resolve(dirname(finalPath));
+  if (POSIX && !locklessDirs.has(dir)) {
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const temp = await tryCreateTemp(finalPath, mode & 0o777, true);
+      if (temp) return temp;
+    }
+    // Five times over: a file system whose locks fail (or a sweeper gone mad). Unlocked temps,
+    // judged by pid and age, are still better than none.
+    locklessDirs.add(dir);
   }
-  // Taken ten times over: an unlocked temp, judged by pid and age, is still better than none.
   return (await tryCreateTemp(finalPath, mode & 0o777, false))!;
 }
+
+/** Directories where temps could not be locked: their temps are not tried again. */
+const locklessDirs = new Set<string>();
 
 /** A new temp, or undefined when a sweeper took it before it was locked (only when `lock`). */
 async function tryCreateTemp(
@@ -149,9 +157,12 @@ async function lockTemp(
 ): Promise<{ path: string; lock?: HeldLock } | undefined> {
   const lock = await holdExclusiveLock(path);
   if (!lock) {
-    // No locks here, or a sweeper holds this one (and then removes it): start again.
-    if (await isLockHeld(path) !== undefined) return undefined;
-    return await sameFile(path, handle).catch(() => false) ? { path } : undefined;
+    const ours = await sameFile(path, handle).catch(() => false);
+    // No locks here at all: the temp stays unlocked, judged by pid and age.
+    if (await isLockHeld(path) === undefined) return ours ? { path } : undefined;
+    // A sweeper holds it (and removes it), or locks fail on this file system: start again.
+    if (ours) await unlink(path).catch(() => {});
+    return undefined;
   }
   const locked = path.slice(0, -".part".length) + LOCKED_SUFFIX;
   openTemps.add(resolve(locked));
@@ -340,13 +351,17 @@ export async function removeStaleTemps(
       const held = locked ? await isLockHeld(path) : undefined;
       if (held === true) continue;
       // A `.locked.part` temp was locked before it was so named: a free lock means its owner is
-      // gone. An empty unlocked one is most likely a run killed between creating and locking it.
-      if (held === false || (!locked && info.size === 0 && await removeIfEmptyAndFree(path))) {
+      // gone. An empty unlocked one whose pid is not running here is most likely a run killed
+      // between creating and locking it (a live one elsewhere then fails to lock it, and retries).
+      const pid = Number(match[1]);
+      const emptyOfDeadPid = !locked && info.size === 0 &&
+        (pid === process.pid || !isProcessAlive(pid));
+      if (held === false || (emptyOfDeadPid && await removeIfEmptyAndFree(path))) {
         if (held === false) await unlink(path); // unlink removes a name, never a link's target.
         removed++;
         continue;
       }
-      if (!unprovableTempIsStale(Number(match[1]), age, olderThanMs)) continue;
+      if (!unprovableTempIsStale(pid, age, olderThanMs)) continue;
       await unlink(path);
       removed++;
     } catch (error) {

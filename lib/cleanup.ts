@@ -2,8 +2,9 @@
  * What clean-up of leftovers may touch, shared by the temps beside outputs (lib/atomic.ts) and the
  * spool directories (lib/destinations/spool_dir.ts). The tool often runs as root beside other
  * users, so a leftover is removed only when it is ours (our uid), looked at with lstat (never
- * through a link), and deleted name by name (unlink and rmdir never follow a link). How each
- * proves its owner gone differs: temps by pid and age, spools by an OS lock.
+ * through a link), and deleted name by name (unlink and rmdir never follow a link). Both prove
+ * their owner gone by an OS lock it held (released by the OS when the process dies, however it
+ * dies); where no lock can tell, temps fall back to pid and age, spools to age.
  *
  * @example
  * ```ts

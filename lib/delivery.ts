@@ -37,6 +37,7 @@ import {
 import type { Reporter } from "./reporter/mod.ts";
 import type { RunStats } from "./run_stats.ts";
 import { Confirmations, quietCursor } from "./destinations/confirmations.ts";
+import type { ConfirmationListener } from "./manifest/writer.ts";
 import type { DeliveryCheckpoint, Destination, Spool } from "./destinations/contract.ts";
 
 export interface DeliverySettings {
@@ -78,6 +79,8 @@ export interface EventTypeDelivery {
   /** Aborted on SIGINT/SIGTERM or on the first fatal error of the pass. */
   signal: AbortSignal;
   settings: DeliverySettings;
+  /** Hears each file as the checkpoint passes it (the run's manifest), in that order. */
+  listener?: ConfirmationListener;
 }
 
 /**
@@ -115,7 +118,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   const client = job.client.withSignal(signal);
   const confirmations = new Confirmations(eventType, job.checkpoint, stats, (error) => {
     controller.abort(error); // A rejection stops the downloads at once.
-  });
+  }, job.listener);
   const semaphore = new Semaphore(settings.concurrency);
   const queue = new BoundedQueue<{ entry: Step; fetched?: Promise<Fetched> }>(
     settings.concurrency * 2,
@@ -264,7 +267,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           id: entry.file.id,
           reason: `skipped by the operator (state skip): ${fetched.reason}`,
         });
-        confirmations.skip(entry.file, entry.pageAfter);
+        confirmations.skip(entry.file, entry.pageAfter, fetched.reason);
         continue;
       }
       if (fetched.kind === "alreadyStored") {

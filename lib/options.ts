@@ -79,8 +79,8 @@ export function optionMarkdown(table: OptionTable): string {
     const names = `${spec.short ? `-${spec.short}, ` : ""}--${name}${
       spec.arg ? ` ${spec.arg}` : ""
     }`;
-    const help = spec.help.split("\n").join(" ").replaceAll("|", "\\|");
-    return `| \`${names}\` | ${help} |`;
+    const escape = (text: string) => text.replaceAll("|", "\\|");
+    return `| \`${escape(names)}\` | ${escape(spec.help.split("\n").join(" "))} |`;
   }).join("\n");
 }
 

@@ -18,6 +18,7 @@ import type { Confirmations } from "./destinations/confirmations.ts";
 import { CliError } from "./errors.ts";
 import { COMPLIANCE_READ_SCOPE, scopeForType } from "./event_types.ts";
 import type { RunStats } from "./run_stats.ts";
+import type { ManifestWriter } from "./manifest/writer.ts";
 import type { ListingSettings, Selection } from "./settings.ts";
 import { startsOf } from "./start.ts";
 
@@ -39,6 +40,8 @@ export interface PassContext {
   checkpoint?: Checkpoint;
   /** The run's statistics, updated where the destination confirms and the checkpoint moves. */
   stats: RunStats;
+  /** The run's manifest (lib/manifest/), told what each type listed and every file passed. */
+  manifest?: ManifestWriter;
 }
 
 /**
@@ -67,6 +70,7 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
     for (const eventType of selection.eventTypes) {
       const start = starts.get(eventType)!;
       stats.startEventType(eventType, checkpoint?.cursor(eventType)?.after ?? null);
+      context.manifest?.startEventType(eventType, start.after);
       let confirmations: Confirmations;
       try {
         confirmations = await deliverEventType({
@@ -79,6 +83,7 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
           reporter,
           signal,
           settings: { concurrency: plan.concurrency, ...plan.listing },
+          listener: context.manifest?.listener(eventType),
         });
       } catch (error) {
         if (!selection.all || signal.aborted || !refusedByScope(error)) throw error;
@@ -113,6 +118,7 @@ function refusedByScope(error: unknown): boolean {
 
 function reportCompleted(eventType: string, startAfter: string, context: PassContext): void {
   const { files, movedTo } = context.stats.pass(eventType);
+  context.manifest?.listed(eventType);
   context.reporter.emit({
     event: "completed",
     eventType,

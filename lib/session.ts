@@ -18,6 +18,8 @@ import { BrokenPipeError, CliError, TransientError } from "./errors.ts";
 import { type CommandContext, runCommand } from "./harness.ts";
 import { refuseSameFiles } from "./output_checks.ts";
 import { type PassPlan, runPass } from "./pass.ts";
+import { openRunManifest } from "./manifest/open.ts";
+import type { ManifestWriter } from "./manifest/writer.ts";
 import { sleep } from "./retry.ts";
 import type { RunStats } from "./run_stats.ts";
 import type { Env, RunSettings } from "./settings.ts";
@@ -32,10 +34,13 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
   return runCommand(settings, env, async (context) => {
     await checkBeforeRequests(settings, env);
     const checkpoint = await openCheckpoint(settings, context);
+    let manifest: ManifestWriter | undefined;
     try {
       context.started();
-      await passes(settings, { ...context, checkpoint });
+      manifest = await openRunManifest(settings);
+      await passes(settings, { ...context, checkpoint, manifest });
     } finally {
+      await manifest?.endPass({ final: true });
       await checkpoint?.close();
     }
     const gone = goneFailure(context.stats);
@@ -53,7 +58,7 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
  */
 async function passes(
   settings: RunSettings,
-  context: CommandContext & { checkpoint?: Checkpoint },
+  context: CommandContext & { checkpoint?: Checkpoint; manifest?: ManifestWriter },
 ): Promise<void> {
   const { reporter, signal } = context;
   const plan: PassPlan = {
@@ -64,6 +69,7 @@ async function passes(
   };
   while (true) {
     try {
+      context.manifest?.startPass();
       await runPass(plan, context);
     } catch (error) {
       if (!settings.follow || !(error instanceof TransientError) || signal.aborted) throw error;
@@ -76,6 +82,7 @@ async function passes(
       });
     }
     if (!settings.follow) return;
+    await context.manifest?.endPass();
     reporter.emit({ event: "sleep", waitMs: settings.intervalMs });
     await sleep(settings.intervalMs, signal);
   }

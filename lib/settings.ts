@@ -81,4 +81,6 @@ export interface RunSettings extends CommandSettings {
   concurrency: number;
   follow: boolean;
   intervalMs: number;
+  /** `--manifest FILE` (for a run without an archive) and `--sign-key FILE` (lib/manifest/). */
+  manifest?: { file?: string; signKey?: string };
 }

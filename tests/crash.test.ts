@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, sep } from "node:path";
 import process from "node:process";
 import type { Emulator } from "./emulator/mod.ts";
 import { type CliResult, runCli } from "./helpers/cli.ts";
@@ -109,7 +109,7 @@ test(
         const reference = join(root, "reference");
         const clean = await start(emulator, await mkdirp(reference));
         assert.equal(clean.code, 0, clean.stderr);
-        const want = await readTree(join(reference, "out"));
+        const want = await logTree(join(reference, "out"));
         assert.equal(want.size, FILES.length, "the reference run wrote every file");
         for (const f of emulator.files) {
           const path = join(f.eventType, f.endTime.slice(0, 10), `${f.id}.jsonl`);
@@ -126,7 +126,7 @@ test(
           // up to 10 ms. A resumed run makes at least 2 requests per file not yet on disk
           // (logs/{id}, then storage) and one listing per event type; drawing k past that minimum
           // could let the run finish first, near the end, and prove nothing.
-          const onDisk = (await readTree(join(dir, "out"))).size;
+          const onDisk = (await logTree(join(dir, "out"))).size;
           const left = 2 * (FILES.length - onDisk) + 2;
           const k = Math.floor(random() * left);
           const jitter = Math.round(random() * 10);
@@ -156,7 +156,7 @@ test(
           }
           landed++;
           // After a kill: nothing in place is partial, and what the checkpoint claims is there.
-          const tree = await readTree(join(dir, "out"));
+          const tree = await logTree(join(dir, "out"));
           for (const [path, bytes] of tree) {
             if (path.endsWith(".part")) continue;
             assert.ok(want.has(path), `unexpected ${path}; ${context()}`);
@@ -176,12 +176,14 @@ test(
         // writes into their directory, which it does for every file a killed run had in flight.
         const last = await start(emulator, dir);
         assert.equal(last.code, 0, `${context()}\n${last.stderr}`);
-        const got = await readTree(join(dir, "out"));
+        const got = await logTree(join(dir, "out"));
         assert.deepEqual(
           [...got.keys()].sort(),
           [...want.keys()].sort(),
           `file names; ${context()}`,
         );
+        const temps = [...(await readTree(dir)).keys()].filter((path) => path.endsWith(".part"));
+        assert.deepEqual(temps, [], `temps left anywhere under the directory; ${context()}`);
         for (const [path, bytes] of want) {
           assertSameBytes(got.get(path)!, bytes, `${path}; ${context()}`);
         }
@@ -199,6 +201,13 @@ test(
     }
   },
 );
+
+/** The tree's log files and temps; the run manifests (`_manifest/`) are not compared. */
+async function logTree(root: string): Promise<Map<string, Uint8Array>> {
+  const tree = await readTree(root);
+  for (const path of tree.keys()) if (path.startsWith(`_manifest${sep}`)) tree.delete(path);
+  return tree;
+}
 
 /**
  * The crashed runs' checkpoint reached the fault-free one's: the same cursor, or (when the last

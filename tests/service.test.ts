@@ -716,7 +716,7 @@ test("on a terminal, progress is one live line; NO_COLOR and TERM=dumb are honou
       );
       assert.match(
         live.terminal,
-        /\r\x1b\[KAUTH_LOG page \d+ \| \d+ files \| [\d.]+ K?B \| [\d.]+ K?B\/s/,
+        /\r\x1b\[KAUTH_LOG page \d+ \| (\d+ of \d+\+? files|\d+\+? files listed) \| [\d.]+ K?B/,
       );
       assert.doesNotMatch(live.terminal, /Fetching logs for ID/);
       assert.match(live.terminal, /\x1b\[33mwarning:\x1b\[39m event type NEW_KIND_LOG/);

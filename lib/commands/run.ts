@@ -66,6 +66,18 @@ const RUN_OPTIONS = {
     arg: "DURATION",
     help: "time between polls with --follow (default 5m)",
   },
+  manifest: {
+    type: "string",
+    arg: "FILE",
+    help: "for -o or stdout: append each run's tamper-evident manifest to FILE\n" +
+      "(--output-dir writes its own, in DIR/_manifest/; see 'verify --help')",
+  },
+  "sign-key": {
+    type: "string",
+    arg: "FILE",
+    help: "sign each manifest with this Ed25519 private key (PKCS#8 PEM, from\n" +
+      "openssl genpkey -algorithm ed25519)",
+  },
 } as const;
 
 /** `run`'s options table: the shared ones, its own, and those of every destination in `kinds`. */
@@ -178,7 +190,24 @@ export function parseRunArgs(
       : parseInteger(v.concurrency, "--concurrency", 1, 64),
     follow: Boolean(v.follow),
     intervalMs: v.interval === undefined ? 300_000 : positiveDuration(v.interval, "--interval"),
+    manifest: manifestOptions(v.manifest, v["sign-key"], destination.archive !== undefined),
   };
+}
+
+/** `--manifest` and `--sign-key`, checked: an archive writes its own manifests. */
+function manifestOptions(
+  file: string | undefined,
+  signKey: string | undefined,
+  archive: boolean,
+): RunSettings["manifest"] {
+  if (file === "") throw usage("--manifest needs a path");
+  if (file !== undefined && archive) {
+    throw usage("--manifest is for -o or stdout: --output-dir writes its manifests in DIR/_manifest/");
+  }
+  if (signKey !== undefined && file === undefined && !archive) {
+    throw usage("--sign-key signs a manifest: it needs --output-dir or --manifest FILE");
+  }
+  return { file, signKey };
 }
 
 export const command: Command = {

@@ -26,6 +26,7 @@
 import { randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { CliError, usage } from "../errors.ts";
+import { withRetries } from "../retry.ts";
 import { BlobClient, clockSkewMs, errorCode, MAX_CLOCK_SKEW_MS } from "../azure/blob_client.ts";
 import { AZURE_SECRET_ENV, type AzureAccount, azureAccountFrom } from "../azure/credentials.ts";
 import { checkSasToken } from "../azure/sas.ts";
@@ -214,7 +215,7 @@ export class AzureBlobStore implements ObjectStore {
     const enabled = answer.headers.get("x-ms-immutable-storage-with-versioning-enabled");
     if (enabled?.toLowerCase() === "true") return;
     throw new CliError(
-      "usage",
+      "io",
       `--retain-days needs version-level immutability support on container ${this.container} ` +
         `(account ${this.client.account.name}), which it does not have: enable blob versioning ` +
         `on the account and version-level immutability support on the container (portal: ` +
@@ -324,7 +325,14 @@ export const azureBlobKind: DestinationKind = {
       label: `--output-dir ${target}`,
       guarantee: "confirmed",
       localFiles: [],
-      check: () => store.check({ retention: retain !== undefined }),
+      // The check is retried like every store request: a busy service is not a refusal.
+      check: () =>
+        withRetries(
+          `checking ${store.label}`,
+          policy,
+          () => store.check({ retention: retain !== undefined }),
+          () => {},
+        ),
       open: () =>
         Promise.resolve(
           new ObjectStoreDestination(store, {

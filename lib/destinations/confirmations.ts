@@ -29,6 +29,8 @@ import type { LogFile } from "../log_file.ts";
 import type { RunStats } from "../run_stats.ts";
 import { toMicros } from "../time.ts";
 import type { DeliveryCheckpoint, Receipt } from "./contract.ts";
+import type { StoredFacts } from "../manifest/format.ts";
+import type { ConfirmationListener } from "../manifest/writer.ts";
 
 type Slot =
   | {
@@ -42,6 +44,9 @@ type Slot =
      */
     how: "delivered" | "passed" | "gone";
     goneReason?: "expired" | "unavailable";
+    /** What the destination stored (for the manifest); the operator's reason for a skip. */
+    stored?: StoredFacts;
+    skipReason?: string;
     state: "pending" | "confirmed" | "rejected";
   }
   | { kind: "pageEnd"; nextAfter: string; boundaryIds: string[] }
@@ -55,6 +60,7 @@ export class Confirmations {
   readonly #checkpoint: DeliveryCheckpoint | undefined;
   readonly #stats: ConfirmedStats;
   readonly #onFailure: (error: unknown) => void;
+  readonly #listener: ConfirmationListener | undefined;
   /** Entries not released yet, from `#head` on, in listing order. */
   #slots: Slot[] = [];
   #head = 0;
@@ -66,17 +72,22 @@ export class Confirmations {
   /** The `after` the released moves have reached (the checkpoint's at first), if any. */
   #at: string | undefined;
 
-  /** `onFailure` hears the first rejection or failed checkpoint write at once (to stop the run). */
+  /**
+   * `onFailure` hears the first rejection or failed checkpoint write at once (to stop the run);
+   * `listener` (the run's manifest) hears every file as it is released, in that order.
+   */
   constructor(
     eventType: string,
     checkpoint: DeliveryCheckpoint | undefined,
     stats: ConfirmedStats,
     onFailure: (error: unknown) => void = () => {},
+    listener?: ConfirmationListener,
   ) {
     this.#eventType = eventType;
     this.#checkpoint = checkpoint;
     this.#stats = stats;
     this.#onFailure = onFailure;
+    this.#listener = listener;
     this.#at = checkpoint?.cursor(eventType)?.after;
   }
 
@@ -112,8 +123,11 @@ export class Confirmations {
       return true;
     };
     return {
-      confirm: () => {
-        if (settle("confirmed")) this.#release();
+      confirm: (stored) => {
+        if (settle("confirmed")) {
+          slot.stored = stored;
+          this.#release();
+        }
       },
       reject: (error) => {
         if (settle("rejected")) this.#fail(error);
@@ -123,10 +137,18 @@ export class Confirmations {
 
   /**
    * The next file in listing order is not delivered (already stored whole, or skipped by the
-   * operator): the checkpoint passes it in turn.
+   * operator, for `skipReason`): the checkpoint passes it in turn.
    */
-  skip(file: LogFile, pageAfter: string): void {
-    this.#push({ kind: "file", file, pageAfter, bytes: 0, how: "passed", state: "confirmed" });
+  skip(file: LogFile, pageAfter: string, skipReason?: string): void {
+    this.#push({
+      kind: "file",
+      file,
+      pageAfter,
+      bytes: 0,
+      how: "passed",
+      skipReason,
+      state: "confirmed",
+    });
   }
 
   /**
@@ -212,6 +234,7 @@ export class Confirmations {
       return;
     }
     if (slot.kind === "listingEnd") {
+      this.#listener?.listingEnd(slot.after);
       if (this.#at !== undefined) return;
       this.#at = slot.after;
       this.#stats.reached(eventType, slot.after);
@@ -223,11 +246,17 @@ export class Confirmations {
     if (slot.how === "gone") {
       const reason = slot.goneReason!;
       this.#stats.goneFile(eventType, file, reason);
+      this.#listener?.released({ how: "gone", file, reason });
       this.#write((checkpoint) => checkpoint.markGone(eventType, pageAfter, file, reason));
       return;
     }
     if (slot.how === "passed") this.#stats.reached(eventType, file.end_time);
     else this.#stats.confirmed(eventType, file, slot.bytes);
+    this.#listener?.released(
+      slot.how === "passed"
+        ? { how: "passed", file, skipReason: slot.skipReason }
+        : { how: "delivered", file, stored: slot.stored },
+    );
     this.#write((checkpoint) => checkpoint.markDelivered(eventType, pageAfter, file.id));
   }
 

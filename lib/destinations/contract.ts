@@ -32,6 +32,7 @@
  */
 import type { LogFile } from "../log_file.ts";
 import type { Downloaded, SpoolWriter } from "../download.ts";
+import type { StoredFacts } from "../manifest/format.ts";
 
 /**
  * What a confirmation means. `confirmed`: the destination holds the file durably (renamed and
@@ -49,8 +50,11 @@ export interface Spool extends SpoolWriter {
 
 /** How a destination settles one parcel; the first call counts, later ones are ignored. */
 export interface Receipt {
-  /** The destination holds the file as its guarantee says: the checkpoint may pass it. */
-  confirm(): void;
+  /**
+   * The destination holds the file as its guarantee says: the checkpoint may pass it. `stored`:
+   * where and how it was stored (path or key, stored size and hash, lines), for the manifest.
+   */
+  confirm(stored?: StoredFacts): void;
   /** The destination refused the file: the run fails, the checkpoint stays before it. */
   reject(error: unknown): void;
 }

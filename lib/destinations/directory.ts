@@ -26,6 +26,9 @@ import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
 import type { DestinationKind } from "./mod.ts";
 import { codeOf, reason, usage } from "../errors.ts";
+import { StoredFactsTracker } from "../manifest/facts.ts";
+import type { StoredFacts } from "../manifest/format.ts";
+import { LocalArchiveStore } from "../manifest/local_store.ts";
 
 /**
  * `DIR/<event_type>/<YYYY-MM-DD of end_time>/<id>.jsonl[.gz]` (ids were checked to be safe), or
@@ -53,20 +56,32 @@ class DirectorySpool implements Spool {
   private temp!: TempFile;
   private plain!: WriteCoalescer;
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
+  /** What the manifest records of the stored file (`key`: its path relative to the root). */
+  private tracker!: StoredFactsTracker;
 
   constructor(
     private readonly path: string,
     private readonly compress: boolean,
     private readonly mode: number,
+    private readonly key: string,
   ) {}
+
+  /** Where and how the file was stored, once committed. */
+  facts(): StoredFacts {
+    return this.tracker.facts();
+  }
 
   async start(): Promise<this> {
     const temp = this.temp = await createTempBeside(this.path, this.mode);
     this.plain = new WriteCoalescer((bytes) => temp.write(bytes));
+    const tracker = this.tracker = new StoredFactsTracker(this.key);
     if (this.compress) {
       const stream = new CompressionStream("gzip");
       const pump = (async () => {
-        for await (const chunk of stream.readable) await temp.write(chunk);
+        for await (const chunk of stream.readable) {
+          tracker.stored(chunk);
+          await temp.write(chunk);
+        }
       })();
       pump.catch(() => {}); // Surfaced by close() below.
       this.gzip = { writer: stream.writable.getWriter(), pump };
@@ -75,6 +90,7 @@ class DirectorySpool implements Spool {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    this.tracker.plain(chunk);
     if (!this.gzip) return this.plain.write(chunk);
     await this.gzip.writer.ready;
     await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
@@ -142,12 +158,13 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
       this.cleaned.add(dir);
       await removeStaleTemps(dir);
     }
-    return await new DirectorySpool(path, this.gzip, this.fileMode).start();
+    const key = relativeKey(file, eventType, { gzip: this.gzip, layout: this.layout });
+    return await new DirectorySpool(path, this.gzip, this.fileMode, key).start();
   }
 
   async deliver({ spool, receipt }: Parcel<DirectorySpool>): Promise<void> {
     await spool.commit();
-    receipt.confirm();
+    receipt.confirm(spool.facts());
   }
 
   finish(): Promise<void> {
@@ -217,6 +234,7 @@ export const directoryKind: DestinationKind = {
       guarantee: "confirmed",
       localFiles: [],
       check: () => refuseNonDirectory(root),
+      archive: new LocalArchiveStore(root),
       open: () =>
         Promise.resolve(new DirectoryDestination(root, gzip, OWNER_ONLY_FILE_MODE, layout)),
     };

@@ -24,9 +24,13 @@ import type { OptionTable, OptionValues } from "../options.ts";
 import { usage } from "../errors.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Guarantee } from "./contract.ts";
+import type { ArchiveStore } from "../manifest/store.ts";
 import { azureBlobKind } from "./azure_blob.ts";
 import { directoryKind } from "./directory.ts";
+import { elasticsearchKind } from "./elasticsearch.ts";
 import { outputFileKind } from "./output_file.ts";
+import { splunkHecKind } from "./splunk_hec.ts";
+import { s3Kind } from "./s3.ts";
 import { stdoutKind } from "./stdout.ts";
 
 /** The options that name a destination; stdout is what a run writes to when neither is given. */
@@ -81,6 +85,8 @@ export interface ConfiguredDestination {
   check(): Promise<void>;
   /** Opens it for one pass (`--follow` opens it once per poll). */
   open(): Promise<Destination>;
+  /** Where its manifests go and its stored files are read back (`--output-dir` kinds). */
+  readonly archive?: ArchiveStore;
 }
 
 /** Every destination. One line each; the order is the order of `--help`. */
@@ -88,7 +94,10 @@ export const DESTINATIONS: readonly DestinationKind[] = [
   stdoutKind,
   outputFileKind,
   directoryKind,
+  s3Kind,
   azureBlobKind,
+  splunkHecKind,
+  elasticsearchKind,
 ];
 
 /** The option's spelling on the command line. */

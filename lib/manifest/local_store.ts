@@ -12,7 +12,7 @@
  * ```
  */
 import { lstat, open, readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import {
   directoryModeFor,
   ensureDir,
@@ -73,22 +73,7 @@ export class LocalArchiveStore implements ArchiveStore {
 
   async lock(): Promise<ManifestLock> {
     await ensureDir(this.#dir, directoryModeFor(this.fileMode));
-    const path = join(this.#dir, ".lock");
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    while (true) {
-      const held = await holdExclusiveLock(path);
-      if (held) return { release: () => Promise.resolve(held.release()) };
-      // No lock to be had on this system at all: writers are not serialized here.
-      if (await isLockHeld(path) === undefined) return { release: () => Promise.resolve() };
-      if (Date.now() > deadline) {
-        throw new CliError(
-          "io",
-          `another run has held the manifest lock ${path} for over ${LOCK_WAIT_MS / 1000} s; ` +
-            "wait for it to finish, then run again",
-        );
-      }
-      await sleep(LOCK_POLL_MS);
-    }
+    return await lockFile(join(this.#dir, ".lock"));
   }
 
   async *objects(prefixes?: readonly string[]): AsyncIterable<StoredObject> {
@@ -142,6 +127,25 @@ export class LocalArchiveStore implements ArchiveStore {
   }
 }
 
+/** Holds an OS lock on `path`, waiting up to `LOCK_WAIT_MS` for another run to let it go. */
+async function lockFile(path: string): Promise<ManifestLock> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  while (true) {
+    const held = await holdExclusiveLock(path);
+    if (held) return { release: () => Promise.resolve(held.release()) };
+    // No lock to be had on this system at all: writers are not serialized here.
+    if (await isLockHeld(path) === undefined) return { release: () => Promise.resolve() };
+    if (Date.now() > deadline) {
+      throw new CliError(
+        "io",
+        `another run has held the manifest lock ${path} for over ${LOCK_WAIT_MS / 1000} s; ` +
+          "wait for it to finish, then run again",
+      );
+    }
+    await sleep(LOCK_POLL_MS);
+  }
+}
+
 /** Whether a temp's writer still runs: its OS lock, else its pid and how recently it was written. */
 async function tempState(
   path: string,
@@ -154,4 +158,54 @@ async function tempState(
     if (held !== undefined) return held ? "live" : "dead";
   }
   return isProcessAlive(pid) || Date.now() - info.mtimeMs < RECENT_TEMP_MS ? "live" : "dead";
+}
+
+/**
+ * `--manifest FILE` for a run without an archive (`-o`, stdout): each run's manifest is appended
+ * to FILE, which is rewritten whole (atomically) each time, so FILE holds the job's whole chain.
+ * It stores no files: nothing to recover or to walk.
+ */
+export class ManifestFileStore implements ArchiveStore {
+  readonly label: string;
+
+  constructor(readonly path: string, private readonly fileMode = OWNER_ONLY_FILE_MODE) {
+    this.label = path;
+  }
+
+  async manifests(): Promise<string[]> {
+    try {
+      await lstat(this.path);
+      return [basename(this.path)];
+    } catch (error) {
+      if (codeOf(error) === "ENOENT") return [];
+      throw new CliError("io", `cannot read --manifest ${this.path}: ${reason(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async readManifest(): Promise<string> {
+    try {
+      return await readFile(this.path, "utf8");
+    } catch (error) {
+      if (codeOf(error) === "ENOENT") return "";
+      throw new CliError("io", `cannot read --manifest ${this.path}: ${reason(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async writeManifest(_name: string, text: string): Promise<void> {
+    await writeFileAtomic(this.path, (await this.readManifest()) + text, this.fileMode);
+  }
+
+  lock(): Promise<ManifestLock> {
+    return lockFile(`${this.path}.lock`);
+  }
+
+  async *objects(): AsyncIterable<StoredObject> {}
+
+  read(path: string): AsyncIterable<Uint8Array> {
+    throw new CliError("io", `--manifest ${this.path} stores no files (asked for ${path})`);
+  }
 }

@@ -51,6 +51,7 @@ export function formatByteRate(bytesPerSecond: number): string {
  * ```ts
  * formatFileRate(48.46); // "48 files/min"
  * formatFileRate(3); // "3 files/min"
+ * formatFileRate(1498.4); // "1,498 files/min"
  * formatFileRate(0.05); // "3 files/h"
  * ```
  */
@@ -58,7 +59,8 @@ export function formatFileRate(filesPerMinute: number): string {
   if (filesPerMinute > 0 && filesPerMinute < 0.1) {
     return `${trimmed(filesPerMinute * 60, filesPerMinute * 60 >= 10 ? 0 : 1)} files/h`;
   }
-  return `${trimmed(filesPerMinute, filesPerMinute >= 10 ? 0 : 1)} files/min`;
+  if (filesPerMinute >= 10) return `${formatCount(filesPerMinute)} files/min`;
+  return `${trimmed(filesPerMinute, 1)} files/min`;
 }
 
 /**

@@ -5,7 +5,10 @@
  * it picks for each OS, CPU and libc (with `uname`, `sysctl` and `ldd` stand-ins first on PATH and
  * stub "binaries" that print a version), that it refuses a tampered binary or SHA256SUMS and then
  * installs nothing and leaves an existing copy alone, version pinning against GitHub's URL layout,
- * a clear line for an unsupported platform, wget and shasum fallbacks, and the PATH advice. Then it
+ * a clear line for an unsupported platform, wget and shasum fallbacks, and the PATH advice; the
+ * route from a clone (`--from dist`, and the one line a clone's copy says without it), the release
+ * workflow's fill-in of the repository, and docs without an OWNER placeholder or a version other
+ * than the project's. Then it
  * installs the real binary for this machine from `dist/` (skipped when dist/ lacks it, built first
  * in CI, like the release checks).
  *

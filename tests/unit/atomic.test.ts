@@ -391,8 +391,8 @@ test(
   "temps created and committed in one process while another sweeps the directory all land",
   { skip: !POSIX && "temps are not locked on Windows", timeout: 120_000 },
   async () => {
-    // The moment between creating a temp and locking it: a sweeper may take it for a killed
-    // run's empty leftover, and the writer must then start again, never lose the file.
+    // The moment between creating a temp and locking it: a sweeper must never take it for a
+    // killed run's empty leftover (or, where it cannot tell, the writer starts again).
     await withDir(async (dir) => {
       const atomic = new URL("../../lib/atomic.ts", import.meta.url).href;
       const code = `

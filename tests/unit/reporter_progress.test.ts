@@ -88,6 +88,7 @@ test("figures are rounded for a person: bytes, rates, durations and counts", () 
   assert.equal(formatByteRate(1_234_567), "1.2 MB/s");
   assert.equal(formatFileRate(48.46), "48 files/min");
   assert.equal(formatFileRate(3), "3 files/min");
+  assert.equal(formatFileRate(1_498.4), "1,498 files/min");
   assert.equal(formatFileRate(2.25), "2.3 files/min");
   assert.equal(formatFileRate(0.05), "3 files/h");
   assert.equal(formatDuration(45.4), "45s");

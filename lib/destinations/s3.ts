@@ -1,0 +1,582 @@
+/**
+ * `--output-dir s3://BUCKET/PREFIX`: one object per file in an S3-compatible bucket (AWS S3,
+ * Ceph RGW, MinIO, R2, GCS interoperability), with the local directory's layout, `--gzip`,
+ * `--layout` and idempotent re-runs (the shared core, `_object_store.ts`). This module is the S3
+ * adapter: SigV4-signed requests (lib/aws/sigv4.ts) with the payload's real SHA-256 and its
+ * Content-MD5, S3's error codes, multipart uploads, Object Lock.
+ *
+ * Credentials and region come from the standard AWS sources (lib/aws/credentials.ts); the
+ * endpoint from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (then path-style addressing, as
+ * S3-compatible stores want), else AWS itself with virtual-hosted addressing.
+ *
+ * @example
+ * ```ts
+ * declare const env: Record<string, string | undefined>;
+ * const store = s3Store("s3://archive/openai", env);
+ * await store.check({ retention: false });
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { CliError, TransientError, usage } from "../errors.ts";
+import { type Answer, request } from "../http.ts";
+import type { Env } from "../settings.ts";
+import { awsRegion, type CredentialProvider, credentialProvider } from "../aws/credentials.ts";
+import { EMPTY_SHA256, signRequest, uriEncode } from "../aws/sigv4.ts";
+import {
+  keyPrefix,
+  type ObjectStore,
+  ObjectStoreDestination,
+  type Payload,
+  payloadOf,
+  type PutOptions,
+  type StaleUpload,
+  statusError,
+  type StoredObject,
+  storeRetryPolicy,
+  type UploadedPart,
+} from "./_object_store.ts";
+import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
+import type { DestinationKind } from "./mod.ts";
+
+/** SigV4 refuses requests whose date is further than this from the store's clock. */
+export const MAX_SKEW_MS = 15 * 60_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+/** The most bytes of an S3 answer read (error documents, listings of uploads). */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/** What a `s3://BUCKET/PREFIX` URL names. */
+export interface S3Location {
+  bucket: string;
+  prefix: string;
+}
+
+/**
+ * Bucket and key prefix of `s3://BUCKET/PREFIX` (usage errors for anything else).
+ *
+ * @example
+ * ```ts
+ * parseS3Url("s3://archive/openai/logs"); // { bucket: "archive", prefix: "openai/logs/" }
+ * ```
+ */
+export function parseS3Url(text: string): S3Location {
+  const match = /^s3:\/\/([^/?#]*)(\/[^?#]*)?$/.exec(text);
+  const bucket = match?.[1] ?? "";
+  if (!match || !/^[a-z0-9][a-z0-9.\-_]{1,254}$/i.test(bucket)) {
+    throw usage(`--output-dir ${text}: name an S3 bucket as s3://BUCKET/PREFIX`);
+  }
+  return { bucket, prefix: keyPrefix(match[2] ?? "") };
+}
+
+/** Settings of the S3 adapter beyond the bucket. */
+export interface S3Settings {
+  credentials: CredentialProvider;
+  region: string;
+  /** A custom endpoint (path-style addressing), else AWS's virtual-hosted one. */
+  endpoint?: URL;
+  /** For tests only: milliseconds added to the clock the requests are signed with. */
+  clockOffsetMs?: number;
+}
+
+/** The S3 settings of an environment. */
+export function s3Settings(env: Env): S3Settings {
+  const endpointText = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  let endpoint: URL | undefined;
+  if (endpointText) {
+    try {
+      endpoint = new URL(endpointText);
+    } catch {
+      throw usage(`AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL ${endpointText} is not a URL`);
+    }
+  }
+  const offset = Number(env.OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS ?? 0);
+  return {
+    credentials: credentialProvider(env),
+    region: awsRegion(env),
+    endpoint,
+    clockOffsetMs: Number.isFinite(offset) ? offset : 0,
+  };
+}
+
+function xmlDecode(text: string): string {
+  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'").replace(/&#(\d+);/g, (_, n) => String.fromCodePoint(Number(n)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCodePoint(parseInt(n, 16)))
+    .replace(/&amp;/g, "&");
+}
+
+function xmlEscape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
+}
+
+/** The text of the first `<name>` element of `xml`. */
+function field(xml: string, name: string): string | undefined {
+  const match = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml);
+  return match ? xmlDecode(match[1]) : undefined;
+}
+
+/** Every `<name>...</name>` element of `xml`, as text. */
+function elements(xml: string, name: string): string[] {
+  return [...xml.matchAll(new RegExp(`<${name}>([\\s\\S]*?)</${name}>`, "g"))].map((m) => m[1]);
+}
+
+type Query = Array<[string, string]>;
+
+interface Sent {
+  method: string;
+  key?: string;
+  query?: Query;
+  headers?: Array<[string, string]>;
+  body?: Payload;
+  what: string;
+  signal?: AbortSignal;
+}
+
+/** One bucket of an S3-compatible store; see `ObjectStore` in `_object_store.ts`. */
+export class S3Store implements ObjectStore {
+  readonly maxParts = 10_000;
+  readonly label: string;
+
+  constructor(private readonly location: S3Location, private readonly settings: S3Settings) {
+    this.label = `s3://${location.bucket}/${location.prefix}`;
+  }
+
+  /** The URL of `key` (or of the bucket), path-style on a custom endpoint. */
+  private url(key: string | undefined, query: Query = []): URL {
+    const { bucket } = this.location;
+    const path = key === undefined ? "" : uriEncode(key, true);
+    let base: string;
+    const endpoint = this.settings.endpoint;
+    if (endpoint) {
+      const root = endpoint.href.replace(/\/+$/, "");
+      base = `${root}/${uriEncode(bucket)}${key === undefined ? "" : "/" + path}`;
+    } else if (bucket.includes(".")) {
+      // A dotted bucket does not match the wildcard certificate: path-style.
+      base = `https://s3.${this.settings.region}.amazonaws.com/${bucket}/${path}`;
+    } else {
+      base = `https://${bucket}.s3.${this.settings.region}.amazonaws.com/${path}`;
+    }
+    const search = query.map(([n, v]) => v === "" ? uriEncode(n) : `${uriEncode(n)}=${uriEncode(v)}`)
+      .join("&");
+    return new URL(search ? `${base}?${search}` : base);
+  }
+
+  /** One signed request, its answer read whole (at most `MAX_ANSWER_BYTES`). */
+  private async send(sent: Sent): Promise<Answer> {
+    const url = this.url(sent.key, sent.query);
+    const credentials = await this.settings.credentials.get();
+    const payloadSha256 = sent.body?.sha256 ?? EMPTY_SHA256;
+    const headers: Array<[string, string]> = [
+      ["x-amz-content-sha256", payloadSha256],
+      ...(sent.body ? [["content-md5", sent.body.md5] as [string, string]] : []),
+      ...(sent.headers ?? []),
+    ];
+    const signed = signRequest({
+      method: sent.method,
+      url,
+      headers,
+      payloadSha256,
+      credentials,
+      region: this.settings.region,
+      service: "s3",
+      now: new Date(Date.now() + (this.settings.clockOffsetMs ?? 0)),
+    });
+    return await request(url, signed.headers, {
+      method: sent.method,
+      body: sent.body?.bytes,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      what: sent.what,
+      signal: sent.signal,
+      maxBytes: MAX_ANSWER_BYTES,
+      truncate: true,
+    });
+  }
+
+  /** An S3 error answer as one clear line: retryable or not, by status and code. */
+  private failure(answer: Answer, what: string): CliError {
+    const code = field(answer.text, "Code");
+    const message = field(answer.text, "Message");
+    const where = this.label;
+    const base = `${where}: ${what} failed: HTTP ${answer.status}${code ? ` ${code}` : ""}` +
+      (message ? ` (${message})` : "");
+    switch (code) {
+      case "NoSuchBucket":
+        return new CliError(
+          "io",
+          `${where}: the bucket ${this.location.bucket} does not exist (NoSuchBucket); create ` +
+            `it, or check the bucket's name and AWS_ENDPOINT_URL_S3`,
+        );
+      case "RequestTimeTooSkewed":
+      case "RequestExpired": {
+        const skew = this.skewSeconds(answer);
+        return new CliError(
+          "auth",
+          `${where}: the store refused the request's time (${code}): this clock is ` +
+            `${skew === undefined ? "far" : `${Math.abs(skew)} s`} ${
+              skew !== undefined && skew < 0 ? "behind" : "ahead of"
+            } the store's (SigV4 allows 15 minutes); set the clock (NTP)`,
+        );
+      }
+      case "InvalidAccessKeyId":
+        return new CliError(
+          "auth",
+          `${where}: the store does not know the access key ` +
+            `(InvalidAccessKeyId); check AWS_ACCESS_KEY_ID / the profile and the endpoint`,
+        );
+      case "SignatureDoesNotMatch":
+        return new CliError(
+          "auth",
+          `${where}: the store refused the signature (SignatureDoesNotMatch); check ` +
+            `AWS_SECRET_ACCESS_KEY / the profile, the region (${this.settings.region}) and any ` +
+            `proxy that rewrites requests`,
+        );
+      case "AccessDenied":
+      case "AllAccessDisabled":
+        return new CliError(
+          "auth",
+          `${base}; the credentials need s3:PutObject, s3:GetObject, s3:ListBucket, ` +
+            `s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on it`,
+        );
+      case "SlowDown":
+      case "ServiceUnavailable":
+      case "InternalError":
+      case "RequestTimeout":
+        return statusError(answer.status, answer.headers, base, true);
+    }
+    if (answer.status === 301 || answer.status === 307) {
+      const region = answer.headers.get("x-amz-bucket-region");
+      return new CliError(
+        "io",
+        `${base}: the bucket is in another region${region ? ` (${region})` : ""}; set AWS_REGION`,
+      );
+    }
+    if (answer.status === 403 && !code) {
+      return new CliError(
+        "auth",
+        `${base}: access denied; check the credentials and that they may read and write it`,
+      );
+    }
+    if (answer.status === 404 && !code && what.startsWith("checking")) {
+      return new CliError("io", `${base}: no such bucket or key`);
+    }
+    return statusError(answer.status, answer.headers, base);
+  }
+
+  /** The store's clock less this one's, in seconds, from the answer's `Date`. */
+  private skewSeconds(answer: Answer): number | undefined {
+    const date = answer.headers.get("date");
+    const at = date ? Date.parse(date) : NaN;
+    if (Number.isNaN(at)) return undefined;
+    const signedAt = Date.now() + (this.settings.clockOffsetMs ?? 0);
+    return Math.round((signedAt - at) / 1000);
+  }
+
+  async check(needs: { retention: boolean }): Promise<void> {
+    // A multipart upload started and aborted: proves the bucket exists and the credentials may
+    // write, without creating an object (nor a version a retention policy would keep).
+    const probe = `${this.location.prefix}.oai-compliance-logs-probe-${crypto.randomUUID()}`;
+    const started = await this.send({
+      method: "POST",
+      key: probe,
+      query: [["uploads", ""]],
+      what: "checking that the bucket takes uploads",
+    });
+    if (started.status !== 200) throw this.failure(started, "checking that the bucket takes uploads");
+    const uploadId = field(started.text, "UploadId");
+    if (uploadId) await this.abortUpload(probe, uploadId);
+    if (!needs.retention) return;
+    const lock = await this.send({
+      method: "GET",
+      query: [["object-lock", ""]],
+      what: "checking the bucket's Object Lock",
+    });
+    const enabled = lock.status === 200 && field(lock.text, "ObjectLockEnabled") === "Enabled";
+    if (enabled) return;
+    if (
+      lock.status === 200 || lock.status === 404 ||
+      field(lock.text, "Code") === "ObjectLockConfigurationNotFoundError"
+    ) {
+      throw new CliError(
+        "usage",
+        `--retain-days needs Object Lock, and ${this.label} does not have it enabled: create the ` +
+          `bucket with it (aws s3api create-bucket --object-lock-enabled-for-bucket ...) or ` +
+          `enable it on a versioned bucket (aws s3api put-object-lock-configuration --bucket ` +
+          `${this.location.bucket} --object-lock-configuration ObjectLockEnabled=Enabled)`,
+      );
+    }
+    throw this.failure(lock, "checking the bucket's Object Lock");
+  }
+
+  async head(key: string, signal?: AbortSignal): Promise<StoredObject | undefined> {
+    const answer = await this.send({ method: "HEAD", key, what: `checking ${key}`, signal });
+    if (answer.status === 404) return undefined;
+    if (answer.status !== 200) throw this.failure(answer, `checking ${key}`);
+    const metadata: Record<string, string> = {};
+    answer.headers.forEach((value, name) => {
+      const lower = name.toLowerCase();
+      if (lower.startsWith("x-amz-meta-")) metadata[lower.slice(11)] = value;
+    });
+    return { size: Number(answer.headers.get("content-length") ?? -1), metadata };
+  }
+
+  private objectHeaders(options: PutOptions): Array<[string, string]> {
+    const headers: Array<[string, string]> = [["content-type", options.contentType]];
+    for (const [name, value] of Object.entries(options.metadata)) {
+      headers.push([`x-amz-meta-${name}`, value]);
+    }
+    if (options.retention) {
+      headers.push(["x-amz-object-lock-mode", options.retention.mode.toUpperCase()]);
+      headers.push([
+        "x-amz-object-lock-retain-until-date",
+        options.retention.until.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      ]);
+    }
+    return headers;
+  }
+
+  async put(key: string, payload: Payload, options: PutOptions, signal?: AbortSignal) {
+    const what = `uploading ${key}`;
+    const answer = await this.send({
+      method: "PUT",
+      key,
+      headers: this.objectHeaders(options),
+      body: payload,
+      what,
+      signal,
+    });
+    if (answer.status !== 200) throw this.failure(answer, what);
+    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+  }
+
+  async startUpload(key: string, options: PutOptions, signal?: AbortSignal): Promise<string> {
+    const what = `starting the upload of ${key}`;
+    const answer = await this.send({
+      method: "POST",
+      key,
+      query: [["uploads", ""]],
+      headers: this.objectHeaders(options),
+      what,
+      signal,
+    });
+    if (answer.status !== 200) throw this.failure(answer, what);
+    const uploadId = field(answer.text, "UploadId");
+    if (!uploadId) throw new TransientError("io", `${this.label}: ${what}: no UploadId came back`);
+    return uploadId;
+  }
+
+  async putPart(
+    key: string,
+    uploadId: string,
+    number: number,
+    payload: Payload,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const what = `uploading part ${number} of ${key}`;
+    const answer = await this.send({
+      method: "PUT",
+      key,
+      query: [["partNumber", String(number)], ["uploadId", uploadId]],
+      body: payload,
+      what,
+      signal,
+    });
+    if (answer.status !== 200) throw this.failure(answer, what);
+    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+    return answer.headers.get("etag") ?? `"${md5Hex(payload.md5)}"`;
+  }
+
+  async completeUpload(
+    key: string,
+    uploadId: string,
+    parts: UploadedPart[],
+    _options: PutOptions,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `completing the upload of ${key}`;
+    const xml = "<CompleteMultipartUpload>" +
+      parts.map((p) =>
+        `<Part><PartNumber>${p.number}</PartNumber><ETag>${xmlEscape(p.tag)}</ETag></Part>`
+      ).join("") + "</CompleteMultipartUpload>";
+    const expected = multipartEtag(parts);
+    const answer = await this.send({
+      method: "POST",
+      key,
+      query: [["uploadId", uploadId]],
+      headers: [["content-type", "application/xml"]],
+      body: payloadOf(new TextEncoder().encode(xml)),
+      what,
+      signal,
+    });
+    // A 200 may still carry an error document (S3 sends headers before it finishes).
+    if (answer.status === 200 && !/<Error>/.test(answer.text)) {
+      const etag = field(answer.text, "ETag")?.replace(/"/g, "");
+      if (etag !== undefined && etag !== expected) {
+        throw new CliError(
+          "integrity",
+          `${this.label}: ${what}: the store's ETag ${etag} is not the parts' ${expected}; the ` +
+            `object is not confirmed`,
+        );
+      }
+      return;
+    }
+    if (field(answer.text, "Code") === "NoSuchUpload") {
+      // An earlier try completed it and its answer was lost: the object is there if so.
+      const stored = await this.send({ method: "HEAD", key, what, signal });
+      if (stored.status === 200 && stored.headers.get("etag")?.replace(/"/g, "") === expected) {
+        return;
+      }
+    }
+    if (answer.status === 200) {
+      throw statusError(500, answer.headers, `${this.label}: ${what} failed: ${field(answer.text, "Code")}`, true);
+    }
+    throw this.failure(answer, what);
+  }
+
+  async abortUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void> {
+    const what = `aborting the upload of ${key}`;
+    const answer = await this.send({
+      method: "DELETE",
+      key,
+      query: [["uploadId", uploadId]],
+      what,
+      signal,
+    });
+    if (answer.status === 204 || answer.status === 200 || answer.status === 404) return;
+    throw this.failure(answer, what);
+  }
+
+  async staleUploads(prefix: string, signal?: AbortSignal): Promise<StaleUpload[]> {
+    const found: StaleUpload[] = [];
+    let markers: Query = [];
+    const what = "listing unfinished uploads";
+    for (let page = 0; page < 1000; page++) {
+      const answer = await this.send({
+        method: "GET",
+        query: [["uploads", ""], ["prefix", prefix], ...markers],
+        what,
+        signal,
+      });
+      if (answer.status !== 200) throw this.failure(answer, what);
+      for (const upload of elements(answer.text, "Upload")) {
+        const key = field(upload, "Key");
+        const uploadId = field(upload, "UploadId");
+        const initiated = field(upload, "Initiated");
+        if (key === undefined || uploadId === undefined) continue;
+        found.push({ key, uploadId, initiated: initiated ? new Date(initiated) : undefined });
+      }
+      if (field(answer.text, "IsTruncated") !== "true") break;
+      markers = [
+        ["key-marker", field(answer.text, "NextKeyMarker") ?? ""],
+        ["upload-id-marker", field(answer.text, "NextUploadIdMarker") ?? ""],
+      ];
+    }
+    return found;
+  }
+}
+
+function md5Hex(base64: string): string {
+  return [...atob(base64)].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
+}
+
+/** S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-` and their count. */
+export function multipartEtag(parts: ReadonlyArray<{ md5: string }>): string {
+  const hash = createHash("md5");
+  for (const part of parts) hash.update(Uint8Array.from(atob(part.md5), (c) => c.charCodeAt(0)));
+  return `${hash.digest("hex")}-${parts.length}`;
+}
+
+/** A PUT's ETag is the body's MD5 unless the store encrypts with KMS (then it is opaque). */
+function checkEtag(answer: Answer, expected: string, what: string): void {
+  const etag = answer.headers.get("etag")?.replace(/"/g, "");
+  if (!etag || !/^[0-9a-f]{32}$/.test(etag)) return;
+  if (answer.headers.get("x-amz-server-side-encryption") === "aws:kms") return;
+  if (etag !== expected) {
+    throw new CliError(
+      "integrity",
+      `${what}: the store's ETag ${etag} is not the body's MD5 ${expected}; not confirmed`,
+    );
+  }
+}
+
+/**
+ * The adapter for `s3://BUCKET/PREFIX` with the environment's credentials and endpoint.
+ */
+export function s3Store(url: string, env: Env): S3Store {
+  return new S3Store(parseS3Url(url), s3Settings(env));
+}
+
+/** `--retain-days N` and `--retain-mode governance|compliance`, checked. */
+export function parseRetention(
+  values: Record<string, unknown>,
+): { days: number; mode: "governance" | "compliance" } | undefined {
+  const days = values["retain-days"];
+  const mode = values["retain-mode"];
+  if (days === undefined) {
+    if (mode !== undefined) throw usage("--retain-mode needs --retain-days");
+    return undefined;
+  }
+  if (typeof days !== "string" || !/^[1-9]\d{0,5}$/.test(days)) {
+    throw usage(`--retain-days must be a whole number of days from 1 to 999999, got '${days}'`);
+  }
+  const chosen = mode ?? "governance";
+  if (chosen !== "governance" && chosen !== "compliance") {
+    throw usage(`--retain-mode must be governance or compliance, got '${chosen}'`);
+  }
+  return { days: Number(days), mode: chosen };
+}
+
+/** The options the object stores share, declared alike by each. */
+export const RETENTION_OPTIONS = {
+  "retain-days": {
+    type: "string",
+    arg: "N",
+    help: "with --output-dir s3:// or az://, keep every object write-once\nfor N days " +
+      "(Object Lock; the bucket must have it enabled)",
+  },
+  "retain-mode": {
+    type: "string",
+    arg: "MODE",
+    help: "with --retain-days: governance (default) or compliance",
+  },
+} as const;
+
+/** `--output-dir s3://BUCKET/PREFIX` on the registry. */
+export const s3Kind: DestinationKind = {
+  name: "S3 bucket",
+  flag: "output-dir",
+  schemes: ["s3"],
+  options: {
+    gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
+    ...LAYOUT_OPTION,
+    ...RETENTION_OPTIONS,
+  },
+  secretEnv: ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"],
+  conflicts: {},
+  configure(target, values, context) {
+    const location = parseS3Url(target);
+    const naming = { gzip: Boolean(values.gzip), layout: parseLayout(values.layout) };
+    const retain = parseRetention(values);
+    let store: S3Store | undefined;
+    // Credentials are looked up at check(), not while parsing the command line.
+    const storeOf = () => store ??= new S3Store(location, s3Settings(context.env));
+    const staleBefore = new Date();
+    let destination: ObjectStoreDestination | undefined;
+    return {
+      label: `--output-dir ${target}`,
+      guarantee: "confirmed",
+      localFiles: [],
+      check: () => storeOf().check({ retention: retain !== undefined }),
+      open: () => {
+        // One per process: stale uploads are cleaned once, the first time it opens.
+        destination ??= new ObjectStoreDestination(storeOf(), {
+          prefix: location.prefix,
+          naming,
+          retain,
+          policy: storeRetryPolicy(context.env),
+          staleBefore,
+        });
+        return Promise.resolve(destination);
+      },
+    };
+  },
+};

@@ -1,0 +1,322 @@
+/**
+ * The manifest of a run: opened by the session for a run that writes to an archive (or
+ * `--manifest FILE`), told by each pass what it listed and, through a `ConfirmationListener`,
+ * every file in the checkpoint's confirmation order; it writes one manifest per run (with
+ * `--follow`, per poll that found anything new, and one an hour when none did), atomically and
+ * under the archive's manifest lock, linked to the head of its job's chain.
+ *
+ * Lines are kept in memory until the manifest is written: a run that dies first loses them, and
+ * the next run of the job finds the files it stored in no manifest and records them, marked
+ * `recovered` (`recoverUnrecorded`, done when the writer opens).
+ *
+ * @example
+ * ```ts
+ * import { LocalArchiveStore } from "./local_store.ts";
+ * const writer = await ManifestWriter.open({
+ *   store: new LocalArchiveStore("logs"), principal: "ws-1", eventTypes: ["AUTH_LOG"], all: false,
+ *   apiBase: "https://api.openai.com/v1", follow: false, listing: { settleMs: 0 },
+ * });
+ * writer.startEventType("AUTH_LOG", "2026-07-01T00:00:00Z");
+ * // ... the pass, with writer.listener("AUTH_LOG") given to the confirmations
+ * writer.listed("AUTH_LOG");
+ * await writer.endPass();
+ * ```
+ */
+import { randomBytes } from "node:crypto";
+import type { LogFile } from "../log_file.ts";
+import { publicationDelayMs } from "../event_types.ts";
+import { quietCursor } from "../destinations/confirmations.ts";
+import { toMicros } from "../time.ts";
+import { VERSION } from "../version.ts";
+import { jobHead, parseManifest } from "./chain.ts";
+import {
+  type CloseLine,
+  type FileLine,
+  type GoneLine,
+  headerLine,
+  jobOf,
+  lineHash,
+  type ListedWindow,
+  manifestName,
+  type SkippedLine,
+  type StoredFacts,
+} from "./format.ts";
+import type { Signer } from "./signing.ts";
+import type { ArchiveStore } from "./store.ts";
+import { hashObject } from "./hash_object.ts";
+
+/** One file as the checkpoint moves past it, in confirmation order. */
+export type ReleasedFile =
+  | { how: "delivered"; file: LogFile; stored?: StoredFacts }
+  | { how: "passed"; file: LogFile; skipReason?: string }
+  | { how: "gone"; file: LogFile; reason: "expired" | "unavailable" };
+
+/** Told each file of one event type as the checkpoint moves past it (lib/destinations/confirmations.ts). */
+export interface ConfirmationListener {
+  released(entry: ReleasedFile): void;
+  /** The listing ended with nothing new; no file can still appear before `after`. */
+  listingEnd(after: string): void;
+}
+
+/** With `--follow`, a poll that found nothing new still writes a manifest this often. */
+export const QUIET_MANIFEST_MS = 3_600_000;
+
+export interface ManifestWriterOptions {
+  store: ArchiveStore;
+  principal: string;
+  /** The event types this run lists (what `all` resolved to, with `all`). */
+  eventTypes: string[];
+  all: boolean;
+  apiBase: string;
+  follow: boolean;
+  /** How the run lists (what bounds a quiet window: `settleMs`, `before`). */
+  listing: { settleMs: number; before?: string };
+  signer?: Signer;
+  /** Whether to record stored files no manifest names (default: yes). */
+  recover?: boolean;
+  now?: () => number;
+  runId?: string;
+}
+
+type Unsigned<L> = Omit<L, "prev">;
+
+export class ManifestWriter {
+  readonly runId: string;
+  readonly #options: ManifestWriterOptions;
+  readonly #job: string;
+  readonly #now: () => number;
+  /** Entries (without `prev`, added when written) since the last manifest was written. */
+  #entries: Array<Unsigned<FileLine> | Unsigned<GoneLine> | Unsigned<SkippedLine>> = [];
+  /** Per event type: the window not yet written (from, and how far it reached). */
+  #windows = new Map<string, { from: string; to?: string; listedAtMs: number }>();
+  #passStartedMs: number;
+  #lastWrittenMs: number;
+  #written = 0;
+
+  private constructor(options: ManifestWriterOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.runId = options.runId ?? randomBytes(6).toString("hex");
+    this.#job = jobOf(options.principal, options.all ? "all" : options.eventTypes);
+    this.#passStartedMs = this.#now();
+    this.#lastWrittenMs = this.#passStartedMs;
+  }
+
+  /** Opens the run's manifest, recording first the files stored earlier that no manifest names. */
+  static async open(options: ManifestWriterOptions): Promise<ManifestWriter> {
+    const writer = new ManifestWriter(options);
+    if (options.recover !== false) await writer.#recoverUnrecorded();
+    return writer;
+  }
+
+  /** The job's chain this writer extends (principal and event types). */
+  get job(): string {
+    return this.#job;
+  }
+
+  /** A pass starts (a run, or a `--follow` poll). */
+  startPass(): void {
+    this.#passStartedMs = this.#now();
+  }
+
+  /** The pass lists `eventType` from `from` (its start cursor); kept when not yet written. */
+  startEventType(eventType: string, from: string): void {
+    const open = this.#windows.get(eventType);
+    if (open) open.listedAtMs = this.#now();
+    else this.#windows.set(eventType, { from, listedAtMs: this.#now() });
+  }
+
+  /** Hears `eventType`'s files in confirmation order. */
+  listener(eventType: string): ConfirmationListener {
+    return {
+      released: (entry) => this.#released(eventType, entry),
+      listingEnd: (after) => this.#listingEnd(eventType, after),
+    };
+  }
+
+  /**
+   * `eventType` was listed to its end: with nothing new, its window reaches the listing time less
+   * the type's publication delay (and `settleMs`), never past `before`: no later time is proven.
+   */
+  listed(eventType: string): void {
+    const { listing } = this.#options;
+    const window = this.#windows.get(eventType);
+    if (!window) return;
+    const quiet = quietCursor({
+      startAfter: window.from,
+      listedAtMs: window.listedAtMs,
+      publicationDelayMs: publicationDelayMs(eventType),
+      settleMs: listing.settleMs,
+      before: listing.before,
+    });
+    if (window.to === undefined || later(quiet, window.to)) window.to = quiet;
+  }
+
+  /**
+   * The pass ended (done or failed): writes its manifest, unless under `--follow` it found nothing
+   * new and one was written within the hour. `final`: the process ends (write what is pending).
+   */
+  async endPass(options: { final?: boolean } = {}): Promise<void> {
+    const quiet = this.#entries.length === 0;
+    if (this.#options.follow && quiet) {
+      const due = this.#now() - this.#lastWrittenMs >= QUIET_MANIFEST_MS;
+      if (!due || options.final) return;
+    }
+    await this.#write();
+  }
+
+  #listingEnd(eventType: string, after: string): void {
+    const window = this.#windows.get(eventType);
+    if (window && (window.to === undefined || later(after, window.to))) window.to = after;
+  }
+
+  #released(eventType: string, entry: ReleasedFile): void {
+    const { file } = entry;
+    const at = new Date(this.#now()).toISOString();
+    const window = this.#windows.get(eventType);
+    if (window && (window.to === undefined || later(file.end_time, window.to))) {
+      window.to = file.end_time;
+    }
+    const listed = {
+      id: file.id,
+      event_type: eventType,
+      end_time: file.end_time,
+    };
+    if (entry.how === "gone") {
+      this.#entries.push({ type: "gone", ...listed, reason: entry.reason, recorded_at: at });
+      return;
+    }
+    if (entry.how === "passed") {
+      // Already stored: recorded by the run that stored it (or recovered when this run opened).
+      if (entry.skipReason === undefined) return;
+      this.#entries.push({ type: "skipped", ...listed, reason: entry.skipReason, recorded_at: at });
+      return;
+    }
+    const line: Unsigned<FileLine> = {
+      type: "file",
+      ...listed,
+      ...(file.file_name === undefined ? {} : { file_name: file.file_name }),
+      ...(file.file_size === undefined ? {} : { file_size: file.file_size }),
+      ...(file.file_sha256 === undefined ? {} : { file_sha256: file.file_sha256 }),
+      ...(entry.stored ?? { path: "" }),
+      delivered_at: at,
+    };
+    this.#entries.push(line);
+  }
+
+  /** Writes the pending entries as one manifest linked to the job's head, under the lock. */
+  async #write(): Promise<void> {
+    const { store, signer } = this.#options;
+    const entries = this.#entries;
+    const windows: Record<string, ListedWindow> = {};
+    for (const [type, window] of this.#windows) {
+      if (window.to === undefined) continue; // Neither listed to the end nor any file passed.
+      windows[type] = {
+        from: window.from,
+        to: window.to,
+        listed_at: new Date(window.listedAtMs).toISOString(),
+      };
+    }
+    const startedAt = new Date(this.#passStartedMs);
+    const lock = await store.lock();
+    try {
+      const head = await jobHead(store, this.#job);
+      const lines: string[] = [headerLine({
+        version: VERSION,
+        runId: this.runId,
+        startedAt: startedAt.toISOString(),
+        apiBase: this.#options.apiBase,
+        principal: this.#options.principal,
+        eventTypes: this.#options.all ? ["all"] : this.#options.eventTypes,
+        job: this.#job,
+        sequence: (head?.sequence ?? 0) + 1,
+        windows,
+        prev: head?.hash ?? null,
+      })];
+      let prev = lineHash(lines[0]);
+      for (const entry of entries) {
+        const text = JSON.stringify({ ...entry, prev });
+        lines.push(text);
+        prev = lineHash(text);
+      }
+      const close: CloseLine = {
+        type: "close",
+        lines: lines.length,
+        head: prev,
+        closed_at: new Date(this.#now()).toISOString(),
+        prev,
+      };
+      if (signer) {
+        const { signature, keyId } = await signer.sign(prev);
+        close.signature = signature;
+        close.key_id = keyId;
+      }
+      lines.push(JSON.stringify(close));
+      let name = manifestName(startedAt, this.runId);
+      if (this.#written > 0) name = name.replace(/\.jsonl$/, `-${this.#written + 1}.jsonl`);
+      await store.writeManifest(name, lines.join("\n") + "\n");
+    } finally {
+      await lock.release();
+    }
+    this.#written++;
+    this.#lastWrittenMs = this.#now();
+    this.#entries = this.#entries.slice(entries.length);
+    // The next manifest's windows start where these ended.
+    for (const [type, window] of this.#windows) {
+      if (window.to !== undefined) this.#windows.set(type, { from: window.to, listedAtMs: 0 });
+    }
+  }
+
+  /**
+   * Files stored under this job's event types that no manifest names (a run that died before
+   * writing its manifest): each becomes a `recovered` line of this run's manifest, with its
+   * stored size and hash (and the original's, when gzipped). Their `end_time` is the day they are
+   * filed under: the listing that told the exact time was lost with the run.
+   */
+  async #recoverUnrecorded(): Promise<void> {
+    const { store } = this.#options;
+    const recorded = new Set<string>();
+    for (const name of await store.manifests()) {
+      for (const segment of parseManifest(name, await store.readManifest(name)).segments) {
+        for (const { line } of segment.entries) {
+          if (line.type === "file") recorded.add(line.path);
+        }
+      }
+    }
+    const at = new Date(this.#now()).toISOString();
+    const prefixes = this.#options.eventTypes.flatMap((type) => [type, `event_type=${type}`]);
+    for await (const object of store.objects(prefixes)) {
+      if (object.temp || recorded.has(object.path)) continue;
+      const parsed = STORED_PATH.exec(object.path);
+      if (!parsed || !this.#options.eventTypes.includes(parsed[1])) continue;
+      const [, eventType, day, id, gz] = parsed;
+      const hashed = await hashObject(store, object.path, Boolean(gz));
+      if (!hashed.ok) continue; // A damaged file is not claimed: verify reports it.
+      const line: Unsigned<FileLine> = {
+        type: "file",
+        id,
+        event_type: eventType,
+        end_time: `${day}T00:00:00Z`,
+        file_size: hashed.plainBytes,
+        file_sha256: hashed.plainSha256,
+        path: object.path,
+        ...(gz ? { stored_size: hashed.storedBytes, stored_sha256: hashed.storedSha256 } : {}),
+        lines: hashed.lines,
+        delivered_at: at,
+        recovered: true,
+      };
+      this.#entries.push(line);
+    }
+  }
+}
+
+/**
+ * `<event_type>/<YYYY-MM-DD>/<id>.jsonl[.gz]`, or `event_type=<T>/date=<day>/...` (`--layout
+ * hive`), as lib/destinations/layout.ts names them.
+ */
+export const STORED_PATH =
+  /^(?:event_type=)?([A-Z0-9_]+)\/(?:date=)?(\d{4}-\d{2}-\d{2})\/([^/]+)\.jsonl(\.gz)?$/;
+
+function later(a: string, b: string): boolean {
+  return toMicros(a)! > toMicros(b)!;
+}
