@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import("./commands/run.ts")).command,
   list: async () => (await import("./commands/list.ts")).command,
   state: async () => (await import("./commands/state.ts")).command,
+  verify: async () => (await import("./commands/verify.ts")).command,
 };
 
 /** The command a run's command line routes to, and the words it gets. */

@@ -433,6 +433,7 @@ test("with --state, -o through another user's symlink is refused: appending woul
       const r = await run(emulator, ["-o", planted, "--state", join(dir, "state.json")]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(errorLine(r), /symbolic link of another user .* not appending through it/);
+      assert.equal(emulator.requests.length, 0, "refused before any request");
       assert.equal(await readFile(victim, "utf8"), "victim\n");
       assert.ok((await lstat(planted)).isSymbolicLink(), "the link is left as it was");
     });

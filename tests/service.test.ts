@@ -544,15 +544,15 @@ test("--settle holds back a file whose end_time is too recent until it settles",
   });
 });
 
-test("--follow needs --state and refuses a single -o file", async () => {
+test("--follow needs --state; --interval needs --follow", async () => {
   for (
     const [args, message] of [
       [["--follow"], /--follow needs --state FILE/],
-      [["--follow", "--state", "s.json", "-o", "out.jsonl"], /--follow cannot write to -o FILE/],
+      [["--interval", "1m"], /--interval needs --follow/],
     ] as Array<[string[], RegExp]>
   ) {
     const r = await runCli([PRINCIPAL, "AUTH_LOG", "--after", "1h", ...args], {
-      env: { COMPLIANCE_API_KEY: "k" },
+      env: { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" },
     });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, message);

@@ -25,6 +25,7 @@ import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.t
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
 import type { DestinationKind } from "./mod.ts";
+import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
 import { codeOf, reason, usage } from "../errors.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
 import type { StoredFacts } from "../manifest/format.ts";
@@ -223,12 +224,14 @@ export const directoryKind: DestinationKind = {
   options: {
     gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
     ...LAYOUT_OPTION,
+    ...OUTPUT_MODE_OPTION,
   },
   secretEnv: [],
   conflicts: {},
   configure(root, values) {
     const gzip = Boolean(values.gzip);
     const layout = parseLayout(values.layout);
+    const mode = parseOutputMode(values["output-mode"]);
     return {
       label: `--output-dir ${root}`,
       guarantee: "confirmed",
@@ -236,7 +239,7 @@ export const directoryKind: DestinationKind = {
       check: () => refuseNonDirectory(root),
       archive: new LocalArchiveStore(root),
       open: () =>
-        Promise.resolve(new DirectoryDestination(root, gzip, OWNER_ONLY_FILE_MODE, layout)),
+        Promise.resolve(new DirectoryDestination(root, gzip, mode, layout)),
     };
   },
 };

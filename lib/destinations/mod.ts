@@ -32,6 +32,7 @@ import { outputFileKind } from "./output_file.ts";
 import { splunkHecKind } from "./splunk_hec.ts";
 import { s3Kind } from "./s3.ts";
 import { stdoutKind } from "./stdout.ts";
+import { syslogKind } from "./syslog.ts";
 
 /** The options that name a destination; stdout is what a run writes to when neither is given. */
 export type DestinationFlag = "output" | "output-dir";

@@ -13,6 +13,7 @@
  */
 import { inspectOutputFile } from "../output_checks.ts";
 import { createFileDestination } from "./file.ts";
+import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
 import type { DestinationKind } from "./mod.ts";
 import { createStreamFileDestination } from "./stream_file.ts";
 
@@ -20,10 +21,11 @@ export const outputFileKind: DestinationKind = {
   name: "file",
   flag: "output",
   schemes: [],
-  options: {},
+  options: { ...OUTPUT_MODE_OPTION },
   secretEnv: [],
   conflicts: {},
-  configure(path, _values, context) {
+  configure(path, values, context) {
+    const mode = parseOutputMode(values["output-mode"]);
     // With a checkpoint, each run (and each poll) appends what is new: a scheduled run never
     // replaces what the last one wrote before a shipper read it.
     const append = context.statePath !== undefined;
@@ -38,7 +40,7 @@ export const outputFileKind: DestinationKind = {
         stream = await inspectOutputFile(path);
       },
       open: () =>
-        stream ? createStreamFileDestination(path) : createFileDestination(path, { append }),
+        stream ? createStreamFileDestination(path) : createFileDestination(path, { append, mode }),
     };
   },
 };

@@ -156,7 +156,9 @@ export class S3Store implements ObjectStore {
     } else {
       base = `https://${bucket}.s3.${this.settings.region}.amazonaws.com/${path}`;
     }
-    const search = query.map(([n, v]) => v === "" ? uriEncode(n) : `${uriEncode(n)}=${uriEncode(v)}`)
+    const search = query.map(([n, v]) =>
+      v === "" ? uriEncode(n) : `${uriEncode(n)}=${uriEncode(v)}`
+    )
       .join("&");
     return new URL(search ? `${base}?${search}` : base);
   }
@@ -281,7 +283,9 @@ export class S3Store implements ObjectStore {
       query: [["uploads", ""]],
       what: "checking that the bucket takes uploads",
     });
-    if (started.status !== 200) throw this.failure(started, "checking that the bucket takes uploads");
+    if (started.status !== 200) {
+      throw this.failure(started, "checking that the bucket takes uploads");
+    }
     const uploadId = field(started.text, "UploadId");
     if (uploadId) await this.abortUpload(probe, uploadId);
     if (!needs.retention) return;
@@ -409,7 +413,13 @@ export class S3Store implements ObjectStore {
     });
     // A 200 may still carry an error document (S3 sends headers before it finishes).
     if (answer.status === 200 && !/<Error>/.test(answer.text)) {
-      const etag = field(answer.text, "ETag")?.replace(/"/g, "");
+      let etag = field(answer.text, "ETag")?.replace(/"/g, "");
+      if (!etag) {
+        // Ceph 16 answers an empty <ETag/>: the object's own ETag then says what it holds.
+        const stored = await this.send({ method: "HEAD", key, what, signal });
+        if (stored.status !== 200) throw this.failure(stored, what);
+        etag = stored.headers.get("etag")?.replace(/"/g, "") || undefined;
+      }
       if (etag !== undefined && etag !== expected) {
         throw new CliError(
           "integrity",
@@ -427,7 +437,12 @@ export class S3Store implements ObjectStore {
       }
     }
     if (answer.status === 200) {
-      throw statusError(500, answer.headers, `${this.label}: ${what} failed: ${field(answer.text, "Code")}`, true);
+      throw statusError(
+        500,
+        answer.headers,
+        `${this.label}: ${what} failed: ${field(answer.text, "Code")}`,
+        true,
+      );
     }
     throw this.failure(answer, what);
   }

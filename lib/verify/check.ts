@@ -181,7 +181,9 @@ export async function checkArchive(
         path: object.path,
         eventType: parsed?.[1],
       };
-      const stretch = parsed && !object.temp ? stretchOf(stretches, parsed[1], parsed[2]) : undefined;
+      const stretch = parsed && !object.temp
+        ? stretchOf(stretches, parsed[1], parsed[2])
+        : undefined;
       if (stretch) {
         finding.severity = "info";
         finding.message = `${object.path}: stored, in no remaining manifest (it was recorded in ` +
@@ -211,7 +213,9 @@ export async function checkArchive(
     if (!hashed.ok) why.push(hashed.why);
     else if (line.stored_sha256 !== undefined && why.length === 0) {
       if (line.file_sha256 !== undefined && hashed.plainSha256 !== line.file_sha256) {
-        why.push(`decompressed SHA-256 ${hashed.plainSha256}, the listing said ${line.file_sha256}`);
+        why.push(
+          `decompressed SHA-256 ${hashed.plainSha256}, the listing said ${line.file_sha256}`,
+        );
       }
     }
     const f = figures(line.event_type);

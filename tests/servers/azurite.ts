@@ -14,7 +14,7 @@
  * ```
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -74,29 +74,44 @@ export function connectionStringFor(blobEndpoint: string): string {
     `AccountKey=${DEVELOPMENT_KEY};BlobEndpoint=${blobEndpoint};`;
 }
 
+/**
+ * Runs Azurite under a small Node watchdog that kills it and removes its directory once its
+ * stdin closes: when this test process exits, however it ends (even by SIGKILL), the pipe closes.
+ * (An exit hook alone does not run under every test runner.)
+ */
+const WATCHDOG = `
+const { spawn } = require("node:child_process");
+const { rmSync } = require("node:fs");
+const [location, ...args] = process.argv.slice(1);
+const child = spawn("azurite-blob", ["--location", location, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+const stop = () => { child.kill("SIGKILL"); rmSync(location, { recursive: true, force: true }); process.exit(0); };
+process.stdin.on("end", stop);
+process.stdin.on("error", stop);
+process.stdin.resume();
+child.on("exit", (code) => { rmSync(location, { recursive: true, force: true }); process.exit(code ?? 1); });
+`;
+
 async function launch(): Promise<Azurite> {
   const location = mkdtempSync(join(tmpdir(), "oai-azurite-"));
-  const child = spawn("azurite-blob", [
+  const child = spawn("node", [
+    "-e",
+    WATCHDOG,
+    location,
     "--blobHost",
     "127.0.0.1",
     "--blobPort",
     "0",
-    "--location",
-    location,
     "--skipApiVersionCheck",
     "--disableTelemetry",
     "--silent",
-  ], { stdio: ["ignore", "pipe", "pipe"] });
-  const stop = () => {
-    child.kill("SIGKILL");
-    rmSync(location, { recursive: true, force: true });
-  };
-  process.on("exit", stop);
+  ], { stdio: ["pipe", "pipe", "pipe"] });
+  process.on("exit", () => child.stdin?.destroy());
   const port = await listeningPort(child);
-  // The test process may end while Azurite runs: it is killed by the exit hook above.
+  // The test process may end while Azurite runs: its stdin closing stops the watchdog above.
   child.unref();
-  (child.stdout as unknown as { unref?: () => void })?.unref?.();
-  (child.stderr as unknown as { unref?: () => void })?.unref?.();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) {
+    (stream as unknown as { unref?: () => void })?.unref?.();
+  }
   const blobEndpoint = `http://127.0.0.1:${port}/${DEVELOPMENT_ACCOUNT}`;
   const connectionString = connectionStringFor(blobEndpoint);
   const client = new BlobClient({

@@ -23,7 +23,9 @@ const MEMSTORE_BYTES = 6 * 1024 ** 3;
 
 /** Why Ceph cannot run here, or undefined when it can. */
 export const CEPH_MISSING: string | undefined = (() => {
-  const missing = BINARIES.filter((b) => !["/usr/bin", "/usr/sbin", "/bin"].some((d) => existsSync(join(d, b))));
+  const missing = BINARIES.filter((b) =>
+    !["/usr/bin", "/usr/sbin", "/bin"].some((d) => existsSync(join(d, b)))
+  );
   return missing.length
     ? `Ceph is not installed (missing ${missing.join(", ")}): apt-get install -y ` +
       `--no-install-recommends ceph-mon ceph-osd radosgw`
@@ -147,7 +149,16 @@ rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
     "allow *",
   ]);
   run("monmaptool", ["--create", "--addv", "a", monAddr, "--fsid", fsid, join(d, "monmap")]);
-  run("ceph-mon", [...c, "--mkfs", "-i", "a", "--monmap", join(d, "monmap"), "--keyring", join(d, "keyring")]);
+  run("ceph-mon", [
+    ...c,
+    "--mkfs",
+    "-i",
+    "a",
+    "--monmap",
+    join(d, "monmap"),
+    "--keyring",
+    join(d, "keyring"),
+  ]);
   background("ceph-mon", [...c, "-i", "a", "-f"], join(d, "mon.out"));
   const osdUuid = crypto.randomUUID();
   const id = run("timeout", ["30", "ceph", ...c, "osd", "new", osdUuid]).trim();
@@ -228,9 +239,18 @@ export async function s3Request(
     service: "s3",
     now: new Date(),
   });
-  const answer = await fetch(url, { method, headers: signed.headers, body: options.body as BodyInit | undefined });
+  const answer = await fetch(url, {
+    method,
+    headers: signed.headers,
+    body: options.body as BodyInit | undefined,
+  });
   const bytes = new Uint8Array(await answer.arrayBuffer());
-  return { status: answer.status, headers: answer.headers, text: new TextDecoder().decode(bytes), bytes };
+  return {
+    status: answer.status,
+    headers: answer.headers,
+    text: new TextDecoder().decode(bytes),
+    bytes,
+  };
 }
 
 /** Creates a bucket (with Object Lock when asked). */
@@ -238,7 +258,9 @@ export async function createBucket(ceph: Ceph, name: string, objectLock = false)
   const answer = await s3Request(ceph, "PUT", `/${name}`, {
     headers: objectLock ? { "x-amz-bucket-object-lock-enabled": "true" } : {},
   });
-  if (answer.status !== 200) throw new Error(`creating bucket ${name}: ${answer.status} ${answer.text}`);
+  if (answer.status !== 200) {
+    throw new Error(`creating bucket ${name}: ${answer.status} ${answer.text}`);
+  }
 }
 
 /** Every key under `prefix` in `bucket`, with its size. */
@@ -253,7 +275,9 @@ export async function listKeys(
     const query = `list-type=2&prefix=${uriEncode(prefix)}` +
       (token ? `&continuation-token=${uriEncode(token)}` : "");
     const answer = await s3Request(ceph, "GET", `/${bucket}`, { query });
-    if (answer.status !== 200) throw new Error(`listing ${bucket}: ${answer.status} ${answer.text}`);
+    if (answer.status !== 200) {
+      throw new Error(`listing ${bucket}: ${answer.status} ${answer.text}`);
+    }
     for (const m of answer.text.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
       const key = /<Key>([^<]*)<\/Key>/.exec(m[1])![1].replace(/&amp;/g, "&");
       out.push({ key, size: Number(/<Size>(\d+)<\/Size>/.exec(m[1])![1]) });
@@ -331,8 +355,10 @@ export async function startFaultProxy(ceph: Ceph): Promise<FaultProxy> {
           "content-type": "application/xml",
           ...(fault.retryAfter ? { "retry-after": fault.retryAfter } : {}),
         });
-        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code>` +
-          `<Message>injected</Message></Error>`);
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.code}</Code>` +
+            `<Message>injected</Message></Error>`,
+        );
       });
       return;
     }

@@ -33,6 +33,8 @@ export interface ElasticEmulatorOptions {
   maxContentLength?: number;
   /** Count only: documents are counted by _id, their bodies not kept (the memory test). */
   countOnly?: boolean;
+  /** Added before every bulk answer (a slow cluster, for a kill mid-run). */
+  latencyMs?: number;
 }
 
 /** An item fault: the next `times` attempts at `_id` answer `status` with `type` and `reason`. */
@@ -229,6 +231,7 @@ export async function startElasticEmulator(
     if (req.method !== "POST" || url.pathname !== "/_bulk") {
       return send(res, 404, { error: "no handler found for uri", status: 404 });
     }
+    if (options.latencyMs) await new Promise((done) => setTimeout(done, options.latencyMs));
     const record: BulkRecord = {
       status: 0,
       items: [],

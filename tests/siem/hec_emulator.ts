@@ -51,6 +51,8 @@ export interface HecEmulatorOptions {
   /** Count only: events are counted, not kept (for the memory test). */
   countOnly?: boolean;
   unhealthy?: boolean;
+  /** Added before every event answer (a slow indexer, for a kill mid-run). */
+  latencyMs?: number;
 }
 
 export interface HecEvent {
@@ -192,6 +194,7 @@ export async function startHecEmulator(options: HecEmulatorOptions): Promise<Hec
       return answer(res, 404, { text: "The requested URL was not found on this server.", code: 404 });
     }
     const body = await bodyOf(req);
+    if (options.latencyMs && isEvent) await new Promise((done) => setTimeout(done, options.latencyMs));
     const token = authorize(req, res, record);
     if (!token) return;
     if (token.ack && !channel) {

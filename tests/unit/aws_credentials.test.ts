@@ -49,23 +49,36 @@ test("aws credentials: environment keys come first", async () => {
     secretAccessKey: "envsecret",
     sessionToken: "envtoken",
   });
-  assert.throws(() => credentialSource({ ...NO_IMDS, AWS_ACCESS_KEY_ID: "AKIA" }), /AWS_SECRET_ACCESS_KEY is not set/);
+  assert.throws(
+    () => credentialSource({ ...NO_IMDS, AWS_ACCESS_KEY_ID: "AKIA" }),
+    /AWS_SECRET_ACCESS_KEY is not set/,
+  );
 });
 
 test("aws credentials: AWS_PROFILE from the credentials and config files, with its region", async () => {
   const credentials = join(dir, "credentials");
   const config = join(dir, "config");
-  writeFileSync(credentials, "[default]\naws_access_key_id = AKIADEF\naws_secret_access_key = def\n\n[work]\n# comment\naws_access_key_id = AKIAWORK\naws_secret_access_key = worksecret\naws_session_token = worktoken\n");
+  writeFileSync(
+    credentials,
+    "[default]\naws_access_key_id = AKIADEF\naws_secret_access_key = def\n\n[work]\n# comment\naws_access_key_id = AKIAWORK\naws_secret_access_key = worksecret\naws_session_token = worktoken\n",
+  );
   writeFileSync(config, "[default]\nregion = us-west-2\n[profile work]\nregion = eu-central-1\n");
   const env = { ...NO_IMDS, AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: config };
   const work = credentialSource({ ...env, AWS_PROFILE: "work" });
   assert.equal(work.name, "profile");
-  assert.deepEqual(await work.fetch(), { accessKeyId: "AKIAWORK", secretAccessKey: "worksecret", sessionToken: "worktoken" });
+  assert.deepEqual(await work.fetch(), {
+    accessKeyId: "AKIAWORK",
+    secretAccessKey: "worksecret",
+    sessionToken: "worktoken",
+  });
   assert.equal(awsRegion({ ...env, AWS_PROFILE: "work" }), "eu-central-1");
   assert.equal((await credentialSource(env).fetch()).accessKeyId, "AKIADEF");
   assert.equal(awsRegion(env), "us-west-2");
   assert.equal(awsRegion({ ...env, AWS_DEFAULT_REGION: "ap-south-1" }), "ap-south-1");
-  assert.equal(awsRegion({ ...env, AWS_REGION: "sa-east-1", AWS_DEFAULT_REGION: "x" }), "sa-east-1");
+  assert.equal(
+    awsRegion({ ...env, AWS_REGION: "sa-east-1", AWS_DEFAULT_REGION: "x" }),
+    "sa-east-1",
+  );
   assert.throws(() => credentialSource({ ...env, AWS_PROFILE: "missing" }), /has that profile/);
   assert.deepEqual(parseIni("[a]\n k = v \n"), { a: { k: "v" } });
 });
@@ -157,7 +170,10 @@ test("aws credentials: IMDSv2 asks for a session token first, then the role's cr
       Expiration: "2030-01-01T00:00:00Z",
     }));
   }, async (base) => {
-    const source = credentialSource({ HOME: "/nonexistent", AWS_EC2_METADATA_SERVICE_ENDPOINT: base });
+    const source = credentialSource({
+      HOME: "/nonexistent",
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: base,
+    });
     assert.equal(source.name, "instance metadata");
     assert.equal((await source.fetch()).accessKeyId, "ASIAIMDS");
     assert.deepEqual(calls, [

@@ -85,3 +85,53 @@ test(
     });
   },
 );
+
+test("--output-mode is parsed strictly: octal, owner rw, no write or execute for others", async () => {
+  const { parseOutputMode } = await import("../../lib/destinations/output_mode.ts");
+  assert.equal(parseOutputMode(undefined), 0o600);
+  assert.equal(parseOutputMode("0640"), 0o640);
+  assert.equal(parseOutputMode("644"), 0o644);
+  for (const [text, why] of [
+    ["rw-r-----", /octal mode/],
+    ["0400", /owner read and write/],
+    ["0660", /group or others write/],
+    ["0602", /group or others write/],
+    ["0750", /executable/],
+    ["01640", /octal mode/],
+  ] as const) {
+    assert.throws(() => parseOutputMode(text), why, text);
+  }
+});
+
+test("a run with --output-dir and --output-mode 0640 writes files 0640 in directories 0750", {
+  skip: SKIP,
+  timeout: 60_000,
+}, async () => {
+  const { runCli } = await import("../helpers/cli.ts");
+  const { AFTER, envFor, hourlyFiles, PRINCIPAL, withEmulator } = await import(
+    "../helpers/fixtures.ts"
+  );
+  await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
+    await withDir("oai-mode-cli-", async (dir) => {
+      const out = join(dir, "logs");
+      const r = await runCli(
+        [PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", out, "--output-mode", "0640"],
+        { env: envFor(emulator) },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const typeDir = join(out, "AUTH_LOG");
+      assert.equal((await stat(typeDir)).mode & 0o777, 0o750);
+      for (const day of await readdir(typeDir)) {
+        assert.equal((await stat(join(typeDir, day))).mode & 0o777, 0o750);
+        for (const name of await readdir(join(typeDir, day))) {
+          assert.equal((await stat(join(typeDir, day, name))).mode & 0o777, 0o640, name);
+        }
+      }
+      const refused = await runCli(
+        [PRINCIPAL, "AUTH_LOG", "10", AFTER, "-o", join(dir, "x"), "--output-mode", "0666"],
+        { env: envFor(emulator) },
+      );
+      assert.equal(refused.code, 2, refused.stderr);
+    });
+  });
+});
