@@ -207,7 +207,7 @@ test(
         const lines = await manifestLines(out, (await manifestNames(out))[0]);
         assert.deepEqual(
           lines.filter((l) => l.type === "gone").map((l) => [l.id, l.reason]),
-          [[ids[1], "unavailable"]],
+          [[ids[1], "expired"]], // July files: far past 29 days
         );
 
         const clean = await verify(out);

@@ -99,6 +99,7 @@ export const DESTINATIONS: readonly DestinationKind[] = [
   azureBlobKind,
   splunkHecKind,
   elasticsearchKind,
+  syslogKind,
 ];
 
 /** The option's spelling on the command line. */
