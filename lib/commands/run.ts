@@ -28,6 +28,7 @@ import {
   DESTINATIONS,
   resolveDestinations,
 } from "../destinations/mod.ts";
+import { fanOut } from "../destinations/fan_out.ts";
 import { optionHelp } from "../options.ts";
 import type { Env, RunSettings } from "../settings.ts";
 import { writeStdout } from "../runtime.ts";
@@ -177,11 +178,12 @@ export function parseRunArgs(
       ? undefined
       : parseInteger(v["max-downloads-per-minute"], "--max-downloads-per-minute", 1, 10_000),
   });
-  const [destination] = resolveDestinations(v, {
+  // An archive and a SIEM named together are fed by one download (lib/destinations/fan_out.ts).
+  const destination = fanOut(resolveDestinations(v, {
     follow: Boolean(v.follow),
     statePath: settings.statePath,
     env,
-  }, kinds);
+  }, kinds));
   return {
     ...settings,
     destination,
@@ -202,7 +204,9 @@ function manifestOptions(
 ): RunSettings["manifest"] {
   if (file === "") throw usage("--manifest needs a path");
   if (file !== undefined && archive) {
-    throw usage("--manifest is for -o or stdout: --output-dir writes its manifests in DIR/_manifest/");
+    throw usage(
+      "--manifest is for -o or stdout: --output-dir writes its manifests in DIR/_manifest/",
+    );
   }
   if (signKey !== undefined && file === undefined && !archive) {
     throw usage("--sign-key signs a manifest: it needs --output-dir or --manifest FILE");

@@ -503,6 +503,24 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   }
 }
 
+/**
+ * The store's up-front check (`ObjectStore.check`), retried like every other request: a 503 at
+ * the start of a run is not a reason to give up.
+ *
+ * @example
+ * ```ts
+ * declare const store: ObjectStore;
+ * await checkStore(store, { retention: false });
+ * ```
+ */
+export function checkStore(
+  store: ObjectStore,
+  needs: { retention: boolean },
+  policy: RetryPolicy = STORE_RETRY_POLICY,
+): Promise<void> {
+  return withRetries(`checking ${store.label}`, policy, () => store.check(needs), () => {});
+}
+
 /** Whether a stored object is the listed file, by the metadata it was stored with. */
 export function isWhole(stored: StoredObject, file: LogFile): boolean {
   const size = stored.metadata[META_SIZE];

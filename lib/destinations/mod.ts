@@ -170,11 +170,6 @@ export function resolveDestinations(
     if (value === "") throw usage(`${flagName(flag)} needs a path`);
     named.push({ kind: kindFor(flag, value as string, kinds), target: value as string });
   }
-  if (named.length > 1) {
-    throw usage(
-      "-o/--output and --output-dir cannot be used together: a run delivers to one destination",
-    );
-  }
   if (named.length === 0) named.push({ kind: stdoutKind, target: "" });
   const chosen = named.map((n) => n.kind);
   for (const kind of kinds) {

@@ -23,6 +23,7 @@ import type { Env } from "../settings.ts";
 import { awsRegion, type CredentialProvider, credentialProvider } from "../aws/credentials.ts";
 import { EMPTY_SHA256, signRequest, uriEncode } from "../aws/sigv4.ts";
 import {
+  checkStore,
   keyPrefix,
   type ObjectStore,
   ObjectStoreDestination,
@@ -580,7 +581,8 @@ export const s3Kind: DestinationKind = {
       label: `--output-dir ${target}`,
       guarantee: "confirmed",
       localFiles: [],
-      check: () => storeOf().check({ retention: retain !== undefined }),
+      check: () =>
+        checkStore(storeOf(), { retention: retain !== undefined }, storeRetryPolicy(context.env)),
       open: () => {
         // One per process: stale uploads are cleaned once, the first time it opens.
         destination ??= new ObjectStoreDestination(storeOf(), {

@@ -91,14 +91,16 @@ test("--output-mode is parsed strictly: octal, owner rw, no write or execute for
   assert.equal(parseOutputMode(undefined), 0o600);
   assert.equal(parseOutputMode("0640"), 0o640);
   assert.equal(parseOutputMode("644"), 0o644);
-  for (const [text, why] of [
-    ["rw-r-----", /octal mode/],
-    ["0400", /owner read and write/],
-    ["0660", /group or others write/],
-    ["0602", /group or others write/],
-    ["0750", /executable/],
-    ["01640", /octal mode/],
-  ] as const) {
+  for (
+    const [text, why] of [
+      ["rw-r-----", /octal mode/],
+      ["0400", /owner read and write/],
+      ["0660", /group or others write/],
+      ["0602", /group or others write/],
+      ["0750", /executable/],
+      ["01640", /octal mode/],
+    ] as const
+  ) {
     assert.throws(() => parseOutputMode(text), why, text);
   }
 });
