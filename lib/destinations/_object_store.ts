@@ -7,8 +7,9 @@
  * - the idempotent re-run: `alreadyStored` HEADs the key and compares the listing's size and
  *   SHA-256 with the object's metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
  *   and an altered one is written again (a new version where the bucket keeps versions);
- * - spools: each download lands in a private file (gzip-compressed on the way in with `--gzip`),
- *   read back in parts of `partBytes` at most, so memory stays bounded whatever the file's size;
+ * - spools: each download lands in a private file of this run's spool directory
+ *   (lib/destinations/spool_dir.ts; gzip-compressed on the way in with `--gzip`), read back into
+ *   one reused buffer of `partBytes` per upload, so memory stays bounded whatever the file's size;
  * - uploads: one PUT up to `partBytes`, else a multipart (block) upload whose parts are sent one
  *   after another; a failed one is aborted; uploads a killed run left behind under the prefix are
  *   aborted when the destination first opens;
@@ -51,13 +52,16 @@
  * ```
  */
 import { createHash } from "node:crypto";
+import { type FileHandle, open, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { LogFile } from "../api.ts";
-import { CliError, TransientError } from "../errors.ts";
+import { CliError, reason, TransientError } from "../errors.ts";
 import { parseRetryAfter, type RetryNotice, type RetryPolicy, withRetries } from "../retry.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
 import { type KeyLayout, relativeKey } from "./layout.ts";
-import { type FileSpool, SpoolFolder } from "./spool.ts";
+import { WriteCoalescer } from "./coalescer.ts";
+import { createSpoolDir, type SpoolDir } from "./spool_dir.ts";
 
 /** Metadata names of the listing's SHA-256 (hex) and size (decimal bytes) of the original file. */
 export const META_SHA256 = "sha256";
@@ -211,27 +215,39 @@ export function payloadOf(bytes: Uint8Array): Payload {
 
 /** A download's private file (gzip-compressed on the way in with `--gzip`), its length counted. */
 export class ObjectSpool implements Spool {
-  private file!: FileSpool;
+  private handle?: FileHandle;
+  private coalescer?: WriteCoalescer;
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
   /** Bytes of the stored form (after compression) in the file. */
   length = 0;
 
-  constructor(
-    private readonly folder: SpoolFolder,
-    private readonly compress: boolean,
-  ) {}
+  constructor(private readonly path: string, private readonly compress: boolean) {}
 
   async start(): Promise<this> {
-    this.file = await this.folder.next();
+    const handle = this.handle = await open(this.path, "wx+", 0o600);
     this.length = 0;
+    this.coalescer = new WriteCoalescer(async (bytes) => {
+      let at = 0;
+      try {
+        while (at < bytes.length) {
+          const position = this.length + at;
+          at += (await handle.write(bytes, at, bytes.length - at, position)).bytesWritten;
+        }
+      } catch (error) {
+        throw new CliError(
+          "io",
+          `cannot write the upload spool ${this.path}: ${reason(error)}; set TMPDIR to a ` +
+            `directory with room`,
+          { cause: error },
+        );
+      }
+      this.length += bytes.length;
+    });
     if (this.compress) {
       const stream = new CompressionStream("gzip");
-      const file = this.file;
+      const coalescer = this.coalescer;
       const pump = (async () => {
-        for await (const chunk of stream.readable) {
-          this.length += chunk.length;
-          await file.write(chunk);
-        }
+        for await (const chunk of stream.readable) await coalescer.write(chunk);
       })();
       pump.catch(() => {}); // Surfaced by finalize() below.
       this.gzip = { writer: stream.writable.getWriter(), pump };
@@ -240,10 +256,7 @@ export class ObjectSpool implements Spool {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    if (!this.gzip) {
-      this.length += chunk.length;
-      return this.file.write(chunk);
-    }
+    if (!this.gzip) return this.coalescer!.write(chunk);
     await this.gzip.writer.ready;
     await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
   }
@@ -253,18 +266,30 @@ export class ObjectSpool implements Spool {
     await this.start();
   }
 
-  /** Ends compression: from now on `length` and `stream()` are the object's. */
+  /** Ends compression and writes out what is buffered: from now on `length` is the object's. */
   async finalize(): Promise<void> {
     if (this.gzip) {
       await this.gzip.writer.close();
       await this.gzip.pump;
       this.gzip = undefined;
     }
+    await this.coalescer!.flush();
   }
 
-  /** The stored bytes, in chunks of at most 1 MiB. */
-  stream(): ReadableStream<Uint8Array> {
-    return this.file.stream();
+  /** Fills `buffer` from `position` on (the last part may come short); returns the bytes read. */
+  async readAt(buffer: Uint8Array, position: number): Promise<number> {
+    let fill = 0;
+    while (fill < buffer.length) {
+      const { bytesRead } = await this.handle!.read(
+        buffer,
+        fill,
+        buffer.length - fill,
+        position + fill,
+      );
+      if (bytesRead === 0) break;
+      fill += bytesRead;
+    }
+    return fill;
   }
 
   async discard(): Promise<void> {
@@ -273,36 +298,11 @@ export class ObjectSpool implements Spool {
       await this.gzip.pump.catch(() => {});
       this.gzip = undefined;
     }
-    await this.file?.discard();
+    await this.coalescer?.abandon();
+    await this.handle?.close().catch(() => {});
+    this.handle = undefined;
+    await rm(this.path, { force: true });
   }
-}
-
-/** Reads a stream in parts of exactly `size` bytes (the last one shorter), one buffer at a time. */
-async function* partsOf(
-  stream: ReadableStream<Uint8Array>,
-  size: number,
-  total: number,
-): AsyncGenerator<Uint8Array> {
-  let buffer = new Uint8Array(Math.min(size, total));
-  let fill = 0;
-  let left = total;
-  for await (const chunk of stream) {
-    let at = 0;
-    while (at < chunk.length) {
-      const take = Math.min(buffer.length - fill, chunk.length - at);
-      buffer.set(chunk.subarray(at, at + take), fill);
-      fill += take;
-      at += take;
-      if (fill === buffer.length) {
-        yield buffer;
-        left -= fill;
-        fill = 0;
-        // A fresh buffer: the part just yielded may still be referenced by a request.
-        buffer = new Uint8Array(Math.min(size, left));
-      }
-    }
-  }
-  if (fill > 0) yield buffer.subarray(0, fill);
 }
 
 /** At most `limit` at once; `acquire` waits for a slot. */
@@ -323,7 +323,8 @@ class Slots {
 /** An `--output-dir` in a bucket: one object per file, each stored once; see the module doc. */
 export class ObjectStoreDestination implements Destination<ObjectSpool> {
   readonly guarantee = "confirmed";
-  private folder?: Promise<SpoolFolder>;
+  private folder?: Promise<SpoolDir>;
+  private spools = 0;
   private readonly uploads = new Set<Promise<void>>();
   private readonly slots: Slots;
   private readonly controller = new AbortController();
@@ -393,8 +394,9 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
 
   async spool(_file: LogFile, _eventType: string): Promise<ObjectSpool> {
     await this.cleanStaleUploads();
-    this.folder ??= SpoolFolder.create();
-    return await new ObjectSpool(await this.folder, this.settings.naming.gzip).start();
+    this.folder ??= createSpoolDir();
+    const path = join((await this.folder).path, `${this.spools++}.part`);
+    return await new ObjectSpool(path, this.settings.naming.gzip).start();
   }
 
   async deliver(parcel: Parcel<ObjectSpool>): Promise<void> {
@@ -444,12 +446,8 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     const partBytes = Math.max(this.partBytes, Math.ceil(total / this.store.maxParts));
     if (total <= partBytes) {
       const whole = new Uint8Array(total);
-      let at = 0;
-      for await (const chunk of spool.stream()) {
-        whole.set(chunk, at);
-        at += chunk.length;
-      }
-      if (at !== total) throw spoolShort(key, at, total);
+      const got = await spool.readAt(whole, 0);
+      if (got !== total) throw spoolShort(key, got, total);
       const payload = payloadOf(whole);
       await this.retried(`uploading ${key}`, (signal) => {
         return this.store.put(key, payload, options, signal);
@@ -462,18 +460,21 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     );
     try {
       const parts: UploadedPart[] = [];
-      let sent = 0;
-      for await (const bytes of partsOf(spool.stream(), partBytes, total)) {
+      // One buffer for every part: a part's request has ended (answered) before the next is read.
+      const buffer = new Uint8Array(partBytes);
+      for (let at = 0; at < total; at += partBytes) {
+        const size = Math.min(partBytes, total - at);
+        const bytes = buffer.subarray(0, size);
+        const got = await spool.readAt(bytes, at);
+        if (got !== size) throw spoolShort(key, at + got, total);
         const number = parts.length + 1;
         const payload = payloadOf(bytes);
         const tag = await this.retried(
           `uploading part ${number} of ${key}`,
           (signal) => this.store.putPart(key, uploadId, number, payload, signal),
         );
-        parts.push({ number, tag, md5: payload.md5, bytes: bytes.length });
-        sent += bytes.length;
+        parts.push({ number, tag, md5: payload.md5, bytes: size });
       }
-      if (sent !== total) throw spoolShort(key, sent, total);
       await this.retried(
         `completing the upload of ${key}`,
         (signal) => this.store.completeUpload(key, uploadId, parts, options, signal),
@@ -500,6 +501,7 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     const folder = this.folder;
     this.folder = undefined;
     if (folder) await (await folder).remove();
+    this.spools = 0;
   }
 }
 

@@ -199,10 +199,10 @@ export class RelpClient {
 
   constructor(options: RelpOptions) {
     this.#options = {
-      window: 512,
-      windowBytes: 8 * 1024 * 1024,
-      ackTimeoutMs: 60_000,
       ...options,
+      window: options.window ?? 512,
+      windowBytes: options.windowBytes ?? 8 * 1024 * 1024,
+      ackTimeoutMs: options.ackTimeoutMs ?? 60_000,
     };
   }
 
