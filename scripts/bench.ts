@@ -537,6 +537,31 @@ async function curlFile(emu: EmulatorProcess, principal: string, id: string, int
   return m;
 }
 
+/**
+ * `verify` over an archive the tool just wrote, against `sha256sum` over the same files (for a
+ * `--gzip` archive, `zcat | sha256sum`): the target is at most 1.5x.
+ */
+async function benchVerify(rt: Runtime, dir: string, gzip: boolean): Promise<void> {
+  const verified = await measure([...rt.argv, "verify", dir, "--quiet"]);
+  if (verified.code !== 0) {
+    throw new Error(`verify failed, exit ${verified.code}:\n${verified.stderr.slice(-3000)}`);
+  }
+  const script = gzip
+    ? `find "$1" -type f -name '*.gz' -not -path '*/_manifest/*' ` +
+      `-exec sh -c 'zcat "$1" | sha256sum' _ {} \\;`
+    : `find "$1" -type f -not -path '*/_manifest/*' -exec sha256sum {} +`;
+  const floor = await measure(["bash", "-c", script, "bash", dir]);
+  const ratio = verified.ms / floor.ms;
+  raw[`verify${gzip ? " gzip" : ""}`] = { verify: verified, floor };
+  row({
+    scenario: "2",
+    figure: `${rt.name} verify, ${gzip ? "--gzip archive vs zcat | sha256sum" : "vs sha256sum"}`,
+    value: `${x(ratio)} (${s(verified.ms)} vs ${s(floor.ms)})`,
+    target: "<= 1.5x",
+    met: ratio <= 1.5,
+  });
+}
+
 async function scenarioLargeFile(
   binary: Runtime,
   sources: Runtime[],
@@ -557,6 +582,7 @@ async function scenarioLargeFile(
     const results: Record<string, Measured[]> = {};
     const add = (name: string, m: Measured) => (results[name] ??= []).push(m);
     const curl = (id: string, intoPipe = false) => curlFile(emu, principal, id, intoPipe);
+    const verifyMeasured = new Set<boolean>();
     const toDir = async (rt: Runtime, eventType: string, expected: number, gzip: boolean) => {
       const dir = join(out, "run");
       const args = [...argsFor(eventType), "--output-dir", dir, ...(gzip ? ["--gzip"] : [])];
@@ -565,6 +591,10 @@ async function scenarioLargeFile(
         const written = await treeBytes(dir);
         if (!gzip && written !== expected) {
           throw new Error(`--output-dir wrote ${written} bytes instead of ${expected}`);
+        }
+        if (!verifyMeasured.has(gzip)) {
+          verifyMeasured.add(gzip);
+          await benchVerify(rt, dir, gzip);
         }
         return m;
       } finally {

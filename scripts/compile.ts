@@ -54,9 +54,53 @@ export const ENV_VARS: readonly string[] = [
   "OAI_COMPLIANCE_DEBUG",
   // The cap on a file whose listing gives no size (lib/download.ts), lowered by tests.
   "OAI_COMPLIANCE_MAX_UNLISTED_BYTES",
-  // Test-only: a short download-pace window and gone-file retry spacing keep the suites fast.
+  // Test-only: a short download-pace window and gone-file retry spacing keep the suites fast, as
+  // do short backoffs and timeouts of the destinations, and a shifted clock for the skew tests.
   "OAI_COMPLIANCE_PACE_WINDOW_MS",
   "OAI_COMPLIANCE_GONE_RETRY_MS",
+  "OAI_COMPLIANCE_STORE_BACKOFF_MS",
+  "OAI_COMPLIANCE_STORE_PART_BYTES",
+  "OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS",
+  "OAI_COMPLIANCE_SIEM_BACKOFF_MS",
+  "OAI_COMPLIANCE_RELP_ACK_TIMEOUT_MS",
+  // The home directory, for ~/.aws/credentials and ~/.aws/config.
+  "HOME",
+  "USERPROFILE",
+  // S3: the standard AWS sources of credentials, region and endpoint.
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_PROFILE",
+  "AWS_SHARED_CREDENTIALS_FILE",
+  "AWS_CONFIG_FILE",
+  "AWS_WEB_IDENTITY_TOKEN_FILE",
+  "AWS_ROLE_ARN",
+  "AWS_ROLE_SESSION_NAME",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+  "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+  "AWS_EC2_METADATA_DISABLED",
+  "AWS_REGION",
+  "AWS_DEFAULT_REGION",
+  "AWS_ENDPOINT_URL",
+  "AWS_ENDPOINT_URL_S3",
+  "AWS_ENDPOINT_URL_STS",
+  // Azure Blob.
+  "AZURE_STORAGE_CONNECTION_STRING",
+  "AZURE_STORAGE_ACCOUNT",
+  "AZURE_STORAGE_KEY",
+  "AZURE_STORAGE_SAS_TOKEN",
+  // Splunk HEC and Elasticsearch/OpenSearch credentials.
+  "SPLUNK_HEC_TOKEN",
+  "SPLUNK_HEC_TOKEN_FILE",
+  "ELASTIC_API_KEY",
+  "ELASTIC_API_KEY_FILE",
+  "ELASTIC_USERNAME",
+  "ELASTIC_USERNAME_FILE",
+  "ELASTIC_PASSWORD",
+  "ELASTIC_PASSWORD_FILE",
 ];
 
 /**

@@ -32,7 +32,7 @@ test(
         const es = await startElasticEmulator({ apiKeys: [API_KEY], countOnly: true });
         try {
           const report = join(dir, "time.txt");
-          const r = await runCli([PRINCIPAL, "AUTH_LOG", "1", AFTER, "-o", es.target], {
+          const r = await runCli([PRINCIPAL, "AUTH_LOG", "1", AFTER, "-o", es.target, ...(process.env.EXTRA_ARGS ?? "").split(" ").filter(Boolean)], {
             env: envFor(emulator, { ELASTIC_API_KEY: API_KEY }),
             wrapper: ["/usr/bin/time", "-v", "-o", report],
             timeoutMs: 880_000,

@@ -20,7 +20,7 @@ import { findChromium, renderWith } from "./servers/chromium.ts";
 import { renderHtml } from "../lib/verify/html.ts";
 import type { VerifyReport } from "../lib/verify/model.ts";
 
-const DEMO_PRINCIPAL = "f7f33107-5fb9-4ee1-8922-3eae76b5b5a0";
+const DEMO_PRINCIPAL = "ws-0f0e0d0c-demo";
 
 function sampleReport(intact: boolean): VerifyReport {
   const problem = {
@@ -120,7 +120,10 @@ test(
         ).length;
 
         const clean = join(dir, "clean.html");
-        const verified = await runCli(["verify", out, "--report", clean], { timeoutMs: 120_000 });
+        const verified = await runCli(["verify", "logs", "--report", clean], {
+          cwd: dir,
+          timeoutMs: 120_000,
+        });
         assert.equal(verified.code, 0, verified.stderr);
         const png = join(dir, "clean.png");
         const shot = await renderWith(browser, clean, [`--screenshot=${png}`]);
@@ -135,11 +138,16 @@ test(
         assert.equal(new TextDecoder().decode((await readFile(pdf)).subarray(0, 5)), "%PDF-");
         const dom = await renderWith(browser, clean, ["--dump-dom"]);
         assert.deepEqual(dom.consoleLines, [], dom.stderr);
-        assert.match(dom.stdout, new RegExp(`<h1 class="verdict intact"[^>]*>.*Intact: all ${files} files`));
+        assert.match(
+          dom.stdout,
+          new RegExp(`<h1 class="verdict intact"[^>]*>.*Intact: all ${files} files`),
+        );
         assert.match(dom.stdout, /<td>AUTH_LOG<\/td><td class="n">\d+<\/td>/);
         assert.match(dom.stdout, /<svg class="timeline"/);
         const keep = process.env.OAI_VERIFY_REPORT_PNG;
-        if (keep) await copyFile(png, keep);
+        if (keep) {
+          await copyFile(png, keep);
+        }
 
         // Damage it: one altered file, one deleted, one stray.
         const report = JSON.parse(new TextDecoder().decode(
@@ -147,15 +155,24 @@ test(
         )) as VerifyReport;
         assert.equal(report.intact, true);
         const manifest = (await readFile(
-          join(out, "_manifest", (await import("node:fs")).readdirSync(join(out, "_manifest"))
-            .filter((n) => n.endsWith(".jsonl")).sort()[0]),
+          join(
+            out,
+            "_manifest",
+            (await import("node:fs")).readdirSync(join(out, "_manifest"))
+              .filter((n) =>
+                n.endsWith(".jsonl")
+              ).sort()[0],
+          ),
           "utf8",
         )).trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.type === "file");
         await writeFile(join(out, manifest[0].path), "not what was stored\n");
         await rm(join(out, manifest[1].path));
         await writeFile(join(out, "AUTH_LOG", "stray.jsonl"), "{}\n");
         const damaged = join(dir, "damaged.html");
-        const failed = await runCli(["verify", out, "--report", damaged], { timeoutMs: 120_000 });
+        const failed = await runCli(["verify", "logs", "--report", damaged], {
+          cwd: dir,
+          timeoutMs: 120_000,
+        });
         assert.equal(failed.code, 3, failed.stderr);
         const damagedDom = await renderWith(browser, damaged, ["--dump-dom"]);
         assert.deepEqual(damagedDom.consoleLines, [], damagedDom.stderr);

@@ -13,7 +13,10 @@ import { parseS3Url } from "../lib/destinations/s3.ts";
 
 test("layout: plain and hive keys", () => {
   const file = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-02T23:59:59.999999Z" };
-  assert.equal(relativeKey(file, "AUTH_LOG", { gzip: false, layout: "plain" }), "AUTH_LOG/2026-07-02/eclf_1.jsonl");
+  assert.equal(
+    relativeKey(file, "AUTH_LOG", { gzip: false, layout: "plain" }),
+    "AUTH_LOG/2026-07-02/eclf_1.jsonl",
+  );
   assert.equal(
     relativeKey(file, "AUTH_LOG", { gzip: true, layout: "hive" }),
     "event_type=AUTH_LOG/date=2026-07-02/eclf_1.jsonl.gz",

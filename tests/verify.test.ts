@@ -8,6 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
 import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
@@ -334,6 +335,63 @@ test("--manifest FILE records a -o run, one run after another in one chain", SLO
     });
   });
 });
+
+test(
+  "--follow writes a manifest per poll that found files, none for quiet polls",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
+      await withDir("oai-verify-", async (dir) => {
+        const out = join(dir, "logs");
+        let child: ChildProcess | undefined;
+        const done = runCli([
+          PRINCIPAL,
+          "AUTH_LOG",
+          "10",
+          AFTER,
+          "--output-dir",
+          out,
+          "--state",
+          join(dir, "s"),
+          "--follow",
+          "--interval",
+          "0.3",
+        ], { env: envFor(emulator), onSpawn: (c) => child = c, timeoutMs: 60_000 });
+        const count = async () => (await manifestNames(out).catch(() => [])).length;
+        const listings = () => emulator.requests.filter((q) => q.path.endsWith("/logs")).length;
+        await waitFor("the first manifest", async () => await count() === 1);
+        const polled = listings();
+        await waitFor("three quiet polls", () => Promise.resolve(listings() >= polled + 3));
+        assert.equal(await count(), 1, "quiet polls within the hour write no manifest");
+        emulator.addFiles([{
+          id: "eclf_later",
+          eventType: "AUTH_LOG",
+          endTime: "2026-07-02T05:00:00Z",
+          size: 700,
+        }]);
+        await waitFor("a manifest for the new file", async () => await count() === 2);
+        child!.kill("SIGTERM");
+        const r = await done;
+        assert.ok(r.code === 143 || r.signal === "SIGTERM", `${r.code} ${r.signal}\n${r.stderr}`);
+        const names = await manifestNames(out);
+        assert.equal(names.length, 2);
+        const second = await manifestLines(out, names[1]);
+        assert.deepEqual(second.filter((l) => l.type === "file").map((l) => l.id), ["eclf_later"]);
+        const { code, stderr } = await verify(out);
+        assert.equal(code, 0, stderr);
+      });
+    });
+  },
+);
+
+/** Resolves once `ready()` holds; fails after 30 s. */
+async function waitFor(what: string, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((done) => setTimeout(done, 25));
+  }
+}
 
 test("verify: usage errors exit 2, a missing directory exits 1", async () => {
   assert.equal((await runCli(["verify"])).code, 2);

@@ -3,9 +3,11 @@
  * OpenSearch `_bulk` in `elasticsearch.ts`) share: one `Destination` over a small
  * `BatchProtocol`, which only encodes a record and makes one attempt at sending a batch.
  *
- * - Records are read line by line from the verified spool (`FileSpool.stream()` through
- *   `LineSplitStream`), so memory is bounded by the batches in flight, whatever the file's size.
- *   A record is a line without its LF or CRLF; blank lines are not records.
+ * - Records are read line by line from the verified spool (`FileSpool.stream()`, split here
+ *   without a copy per line), so memory is bounded by the batches in flight, whatever the file's
+ *   size. A record is a line without its LF or CRLF; blank lines are not records. Each batch is
+ *   one buffer its records are encoded into (one small typed array per record would cost the
+ *   runtimes' allocators far more memory than the records themselves).
  * - Batches are bounded by count and bytes and gather records across files; the open batch is
  *   sent when full, `lingerMs` after the last file was taken, or at `finish`. At most `inFlight`
  *   batches are sent at once (the next record waits for room).
@@ -34,7 +36,6 @@ import { backoffDelay, retryDelay, type RetryPolicy, sleep } from "../retry.ts";
 import { isLiteralLoopback } from "../urls.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Receipt } from "./contract.ts";
-import { LineSplitStream } from "./lines.ts";
 import { type FileSpool, SpoolFolder } from "./spool.ts";
 
 /** The default retry policy of SIEM requests: 5 retries, 1 s doubling, at most 30 s a wait. */
@@ -62,14 +63,17 @@ export interface RecordOrigin {
 
 /** What a protocol makes of one record. */
 export interface EncodedRecord {
-  /** The bytes the record adds to a batch's body. */
-  bytes: Uint8Array;
+  /** What the record adds to a batch's body. */
+  text: string;
   /** The record's `event_id`, when it has one (for messages). */
   eventId?: string;
 }
 
 /** One record in a batch. */
-export interface BatchItem extends EncodedRecord, RecordOrigin {
+export interface BatchItem extends RecordOrigin {
+  /** What the record adds to the batch's body (a view of the batch's buffer). */
+  bytes: Uint8Array;
+  eventId?: string;
   /** The record's size as read (without its line ending). */
   recordBytes: number;
 }
@@ -99,7 +103,8 @@ export interface BatchProtocol {
   readonly name: string;
   /** How to raise the collector's size limit, for the message about a record too large. */
   readonly sizeHint: string;
-  encode(record: Uint8Array, origin: RecordOrigin): EncodedRecord;
+  /** `record` is the line as text, without its line ending. */
+  encode(record: string, origin: RecordOrigin): EncodedRecord;
   send(items: readonly BatchItem[], signal: AbortSignal): Promise<SendOutcome>;
 }
 
@@ -116,10 +121,23 @@ export interface BatchingOptions {
   maxRecordBytes?: number;
 }
 
-/** The body of `items`, their bytes one after another. */
+/** The body of `items`, their bytes one after another (a view when they are already so). */
 export function joinItems(items: readonly BatchItem[]): Uint8Array {
   let total = 0;
-  for (const item of items) total += item.bytes.length;
+  let contiguous = true;
+  for (const [i, item] of items.entries()) {
+    total += item.bytes.length;
+    const previous = items[i - 1]?.bytes;
+    if (
+      previous &&
+      (previous.buffer !== item.bytes.buffer ||
+        previous.byteOffset + previous.length !== item.bytes.byteOffset)
+    ) contiguous = false;
+  }
+  if (contiguous && items.length > 0) {
+    const first = items[0].bytes;
+    return new Uint8Array(first.buffer, first.byteOffset, total);
+  }
   const body = new Uint8Array(total);
   let at = 0;
   for (const item of items) {
@@ -135,23 +153,50 @@ export function describeItem(item: RecordOrigin & { eventId?: string }): string 
   return `${id} (line ${item.line} of ${item.eventType} file ${item.fileId})`;
 }
 
-/** `line` without its `\n` or `\r\n`. */
-export function withoutLineEnding(line: Uint8Array): Uint8Array {
-  let end = line.length;
-  if (end > 0 && line[end - 1] === 0x0a) {
-    end--;
-    if (end > 0 && line[end - 1] === 0x0d) end--;
-  }
-  return line.subarray(0, end);
+/** `line` (without its `\n`) without a `\r` before it. */
+export function withoutCarriageReturn(line: Uint8Array): Uint8Array {
+  const end = line.length;
+  return end > 0 && line[end - 1] === 0x0d ? line.subarray(0, end - 1) : line;
 }
 
 /** Whether a record holds only spaces, tabs or carriage returns (a blank line, not an event). */
 export function isBlank(record: Uint8Array): boolean {
-  for (const byte of record) {
+  for (let i = 0; i < record.length; i++) {
+    const byte = record[i];
     if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0d) return false;
   }
   return true;
 }
+
+/**
+ * The buffer one batch's records are encoded into, grown by doubling when a record needs more
+ * room; each record's bytes are a view of it.
+ */
+class BatchBuffer {
+  #bytes: Uint8Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.#bytes = new Uint8Array(capacity);
+  }
+
+  append(text: string): Uint8Array {
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+    const room = text.length * 3;
+    if (this.length + room > this.#bytes.length) {
+      const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.length + room));
+      grown.set(this.#bytes.subarray(0, this.length));
+      this.#bytes = grown;
+      // Views handed out earlier point into the old buffer: still valid, just not contiguous.
+    }
+    const { written } = encoder.encodeInto(text, this.#bytes.subarray(this.length));
+    const view = this.#bytes.subarray(this.length, this.length + written);
+    this.length += written;
+    return view;
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** One file's records in flight: its receipt is confirmed once all are, and it was read whole. */
 class FileTracker {
@@ -194,7 +239,8 @@ export class BatchingDestination implements Destination<FileSpool> {
   readonly #options: Required<BatchingOptions>;
   /** The batch records are added to; sent when full, on linger or at `finish`. */
   #open: TrackedItem[] = [];
-  #openBytes = 0;
+  /** What the open batch's records are encoded into. */
+  #buffer: BatchBuffer;
   /** Lowered when the collector refused a batch as too large. */
   #maxBytes: number;
   #inFlight = new Set<Promise<void>>();
@@ -212,6 +258,12 @@ export class BatchingDestination implements Destination<FileSpool> {
       ...options,
     };
     this.#maxBytes = options.maxBytes;
+    this.#buffer = this.#newBuffer();
+  }
+
+  #newBuffer(): BatchBuffer {
+    // Room for a full batch and a little: most batches never grow.
+    return new BatchBuffer(Math.min(this.#maxBytes + 64 * 1024, 16 * 1024 * 1024));
   }
 
   static async create(
@@ -235,30 +287,56 @@ export class BatchingDestination implements Destination<FileSpool> {
     this.#throwIfFailed();
     clearTimeout(this.#linger);
     const tracker = new FileTracker(receipt);
+    const maxRecordBytes = this.#options.maxRecordBytes;
     let line = 0;
-    try {
-      const lines = spool.stream().pipeThrough(
-        new LineSplitStream({ maxLineBytes: this.#options.maxRecordBytes }),
+    /** The start of a line that continues in the next chunk. */
+    let carry: Uint8Array[] = [];
+    let carryBytes = 0;
+    const tooLong = () =>
+      new CliError(
+        "integrity",
+        `line ${line + 1} of ${eventType} file ${file.id} is longer than ` +
+          `${maxRecordBytes / (1024 * 1024)} MiB; it is not sent to ${this.#protocol.name}. ` +
+          `Skip the file with 'state skip' if it is expected`,
       );
-      try {
-        for await (const raw of lines) {
-          line++;
-          const record = withoutLineEnding(raw);
-          if (isBlank(record)) continue;
-          const origin = { eventType, fileId: file.id, line };
-          const encoded = this.#protocol.encode(record, origin);
-          tracker.add();
-          await this.#add({ ...encoded, ...origin, recordBytes: record.length, tracker });
+    /** Takes one line (without its `\n`); resolves when there is room for the next. */
+    const take = (piece: Uint8Array): Promise<void> | undefined => {
+      line++;
+      if (carryBytes > 0) {
+        const whole = new Uint8Array(carryBytes + piece.length);
+        let at = 0;
+        for (const part of [...carry, piece]) {
+          whole.set(part, at);
+          at += part.length;
         }
-      } catch (error) {
-        if (!(error instanceof RangeError)) throw error;
-        throw new CliError(
-          "integrity",
-          `line ${line + 1} of ${eventType} file ${file.id} is longer than ` +
-            `${this.#options.maxRecordBytes / (1024 * 1024)} MiB without a line end; it is not ` +
-            `sent to ${this.#protocol.name}. Skip the file with 'state skip' if it is expected`,
-        );
+        carry = [];
+        carryBytes = 0;
+        piece = whole;
       }
+      if (piece.length > maxRecordBytes) throw tooLong();
+      const record = withoutCarriageReturn(piece);
+      if (isBlank(record)) return undefined;
+      const origin = { eventType, fileId: file.id, line };
+      const encoded = this.#protocol.encode(decoder.decode(record), origin);
+      tracker.add();
+      return this.#add(encoded, origin, record.length, tracker);
+    };
+    try {
+      for await (const chunk of spool.stream()) {
+        let start = 0;
+        for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
+          const waiting = take(chunk.subarray(start, end));
+          start = end + 1;
+          if (waiting) await waiting;
+        }
+        if (start < chunk.length) {
+          // Each chunk of the stream is a fresh buffer: keeping a view of it is safe.
+          carry.push(chunk.subarray(start));
+          carryBytes += chunk.length - start;
+          if (carryBytes > maxRecordBytes) throw tooLong();
+        }
+      }
+      if (carryBytes > 0) await take(new Uint8Array(0));
     } catch (error) {
       tracker.reject(error);
       this.#fail(error);
@@ -304,14 +382,30 @@ export class BatchingDestination implements Destination<FileSpool> {
     this.#failure ??= { error };
   }
 
-  async #add(item: TrackedItem): Promise<void> {
-    const size = item.bytes.length;
-    if (this.#open.length > 0 && this.#openBytes + size > this.#maxBytes) await this.#dispatch();
-    this.#open.push(item);
-    this.#openBytes += size;
-    if (this.#open.length >= this.#options.maxCount || this.#openBytes >= this.#maxBytes) {
-      await this.#dispatch();
+  /**
+   * Adds a record to the open batch, sending the batch first when the record would take it over
+   * its bytes, and after when it is full; resolves once there is room again (undefined: now).
+   */
+  #add(
+    encoded: EncodedRecord,
+    origin: RecordOrigin,
+    recordBytes: number,
+    tracker: FileTracker,
+  ): Promise<void> | undefined {
+    let bytes = this.#buffer.append(encoded.text);
+    let waiting: Promise<void> | undefined;
+    if (this.#open.length > 0 && this.#buffer.length > this.#maxBytes) {
+      // Over the limit with it: the batch goes without it, and it starts the next one.
+      this.#buffer.length -= bytes.length;
+      waiting = this.#dispatch();
+      bytes = this.#buffer.append(encoded.text);
     }
+    this.#open.push({ ...origin, bytes, eventId: encoded.eventId, recordBytes, tracker });
+    if (this.#open.length >= this.#options.maxCount || this.#buffer.length >= this.#maxBytes) {
+      const next = this.#dispatch();
+      waiting = waiting ? waiting.then(() => next) : next;
+    }
+    return waiting;
   }
 
   /** Sends the open batch once there is room in the window (its outcome settles its files). */
@@ -319,7 +413,7 @@ export class BatchingDestination implements Destination<FileSpool> {
     clearTimeout(this.#linger);
     const batch = this.#open;
     this.#open = [];
-    this.#openBytes = 0;
+    this.#buffer = this.#newBuffer();
     if (batch.length === 0) return;
     while (this.#inFlight.size >= this.#options.inFlight) await Promise.race(this.#inFlight);
     if (this.#failure || this.#controller.signal.aborted) {

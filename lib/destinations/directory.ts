@@ -237,7 +237,7 @@ export const directoryKind: DestinationKind = {
       guarantee: "confirmed",
       localFiles: [],
       check: () => refuseNonDirectory(root),
-      archive: new LocalArchiveStore(root),
+      archive: new LocalArchiveStore(root, mode),
       open: () =>
         Promise.resolve(new DirectoryDestination(root, gzip, mode, layout)),
     };

@@ -50,7 +50,6 @@ export const ELASTIC_IN_FLIGHT = 3;
 const REQUEST_TIMEOUT_MS = 60_000;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** The integration's data stream of `eventType`. */
 export function integrationDataStream(eventType: string): string {
@@ -85,8 +84,7 @@ export class BulkProtocol implements BatchProtocol {
     return new URL(path, this.#settings.url);
   }
 
-  encode(record: Uint8Array, origin: RecordOrigin): EncodedRecord {
-    const text = decoder.decode(record);
+  encode(text: string, origin: RecordOrigin): EncodedRecord {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -131,7 +129,7 @@ export class BulkProtocol implements BatchProtocol {
       const empty = Object.keys(fields).length === 0;
       document = `{"@timestamp":${JSON.stringify(timestamp)}${empty ? "}" : `,${rest}`}`;
     }
-    return { bytes: encoder.encode(`${action}${document}\n`), eventId };
+    return { text: `${action}${document}\n`, eventId };
   }
 
   async send(items: readonly BatchItem[], signal: AbortSignal): Promise<SendOutcome> {

@@ -53,8 +53,6 @@ export const HEC_ACK_TIMEOUT_S = 300;
 const ACK_POLL_MS = 250;
 const REQUEST_TIMEOUT_MS = 60_000;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** What HEC answers: `{"text": "...", "code": N}`, plus `ackId` or `invalid-event-number`. */
 interface HecAnswer {
@@ -103,6 +101,7 @@ export class HecProtocol implements BatchProtocol {
   readonly #settings: HecSettings;
   readonly #acks: AckPoller;
   readonly #headers: Record<string, string>;
+  readonly #envelopes = new Map<string, string>();
 
   constructor(settings: HecSettings) {
     this.#settings = settings;
@@ -120,11 +119,11 @@ export class HecProtocol implements BatchProtocol {
     return new URL(`${base.pathname.replace(/\/+$/, "")}${path}`, base);
   }
 
-  encode(record: Uint8Array, origin: RecordOrigin): EncodedRecord {
+  encode(record: string, origin: RecordOrigin): EncodedRecord {
     let parsed: unknown;
     let json = true;
     try {
-      parsed = JSON.parse(decoder.decode(record));
+      parsed = JSON.parse(record);
     } catch {
       json = false;
     }
@@ -133,19 +132,23 @@ export class HecProtocol implements BatchProtocol {
       : {};
     const time = epochSeconds(fields.timestamp);
     const eventId = typeof fields.event_id === "string" ? fields.event_id : undefined;
-    const head = `{${time ? `"time":${time},` : ""}"host":${JSON.stringify(this.#settings.host)},` +
-      `"source":"${HEC_SOURCE}",` +
-      `"sourcetype":${JSON.stringify(`openai:compliance:${origin.eventType.toLowerCase()}`)},` +
-      (this.#settings.index ? `"index":${JSON.stringify(this.#settings.index)},` : "") +
-      `"event":`;
-    // The record goes in as it is, byte for byte; a line that is not JSON goes as a string.
-    const event = json ? record : encoder.encode(JSON.stringify(decoder.decode(record)));
-    const headBytes = encoder.encode(head);
-    const bytes = new Uint8Array(headBytes.length + event.length + 1);
-    bytes.set(headBytes);
-    bytes.set(event, headBytes.length);
-    bytes[bytes.length - 1] = 0x7d; // }
-    return { bytes, eventId };
+    // The record goes in as it is; a line that is not JSON goes as a string.
+    const text = `{${time ? `"time":${time},` : ""}${this.#envelope(origin.eventType)}"event":${
+      json ? record : JSON.stringify(record)
+    }}`;
+    return { text, eventId };
+  }
+
+  /** The fields every event of `eventType` carries, ending in a comma. */
+  #envelope(eventType: string): string {
+    let envelope = this.#envelopes.get(eventType);
+    if (envelope === undefined) {
+      envelope = `"host":${JSON.stringify(this.#settings.host)},"source":"${HEC_SOURCE}",` +
+        `"sourcetype":${JSON.stringify(`openai:compliance:${eventType.toLowerCase()}`)},` +
+        (this.#settings.index ? `"index":${JSON.stringify(this.#settings.index)},` : "");
+      this.#envelopes.set(eventType, envelope);
+    }
+    return envelope;
   }
 
   async send(items: readonly BatchItem[], signal: AbortSignal): Promise<SendOutcome> {

@@ -4,12 +4,14 @@
  * message.ts: APP-NAME `oai-compliance-logs`, MSGID the event type, TIMESTAMP the record's
  * `timestamp`, the record untouched as MSG), octet-counted on TCP and TLS (RFC 6587).
  *
- * Guarantees: TCP and TLS never say what the server kept, so they are `best-effort`: a file is
- * confirmed once all its messages were handed to the kernel, a file cut by a dropped connection
- * is sent again whole on a new one (at-least-once across a reconnect), but what the server had
- * not read when it died is lost. RELP acknowledges every message: a file is `confirmed` only
- * once every message of it was acknowledged, and the messages a dropped session did not
- * acknowledge are sent again on the next.
+ * Guarantees: TCP and TLS never say what the server kept, so they are `best-effort`. The files
+ * written on a connection are kept (their spools, on disk) until the connection is closed
+ * cleanly every 2 s or 32 MiB: a server closes its side only once it has read every byte, and
+ * only then are they confirmed. A connection that drops first is made again with backoff and
+ * every file not confirmed is sent again (at-least-once across a reconnect); what the server had
+ * read but not stored when it died is lost. RELP acknowledges every message: a file is
+ * `confirmed` only once every message of it was acknowledged, and the messages a dropped
+ * session did not acknowledge are sent again on the next.
  *
  * A record whose message would be longer than `--syslog-max-bytes` (default 64 KiB, the common
  * server limit) fails the run naming its `event_id`, its size and the way past it: it is never
@@ -37,8 +39,8 @@ import {
   priorityOf,
   recordFacts,
   SEVERITIES,
-  syslogHeader,
   type SyslogHeader,
+  syslogHeader,
 } from "../syslog/message.ts";
 import { readRecords } from "../syslog/records.ts";
 import { RelpClient } from "../syslog/relp.ts";
@@ -62,6 +64,14 @@ const MAX_MAX_BYTES = 64 * 1024 * 1024;
 /** Defaults: local0 (a facility for applications), info. */
 export const DEFAULT_FACILITY = 16;
 export const DEFAULT_SEVERITY = 6;
+/**
+ * TCP and TLS: the connection is closed cleanly (and the files sent on it confirmed) this often,
+ * or after this many bytes: a crash repeats at most that much.
+ */
+const COMMIT_EVERY_MS = 2_000;
+const COMMIT_EVERY_BYTES = 32 * 1024 * 1024;
+/** How long the server may take to close its side after the end of a connection. */
+const END_TIMEOUT_MS = 10_000;
 const DEFAULT_PORTS = { "syslog+tcp": 514, "syslog+tls": 6514, "syslog+relp": 2514 } as const;
 
 type Scheme = keyof typeof DEFAULT_PORTS;
@@ -93,8 +103,12 @@ export function parseSyslogTarget(target: string): { scheme: Scheme; host: strin
   if (!(scheme in DEFAULT_PORTS)) {
     throw usage(`-o ${target}: use syslog+tcp://, syslog+tls:// or syslog+relp://`);
   }
-  if (url.username || url.password || (url.pathname && url.pathname !== "/") || url.search || url.hash) {
-    throw usage(`-o ${target}: a syslog URL is only syslog+tcp://HOST:PORT (no path, query or user)`);
+  if (
+    url.username || url.password || (url.pathname && url.pathname !== "/") || url.search || url.hash
+  ) {
+    throw usage(
+      `-o ${target}: a syslog URL is only syslog+tcp://HOST:PORT (no path, query or user)`,
+    );
   }
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (!host) throw usage(`-o ${target} names no host`);
@@ -159,6 +173,10 @@ export class SyslogDestination implements Destination<FileSpool> {
   readonly #headers = new Map<string, SyslogHeader>();
   readonly #hostname = hostname();
   #writer: SocketWriter | undefined;
+  #connectedAt = 0;
+  /** TCP and TLS: files written on the current connection, not yet confirmed. */
+  #sent: Array<Parcel<FileSpool>> = [];
+  #sentBytes = 0;
   #failure: { error: unknown } | undefined;
 
   private constructor(
@@ -194,23 +212,33 @@ export class SyslogDestination implements Destination<FileSpool> {
   }
 
   async deliver(parcel: Parcel<FileSpool>): Promise<void> {
-    if (this.#failure) throw this.#failure.error;
+    if (this.#failure) {
+      await parcel.spool.discard();
+      throw this.#failure.error;
+    }
     try {
-      if (this.relp) await this.#deliverRelp(parcel, this.relp);
-      else await this.#deliverStream(parcel);
+      if (this.relp) {
+        try {
+          await this.#deliverRelp(parcel, this.relp);
+        } finally {
+          await parcel.spool.discard();
+        }
+      } else await this.#deliverStream(parcel);
     } catch (error) {
       this.#failure ??= { error };
       parcel.receipt.reject(error);
       throw error;
-    } finally {
-      await parcel.spool.discard();
     }
   }
 
   async finish(): Promise<void> {
     try {
       if (this.relp) await this.relp.close();
+      else if (this.#sent.length > 0) await this.#commit();
       else await this.#writer?.end();
+    } catch (error) {
+      this.#rejectSent(error);
+      throw error;
     } finally {
       this.#writer = undefined;
       await this.folder.remove();
@@ -221,6 +249,7 @@ export class SyslogDestination implements Destination<FileSpool> {
     this.relp?.destroy();
     this.#writer?.destroy();
     this.#writer = undefined;
+    this.#rejectSent(new CliError("interrupted", "the delivery was stopped"));
     await this.folder.remove();
   }
 
@@ -251,12 +280,24 @@ export class SyslogDestination implements Destination<FileSpool> {
     const { maxBytes } = this.settings;
     for await (const item of readRecords(spool.stream(), maxBytes)) {
       if (item.kind === "too-large") {
-        throw this.#tooLarge(recordName(eventIdIn(item.head), item.line, eventType, file), item.size, undefined, file, eventType);
+        throw this.#tooLarge(
+          recordName(eventIdIn(item.head), item.line, eventType, file),
+          item.size,
+          undefined,
+          file,
+          eventType,
+        );
       }
       const facts = recordFacts(item.bytes);
       const length = messageLength(header, facts.timestamp, item.bytes.length);
       if (length > maxBytes) {
-        throw this.#tooLarge(recordName(facts.eventId, item.line, eventType, file), item.bytes.length, length, file, eventType);
+        throw this.#tooLarge(
+          recordName(facts.eventId, item.line, eventType, file),
+          item.bytes.length,
+          length,
+          file,
+          eventType,
+        );
       }
       const [prefix, suffix] = frame(length);
       await send(framedMessage(prefix, header, facts.timestamp, item.bytes, suffix));
@@ -284,27 +325,97 @@ export class SyslogDestination implements Destination<FileSpool> {
     );
   }
 
-  /** TCP and TLS: the file whole into the socket; a lost connection sends it again on a new one. */
+  /**
+   * TCP and TLS: the file whole into the socket, kept until the server has read it (`#commit`);
+   * on a new connection every file not committed yet is sent again first.
+   */
   async #deliverStream(parcel: Parcel<FileSpool>): Promise<void> {
+    this.#sent.push(parcel);
+    try {
+      await this.#attempt(async () => {
+        const fresh = !this.#writer || this.#writer.lost;
+        const writer = await this.#connected();
+        for (const each of fresh ? this.#sent : [parcel]) await this.#writeFile(each, writer);
+        await writer.flush(true);
+      });
+    } catch (error) {
+      this.#sent.pop();
+      await parcel.spool.discard();
+      // What came before the failed file is still committed, so the checkpoint passes it.
+      if (!(error instanceof CliError && error.kind === "network") && this.#sent.length > 0) {
+        await this.#commit().catch((commitError) => this.#rejectSent(commitError));
+      }
+      throw error;
+    }
+    this.#sentBytes += parcel.downloaded.bytes;
+    const due = Date.now() - this.#connectedAt >= COMMIT_EVERY_MS;
+    if (this.#sentBytes >= COMMIT_EVERY_BYTES || due) await this.#commit();
+  }
+
+  #writeFile(parcel: Parcel<FileSpool>, writer: SocketWriter): Promise<void> {
+    return this.#eachMessage(
+      parcel,
+      (length) => [`${length} `, ""],
+      (frame) => writer.write(frame),
+    );
+  }
+
+  /**
+   * Closes the connection cleanly: once the server closed its side it has read every byte sent
+   * on it, and the files sent are confirmed (the most a plain stream can tell). A connection
+   * that breaks first is made again and the files are sent again.
+   */
+  async #commit(): Promise<void> {
+    await this.#attempt(async () => {
+      const fresh = !this.#writer || this.#writer.lost;
+      const writer = await this.#connected();
+      if (fresh) {
+        for (const each of this.#sent) await this.#writeFile(each, writer);
+        await writer.flush(true);
+      }
+      this.#writer = undefined;
+      if (!(await writer.end(END_TIMEOUT_MS))) {
+        throw new ConnectionLost(
+          `${this.settings.what} did not close the connection cleanly within ` +
+            `${END_TIMEOUT_MS / 1000}s of its end`,
+        );
+      }
+    });
+    const sent = this.#sent;
+    this.#sent = [];
+    this.#sentBytes = 0;
+    for (const each of sent) {
+      each.receipt.confirm();
+      await each.spool.discard();
+    }
+  }
+
+  #rejectSent(error: unknown): void {
+    const sent = this.#sent;
+    this.#sent = [];
+    for (const each of sent) {
+      each.receipt.reject(error);
+      each.spool.discard().catch(() => {});
+    }
+  }
+
+  /** Runs `step` until it succeeds; a lost connection is made again with backoff, a few times. */
+  async #attempt(step: () => Promise<void>): Promise<void> {
     const { policy } = this.settings;
     for (let attempt = 0;; attempt++) {
       try {
-        const writer = await this.#connected();
-        await this.#eachMessage(parcel, (length) => [`${length} `, ""], (frame) => writer.write(frame));
-        await writer.flush(true);
-        parcel.receipt.confirm();
-        return;
+        return await step();
       } catch (error) {
-        const lost = error instanceof ConnectionLost ||
-          (error instanceof CliError && error.kind === "network");
         this.#writer?.destroy();
         this.#writer = undefined;
+        const lost = error instanceof ConnectionLost ||
+          (error instanceof CliError && error.kind === "network");
         if (!lost) throw error;
         if (attempt >= policy.retries) {
           throw new CliError(
             "network",
-            `${error.message}, still after ${policy.retries + 1} tries; ${parcel.eventType} file ` +
-              `${parcel.file.id} stays unconfirmed and is sent again by the next run`,
+            `${error.message}, still after ${policy.retries + 1} tries; the files not confirmed ` +
+              `yet are sent again by the next run`,
             { cause: error },
           );
         }
@@ -319,6 +430,7 @@ export class SyslogDestination implements Destination<FileSpool> {
     // The server never writes on a syslog stream: anything it sends is ignored.
     socket.on("data", () => {});
     this.#writer = new SocketWriter(socket, this.settings.what);
+    this.#connectedAt = Date.now();
     return this.#writer;
   }
 
@@ -358,7 +470,8 @@ export const syslogKind: DestinationKind = {
     "syslog-max-bytes": {
       type: "string",
       arg: "BYTES",
-      help: `with -o syslog+...://, the longest message the server takes (default ${SYSLOG_MAX_BYTES});\n` +
+      help:
+        `with -o syslog+...://, the longest message the server takes (default ${SYSLOG_MAX_BYTES});\n` +
         "a longer record fails the run, never cut",
     },
     "ca-file": {
@@ -382,7 +495,9 @@ export const syslogKind: DestinationKind = {
   conflicts: {},
   configure(target, values, context) {
     const { scheme, host, port } = parseSyslogTarget(target);
-    const tlsOptions = ["ca-file", "client-cert", "client-key"].filter((o) => values[o] !== undefined);
+    const tlsOptions = ["ca-file", "client-cert", "client-key"].filter((o) =>
+      values[o] !== undefined
+    );
     if (scheme !== "syslog+tls" && tlsOptions.length > 0) {
       throw usage(`--${tlsOptions[0]} needs -o syslog+tls://HOST:PORT`);
     }

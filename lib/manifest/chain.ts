@@ -107,16 +107,57 @@ export function parseManifest(name: string, text: string): ParsedManifest {
   return { name, segments, damage };
 }
 
-/** The head of `job`'s chain in `store`: its latest segment's last line hash and sequence. */
-export async function jobHead(
+/**
+ * The heads of every job's chain in a store, kept up to date by reading only the manifests that
+ * appeared since the last look (a `--follow` job writes one an hour, for years). The head is the
+ * last line of a job's segment with the highest sequence: names sort by start time, but a run
+ * that started earlier may write later.
+ *
+ * @example
+ * ```ts
+ * import type { ArchiveStore } from "./store.ts";
+ * declare const store: ArchiveStore;
+ * const heads = new ChainHeads();
+ * const head = await heads.of(store, "ws-1/AUTH_LOG"); // { hash, sequence } or undefined
+ * ```
+ */
+export class ChainHeads {
+  readonly #seen = new Set<string>();
+  readonly #heads = new Map<string, { hash: string; sequence: number }>();
+
+  /** Takes in one manifest's segments (already read elsewhere, e.g. by a recovery). */
+  add(parsed: ParsedManifest): void {
+    this.#seen.add(parsed.name);
+    for (const segment of parsed.segments) {
+      const { job, sequence } = segment.header.line;
+      const head = this.#heads.get(job);
+      if (head && head.sequence >= sequence) continue;
+      this.#heads.set(job, { hash: segment.lastHash, sequence });
+    }
+  }
+
+  /** `job`'s head after reading the manifests not seen yet. */
+  async of(
+    store: ArchiveStore,
+    job: string,
+  ): Promise<{ hash: string; sequence: number } | undefined> {
+    for (const name of await store.manifests()) {
+      if (this.#seen.has(name)) continue;
+      this.add(parseManifest(name, await store.readManifest(name)));
+    }
+    return this.#heads.get(job);
+  }
+
+  /** Forgets `name` (a file rewritten in place, such as `--manifest FILE`). */
+  forget(name: string): void {
+    this.#seen.delete(name);
+  }
+}
+
+/** The head of `job`'s chain in `store` (see `ChainHeads`). */
+export function jobHead(
   store: ArchiveStore,
   job: string,
 ): Promise<{ hash: string; sequence: number } | undefined> {
-  const names = await store.manifests();
-  for (let i = names.length - 1; i >= 0; i--) {
-    const { segments } = parseManifest(names[i], await store.readManifest(names[i]));
-    const last = segments.filter((s) => s.header.line.job === job).at(-1);
-    if (last) return { hash: last.lastHash, sequence: last.header.line.sequence };
-  }
-  return undefined;
+  return new ChainHeads().of(store, job);
 }

@@ -23,12 +23,13 @@
  * ```
  */
 import { randomBytes } from "node:crypto";
+import { basename } from "node:path";
 import type { LogFile } from "../log_file.ts";
 import { publicationDelayMs } from "../event_types.ts";
 import { quietCursor } from "../destinations/confirmations.ts";
 import { toMicros } from "../time.ts";
 import { VERSION } from "../version.ts";
-import { jobHead, parseManifest } from "./chain.ts";
+import { ChainHeads, parseManifest } from "./chain.ts";
 import {
   type CloseLine,
   type FileLine,
@@ -44,6 +45,7 @@ import {
 import type { Signer } from "./signing.ts";
 import type { ArchiveStore } from "./store.ts";
 import { hashObject } from "./hash_object.ts";
+import { ManifestFileStore } from "./local_store.ts";
 
 /** One file as the checkpoint moves past it, in confirmation order. */
 export type ReleasedFile =
@@ -92,6 +94,7 @@ export class ManifestWriter {
   #passStartedMs: number;
   #lastWrittenMs: number;
   #written = 0;
+  readonly #heads = new ChainHeads();
 
   private constructor(options: ManifestWriterOptions) {
     this.#options = options;
@@ -220,7 +223,7 @@ export class ManifestWriter {
     const startedAt = new Date(this.#passStartedMs);
     const lock = await store.lock();
     try {
-      const head = await jobHead(store, this.#job);
+      const head = await this.#heads.of(store, this.#job);
       const lines: string[] = [headerLine({
         version: VERSION,
         runId: this.runId,
@@ -254,7 +257,11 @@ export class ManifestWriter {
       lines.push(JSON.stringify(close));
       let name = manifestName(startedAt, this.runId);
       if (this.#written > 0) name = name.replace(/\.jsonl$/, `-${this.#written + 1}.jsonl`);
-      await store.writeManifest(name, lines.join("\n") + "\n");
+      const text = lines.join("\n") + "\n";
+      await store.writeManifest(name, text);
+      // A store of one file (`--manifest FILE`) rewrites it: it is read again next time.
+      if (store instanceof ManifestFileStore) this.#heads.forget(basename(store.path));
+      else this.#heads.add(parseManifest(name, text));
     } finally {
       await lock.release();
     }
@@ -277,7 +284,9 @@ export class ManifestWriter {
     const { store } = this.#options;
     const recorded = new Set<string>();
     for (const name of await store.manifests()) {
-      for (const segment of parseManifest(name, await store.readManifest(name)).segments) {
+      const parsed = parseManifest(name, await store.readManifest(name));
+      if (!(store instanceof ManifestFileStore)) this.#heads.add(parsed);
+      for (const segment of parsed.segments) {
         for (const { line } of segment.entries) {
           if (line.type === "file") recorded.add(line.path);
         }

@@ -12,8 +12,9 @@
  * ```ts
  * const header = syslogHeader({ priority: priorityOf(13, 6), hostname: "h", procId: "7", msgId: "AUTH_LOG" });
  * const record = new TextEncoder().encode('{"timestamp":"2026-07-01T00:00:00Z"}');
- * const frame = octetFrame(syslogMessage(header, record));
- * // "73 <110>1 2026-07-01T00:00:00.000000Z h oai-compliance-logs 7 AUTH_LOG - {...}"
+ * const { timestamp } = recordFacts(record); // "2026-07-01T00:00:00.000000Z"
+ * const frame = syslogFrame(header, timestamp, record);
+ * // "106 <110>1 2026-07-01T00:00:00.000000Z h oai-compliance-logs 7 AUTH_LOG - {...}"
  * ```
  */
 import { toMicros } from "../time.ts";

@@ -41,7 +41,11 @@ const MAX_TXNR = 999_999_999;
 export const RELP_OFFERS = "relp_version=0\nrelp_software=oai-compliance-logs\ncommands=syslog";
 
 /** One RELP frame's bytes. */
-export function relpFrame(txnr: number, command: string, data: Uint8Array | string = ""): Uint8Array {
+export function relpFrame(
+  txnr: number,
+  command: string,
+  data: Uint8Array | string = "",
+): Uint8Array {
   const body = typeof data === "string" ? encoder.encode(data) : data;
   const head = encoder.encode(`${txnr} ${command} ${body.length}${body.length ? " " : ""}`);
   const frame = new Uint8Array(head.length + body.length + 1);
@@ -110,18 +114,29 @@ export class RelpFrameReader {
     while (end < bytes.length && bytes[end] >= 0x30 && bytes[end] <= 0x39) end++;
     if (end === bytes.length) return this.#partialHeader(bytes, at);
     const lengthText = decoder.decode(bytes.subarray(second + 1, end));
-    if (!/^\d{1,9}$/.test(txnrText) || !/^[a-z]{1,32}$/i.test(command) || !/^\d{1,10}$/.test(lengthText)) {
-      throw new RelpProtocolError(`not a RELP frame: ${JSON.stringify(decoder.decode(bytes.subarray(at, end + 1)).slice(0, 80))}`);
+    if (
+      !/^\d{1,9}$/.test(txnrText) || !/^[a-z]{1,32}$/i.test(command) ||
+      !/^\d{1,10}$/.test(lengthText)
+    ) {
+      throw new RelpProtocolError(
+        `not a RELP frame: ${
+          JSON.stringify(decoder.decode(bytes.subarray(at, end + 1)).slice(0, 80))
+        }`,
+      );
     }
     const length = Number(lengthText);
     if (length > this.maxData) throw new RelpProtocolError(`a RELP frame of ${length} bytes`);
     let dataStart = end;
     if (length > 0) {
-      if (bytes[end] !== 0x20) throw new RelpProtocolError("a RELP frame without a space before its data");
+      if (bytes[end] !== 0x20) {
+        throw new RelpProtocolError("a RELP frame without a space before its data");
+      }
       dataStart = end + 1;
     }
     if (bytes.length < dataStart + length + 1) return undefined;
-    if (bytes[dataStart + length] !== 0x0a) throw new RelpProtocolError("a RELP frame without its LF trailer");
+    if (bytes[dataStart + length] !== 0x0a) {
+      throw new RelpProtocolError("a RELP frame without its LF trailer");
+    }
     return {
       frame: { txnr: Number(txnrText), command, data: bytes.slice(dataStart, dataStart + length) },
       next: dataStart + length + 1,
@@ -330,7 +345,12 @@ export class RelpClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         session.replies.delete(txnr);
-        reject(new CliError("network", `${this.#options.what} did not answer within ${timeoutMs / 1000}s`));
+        reject(
+          new CliError(
+            "network",
+            `${this.#options.what} did not answer within ${timeoutMs / 1000}s`,
+          ),
+        );
       }, timeoutMs);
       session.replies.set(txnr, (frame) => {
         clearTimeout(timer);
@@ -362,7 +382,10 @@ export class RelpClient {
       return this.#sessionFailed(session, new ConnectionLost("the server closed the session"));
     }
     if (frame.command !== "rsp") {
-      return this.#sessionFailed(session, new RelpProtocolError(`an unexpected '${frame.command}'`));
+      return this.#sessionFailed(
+        session,
+        new RelpProtocolError(`an unexpected '${frame.command}'`),
+      );
     }
     const reply = session.replies.get(frame.txnr);
     if (reply) {
@@ -398,7 +421,9 @@ export class RelpClient {
     if (session.failure !== undefined) return;
     session.failure = error;
     session.writer.destroy();
-    for (const reply of session.replies.values()) reply({ txnr: 0, command: "failed", data: new Uint8Array() });
+    for (const reply of session.replies.values()) {
+      reply({ txnr: 0, command: "failed", data: new Uint8Array() });
+    }
     session.replies.clear();
     if (this.#session !== session || this.#closing || this.#failed) return;
     this.#ready = false;

@@ -135,6 +135,7 @@ export class SocketWriter {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #lost: ConnectionLost | undefined;
+  #errored = false;
   readonly #whenLost: Promise<void>;
 
   constructor(readonly socket: Socket, what = "the syslog server") {
@@ -147,7 +148,10 @@ export class SocketWriter {
       );
       wake();
     };
-    socket.on("error", lose);
+    socket.on("error", (error) => {
+      this.#errored = true;
+      lose(error);
+    });
     socket.on("close", () => lose());
   }
 
@@ -186,18 +190,24 @@ export class SocketWriter {
     if (this.#lost) throw this.#lost;
   }
 
-  /** Ends the stream: the server reads everything before the end (bounded wait), then closes. */
-  async end(timeoutMs = 5_000): Promise<void> {
-    if (this.#lost) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
+  /**
+   * Ends the stream and waits (bounded) for the server to close its side: true when it did so
+   * cleanly, which it does only once it read every byte before the end.
+   */
+  async end(timeoutMs = 10_000): Promise<boolean> {
+    if (this.#lost) return false;
+    const clean = await new Promise<boolean>((resolve) => {
+      let ended = false;
+      this.socket.once("end", () => ended = true);
+      const timer = setTimeout(() => resolve(false), timeoutMs);
       this.socket.once("close", () => {
         clearTimeout(timer);
-        resolve();
+        resolve(ended && !this.#errored);
       });
       this.socket.end();
     });
     this.socket.destroy();
+    return clean;
   }
 
   destroy(): void {

@@ -47,6 +47,9 @@ export interface CheckResult {
   unrecordedIds: Map<string, Set<string>>;
 }
 
+/** The event type folder a path is under (`AUTH_LOG/...` or `event_type=AUTH_LOG/...`). */
+const TYPE_FOLDER = /^(?:event_type=)?([A-Z0-9_]+)\//;
+
 /** A removed stretch of a job's chain: the break, and the window per type it took with it. */
 interface MissingStretch {
   finding: Finding;
@@ -179,7 +182,7 @@ export async function checkArchive(
           ? `${object.path}: a temp file of a run that died (safe to delete)`
           : `${object.path}: in the archive, but in no manifest`,
         path: object.path,
-        eventType: parsed?.[1],
+        eventType: parsed?.[1] ?? TYPE_FOLDER.exec(object.path)?.[1],
       };
       const stretch = parsed && !object.temp
         ? stretchOf(stretches, parsed[1], parsed[2])

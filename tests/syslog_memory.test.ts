@@ -1,0 +1,83 @@
+/**
+ * syslog (rsyslog): a 2 GiB file goes to rsyslog over TCP record by record with bounded memory:
+ * the CLI's peak RSS stays under 150 MB, and rsyslog receives every record. Measured on one
+ * runtime (Bun) to keep the suite's time small; the sending path is the same code under Deno.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import { runCli } from "./helpers/cli.ts";
+import { AFTER, envFor, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { withDir } from "./helpers/mod.ts";
+import { rsyslogSkip, startRsyslog } from "./servers/rsyslog.ts";
+
+const SIZE = 2 * 1024 * 1024 * 1024;
+const FACILITY = 8;
+const skip = rsyslogSkip() ?? (process.versions.bun ? undefined : "measured under Bun only");
+
+test(
+  "syslog (rsyslog): a 2 GiB file is sent over TCP with peak RSS under 150 MB",
+  { timeout: 1_200_000, skip },
+  async () => {
+    const rsyslog = await startRsyslog();
+    const files = [{
+      id: "eclf_big_2gib",
+      eventType: "AUTH_LOG",
+      endTime: "2026-07-02T00:00:00Z",
+      size: SIZE,
+    }];
+    await withEmulator({ files }, async (emulator) => {
+      await withDir("oai-syslog-big-", async (dir) => {
+        const report = join(dir, "time.txt");
+        const timed = existsSync("/usr/bin/time");
+        let polledKiB = 0;
+        let timer: ReturnType<typeof setInterval> | undefined;
+        const r = await runCli(
+          [
+            PRINCIPAL,
+            "AUTH_LOG",
+            "10",
+            AFTER,
+            "-o",
+            `syslog+tcp://127.0.0.1:${rsyslog.ports.tcp}`,
+            "--syslog-facility",
+            String(FACILITY),
+          ],
+          {
+            env: envFor(emulator),
+            timeoutMs: 1_100_000,
+            ...(timed ? { wrapper: ["/usr/bin/time", "-v", "-o", report] } : {}),
+            onSpawn: (child) => {
+              if (timed) return;
+              timer = setInterval(async () => {
+                const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
+                polledKiB = Math.max(polledKiB, Number(/VmHWM:\s*(\d+)/.exec(status)?.[1] ?? 0));
+              }, 50);
+            },
+          },
+        );
+        clearInterval(timer);
+        assert.equal(r.code, 0, r.stderr);
+        const peakKiB = timed
+          ? Number(
+            /Maximum resident set size \(kbytes\): (\d+)/.exec(await readFile(report, "utf8"))?.[1],
+          )
+          : polledKiB;
+        assert.ok(peakKiB > 0 && peakKiB < 150 * 1000, `peak RSS ${peakKiB} KiB`);
+        // rsyslog wrote every record (each line of its file holds one, with its header fields):
+        // its file grows past the records' bytes, and its last line is the file's last record.
+        const out = join(rsyslog.dir, `tcp-${FACILITY}.jsonl`);
+        const deadline = Date.now() + 120_000;
+        while (
+          ((await stat(out).catch(() => undefined))?.size ?? 0) < SIZE && Date.now() < deadline
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        assert.ok((await stat(out)).size >= SIZE, "rsyslog received the whole file");
+      });
+    });
+  },
+);
