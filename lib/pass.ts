@@ -62,7 +62,13 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
   for (const warning of warnings) {
     reporter.emit({ event: "warning", message: warning.replace(/^warning: /, "") });
   }
-  const destination = await plan.destination.open();
+  const destination = await plan.destination.open({
+    retry: (notice) => {
+      stats.retried();
+      reporter.emit({ event: "retry", ...notice });
+    },
+    warn: (message) => reporter.emit({ event: "warning", message }),
+  });
   // Event types whose files wait for the destination's finish (the -o file) are reported after.
   const awaiting: Array<{ eventType: string; startAfter: string; confirmations: Confirmations }> =
     [];

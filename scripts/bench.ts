@@ -16,6 +16,8 @@
  * 4. Verification cost: scenario 2 with the listing's `file_sha256` and without it.
  * link: scenarios 2 and 4 again over a storage link capped at --link-rate (default 250 MB/s,
  *    2 Gbit/s), where the wire rather than the CPU is the limit, as with a real object store.
+ * syslog (only when named in --scenarios): records/s to a real rsyslogd over TCP against a bare
+ *    loop writing the same frames to it (scripts/_bench_syslog.ts).
  *
  * Scenario 2 also measures the tool into a pipe (`| cat`, against `curl URL | cat`) and the floor
  * of any JavaScript downloader here: a bare Bun fetch loop, with and without SHA-256.
@@ -51,6 +53,7 @@ import { parseRunArgs } from "../lib/commands/run.ts";
 import type { FileSpec } from "../tests/emulator/mod.ts";
 import type { BenchEmulatorInfo, BenchEmulatorSpec } from "./_bench_emulator.ts";
 import { BUN_FLAGS } from "./build.ts";
+import { benchSyslog } from "./_bench_syslog.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN_TS = join(ROOT, "main.ts");
@@ -917,6 +920,11 @@ try {
     await scenarioLargeFile(binary, sources, size, runs, !flags["no-gzip"]);
   }
   if (scenarios.has("link")) await scenarioLink(binary, linkSize, linkRate, runs);
+  if (scenarios.has("syslog")) {
+    for (const r of await benchSyslog(binary.argv, quick ? 50 : 200, log)) {
+      row({ scenario: "syslog", ...r });
+    }
+  }
   if (scenarios.has("3")) {
     const bare: Runtime = { name: BARE_BUN, argv: [buildBareBinary(scratch)] };
     await scenarioStartup([binary, bare, ...sources], startupRuns);

@@ -53,7 +53,7 @@ function sampleReport(intact: boolean): VerifyReport {
       holes: [],
       gone: [],
       damaged: intact ? [] : ["2026-07-02T00:00:00Z"],
-      endTimes: ["2026-07-02T00:00:00Z", "2026-07-02T01:00:00Z"],
+      archivedHours: { "2026-07-02T00": 1, "2026-07-02T01": 1 },
     }],
     chains: [{ job: "ws-1/AUTH_LOG", manifests: 2, head: "ab".repeat(32), signature: "unsigned" }],
     findings: intact ? [] : [problem],

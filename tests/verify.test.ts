@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCli } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
@@ -191,6 +191,50 @@ test(
   },
 );
 
+test("each damage alone is exactly one finding of its kind", SLOW, async () => {
+  await withEmulator({ files: hourlyFiles(9) }, async (emulator) => {
+    await withDir("oai-verify-", async (dir) => {
+      const built = join(dir, "built");
+      const ids = idsOf(emulator);
+      const base = [PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", built];
+      const state = ["--state", join(dir, "s.json")];
+      for (
+        const before of [
+          ["--before", "2026-07-02T02:30:00Z"],
+          ["--before", "2026-07-02T05:30:00Z"],
+          [],
+        ]
+      ) {
+        const run = await runCli([...base, ...state, ...before], { env: envFor(emulator) });
+        assert.equal(run.code, 0, run.stderr);
+      }
+      const stored = (out: string, i: number) =>
+        join(out, "AUTH_LOG", "2026-07-02", `${ids[i]}.jsonl`);
+      const cases: Array<[string, (out: string) => Promise<void>]> = [
+        ["altered", async (out) => {
+          const bytes = await readFile(stored(out, 4));
+          bytes[bytes.length - 2] ^= 0x20;
+          await writeFile(stored(out, 4), bytes);
+        }],
+        ["missing", (out) => rm(stored(out, 1))],
+        [
+          "unexpected",
+          (out) => writeFile(join(out, "AUTH_LOG", "2026-07-02", "stray.jsonl"), "{}\n"),
+        ],
+        ["chain_break", async (out) => rm(join(out, MANIFESTS, (await manifestNames(out))[1]))],
+      ];
+      for (const [kind, damage] of cases) {
+        const out = join(dir, kind);
+        await cp(built, out, { recursive: true });
+        await damage(out);
+        const { code, report, stderr } = await verify(out);
+        assert.equal(code, 3, `${kind}: ${stderr}`);
+        assert.deepEqual(problemsOf(report).map((f) => f.kind), [kind], stderr);
+      }
+    });
+  });
+});
+
 test(
   "--against-api finds a file the archive lacks; a recorded gone file is an explained gap",
   SLOW,
@@ -224,6 +268,12 @@ test(
           eventType: "AUTH_LOG",
           endTime: "2026-07-02T01:30:00Z",
           size: 900,
+        }, {
+          // Newer than any window the archive covers: the next run's, not a gap.
+          id: "eclf_after_archive",
+          eventType: "AUTH_LOG",
+          endTime: new Date(Date.now() - 60_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+          size: 900,
         }]);
         const env = envFor(emulator);
         const checked = await verify(out, ["--against-api", PRINCIPAL], env);
@@ -232,6 +282,47 @@ test(
         assert.deepEqual(gaps.map((f) => [f.kind, f.id]), [["gap", "eclf_late_one"]]);
         assert.equal(checked.report.againstApi, true);
         assert.ok(checked.report.findings.some((f) => f.kind === "gone" && f.id === ids[1]));
+      });
+    });
+  },
+);
+
+test(
+  "a file skipped with `state skip` is an explained gap, with the operator's reason",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(4) }, async (emulator) => {
+      await withDir("oai-verify-", async (dir) => {
+        const out = join(dir, "logs");
+        const ids = idsOf(emulator);
+        const state = join(dir, "s.json");
+        const args = [PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", out, "--state", state];
+        const first = await runCli([...args, "--before", "2026-07-02T01:30:00Z"], {
+          env: envFor(emulator),
+        });
+        assert.equal(first.code, 0, first.stderr);
+        const skip = await runCli([
+          "state",
+          "skip",
+          state,
+          "AUTH_LOG",
+          ids[2],
+          "--reason",
+          "ticket 12",
+        ]);
+        assert.equal(skip.code, 0, skip.stderr);
+        const second = await runCli(args, { env: envFor(emulator) });
+        assert.equal(second.code, 0, second.stderr);
+        const { code, report, stderr } = await verify(
+          out,
+          ["--against-api", PRINCIPAL],
+          envFor(emulator),
+        );
+        assert.equal(code, 0, stderr);
+        const skipped = report.findings.filter((f) => f.kind === "skipped");
+        assert.deepEqual(skipped.map((f) => [f.id, f.severity]), [[ids[2], "explained"]]);
+        assert.match(skipped[0].message, /ticket 12/);
+        assert.equal(report.types[0].verified, 3);
       });
     });
   },
@@ -392,6 +483,30 @@ async function waitFor(what: string, ready: () => Promise<boolean>): Promise<voi
     await new Promise((done) => setTimeout(done, 25));
   }
 }
+
+test(
+  "an archive fed together with -o (one download) records every file it stored",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(4) }, async (emulator) => {
+      await withDir("oai-verify-", async (dir) => {
+        const out = join(dir, "logs");
+        const args = [PRINCIPAL, "AUTH_LOG", "10", AFTER, "-o", join(dir, "all.jsonl")];
+        const run = await runCli([...args, "--output-dir", out, "--state", join(dir, "s")], {
+          env: envFor(emulator),
+        });
+        assert.equal(run.code, 0, run.stderr);
+        const lines = await manifestLines(out, (await manifestNames(out))[0]);
+        assert.deepEqual(
+          lines.filter((l) => l.type === "file").map((l) => l.path),
+          idsOf(emulator).map((id) => `AUTH_LOG/2026-07-02/${id}.jsonl`),
+        );
+        const { code, stderr } = await verify(out);
+        assert.equal(code, 0, stderr);
+      });
+    });
+  },
+);
 
 test("verify: usage errors exit 2, a missing directory exits 1", async () => {
   assert.equal((await runCli(["verify"])).code, 2);

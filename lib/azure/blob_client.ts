@@ -166,9 +166,9 @@ export class BlobClient {
     if (answer.status === 404 && (code === "ContainerNotFound" || call.blob === undefined)) {
       return new CliError(
         "io",
-        `container ${call.container} does not exist in storage account ${this.account.name} ` +
-          `(${this.account.endpoint.host}); create it (az storage container create --name ` +
-          `${call.container}) or fix the destination`,
+        `container ${call.container} does not exist in storage account ${this.account.name}; ` +
+          `create it (az storage container create --name ${call.container}) or fix the ` +
+          `destination`,
       );
     }
     return new CliError("io", said);

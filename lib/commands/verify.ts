@@ -19,7 +19,7 @@ import { parseLocation } from "../locations.ts";
 import { optionHelp, parseOptions } from "../options.ts";
 import { exit, stderrIsTerminal, writeStderr, writeStdout } from "../runtime.ts";
 import type { Env } from "../settings.ts";
-import { parseTimeArg } from "../time.ts";
+import { toMicros } from "../time.ts";
 
 /** Every option `verify` takes. */
 export const OPTIONS = {
@@ -180,8 +180,10 @@ async function againstApi(
   if (!eventTypes) {
     throw usage("--against-api: the archive records no event type; name them with --event-type");
   }
-  const starts = [...result.types.values()].flatMap((t) => t.covered.map((c) => c.from)).sort();
-  const after = args.after ?? starts[0];
+  // Each type over the window the archive covers (its first start to its last end), unless given.
+  const covered = new Map([...result.types.values()].map((t) => [t.eventType, t.covered]));
+  const firstStart = [...covered.values()].flatMap((c) => c.map((w) => w.from)).sort()[0];
+  const after = args.after ?? firstStart;
   if (after === undefined) {
     throw usage("--against-api: the archive records no window; give --after");
   }
@@ -191,17 +193,32 @@ async function againstApi(
     env,
     { defaultSettleMs: 0 },
   );
+  const windows = settings.selection.eventTypes.map((eventType) => {
+    const stretches = covered.get(eventType) ?? [];
+    return {
+      eventType,
+      after: args.after === undefined
+        ? stretches[0]?.from ?? after
+        : settings.selection.after?.iso ?? after,
+      // The API's `before` is exclusive: a microsecond past the last end_time listed.
+      before: args.before === undefined
+        ? stretches.length ? justAfter(stretches.at(-1)!.to) : undefined
+        : settings.listing.before,
+    };
+  });
   let found: import("../verify/model.ts").Finding[] = [];
   await runCommand(settings, env, async ({ client, started }) => {
     started();
-    found = await apiGaps(client, result, {
-      eventTypes: settings.selection.eventTypes,
-      after: settings.selection.after?.iso ?? parseTimeArg(after, "after", new Date()).iso,
-      before: settings.listing.before,
-      limit: settings.listing.limit,
-    });
+    found = await apiGaps(client, result, { windows, limit: settings.listing.limit });
   }, { summarize: (summary) => ({ ...summary, files: found.length }) });
   return found;
+}
+
+/** The ISO time one microsecond after `iso`. */
+function justAfter(iso: string): string {
+  const micros = toMicros(iso)! + 1n;
+  const seconds = new Date(Number(micros / 1_000_000n) * 1000).toISOString().slice(0, 19);
+  return `${seconds}.${String(micros % 1_000_000n).padStart(6, "0")}Z`;
 }
 
 async function refuseMissingDirectory(path: string): Promise<void> {

@@ -71,8 +71,10 @@ export interface EncodedRecord {
 
 /** One record in a batch. */
 export interface BatchItem extends RecordOrigin {
-  /** What the record adds to the batch's body (a view of the batch's buffer). */
-  bytes: Uint8Array;
+  /** What the record adds to the batch's body: `source` from `start` to `end`. */
+  source: Uint8Array;
+  start: number;
+  end: number;
   eventId?: string;
   /** The record's size as read (without its line ending). */
   recordBytes: number;
@@ -125,24 +127,22 @@ export interface BatchingOptions {
 export function joinItems(items: readonly BatchItem[]): Uint8Array {
   let total = 0;
   let contiguous = true;
-  for (const [i, item] of items.entries()) {
-    total += item.bytes.length;
-    const previous = items[i - 1]?.bytes;
-    if (
-      previous &&
-      (previous.buffer !== item.bytes.buffer ||
-        previous.byteOffset + previous.length !== item.bytes.byteOffset)
-    ) contiguous = false;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    total += item.end - item.start;
+    const previous = items[i - 1];
+    if (previous && (previous.source !== item.source || previous.end !== item.start)) {
+      contiguous = false;
+    }
   }
   if (contiguous && items.length > 0) {
-    const first = items[0].bytes;
-    return new Uint8Array(first.buffer, first.byteOffset, total);
+    return items[0].source.subarray(items[0].start, items[0].start + total);
   }
   const body = new Uint8Array(total);
   let at = 0;
   for (const item of items) {
-    body.set(item.bytes, at);
-    at += item.bytes.length;
+    body.set(item.source.subarray(item.start, item.end), at);
+    at += item.end - item.start;
   }
   return body;
 }
@@ -170,16 +170,22 @@ export function isBlank(record: Uint8Array): boolean {
 
 /**
  * The buffer one batch's records are encoded into, grown by doubling when a record needs more
- * room; each record's bytes are a view of it.
+ * room.
  */
 class BatchBuffer {
   #bytes: Uint8Array;
   length = 0;
-  constructor(capacity: number) {
-    this.#bytes = new Uint8Array(capacity);
+  constructor(bytes: Uint8Array) {
+    this.#bytes = bytes;
   }
 
-  append(text: string): Uint8Array {
+  /** The memory it writes into (to reuse once its batch settled). */
+  get bytes(): Uint8Array {
+    return this.#bytes;
+  }
+
+  /** Encodes `text` at the end; where it went. */
+  append(text: string): { source: Uint8Array; start: number; end: number } {
     // UTF-8 takes at most 3 bytes per UTF-16 code unit.
     const room = text.length * 3;
     if (this.length + room > this.#bytes.length) {
@@ -188,10 +194,10 @@ class BatchBuffer {
       this.#bytes = grown;
       // Views handed out earlier point into the old buffer: still valid, just not contiguous.
     }
-    const { written } = encoder.encodeInto(text, this.#bytes.subarray(this.length));
-    const view = this.#bytes.subarray(this.length, this.length + written);
+    const start = this.length;
+    const { written } = encoder.encodeInto(text, this.#bytes.subarray(start));
     this.length += written;
-    return view;
+    return { source: this.#bytes, start, end: this.length };
   }
 }
 
@@ -241,6 +247,8 @@ export class BatchingDestination implements Destination<FileSpool> {
   #open: TrackedItem[] = [];
   /** What the open batch's records are encoded into. */
   #buffer: BatchBuffer;
+  /** Buffers of settled batches, for the next ones (nothing reads a settled batch's bytes). */
+  #pool: Uint8Array[] = [];
   /** Lowered when the collector refused a batch as too large. */
   #maxBytes: number;
   #inFlight = new Set<Promise<void>>();
@@ -261,9 +269,12 @@ export class BatchingDestination implements Destination<FileSpool> {
     this.#buffer = this.#newBuffer();
   }
 
+  /**
+   * A buffer for the next batch: a settled batch's (grown to what batches need), or a new one.
+   */
   #newBuffer(): BatchBuffer {
-    // Room for a full batch and a little: most batches never grow.
-    return new BatchBuffer(Math.min(this.#maxBytes + 64 * 1024, 16 * 1024 * 1024));
+    const free = this.#pool.pop();
+    return new BatchBuffer(free ?? new Uint8Array(Math.min(this.#maxBytes + 64 * 1024, 1 << 20)));
   }
 
   static async create(
@@ -283,7 +294,7 @@ export class BatchingDestination implements Destination<FileSpool> {
     return this.#folder.next();
   }
 
-  async deliver({ file, eventType, spool, receipt }: Parcel<FileSpool>): Promise<void> {
+  async deliver({ file, eventType, spool, downloaded, receipt }: Parcel<FileSpool>): Promise<void> {
     this.#throwIfFailed();
     clearTimeout(this.#linger);
     const tracker = new FileTracker(receipt);
@@ -322,20 +333,24 @@ export class BatchingDestination implements Destination<FileSpool> {
       return this.#add(encoded, origin, record.length, tracker);
     };
     try {
-      for await (const chunk of spool.stream()) {
-        let start = 0;
-        for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
-          const waiting = take(chunk.subarray(start, end));
-          start = end + 1;
-          if (waiting) await waiting;
-        }
-        if (start < chunk.length) {
-          // Each chunk of the stream is a fresh buffer: keeping a view of it is safe.
-          carry.push(chunk.subarray(start));
-          carryBytes += chunk.length - start;
-          if (carryBytes > maxRecordBytes) throw tooLong();
-        }
-      }
+      // Through writeInto: one read buffer, reused (a fresh 1 MiB buffer per chunk costs the
+      // allocators more than the records), with a `\n` after a last line that lacks one.
+      await spool.writeInto({
+        write: async (chunk) => {
+          let start = 0;
+          for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
+            const waiting = take(chunk.subarray(start, end));
+            start = end + 1;
+            if (waiting) await waiting;
+          }
+          if (start < chunk.length) {
+            // Copied: the buffer is reused once this returns.
+            carry.push(chunk.slice(start));
+            carryBytes += chunk.length - start;
+            if (carryBytes > maxRecordBytes) throw tooLong();
+          }
+        },
+      }, downloaded.lastByte);
       if (carryBytes > 0) await take(new Uint8Array(0));
     } catch (error) {
       tracker.reject(error);
@@ -392,15 +407,25 @@ export class BatchingDestination implements Destination<FileSpool> {
     recordBytes: number,
     tracker: FileTracker,
   ): Promise<void> | undefined {
-    let bytes = this.#buffer.append(encoded.text);
+    let at = this.#buffer.append(encoded.text);
     let waiting: Promise<void> | undefined;
     if (this.#open.length > 0 && this.#buffer.length > this.#maxBytes) {
       // Over the limit with it: the batch goes without it, and it starts the next one.
-      this.#buffer.length -= bytes.length;
+      this.#buffer.length = at.start;
       waiting = this.#dispatch();
-      bytes = this.#buffer.append(encoded.text);
+      at = this.#buffer.append(encoded.text);
     }
-    this.#open.push({ ...origin, bytes, eventId: encoded.eventId, recordBytes, tracker });
+    this.#open.push({
+      eventType: origin.eventType,
+      fileId: origin.fileId,
+      line: origin.line,
+      eventId: encoded.eventId,
+      recordBytes,
+      source: at.source,
+      start: at.start,
+      end: at.end,
+      tracker,
+    });
     if (this.#open.length >= this.#options.maxCount || this.#buffer.length >= this.#maxBytes) {
       const next = this.#dispatch();
       waiting = waiting ? waiting.then(() => next) : next;
@@ -411,10 +436,11 @@ export class BatchingDestination implements Destination<FileSpool> {
   /** Sends the open batch once there is room in the window (its outcome settles its files). */
   async #dispatch(): Promise<void> {
     clearTimeout(this.#linger);
+    if (this.#open.length === 0) return;
     const batch = this.#open;
+    const buffer = this.#buffer;
     this.#open = [];
     this.#buffer = this.#newBuffer();
-    if (batch.length === 0) return;
     while (this.#inFlight.size >= this.#options.inFlight) await Promise.race(this.#inFlight);
     if (this.#failure || this.#controller.signal.aborted) {
       const error = this.#failure?.error ?? this.#controller.signal.reason;
@@ -427,7 +453,11 @@ export class BatchingDestination implements Destination<FileSpool> {
         for (const item of batch) item.tracker.reject(error);
         this.#fail(error);
       })
-      .finally(() => this.#inFlight.delete(sending));
+      .finally(() => {
+        this.#inFlight.delete(sending);
+        // One spare is enough: a batch settles for each one that starts.
+        if (this.#pool.length < 1) this.#pool.push(buffer.bytes);
+      });
     this.#inFlight.add(sending);
   }
 
@@ -487,7 +517,7 @@ export class BatchingDestination implements Destination<FileSpool> {
           `with 'state skip'`,
       );
     }
-    const bytes = items.reduce((n, item) => n + item.bytes.length, 0);
+    const bytes = items.reduce((n, item) => n + item.end - item.start, 0);
     this.#maxBytes = Math.max(1, Math.min(this.#maxBytes, Math.floor(bytes / 2)));
     const half = Math.ceil(items.length / 2);
     await this.#send(items.slice(0, half));

@@ -26,11 +26,11 @@
 import { randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { CliError, usage } from "../errors.ts";
-import { withRetries } from "../retry.ts";
 import { BlobClient, clockSkewMs, errorCode, MAX_CLOCK_SKEW_MS } from "../azure/blob_client.ts";
 import { AZURE_SECRET_ENV, type AzureAccount, azureAccountFrom } from "../azure/credentials.ts";
 import { checkSasToken } from "../azure/sas.ts";
 import {
+  checkStore,
   keyPrefix,
   type ObjectStore,
   ObjectStoreDestination,
@@ -44,6 +44,8 @@ import {
 } from "./_object_store.ts";
 import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
 import type { DestinationKind } from "./mod.ts";
+// Declared once for both object stores, so that their help and checks cannot differ.
+import { parseRetention, RETENTION_OPTIONS } from "./s3.ts";
 
 /** The most blocks a block blob may have. */
 const MAX_BLOCKS = 50_000;
@@ -105,39 +107,6 @@ export function parseAzureTarget(target: string): AzureTarget {
     );
   }
   return { account, container, prefix: keyPrefix(path.join("/")) };
-}
-
-/** Write-once retention, as the `--retain-days` and `--retain-mode` options give it. */
-export interface RetainSettings {
-  days: number;
-  mode: "governance" | "compliance";
-}
-
-/**
- * `--retain-days N` (a whole number of days, at least 1) with `--retain-mode` (default
- * governance); undefined when neither is given.
- *
- * @example
- * ```ts
- * parseRetain("7", "compliance"); // { days: 7, mode: "compliance" }
- * ```
- */
-export function parseRetain(
-  days: string | boolean | undefined,
-  mode: string | boolean | undefined,
-): RetainSettings | undefined {
-  if (days === undefined) {
-    if (mode !== undefined) throw usage("--retain-mode needs --retain-days");
-    return undefined;
-  }
-  const n = Number(days);
-  if (typeof days !== "string" || !/^\d+$/.test(days) || n < 1 || n > 36_500) {
-    throw usage(`--retain-days must be a whole number of days from 1 to 36500, got '${days}'`);
-  }
-  if (mode !== undefined && mode !== "governance" && mode !== "compliance") {
-    throw usage(`--retain-mode must be governance or compliance, got '${mode}'`);
-  }
-  return { days: n, mode: (mode as RetainSettings["mode"] | undefined) ?? "governance" };
 }
 
 /** The headers a blob is stored with: content type, metadata and immutability policy. */
@@ -209,8 +178,9 @@ export class AzureBlobStore implements ObjectStore {
       throw new CliError(
         "auth",
         `this machine's clock is ${Math.round(Math.abs(skew) / 1000)} s ` +
-          `${skew > 0 ? "ahead of" : "behind"} ${this.client.account.endpoint.host}'s (Azure ` +
-          `allows 15 minutes): set the clock right (NTP) and run again`,
+          `${skew > 0 ? "ahead of" : "behind"} the clock of storage account ` +
+          `${this.client.account.name} (Azure allows 15 minutes): set the clock right (NTP) and ` +
+          `run again`,
       );
     }
     if (needs.retention) await this.checkImmutability();
@@ -222,7 +192,7 @@ export class AzureBlobStore implements ObjectStore {
     const enabled = answer.headers.get("x-ms-immutable-storage-with-versioning-enabled");
     if (enabled?.toLowerCase() === "true") return;
     throw new CliError(
-      "io",
+      "usage",
       `--retain-days needs version-level immutability support on container ${this.container} ` +
         `(account ${this.client.account.name}), which it does not have: enable blob versioning ` +
         `on the account and version-level immutability support on the container (portal: ` +
@@ -292,20 +262,6 @@ export class AzureBlobStore implements ObjectStore {
   }
 }
 
-/** The options shared with the S3 destination, declared alike. */
-const RETAIN_OPTIONS = {
-  "retain-days": {
-    type: "string",
-    arg: "N",
-    help: "with an object-store --output-dir, keep each object write-once\nfor N days",
-  },
-  "retain-mode": {
-    type: "string",
-    arg: "MODE",
-    help: "governance (default) or compliance, with --retain-days",
-  },
-} as const;
-
 /** `--output-dir az://CONTAINER/PREFIX` (or the account's https URL) on the registry. */
 export const azureBlobKind: DestinationKind = {
   name: "azure-blob",
@@ -315,7 +271,7 @@ export const azureBlobKind: DestinationKind = {
   options: {
     gzip: { type: "boolean", help: "with --output-dir, write .jsonl.gz" },
     ...LAYOUT_OPTION,
-    ...RETAIN_OPTIONS,
+    ...RETENTION_OPTIONS,
   },
   secretEnv: AZURE_SECRET_ENV,
   conflicts: {},
@@ -323,33 +279,32 @@ export const azureBlobKind: DestinationKind = {
     const { account: urlAccount, container, prefix } = parseAzureTarget(target);
     const gzip = Boolean(values.gzip);
     const layout = parseLayout(values.layout);
-    const retain = parseRetain(values["retain-days"], values["retain-mode"]);
+    const retain = parseRetention(values);
     const account: AzureAccount = azureAccountFrom(context.env, urlAccount);
     const store = new AzureBlobStore(new BlobClient(account), container, prefix);
     const policy = storeRetryPolicy(context.env);
-    const partBytes = testPartBytes(context.env);
+    const partBytes = testPartBytes(context.env) ?? AZURE_PART_BYTES;
+    const staleBefore = new Date();
+    let destination: ObjectStoreDestination | undefined;
     return {
       label: `--output-dir ${target}`,
       guarantee: "confirmed",
       localFiles: [],
-      // The check is retried like every store request: a busy service is not a refusal.
-      check: () =>
-        withRetries(
-          `checking ${store.label}`,
+      check: () => checkStore(store, { retention: retain !== undefined }, policy),
+      open: (events) => {
+        // One per process (`--follow` opens it once per poll).
+        destination ??= new ObjectStoreDestination(store, {
+          prefix,
+          naming: { gzip, layout },
+          retain,
           policy,
-          () => store.check({ retention: retain !== undefined }),
-          () => {},
-        ),
-      open: () =>
-        Promise.resolve(
-          new ObjectStoreDestination(store, {
-            prefix,
-            naming: { gzip, layout },
-            retain,
-            policy,
-            partBytes: partBytes ?? AZURE_PART_BYTES,
-          }),
-        ),
+          partBytes,
+          staleBefore,
+          onRetry: (notice) => events.retry(notice),
+          onNote: (text) => events.warn(text),
+        });
+        return Promise.resolve(destination);
+      },
     };
   },
 };

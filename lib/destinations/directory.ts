@@ -238,8 +238,7 @@ export const directoryKind: DestinationKind = {
       localFiles: [],
       check: () => refuseNonDirectory(root),
       archive: new LocalArchiveStore(root, mode),
-      open: () =>
-        Promise.resolve(new DirectoryDestination(root, gzip, mode, layout)),
+      open: () => Promise.resolve(new DirectoryDestination(root, gzip, mode, layout)),
     };
   },
 };

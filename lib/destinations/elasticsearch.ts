@@ -42,11 +42,11 @@ import {
 } from "./_batching.ts";
 import type { DestinationKind } from "./mod.ts";
 
-/** Defaults for a small cluster: 1,000 documents or 5 MiB per bulk request. */
+/** Defaults for a small cluster: 1,000 documents or 2 MiB per bulk request. */
 export const ELASTIC_BATCH_DOCS = 1_000;
-export const ELASTIC_BATCH_BYTES = 5 * 1024 * 1024;
+export const ELASTIC_BATCH_BYTES = 2 * 1024 * 1024;
 /** Bulk requests in flight at once. */
-export const ELASTIC_IN_FLIGHT = 3;
+export const ELASTIC_IN_FLIGHT = 2;
 const REQUEST_TIMEOUT_MS = 60_000;
 
 const encoder = new TextEncoder();

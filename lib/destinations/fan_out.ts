@@ -11,12 +11,13 @@
  * declare const siem: import("./mod.ts").ConfiguredDestination;
  * const both = fanOut([archive, siem]);
  * await both.check();
- * const destination = await both.open();
+ * const destination = await both.open({ retry() {}, warn() {} });
  * ```
  */
 import type { LogFile } from "../log_file.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import type { ConfiguredDestination } from "./mod.ts";
+import type { StoredFacts } from "../manifest/format.ts";
 import { type FileSpool, SpoolFolder } from "./spool.ts";
 
 /** `configured` as one destination: checked, opened and settled together. */
@@ -26,13 +27,15 @@ export function fanOut(configured: readonly ConfiguredDestination[]): Configured
     label: configured.map((d) => d.label).join(" and "),
     guarantee: weakest(configured.map((d) => d.guarantee)),
     localFiles: configured.flatMap((d) => d.localFiles),
+    // The manifest goes with the archive, and records what the archive stored.
+    archive: configured.find((d) => d.archive)?.archive,
     async check() {
       for (const destination of configured) await destination.check();
     },
-    async open() {
+    async open(events) {
       const opened: Destination[] = [];
       try {
-        for (const destination of configured) opened.push(await destination.open());
+        for (const destination of configured) opened.push(await destination.open(events));
       } catch (error) {
         await Promise.all(opened.map((d) => d.abort().catch(() => {})));
         throw error;
@@ -51,15 +54,17 @@ function weakest(guarantees: Guarantee[]): Guarantee {
 function joinedReceipt(receipt: Receipt, parts: number): () => Receipt {
   let confirmed = 0;
   let settled = false;
+  let stored: StoredFacts | undefined;
   return () => {
     let done = false;
     return {
-      confirm() {
+      confirm(facts) {
         if (done || settled) return;
         done = true;
+        stored ??= facts;
         if (++confirmed === parts) {
           settled = true;
-          receipt.confirm();
+          receipt.confirm(stored);
         }
       },
       reject(error) {

@@ -16,11 +16,12 @@
  * declare const context: DestinationContext;
  * const [destination] = resolveDestinations({ "output-dir": "logs" }, context);
  * await destination.check();
- * const opened = await destination.open();
+ * const opened = await destination.open({ retry() {}, warn() {} });
  * ```
  */
 import { parseLocation } from "../locations.ts";
 import type { OptionTable, OptionValues } from "../options.ts";
+import type { RetryNotice } from "../retry.ts";
 import { usage } from "../errors.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Guarantee } from "./contract.ts";
@@ -84,10 +85,22 @@ export interface ConfiguredDestination {
   readonly localFiles: ReadonlyArray<readonly [label: string, path: string]>;
   /** What can be checked before the first request (a path's kind, credentials, reachability). */
   check(): Promise<void>;
-  /** Opens it for one pass (`--follow` opens it once per poll). */
-  open(): Promise<Destination>;
-  /** Where its manifests go and its stored files are read back (`--output-dir` kinds). */
+  /** Opens it for one pass (`--follow` opens it once per poll), telling `events` what happens. */
+  open(events: DestinationEvents): Promise<Destination>;
+  /**
+   * Where its manifests go and its stored files are read back (`--output-dir` kinds); such a
+   * destination confirms each file with what it stored (`Receipt.confirm(StoredFacts)`).
+   */
   readonly archive?: ArchiveStore;
+}
+
+/**
+ * What a destination tells the run while it works, beyond its receipts: its own retries (counted
+ * and shown like the API's) and warnings (an object found altered and written again).
+ */
+export interface DestinationEvents {
+  retry(notice: RetryNotice): void;
+  warn(text: string): void;
 }
 
 /** Every destination. One line each; the order is the order of `--help`. */
@@ -135,7 +148,12 @@ function kindFor(
   if (kind) return kind;
   const schemes = candidates.flatMap((k) => k.schemes.map((s) => `${s}://`));
   const name = flagName(flag);
-  const what = location.kind === "url" ? `${location.scheme}:// URLs` : "local paths";
+  const what = location.kind === "url"
+    // A scheme some kind has, but only for its own hosts (`takes`): this URL is not one of them.
+    ? (schemes.includes(`${location.scheme}://`)
+      ? `this ${location.scheme}:// URL`
+      : `${location.scheme}:// URLs`)
+    : "local paths";
   const takes = [
     ...(candidates.some((k) => k.schemes.length === 0) ? ["a local path"] : []),
     ...(schemes.length ? [`a URL of ${schemes.join(", ")}`] : []),

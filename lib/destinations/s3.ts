@@ -583,7 +583,7 @@ export const s3Kind: DestinationKind = {
       localFiles: [],
       check: () =>
         checkStore(storeOf(), { retention: retain !== undefined }, storeRetryPolicy(context.env)),
-      open: () => {
+      open: (events) => {
         // One per process: stale uploads are cleaned once, the first time it opens.
         destination ??= new ObjectStoreDestination(storeOf(), {
           prefix: location.prefix,
@@ -591,6 +591,8 @@ export const s3Kind: DestinationKind = {
           retain,
           policy: storeRetryPolicy(context.env),
           staleBefore,
+          onRetry: (notice) => events.retry(notice),
+          onNote: (text) => events.warn(text),
         });
         return Promise.resolve(destination);
       },

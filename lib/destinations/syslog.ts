@@ -38,6 +38,7 @@ import {
   messageLength,
   priorityOf,
   recordFacts,
+  recordTimestamp,
   SEVERITIES,
   type SyslogHeader,
   syslogHeader,
@@ -87,8 +88,6 @@ export interface SyslogSettings {
   policy: RetryPolicy;
   /** `--state`, for the `state skip` command a message suggests. */
   statePath?: string;
-  /** RELP: reopen a session whose acknowledgement is this late. */
-  ackTimeoutMs?: number;
 }
 
 /** The endpoint `-o` names (usage errors). */
@@ -195,7 +194,6 @@ export class SyslogDestination implements Destination<FileSpool> {
         what: settings.what,
         connect: () => connectSyslog(settings.endpoint, settings.what, material),
         policy: settings.policy,
-        ackTimeoutMs: settings.ackTimeoutMs,
       });
       await relp.open();
     }
@@ -288,11 +286,12 @@ export class SyslogDestination implements Destination<FileSpool> {
           eventType,
         );
       }
-      const facts = recordFacts(item.bytes);
-      const length = messageLength(header, facts.timestamp, item.bytes.length);
+      const timestamp = recordTimestamp(item.bytes);
+      const length = messageLength(header, timestamp, item.bytes.length);
       if (length > maxBytes) {
+        const { eventId } = recordFacts(item.bytes);
         throw this.#tooLarge(
-          recordName(facts.eventId, item.line, eventType, file),
+          recordName(eventId, item.line, eventType, file),
           item.bytes.length,
           length,
           file,
@@ -300,7 +299,7 @@ export class SyslogDestination implements Destination<FileSpool> {
         );
       }
       const [prefix, suffix] = frame(length);
-      await send(framedMessage(prefix, header, facts.timestamp, item.bytes, suffix));
+      await send(framedMessage(prefix, header, timestamp, item.bytes, suffix));
     }
   }
 
@@ -336,7 +335,8 @@ export class SyslogDestination implements Destination<FileSpool> {
         const fresh = !this.#writer || this.#writer.lost;
         const writer = await this.#connected();
         for (const each of fresh ? this.#sent : [parcel]) await this.#writeFile(each, writer);
-        await writer.flush(true);
+        // Not waited for: the commit's clean close is what confirms.
+        await writer.flush(false);
       });
     } catch (error) {
       this.#sent.pop();
@@ -444,6 +444,10 @@ export class SyslogDestination implements Destination<FileSpool> {
       });
     } catch (error) {
       acks.reject(error);
+      // The files before this one still get their acknowledgements, so the checkpoint passes them.
+      if (!(error instanceof CliError && error.kind === "network")) {
+        await relp.drain().catch(() => {});
+      }
       throw error;
     }
     acks.seal();
@@ -531,7 +535,6 @@ export const syslogKind: DestinationKind = {
       maxBytes,
       policy: siemRetryPolicy(context.env),
       statePath: context.statePath,
-      ackTimeoutMs: relpAckTimeout(context.env),
     };
     const material = readTlsMaterial(endpoint);
     return {
@@ -543,12 +546,6 @@ export const syslogKind: DestinationKind = {
     };
   },
 };
-
-/** For tests only: RELP's acknowledgement timeout in ms (`OAI_COMPLIANCE_RELP_ACK_TIMEOUT_MS`). */
-function relpAckTimeout(env: Record<string, string | undefined>): number | undefined {
-  const ms = Number(env.OAI_COMPLIANCE_RELP_ACK_TIMEOUT_MS);
-  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
 
 /** Before any download: the server answers (TLS: the handshake passes; RELP: a session opens). */
 async function checkReachable(

@@ -27,6 +27,7 @@ import { basename } from "node:path";
 import type { LogFile } from "../log_file.ts";
 import { publicationDelayMs } from "../event_types.ts";
 import { quietCursor } from "../destinations/confirmations.ts";
+import { redact } from "../errors.ts";
 import { toMicros } from "../time.ts";
 import { VERSION } from "../version.ts";
 import { ChainHeads, parseManifest } from "./chain.ts";
@@ -195,6 +196,9 @@ export class ManifestWriter {
       this.#entries.push({ type: "skipped", ...listed, reason: entry.skipReason, recorded_at: at });
       return;
     }
+    // An archive that did not store the file this run (a fan-out that fed only the other
+    // destination) recorded it when it did; a run without an archive records what it wrote.
+    if (entry.stored === undefined && !(this.#options.store instanceof ManifestFileStore)) return;
     const line: Unsigned<FileLine> = {
       type: "file",
       ...listed,
@@ -224,7 +228,8 @@ export class ManifestWriter {
     const lock = await store.lock();
     try {
       const head = await this.#heads.of(store, this.#job);
-      const lines: string[] = [headerLine({
+      // Free text from the server (file names) could echo the key: every line is redacted.
+      const lines: string[] = [redact(headerLine({
         version: VERSION,
         runId: this.runId,
         startedAt: startedAt.toISOString(),
@@ -235,10 +240,10 @@ export class ManifestWriter {
         sequence: (head?.sequence ?? 0) + 1,
         windows,
         prev: head?.hash ?? null,
-      })];
+      }))];
       let prev = lineHash(lines[0]);
       for (const entry of entries) {
-        const text = JSON.stringify({ ...entry, prev });
+        const text = redact(JSON.stringify({ ...entry, prev }));
         lines.push(text);
         prev = lineHash(text);
       }

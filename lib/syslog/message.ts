@@ -176,6 +176,71 @@ export function recordFacts(record: Uint8Array): RecordFacts {
   };
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const TIMESTAMP_KEY = encoder.encode("timestamp");
+
+/** Whether `bytes[from, to)` are exactly `word`. */
+function bytesEqual(bytes: Uint8Array, from: number, to: number, word: Uint8Array): boolean {
+  if (to - from !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (bytes[from + i] !== word[i]) return false;
+  return true;
+}
+
+/** The index of the quote that ends the string starting after `from`, or -1. */
+function stringEnd(bytes: Uint8Array, from: number): number {
+  for (let i = from; i < bytes.length; i++) {
+    if (bytes[i] === BACKSLASH) i++;
+    else if (bytes[i] === QUOTE) return i;
+  }
+  return -1;
+}
+
+/**
+ * The record's top-level `timestamp` as a TIMESTAMP, found by scanning its bytes (no JSON
+ * parse: a fifth of the cost per record): keys are read only at the top level of an object, so
+ * a nested `timestamp` is never taken for it. `-` when there is none.
+ *
+ * @example
+ * ```ts
+ * const record = new TextEncoder().encode('{"a":{"timestamp":"x"},"timestamp":"2026-07-01T00:00:00Z"}');
+ * recordTimestamp(record); // "2026-07-01T00:00:00.000000Z"
+ * ```
+ */
+export function recordTimestamp(bytes: Uint8Array): string {
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === QUOTE) {
+      const end = stringEnd(bytes, i + 1);
+      if (end === -1) return "-";
+      if (depth === 1 && expectKey && bytesEqual(bytes, i + 1, end, TIMESTAMP_KEY)) {
+        let at = end + 1;
+        while (bytes[at] === 0x20 || bytes[at] === 0x09) at++;
+        if (bytes[at++] !== 0x3a) return "-";
+        while (bytes[at] === 0x20 || bytes[at] === 0x09) at++;
+        if (bytes[at] !== QUOTE) return "-";
+        const valueEnd = stringEnd(bytes, at + 1);
+        if (valueEnd === -1 || valueEnd - at > 64) return "-";
+        return syslogTimestamp(decoder.decode(bytes.subarray(at + 1, valueEnd)));
+      }
+      expectKey = false;
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      expectKey = c === 0x7b && depth === 1;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    } else if (c === 0x2c) {
+      if (depth === 1) expectKey = true;
+    } else if (depth === 0 && c !== 0x20 && c !== 0x09) {
+      return "-"; // Not a JSON object.
+    }
+  }
+  return "-";
+}
+
 /** The `event_id` of a record's first bytes (all that may be read of one too large). */
 export function eventIdIn(head: Uint8Array): string | undefined {
   const match = /"event_id"\s*:\s*"((?:[^"\\]|\\.){1,200})"/.exec(decoder.decode(head));

@@ -34,7 +34,8 @@ function join(pieces: Uint8Array[], total: number): Uint8Array {
 }
 
 /**
- * Every record of `chunks` in order with its 1-based line number; a line of more than
+ * Every record of `chunks` (fresh buffers, never reused by their producer) in order with its
+ * 1-based line number; a line of more than
  * `maxBytes` (its line ending aside) comes as `too-large` with its size and first bytes.
  */
 export async function* readRecords(
@@ -67,8 +68,9 @@ export async function* readRecords(
       size += piece.length;
       return;
     }
-    // Copied: the stream may reuse its chunk.
-    pieces.push(piece.slice());
+    // Not copied: the spool's stream hands out a fresh buffer per chunk (a line's bytes are
+    // copied once, into its message).
+    pieces.push(piece);
     size += piece.length;
     // One byte over: the CR of a CRLF is not counted against the limit.
     if (size > maxBytes + 1) {

@@ -321,23 +321,32 @@ export class RelpClient {
     });
     socket.on("close", () => this.#sessionFailed(session, new ConnectionLost("closed")));
     socket.on("error", (error) => this.#sessionFailed(session, error));
-    const txnr = this.#nextTxnr(session);
-    const answer = this.#await(session, txnr, 15_000);
-    await session.writer.write(relpFrame(txnr, "open", RELP_OFFERS));
-    await session.writer.flush(false);
-    const response = parseResponse((await answer).data);
-    if (response.code !== 200) {
+    try {
+      const txnr = this.#nextTxnr(session);
+      const answer = this.#await(session, txnr, 15_000);
+      await session.writer.write(relpFrame(txnr, "open", RELP_OFFERS));
+      await session.writer.flush(false);
+      const response = parseResponse((await answer).data);
+      if (response.code !== 200) {
+        throw new CliError(
+          "network",
+          `${this.#options.what} refused the RELP session: ${response.code} ${response.text}`,
+        );
+      }
+      if (!/^commands=.*\bsyslog\b/m.test(response.extra)) {
+        throw new CliError("network", `${this.#options.what} does not take RELP syslog commands`);
+      }
+      return session;
+    } catch (error) {
+      session.failure ??= error;
       session.writer.destroy();
+      if (error instanceof CliError) throw error;
       throw new CliError(
         "network",
-        `${this.#options.what} refused the RELP session: ${response.code} ${response.text}`,
+        `${this.#options.what} did not open a RELP session: ${reason(error)}`,
+        { cause: error },
       );
     }
-    if (!/^commands=.*\bsyslog\b/m.test(response.extra)) {
-      session.writer.destroy();
-      throw new CliError("network", `${this.#options.what} does not take RELP syslog commands`);
-    }
-    return session;
   }
 
   /** The answer to `txnr` on `session`, or a rejection when the session fails or it is late. */

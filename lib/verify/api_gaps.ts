@@ -10,7 +10,10 @@
  * import type { CheckResult } from "./check.ts";
  * declare const client: ListingClient;
  * declare const result: CheckResult;
- * const findings = await apiGaps(client, result, { eventTypes: ["AUTH_LOG"], after: "2026-07-01T00:00:00Z", limit: 100 });
+ * const findings = await apiGaps(client, result, {
+ *   windows: [{ eventType: "AUTH_LOG", after: "2026-07-01T00:00:00Z" }],
+ *   limit: 100,
+ * });
  * ```
  */
 import { listEntries, type ListingClient, type ListingObserver } from "../listing.ts";
@@ -21,10 +24,9 @@ import type { Finding } from "./model.ts";
 /** The API keeps files 30 days; older ones are expected to be unlisted. */
 const RETENTION_MS = 30 * 24 * 3_600_000;
 
+/** What to list: each event type over its own window (`before` exclusive, as the API takes it). */
 export interface ApiWindow {
-  eventTypes: string[];
-  after: string;
-  before?: string;
+  windows: Array<{ eventType: string; after: string; before?: string }>;
   limit: number;
   now?: () => number;
 }
@@ -43,11 +45,11 @@ export async function apiGaps(
 ): Promise<Finding[]> {
   const findings: Finding[] = [];
   const now = window.now ?? Date.now;
-  const start = { after: window.after, seen: new Set<string>() };
-  const settings = { limit: window.limit, before: window.before, settleMs: 0 };
-  const afterMicros = toMicros(window.after)!;
-  const beforeMicros = window.before === undefined ? undefined : toMicros(window.before)!;
-  for (const eventType of window.eventTypes) {
+  for (const { eventType, after, before } of window.windows) {
+    const start = { after, seen: new Set<string>() };
+    const settings = { limit: window.limit, before, settleMs: 0 };
+    const afterMicros = toMicros(after)!;
+    const beforeMicros = before === undefined ? undefined : toMicros(before)!;
     const recorded = result.recordedIds.get(eventType) ?? new Map();
     const unrecorded = result.unrecordedIds.get(eventType) ?? new Set<string>();
     const listed = new Set<string>();

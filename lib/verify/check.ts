@@ -89,7 +89,7 @@ export async function checkArchive(
         holes: [],
         gone: [],
         damaged: [],
-        endTimes: [],
+        archivedHours: {},
       };
       types.set(eventType, entry);
     }
@@ -132,7 +132,8 @@ export async function checkArchive(
         f.files++;
         f.bytes += line.file_size ?? 0;
         f.events += line.lines ?? 0;
-        f.endTimes.push(line.end_time);
+        const hour = line.end_time.slice(0, 13);
+        f.archivedHours[hour] = (f.archivedHours[hour] ?? 0) + 1;
         f.firstEndTime = earliest(f.firstEndTime, line.end_time);
         f.lastEndTime = latest(f.lastEndTime, line.end_time);
       } else if (line.type === "gone") {

@@ -153,7 +153,7 @@ function legend(): string {
   return `<div class="legend">` +
     item('<rect x="1" y="2" width="20" height="10" fill="#9e9e9e" stroke="#000"/>', "listed") +
     item('<rect x="1" y="2" width="20" height="10" fill="url(#lghatch)" stroke="#000"/>', "hole") +
-    item('<rect x="9" y="1" width="3" height="12" fill="#000"/>', "files archived") +
+    item('<rect x="4" y="6" width="14" height="6" fill="#000"/>', "hours with files") +
     item('<circle cx="11" cy="7" r="4.5" fill="#fff" stroke="#000" stroke-width="1.6"/>', "gone") +
     item(
       '<path d="M6,2 L16,12 M16,2 L6,12" stroke="#b71c1c" stroke-width="2.6"/>',
@@ -198,13 +198,13 @@ function timeline(type: TypeFigures, report: VerifyReport, index: number): strin
       }" height="${BAND_HEIGHT}" fill="url(#${prefix}hatch)" stroke="#000"/>`,
     );
   }
-  // One tick per pixel column that has files, however many files it has.
-  const columns = new Set(type.endTimes.map((t) => Math.round(x(t))));
-  for (const column of columns) {
+  // A black mark along the band's foot per hour that has files (at least 2 px wide).
+  for (const hour of Object.keys(type.archivedHours)) {
+    const left = x(`${hour}:00:00Z`);
+    const right = x(`${hour}:59:59.999999Z`);
     shapes.push(
-      `<rect x="${Math.min(width - 2, column)}" y="${BAND_TOP + 4}" width="2" height="${
-        BAND_HEIGHT - 8
-      }" fill="#000"/>`,
+      `<rect x="${Math.min(width - 2, left).toFixed(1)}" y="${BAND_TOP + BAND_HEIGHT - 9}" ` +
+        `width="${Math.max(2, right - left).toFixed(1)}" height="7" fill="#000"/>`,
     );
   }
   for (const t of type.gone) {

@@ -65,8 +65,8 @@ export interface TypeFigures {
   /** End times of files recorded gone, and of files found altered or missing (for the timeline). */
   gone: string[];
   damaged: string[];
-  /** End times of every file recorded (for the timeline's archived days). */
-  endTimes: string[];
+  /** Files recorded per UTC hour of their end_time (`2026-07-02T10`): the timeline's ticks. */
+  archivedHours: Record<string, number>;
 }
 
 export interface ChainHead {

@@ -14,6 +14,8 @@
  * ```
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { createHmac } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +69,22 @@ let started: Promise<Azurite> | undefined;
 export function startAzurite(): Promise<Azurite> {
   started ??= launch();
   return started;
+}
+
+/**
+ * An account SAS token of the development account for the Blob service (version 2019-12-12, whose
+ * string to sign is the account, permissions, services, resource types, start, expiry, IP,
+ * protocol and version, each followed by a newline), as the "Create an account SAS" reference
+ * builds it.
+ */
+export function accountSas(permissions: string, expiry: Date, key = DEVELOPMENT_KEY): string {
+  const se = expiry.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const version = "2019-12-12";
+  const signed = [DEVELOPMENT_ACCOUNT, permissions, "b", "sco", "", se, "", "", version, ""]
+    .join("\n");
+  const sig = createHmac("sha256", Buffer.from(key, "base64")).update(signed).digest("base64");
+  return new URLSearchParams({ sv: version, ss: "b", srt: "sco", sp: permissions, se, sig })
+    .toString();
 }
 
 export function connectionStringFor(blobEndpoint: string): string {

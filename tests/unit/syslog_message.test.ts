@@ -8,6 +8,7 @@ import {
   OctetFrameReader,
   priorityOf,
   recordFacts,
+  recordTimestamp,
   SEVERITIES,
   syslogFrame,
   syslogHeader,
@@ -64,6 +65,32 @@ test("syslog: TIMESTAMP comes from the record's timestamp in UTC with microsecon
   assert.equal(syslogTimestamp(17), "-");
   assert.deepEqual(recordFacts(encode("not json")), { timestamp: "-" });
   assert.deepEqual(recordFacts(encode("[1]")), { timestamp: "-" });
+});
+
+test("syslog: the timestamp is read from the record's top level only, without a JSON parse", () => {
+  const of = (text: string) => recordTimestamp(encode(text));
+  assert.equal(
+    of('{"event_id":"e","timestamp":"2026-07-01T00:00:00.25Z"}'),
+    "2026-07-01T00:00:00.250000Z",
+  );
+  assert.equal(of('{ "timestamp" : "2026-07-01T00:00:00Z" }'), "2026-07-01T00:00:00.000000Z");
+  // Nested objects, arrays and strings that look like keys are passed over.
+  assert.equal(
+    of(
+      '{"a":{"timestamp":"2020-01-01T00:00:00Z"},"b":["timestamp",{"timestamp":"x"}],' +
+        '"c":"\\"timestamp\\":\\"2020\\"","timestamp":"2026-07-01T01:02:03Z"}',
+    ),
+    "2026-07-01T01:02:03.000000Z",
+  );
+  assert.equal(of('{"a":{"timestamp":"2020-01-01T00:00:00Z"}}'), "-");
+  assert.equal(of('[{"timestamp":"2026-07-01T00:00:00Z"}]'), "-");
+  assert.equal(of('{"timestamp":17}'), "-");
+  assert.equal(of("plain text"), "-");
+  assert.equal(of('{"timestamp":"2026-07-01T00:00:00Z'), "-");
+  // It agrees with a real parse.
+  const record =
+    '{"event_id":"x","type":"AUTH_LOG","timestamp":"2026-07-01T14:00:00.123456+02:00"}';
+  assert.equal(of(record), recordFacts(encode(record)).timestamp);
 });
 
 test("syslog: header fields are printable ASCII without spaces, MSGID at most 32", () => {

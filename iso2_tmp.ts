@@ -1,0 +1,16 @@
+import { SpoolFolder } from "./lib/destinations/spool.ts";
+import process from "node:process";
+const folder = await SpoolFolder.create();
+const spool = await folder.next();
+const line = new TextEncoder().encode(JSON.stringify({ event_id: "x", timestamp: "2026-07-01T00:00:00Z", pad: "p".repeat(700) }) + "\n");
+const chunk = new Uint8Array(line.length * 1000); for (let i = 0; i < 1000; i++) chunk.set(line, i * line.length);
+for (let i = 0; i < 256 * 1024 * 1024 / chunk.length; i++) await spool.write(chunk);
+console.log("before", Math.round(process.memoryUsage().rss/1048576));
+let peak = 0; const t = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+const dec = new TextDecoder();
+let n = 0;
+const mode = process.env.M;
+await spool.writeInto({ write: async (c) => { if (mode === "lines") { let s = 0; for (let e = c.indexOf(10); e !== -1; e = c.indexOf(10, s)) { const v = c.subarray(s, e); if (process.env.D) dec.decode(v); n++; s = e + 1; } } } }, 10);
+clearInterval(t);
+console.log(mode, "peak", Math.round(peak / 1048576), "MB", n);
+await folder.remove();
