@@ -23,16 +23,31 @@ test(
   "a 2 GiB log file into _bulk keeps peak RSS under 150 MB",
   {
     timeout: 900_000,
-    skip: !isBun ? "heavy: runs under Bun only" : !existsSync("/usr/bin/time") && "needs /usr/bin/time",
+    skip: !isBun
+      ? "heavy: runs under Bun only"
+      : !existsSync("/usr/bin/time") && "needs /usr/bin/time",
   },
   async () => {
     await withDir("oai-es-memory-", async (dir) => {
-      const files = [{ id: "eclf_big_2g", eventType: "AUTH_LOG", endTime: "2026-07-02T00:00:00Z", size: SIZE }];
+      const files = [{
+        id: "eclf_big_2g",
+        eventType: "AUTH_LOG",
+        endTime: "2026-07-02T00:00:00Z",
+        size: SIZE,
+      }];
       await withEmulator({ files }, async (emulator) => {
         const es = await startElasticEmulator({ apiKeys: [API_KEY], countOnly: true });
         try {
           const report = join(dir, "time.txt");
-          const r = await runCli([PRINCIPAL, "AUTH_LOG", "1", AFTER, "-o", es.target, ...(process.env.EXTRA_ARGS ?? "").split(" ").filter(Boolean)], {
+          const r = await runCli([
+            PRINCIPAL,
+            "AUTH_LOG",
+            "1",
+            AFTER,
+            "-o",
+            es.target,
+            ...(process.env.EXTRA_ARGS ?? "").split(" ").filter(Boolean),
+          ], {
             env: envFor(emulator, { ELASTIC_API_KEY: API_KEY }),
             wrapper: ["/usr/bin/time", "-v", "-o", report],
             timeoutMs: 880_000,
@@ -42,7 +57,11 @@ test(
           const peakKiB = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1]);
           assert.ok(es.documentCount() > 2_000_000, `${es.documentCount()} documents`);
           assert.ok(peakKiB < 150 * 1024, `peak RSS ${Math.round(peakKiB / 1024)} MB`);
-          console.log(`2 GiB into _bulk: ${es.documentCount()} documents in ${r.ms} ms, peak RSS ${Math.round(peakKiB / 1024)} MB`);
+          console.log(
+            `2 GiB into _bulk: ${es.documentCount()} documents in ${r.ms} ms, peak RSS ${
+              Math.round(peakKiB / 1024)
+            } MB`,
+          );
         } finally {
           await es.close();
         }

@@ -366,6 +366,11 @@ test(
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
         assert.ok(connections >= 3, `reconnected (${connections} connections)`);
+        assert.match(
+          r.stderr,
+          /sending to syslog over TCP at 127\.0\.0\.1/,
+          "the retry is reported",
+        );
         const missing = expected.filter((record) => !received.includes(record));
         assert.equal(
           missing.length,

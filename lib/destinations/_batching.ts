@@ -32,7 +32,7 @@
  */
 import { readFileSync } from "node:fs";
 import { CliError, codeOf, reason, registerSecret, TransientError, usage } from "../errors.ts";
-import { backoffDelay, retryDelay, type RetryPolicy, sleep } from "../retry.ts";
+import { backoffDelay, retryDelay, type RetryNotice, type RetryPolicy, sleep } from "../retry.ts";
 import { isLiteralLoopback } from "../urls.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Receipt } from "./contract.ts";
@@ -121,6 +121,8 @@ export interface BatchingOptions {
   /** The open batch is sent this long after the last file was taken (default 1 s). */
   lingerMs?: number;
   maxRecordBytes?: number;
+  /** Hears each retry (counted and shown like the API's). */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 /** The body of `items`, their bytes one after another (a view when they are already so). */
@@ -263,6 +265,7 @@ export class BatchingDestination implements Destination<FileSpool> {
       policy: SIEM_RETRY_POLICY,
       lingerMs: 1_000,
       maxRecordBytes: MAX_RECORD_BYTES,
+      onRetry: () => {},
       ...options,
     };
     this.#maxBytes = options.maxBytes;
@@ -474,7 +477,15 @@ export class BatchingDestination implements Destination<FileSpool> {
         if (!(error instanceof TransientError) || attempt >= policy.retries || signal.aborted) {
           throw error;
         }
-        await sleep(retryDelay(attempt++, error, policy), signal);
+        const waitMs = retryDelay(attempt++, error, policy);
+        this.#options.onRetry({
+          what: `sending ${items.length} records to ${this.#protocol.name}`,
+          attempt: attempt + 1,
+          of: policy.retries + 1,
+          waitMs,
+          reason: error.message,
+        });
+        await sleep(waitMs, signal);
         continue;
       }
       if (outcome.kind === "too-large") return await this.#halve(items, outcome.limit);
@@ -502,6 +513,13 @@ export class BatchingDestination implements Destination<FileSpool> {
         ? backoffDelay(attempt, policy)
         : Math.min(outcome.retryAfterMs, policy.maxWaitMs);
       attempt++;
+      this.#options.onRetry({
+        what: `sending ${items.length} records to ${this.#protocol.name} again`,
+        attempt: attempt + 1,
+        of: policy.retries + 1,
+        waitMs,
+        reason: `${this.#protocol.name} answered too many requests for them`,
+      });
       await sleep(waitMs, signal);
     }
   }

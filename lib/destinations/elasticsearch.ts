@@ -27,8 +27,8 @@ import { CliError, TransientError, usage } from "../errors.ts";
 import { type Answer, request } from "../http.ts";
 import { parseRetryAfter } from "../retry.ts";
 import {
-  type BatchItem,
   BatchingDestination,
+  type BatchItem,
   type BatchProtocol,
   collectorUrl,
   countOption,
@@ -312,12 +312,14 @@ export const elasticsearchKind: DestinationKind = {
     "elastic-batch-docs": {
       type: "string",
       arg: "N",
-      help: `with -o elasticsearch+https://, documents per _bulk request at most (default ${ELASTIC_BATCH_DOCS})`,
+      help:
+        `with -o elasticsearch+https://, documents per _bulk request at most (default ${ELASTIC_BATCH_DOCS})`,
     },
     "elastic-batch-bytes": {
       type: "string",
       arg: "BYTES",
-      help: `with -o elasticsearch+https://, bytes per _bulk request at most (default ${ELASTIC_BATCH_BYTES})`,
+      help:
+        `with -o elasticsearch+https://, bytes per _bulk request at most (default ${ELASTIC_BATCH_BYTES})`,
     },
   },
   secretEnv: ["ELASTIC_API_KEY", "ELASTIC_PASSWORD"],
@@ -329,7 +331,9 @@ export const elasticsearchKind: DestinationKind = {
     if (path.includes("/")) {
       throw usage(`-o ${target}: the path names one index or data stream, got '${path}'`);
     }
-    if (path && (/[\\*?"<>| ,#:]/.test(path) || path !== path.toLowerCase() || /^[-_+.]/.test(path))) {
+    if (
+      path && (/[\\*?"<>| ,#:]/.test(path) || path !== path.toLowerCase() || /^[-_+.]/.test(path))
+    ) {
       throw usage(`-o ${target}: '${path}' is not a valid index or data stream name`);
     }
     url.pathname = "/";
@@ -354,8 +358,9 @@ export const elasticsearchKind: DestinationKind = {
       guarantee: "confirmed",
       localFiles: [],
       check: () => protocolOf().check(),
-      open: () =>
+      open: (events) =>
         BatchingDestination.create(protocolOf(), {
+          onRetry: (notice) => events.retry(notice),
           maxCount,
           maxBytes,
           inFlight: ELASTIC_IN_FLIGHT,

@@ -27,8 +27,8 @@ import { type Answer, request } from "../http.ts";
 import { parseRetryAfter, sleep } from "../retry.ts";
 import { toMicros } from "../time.ts";
 import {
-  type BatchItem,
   BatchingDestination,
+  type BatchItem,
   type BatchProtocol,
   collectorUrl,
   countOption,
@@ -47,15 +47,14 @@ export const HEC_SOURCE = "oai-compliance-logs";
 export const HEC_BATCH_EVENTS = 1_000;
 export const HEC_BATCH_BYTES = 1024 * 1024;
 /** Requests in flight at once (each waits for its acknowledgement when that is on). */
-export const HEC_IN_FLIGHT = 8;
+export const HEC_IN_FLIGHT = 4;
 export const HEC_ACK_TIMEOUT_S = 300;
 /** How often pending acknowledgements are asked for. */
 const ACK_POLL_MS = 250;
 const REQUEST_TIMEOUT_MS = 60_000;
 
-
 /** What HEC answers: `{"text": "...", "code": N}`, plus `ackId` or `invalid-event-number`. */
-interface HecAnswer {
+export interface HecAnswer {
   text?: string;
   code?: number;
   ackId?: number;
@@ -187,12 +186,15 @@ export class HecProtocol implements BatchProtocol {
 
   /** The error for an answer that is not a success, named as Splunk documents its codes. */
   failure(answer: Answer, hec: HecAnswer, items: readonly BatchItem[] = []): CliError {
-    const said = `HTTP ${answer.status}${
-      hec.code === undefined ? "" : `, code ${hec.code}`
-    } "${hec.text ?? answer.text.trim().slice(0, 160)}"`;
+    const said = `HTTP ${answer.status}${hec.code === undefined ? "" : `, code ${hec.code}`} "${
+      hec.text ?? answer.text.trim().slice(0, 160)
+    }"`;
     const tokenSource = "SPLUNK_HEC_TOKEN (or SPLUNK_HEC_TOKEN_FILE)";
     if (hec.code === 1) {
-      return new CliError("auth", `${this.name} refused the token: it is disabled (${said}); enable it, or set ${tokenSource} to an enabled one`);
+      return new CliError(
+        "auth",
+        `${this.name} refused the token: it is disabled (${said}); enable it, or set ${tokenSource} to an enabled one`,
+      );
     }
     if (hec.code === 4 || hec.code === 2 || hec.code === 3 || answer.status === 401) {
       return new CliError("auth", `${this.name} refused the token (${said}); check ${tokenSource}`);
@@ -209,7 +211,9 @@ export class HecProtocol implements BatchProtocol {
     if (hec.code === 7) {
       return new CliError(
         "api",
-        `${this.name} refused the index ${JSON.stringify(this.#settings.index ?? "(the token's default)")} (${said}); ` +
+        `${this.name} refused the index ${
+          JSON.stringify(this.#settings.index ?? "(the token's default)")
+        } (${said}); ` +
           `name an index the token may write to with --hec-index`,
       );
     }
@@ -275,7 +279,9 @@ export class HecProtocol implements BatchProtocol {
       const hec = parseAnswer(health);
       throw new CliError(
         "api",
-        `${this.name} is not healthy (HTTP ${health.status} "${hec.text ?? health.text.trim().slice(0, 160)}"); ` +
+        `${this.name} is not healthy (HTTP ${health.status} "${
+          hec.text ?? health.text.trim().slice(0, 160)
+        }"); ` +
           `check that -o names its HEC port, and retry when it is`,
       );
     }
@@ -369,12 +375,14 @@ export const splunkHecKind: DestinationKind = {
     },
     "hec-ack": {
       type: "boolean",
-      help: "with -o hec+https://, require indexer acknowledgement (used whenever the token has it)",
+      help:
+        "with -o hec+https://, require indexer acknowledgement (used whenever the token has it)",
     },
     "hec-ack-timeout": {
       type: "string",
       arg: "SECONDS",
-      help: `with -o hec+https://, send a batch again when unacknowledged this long (default ${HEC_ACK_TIMEOUT_S})`,
+      help:
+        `with -o hec+https://, send a batch again when unacknowledged this long (default ${HEC_ACK_TIMEOUT_S})`,
     },
     "hec-batch-events": {
       type: "string",
@@ -384,7 +392,8 @@ export const splunkHecKind: DestinationKind = {
     "hec-batch-bytes": {
       type: "string",
       arg: "BYTES",
-      help: `with -o hec+https://, bytes per request before gzip at most (default ${HEC_BATCH_BYTES})`,
+      help:
+        `with -o hec+https://, bytes per request before gzip at most (default ${HEC_BATCH_BYTES})`,
     },
   },
   secretEnv: ["SPLUNK_HEC_TOKEN"],
@@ -423,8 +432,9 @@ export const splunkHecKind: DestinationKind = {
       guarantee: "confirmed",
       localFiles: [],
       check: () => protocolOf().check(),
-      open: () =>
+      open: (events) =>
         BatchingDestination.create(protocolOf(), {
+          onRetry: (notice) => events.retry(notice),
           maxCount,
           maxBytes,
           inFlight: HEC_IN_FLIGHT,

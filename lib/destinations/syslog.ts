@@ -55,7 +55,7 @@ import {
 } from "../syslog/transport.ts";
 import { countOption, siemRetryPolicy } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationEvents, DestinationKind } from "./mod.ts";
 import { type FileSpool, SpoolFolder } from "./spool.ts";
 
 /** The common server limit (rsyslog's maxMessageSize defaults to 8 KiB, many raise it to 64). */
@@ -183,21 +183,29 @@ export class SyslogDestination implements Destination<FileSpool> {
     private readonly material: TlsMaterial,
     private readonly folder: SpoolFolder,
     private readonly relp: RelpClient | undefined,
+    private readonly events: DestinationEvents | undefined,
   ) {
     this.guarantee = relp ? "confirmed" : "best-effort";
   }
 
-  static async create(settings: SyslogSettings, material: TlsMaterial): Promise<SyslogDestination> {
+  /** Opened for one pass; `events` hears its reconnects (the run counts them as retries). */
+  static async create(
+    settings: SyslogSettings,
+    material: TlsMaterial,
+    events?: DestinationEvents,
+  ): Promise<SyslogDestination> {
     let relp: RelpClient | undefined;
     if (settings.scheme === "syslog+relp") {
       relp = new RelpClient({
         what: settings.what,
         connect: () => connectSyslog(settings.endpoint, settings.what, material),
         policy: settings.policy,
+        onRetry: (notice) => events?.retry(notice),
       });
       await relp.open();
     }
-    return new SyslogDestination(settings, material, await SpoolFolder.create(), relp);
+    const folder = await SpoolFolder.create();
+    return new SyslogDestination(settings, material, folder, relp, events);
   }
 
   alreadyStored(): Promise<boolean> {
@@ -419,7 +427,15 @@ export class SyslogDestination implements Destination<FileSpool> {
             { cause: error },
           );
         }
-        await sleep(backoffDelay(attempt, policy));
+        const waitMs = backoffDelay(attempt, policy);
+        this.events?.retry({
+          what: `sending to ${this.settings.what}`,
+          attempt: attempt + 2,
+          of: policy.retries + 1,
+          waitMs,
+          reason: error.message,
+        });
+        await sleep(waitMs);
       }
     }
   }
@@ -542,7 +558,7 @@ export const syslogKind: DestinationKind = {
       guarantee: scheme === "syslog+relp" ? "confirmed" : "best-effort",
       localFiles: [],
       check: () => checkReachable(settings, material, target),
-      open: () => SyslogDestination.create(settings, material),
+      open: (events) => SyslogDestination.create(settings, material, events),
     };
   },
 };

@@ -11,7 +11,7 @@
  * try { await store.writeManifest("20260702T100000.000Z-r1.jsonl", "{}\n"); } finally { await lock.release(); }
  * ```
  */
-import { lstat, open, readdir, readFile } from "node:fs/promises";
+import { lstat, open, readdir, readFile, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import {
   directoryModeFor,
@@ -33,6 +33,8 @@ const TEMP_NAME = /^\..+\.(\d{1,10})\.([0-9a-f]{12})\.(locked\.)?part$/;
 const LOCK_WAIT_MS = 120_000;
 const LOCK_POLL_MS = 100;
 const CHUNK_BYTES = 1024 * 1024;
+/** `_manifest/.live-<run id>`: held (OS lock) by a run at work. */
+const LIVE_PREFIX = ".live-";
 
 export class LocalArchiveStore implements ArchiveStore {
   readonly label: string;
@@ -74,6 +76,55 @@ export class LocalArchiveStore implements ArchiveStore {
   async lock(): Promise<ManifestLock> {
     await ensureDir(this.#dir, directoryModeFor(this.fileMode));
     return await lockFile(join(this.#dir, ".lock"));
+  }
+
+  async markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock> {
+    await ensureDir(this.#dir, directoryModeFor(this.fileMode));
+    await this.#sweepDeadMarks();
+    const path = join(this.#dir, `${LIVE_PREFIX}${runId}`);
+    await writeFileAtomic(path, JSON.stringify({ eventTypes }) + "\n", this.fileMode);
+    const held = await holdExclusiveLock(path);
+    return {
+      release: async () => {
+        held?.release();
+        await unlink(path).catch(() => {});
+      },
+    };
+  }
+
+  /** Marks of runs that died (lock free, untouched for a minute: not one being made now). */
+  async #sweepDeadMarks(): Promise<void> {
+    for (const name of await readdir(this.#dir)) {
+      if (!name.startsWith(LIVE_PREFIX)) continue;
+      const path = join(this.#dir, name);
+      try {
+        if (Date.now() - (await lstat(path)).mtimeMs < 60_000) continue;
+        if (await isLockHeld(path) === false) await unlink(path);
+      } catch {
+        // Removed meanwhile by its run or another sweeper.
+      }
+    }
+  }
+
+  async liveRuns(): Promise<string[][]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch {
+      return [];
+    }
+    const live: string[][] = [];
+    for (const name of names.filter((n) => n.startsWith(LIVE_PREFIX))) {
+      const path = join(this.#dir, name);
+      // Held: a run at work; free: one that died (the next run records its files).
+      if (await isLockHeld(path) !== true) continue;
+      try {
+        live.push(JSON.parse(await readFile(path, "utf8")).eventTypes ?? []);
+      } catch {
+        // Released and removed meanwhile.
+      }
+    }
+    return live;
   }
 
   async *objects(prefixes?: readonly string[]): AsyncIterable<StoredObject> {
@@ -201,6 +252,15 @@ export class ManifestFileStore implements ArchiveStore {
 
   lock(): Promise<ManifestLock> {
     return lockFile(`${this.path}.lock`);
+  }
+
+  /** Nothing to mark: no files are stored beside FILE. */
+  markLive(): Promise<ManifestLock> {
+    return Promise.resolve({ release: () => Promise.resolve() });
+  }
+
+  liveRuns(): Promise<string[][]> {
+    return Promise.resolve([]);
   }
 
   async *objects(): AsyncIterable<StoredObject> {}

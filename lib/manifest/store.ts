@@ -35,6 +35,13 @@ export interface ArchiveStore {
   writeManifest(name: string, text: string): Promise<void>;
   /** Serializes manifest writers (waits for another run's lock, within reason). */
   lock(): Promise<ManifestLock>;
+  /**
+   * Marks a run at work on `eventTypes` until released (the OS lets go when it dies), so that
+   * `verify` meanwhile does not take the files it stored since its last manifest for strays.
+   */
+  markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock>;
+  /** The event types of every run at work now. */
+  liveRuns(): Promise<string[][]>;
   /** Every stored object outside `_manifest/` (under `prefixes` only, when given). */
   objects(prefixes?: readonly string[]): AsyncIterable<StoredObject>;
   /** An object's bytes, in bounded chunks. */

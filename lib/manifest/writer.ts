@@ -44,7 +44,7 @@ import {
   type StoredFacts,
 } from "./format.ts";
 import type { Signer } from "./signing.ts";
-import type { ArchiveStore } from "./store.ts";
+import type { ArchiveStore, ManifestLock } from "./store.ts";
 import { hashObject } from "./hash_object.ts";
 import { ManifestFileStore } from "./local_store.ts";
 
@@ -96,6 +96,8 @@ export class ManifestWriter {
   #lastWrittenMs: number;
   #written = 0;
   readonly #heads = new ChainHeads();
+  /** Held while the run works (see `ArchiveStore.markLive`); let go by the final `endPass`. */
+  #live: ManifestLock | undefined;
 
   private constructor(options: ManifestWriterOptions) {
     this.#options = options;
@@ -110,6 +112,7 @@ export class ManifestWriter {
   static async open(options: ManifestWriterOptions): Promise<ManifestWriter> {
     const writer = new ManifestWriter(options);
     if (options.recover !== false) await writer.#recoverUnrecorded();
+    writer.#live = await options.store.markLive(writer.runId, options.eventTypes);
     return writer;
   }
 
@@ -161,12 +164,16 @@ export class ManifestWriter {
    * new and one was written within the hour. `final`: the process ends (write what is pending).
    */
   async endPass(options: { final?: boolean } = {}): Promise<void> {
-    const quiet = this.#entries.length === 0;
-    if (this.#options.follow && quiet) {
-      const due = this.#now() - this.#lastWrittenMs >= QUIET_MANIFEST_MS;
-      if (!due || options.final) return;
+    try {
+      const quiet = this.#entries.length === 0;
+      if (this.#options.follow && quiet) {
+        const due = this.#now() - this.#lastWrittenMs >= QUIET_MANIFEST_MS;
+        if (!due || options.final) return;
+      }
+      await this.#write();
+    } finally {
+      if (options.final) await this.#live?.release();
     }
-    await this.#write();
   }
 
   #listingEnd(eventType: string, after: string): void {
@@ -298,11 +305,14 @@ export class ManifestWriter {
       }
     }
     const at = new Date(this.#now()).toISOString();
-    const prefixes = this.#options.eventTypes.flatMap((type) => [type, `event_type=${type}`]);
+    // A run at work on a type has stored files its manifest will name: not ours to claim.
+    const live = new Set((await store.liveRuns()).flat());
+    const types = this.#options.eventTypes.filter((type) => !live.has(type));
+    const prefixes = types.flatMap((type) => [type, `event_type=${type}`]);
     for await (const object of store.objects(prefixes)) {
       if (object.temp || recorded.has(object.path)) continue;
       const parsed = STORED_PATH.exec(object.path);
-      if (!parsed || !this.#options.eventTypes.includes(parsed[1])) continue;
+      if (!parsed || !types.includes(parsed[1])) continue;
       const [, eventType, day, id, gz] = parsed;
       const hashed = await hashObject(store, object.path, Boolean(gz));
       if (!hashed.ok) continue; // A damaged file is not claimed: verify reports it.

@@ -29,7 +29,7 @@
  */
 import type { Socket } from "node:net";
 import { CliError, reason } from "../errors.ts";
-import { backoffDelay, type RetryPolicy, sleep } from "../retry.ts";
+import { backoffDelay, type RetryNotice, type RetryPolicy, sleep } from "../retry.ts";
 import { ConnectionLost, SocketWriter } from "./transport.ts";
 
 const encoder = new TextEncoder();
@@ -175,8 +175,8 @@ export interface RelpOptions {
   windowBytes?: number;
   /** A session whose oldest message waits this long for its acknowledgement is reopened. */
   ackTimeoutMs?: number;
-  /** Notes (a reconnect) for the run's reporter. */
-  onNote?: (text: string) => void;
+  /** Hears each reconnect before its wait (counted and shown like the API's retries). */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 /** One message until it is acknowledged. */
@@ -199,7 +199,7 @@ interface Session {
 }
 
 export class RelpClient {
-  readonly #options: Required<Omit<RelpOptions, "onNote">> & Pick<RelpOptions, "onNote">;
+  readonly #options: Required<Omit<RelpOptions, "onRetry">> & Pick<RelpOptions, "onRetry">;
   #session: Session | undefined;
   /** True while the session is open and every pending message was sent on it. */
   #ready = false;
@@ -444,12 +444,17 @@ export class RelpClient {
     const { policy } = this.#options;
     let last = cause;
     for (let attempt = 0; attempt <= policy.retries; attempt++) {
-      this.#options.onNote?.(
-        `${this.#options.what}: ${reason(last)}; reconnecting (try ${attempt + 1} of ` +
-          `${policy.retries + 1}), ${this.#pending.length} message(s) to send again`,
-      );
+      const waitMs = backoffDelay(attempt, policy);
+      this.#options.onRetry?.({
+        what:
+          `sending ${this.#pending.length} unacknowledged message(s) again to ${this.#options.what}`,
+        attempt: attempt + 2,
+        of: policy.retries + 2,
+        waitMs,
+        reason: reason(last),
+      });
       try {
-        await sleep(backoffDelay(attempt, policy));
+        await sleep(waitMs);
         if (this.#closing || this.#failed) return;
         const session = await this.#openSession();
         this.#session = session;

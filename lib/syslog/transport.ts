@@ -23,6 +23,8 @@ import { CliError, codeOf, reason, usage } from "../errors.ts";
 export const CONNECT_TIMEOUT_MS = 15_000;
 /** Frames are gathered into writes of about this size. */
 const WRITE_BYTES = 64 * 1024;
+/** Bytes the socket may hold unwritten before the writer waits for it to drain. */
+const SOCKET_BUFFER_BYTES = 1024 * 1024;
 
 export interface SyslogEndpoint {
   transport: "tcp" | "tls";
@@ -182,7 +184,7 @@ export class SocketWriter {
       this.#pendingBytes = 0;
       const written = new Promise<void>((resolve) => this.socket.write(chunk, () => resolve()));
       if (settled) await Promise.race([written, this.#whenLost]);
-      else if (this.socket.writableNeedDrain) {
+      else if (this.socket.writableLength > SOCKET_BUFFER_BYTES) {
         const drained = new Promise<void>((resolve) => this.socket.once("drain", resolve));
         await Promise.race([drained, this.#whenLost]);
       }

@@ -161,7 +161,8 @@ export async function checkArchive(
     }
   }
 
-  // What the archive holds.
+  // What the archive holds (a run at work has stored files its manifest does not name yet).
+  const live = new Set((await store.liveRuns()).flat());
   let files = 0;
   let bytes = 0;
   const seen = new Set<string>();
@@ -193,6 +194,11 @@ export async function checkArchive(
         finding.message = `${object.path}: stored, in no remaining manifest (it was recorded in ` +
           `the missing one, most likely)`;
         stretch.finding.consequences!.push(finding);
+      } else if (parsed && !object.temp && live.has(parsed[1])) {
+        finding.severity = "info";
+        finding.message = `${object.path}: stored by a run still at work, which records it in ` +
+          "its manifest when its pass ends";
+        findings.push(finding);
       } else {
         findings.push(finding);
         if (parsed) figures(parsed[1]).problems++;

@@ -28,6 +28,8 @@ import type { AddressInfo, Socket } from "node:net";
 
 export interface ElasticEmulatorOptions {
   flavor?: "elasticsearch" | "opensearch";
+  /** Elasticsearch before 7.14, or something else in its place: no X-Elastic-Product header. */
+  noProductHeader?: boolean;
   apiKeys?: string[];
   users?: Record<string, string>;
   maxContentLength?: number;
@@ -91,7 +93,9 @@ export async function startElasticEmulator(
   const users = options.users ?? {};
 
   function send(res: ServerResponse, status: number, body: unknown, headers = {}): void {
-    if (flavor === "elasticsearch") res.setHeader("x-elastic-product", "Elasticsearch");
+    if (flavor === "elasticsearch" && !options.noProductHeader) {
+      res.setHeader("x-elastic-product", "Elasticsearch");
+    }
     res.writeHead(status, { "content-type": "application/json", ...headers });
     res.end(JSON.stringify(body));
   }
@@ -194,18 +198,16 @@ export async function startElasticEmulator(
       if (!options.countOnly) record.items.push({ id, index, status });
       if (error) errors = true;
       items.push({
-        [op]: error
-          ? { _index: index, _id: id, status, error: { ...error, index } }
-          : {
-            _index: index,
-            _id: id,
-            _version: 1,
-            result: "created",
-            _shards: { total: 1, successful: 1, failed: 0 },
-            _seq_no: ids.size,
-            _primary_term: 1,
-            status,
-          },
+        [op]: error ? { _index: index, _id: id, status, error: { ...error, index } } : {
+          _index: index,
+          _id: id,
+          _version: 1,
+          result: "created",
+          _shards: { total: 1, successful: 1, failed: 0 },
+          _seq_no: ids.size,
+          _primary_term: 1,
+          status,
+        },
       });
     }
     return { items, errors };

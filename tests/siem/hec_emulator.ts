@@ -191,10 +191,15 @@ export async function startHecEmulator(options: HecEmulatorOptions): Promise<Hec
     const isAck = url.pathname === "/services/collector/ack";
     if (req.method !== "POST" || (!isEvent && !isAck)) {
       record.status = 404;
-      return answer(res, 404, { text: "The requested URL was not found on this server.", code: 404 });
+      return answer(res, 404, {
+        text: "The requested URL was not found on this server.",
+        code: 404,
+      });
     }
     const body = await bodyOf(req);
-    if (options.latencyMs && isEvent) await new Promise((done) => setTimeout(done, options.latencyMs));
+    if (options.latencyMs && isEvent) {
+      await new Promise((done) => setTimeout(done, options.latencyMs));
+    }
     const token = authorize(req, res, record);
     if (!token) return;
     if (token.ack && !channel) {
@@ -265,17 +270,29 @@ export async function startHecEmulator(options: HecEmulatorOptions): Promise<Hec
     }
     if (badAt !== undefined) {
       record.status = 400;
-      return answer(res, 400, { text: "Invalid data format", code: 6, "invalid-event-number": badAt });
+      return answer(res, 400, {
+        text: "Invalid data format",
+        code: 6,
+        "invalid-event-number": badAt,
+      });
     }
     for (const [i, object] of objects.entries()) {
       const event = object as Record<string, unknown>;
       if (!("event" in event)) {
         record.status = 400;
-        return answer(res, 400, { text: "Event field is required", code: 12, "invalid-event-number": i });
+        return answer(res, 400, {
+          text: "Event field is required",
+          code: 12,
+          "invalid-event-number": i,
+        });
       }
       if (event.event === "" || event.event === null) {
         record.status = 400;
-        return answer(res, 400, { text: "Event field cannot be blank", code: 13, "invalid-event-number": i });
+        return answer(res, 400, {
+          text: "Event field cannot be blank",
+          code: 13,
+          "invalid-event-number": i,
+        });
       }
       const index = event.index as string | undefined;
       if (token.indexes && index !== undefined && !token.indexes.includes(index)) {
@@ -286,7 +303,9 @@ export async function startHecEmulator(options: HecEmulatorOptions): Promise<Hec
     // Accepted: indexed now (acknowledged later, when the token has acknowledgement).
     count += objects.length;
     record.events = objects.length;
-    if (!options.countOnly) for (const event of objects) events.push({ channel, event: event as HecEvent });
+    if (!options.countOnly) {
+      for (const event of objects) events.push({ channel, event: event as HecEvent });
+    }
     record.status = 200;
     if (!token.ack) return answer(res, 200, { text: "Success", code: 0 });
     let state = channels.get(channel!);

@@ -36,6 +36,12 @@ class MemoryStore implements ArchiveStore {
   lock(): Promise<ManifestLock> {
     return Promise.resolve({ release: () => Promise.resolve() });
   }
+  markLive(): Promise<ManifestLock> {
+    return this.lock();
+  }
+  liveRuns() {
+    return Promise.resolve([]);
+  }
   async *objects(): AsyncIterable<StoredObject> {}
   async *read(): AsyncIterable<Uint8Array> {}
   lines(name: string) {
@@ -44,6 +50,7 @@ class MemoryStore implements ArchiveStore {
 }
 
 const file = (id: string, end: string) => ({ id, event_type: "AUTH_LOG", end_time: end });
+const storedAt = (id: string) => ({ path: `AUTH_LOG/2026-07-03/${id}.jsonl`, lines: 1 });
 
 function writerOptions(store: ArchiveStore, clock: { now: number }, follow = false) {
   return {
@@ -109,6 +116,7 @@ test("windows tile, and an empty one ends no later than the publication delay al
   writer.listener("AUTH_LOG").released({
     how: "delivered",
     file: file("a", "2026-07-02T10:00:00Z"),
+    stored: storedAt("a"),
   });
   writer.listed("AUTH_LOG");
   writer.startEventType("COSTS", "2026-07-01T00:00:00Z");
@@ -147,6 +155,7 @@ test("--follow: a manifest per poll with news, and one an hour when nothing is n
       writer.listener("AUTH_LOG").released({
         how: "delivered",
         file: file(id, "2026-07-03T11:00:00Z"),
+        stored: storedAt(id),
       });
     }
     writer.listed("AUTH_LOG");
@@ -205,5 +214,22 @@ test("a dead run's temp is unexpected; a live run's is not", async () => {
     const result = await checkArchive(store, {});
     assert.deepEqual(result.findings.map((f) => f.kind), ["unexpected"]);
     assert.match(result.findings[0].path!, /\.x\.jsonl\.\d+\.0123456789ab\.part$/);
+  });
+});
+
+test("a run at work: the files it stored since its last manifest are information", async () => {
+  await withDir("oai-manifest-", async (dir) => {
+    const store = new LocalArchiveStore(dir);
+    const clock = { now: Date.now() };
+    const writer = await ManifestWriter.open(writerOptions(store, clock));
+    const folder = join(dir, "AUTH_LOG", "2026-07-02");
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, "eclf_new.jsonl"), "{}\n");
+    const during = await checkArchive(store, {});
+    assert.deepEqual(during.findings.map((f) => [f.kind, f.severity]), [["unexpected", "info"]]);
+    await writer.endPass({ final: true });
+    // Ended without recording it (it never went through the confirmations): now a stray.
+    const after = await checkArchive(store, {});
+    assert.deepEqual(after.findings.map((f) => [f.kind, f.severity]), [["unexpected", "problem"]]);
   });
 });

@@ -168,7 +168,8 @@ test("relp: every message is acknowledged in order, then the session closes", as
 test("relp: a dropped session is reopened and every unacknowledged message sent again", async () => {
   const fake = await fakeRelp({ dropAfter: (session) => session === 0 ? 6 : undefined });
   try {
-    const client = clientFor(fake.port);
+    const retries: string[] = [];
+    const client = clientFor(fake.port, { onRetry: (notice) => retries.push(notice.what) });
     await client.open();
     const outcomes = await sendAll(client, 20);
     await client.close();
@@ -181,6 +182,8 @@ test("relp: a dropped session is reopened and every unacknowledged message sent 
     const resent = fake.sessions[1].map(([, m]) => m);
     assert.ok(resent.includes("m5"), `m5 (unacknowledged when dropped) was sent again: ${resent}`);
     assert.ok(!resent.includes("m0"), "acknowledged messages are not sent again");
+    assert.equal(retries.length, 1);
+    assert.match(retries[0], /unacknowledged message\(s\) again to RELP at 127\.0\.0\.1/);
   } finally {
     await fake.stop();
   }
