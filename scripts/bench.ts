@@ -18,6 +18,9 @@
  *    2 Gbit/s), where the wire rather than the CPU is the limit, as with a real object store.
  * syslog (only when named in --scenarios): records/s to a real rsyslogd over TCP against a bare
  *    loop writing the same frames to it (scripts/_bench_syslog.ts).
+ * siem (only when named in --scenarios): records/s and peak RSS into the Splunk HEC and _bulk
+ *    emulators against a bare loop sending the same batches, and against --output-dir
+ *    (scripts/_bench_siem.ts).
  *
  * Scenario 2 also measures the tool into a pipe (`| cat`, against `curl URL | cat`) and the floor
  * of any JavaScript downloader here: a bare Bun fetch loop, with and without SHA-256.
@@ -54,6 +57,7 @@ import type { FileSpec } from "../tests/emulator/mod.ts";
 import type { BenchEmulatorInfo, BenchEmulatorSpec } from "./_bench_emulator.ts";
 import { BUN_FLAGS } from "./build.ts";
 import { benchSyslog } from "./_bench_syslog.ts";
+import { benchSiem } from "./_bench_siem.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN_TS = join(ROOT, "main.ts");
@@ -924,6 +928,9 @@ try {
     for (const r of await benchSyslog(binary.argv, quick ? 50 : 200, log)) {
       row({ scenario: "syslog", ...r });
     }
+  }
+  if (scenarios.has("siem")) {
+    for (const r of await benchSiem(binary.argv, quick ? 50 : 200, log)) row(r);
   }
   if (scenarios.has("3")) {
     const bare: Runtime = { name: BARE_BUN, argv: [buildBareBinary(scratch)] };

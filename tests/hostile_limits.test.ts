@@ -195,7 +195,7 @@ test(
         assert.equal(r.code, 1, r.stderr);
         assert.match(
           r.stderr,
-          /^error: log file eclf_unlisted is larger than 10000 bytes, .*checkpoint stays before it$/m,
+          /^error: log file eclf_unlisted is larger than 10000 bytes, .*checkpoint stays before it; to pass this file on purpose, run `oai-compliance-logs state skip .* AUTH_LOG eclf_unlisted --reason TEXT`$/m,
         );
         const written = await readdir(out, { recursive: true });
         assert.ok(written.some((p) => String(p).endsWith("eclf_small.jsonl")), written.join());

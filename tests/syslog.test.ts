@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Emulator } from "./emulator/mod.ts";
@@ -142,6 +142,24 @@ test(
       });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /certificate is not trusted .*--ca-file/);
+      assert.equal(emulator.requests.length, 0, "nothing was asked of the API");
+    });
+  },
+);
+
+test(
+  "syslog (rsyslog): mutual TLS without a client certificate fails before any download, naming --client-cert",
+  RSYSLOG,
+  async () => {
+    const rsyslog = await startRsyslog();
+    await withEmulator({ files: files() }, async (emulator) => {
+      const target = `syslog+tls://127.0.0.1:${rsyslog.ports.mtls}`;
+      const r = await runCli(
+        [PRINCIPAL, "AUTH_LOG", "10", AFTER, "-o", target, "--ca-file", rsyslog.caFile],
+        { env: envFor(emulator) },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /refused the TLS session .*--client-cert and --client-key/);
       assert.equal(emulator.requests.length, 0, "nothing was asked of the API");
     });
   },
@@ -381,6 +399,80 @@ test(
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
+    }
+  },
+);
+
+test(
+  "syslog (rsyslog): RELP through a connection reset mid-run: every record arrives, the run succeeds",
+  RSYSLOG,
+  async () => {
+    const rsyslog = await startRsyslog();
+    const facility = 10;
+    // A proxy to rsyslog's RELP input that resets the second connection (the first is the
+    // up-front check) after 40 KB from the tool, mid-stream, acknowledgements in flight.
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const n = connections++;
+      const server = connect({ host: "127.0.0.1", port: rsyslog.ports.relp });
+      sockets.add(client).add(server);
+      let forwarded = 0;
+      client.on("data", (chunk: Uint8Array) => {
+        forwarded += chunk.length;
+        if (n === 1 && forwarded > 40_000) {
+          client.resetAndDestroy();
+          server.destroy();
+          return;
+        }
+        server.write(chunk);
+      });
+      server.on("data", (chunk: Uint8Array) => client.write(chunk));
+      for (const socket of [client, server]) {
+        socket.on("error", () => {});
+        socket.on("close", () => {
+          client.destroy();
+          server.destroy();
+        });
+      }
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const port = (proxy.address() as { port: number }).port;
+    try {
+      await withDir("oai-syslog-reset-", async (dir) => {
+        await withEmulator({ files: hourlyFiles(6, { sizes: [30_000] }) }, async (emulator) => {
+          const state = join(dir, "state.json");
+          const r = await runCli([
+            PRINCIPAL,
+            "AUTH_LOG",
+            "10",
+            AFTER,
+            "--state",
+            state,
+            "-o",
+            `syslog+relp://127.0.0.1:${port}`,
+            "--syslog-facility",
+            String(facility),
+          ], { env: envFor(emulator, { OAI_COMPLIANCE_SIEM_BACKOFF_MS: "20" }) });
+          assert.equal(r.code, 0, r.stderr);
+          assert.ok(connections >= 3, `reconnected (${connections} connections)`);
+          assert.match(r.stderr, /unacknowledged message\(s\) again to RELP/);
+          const expected = await recordsOf(emulator, idsOf(emulator));
+          const got = await rsyslog.waitFor("relp", facility, expected.length);
+          assert.deepEqual(
+            new Set(got.map((m) => m.msg)),
+            new Set(expected),
+            "every record at least once",
+          );
+          // In order, but for the few sent again after the reset.
+          assert.ok(got.length - expected.length < 100, `${got.length - expected.length} repeats`);
+          const cursor = JSON.parse(await readFile(state, "utf8")).cursors.AUTH_LOG;
+          assert.equal(cursor.after, emulator.files.at(-1)!.endTime.replace("Z", ".000000Z"));
+        });
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   },
 );

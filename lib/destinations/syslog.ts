@@ -52,6 +52,7 @@ import {
   SocketWriter,
   type SyslogEndpoint,
   type TlsMaterial,
+  tlsRefusal,
 } from "../syslog/transport.ts";
 import { countOption, siemRetryPolicy } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
@@ -419,6 +420,8 @@ export class SyslogDestination implements Destination<FileSpool> {
         const lost = error instanceof ConnectionLost ||
           (error instanceof CliError && error.kind === "network");
         if (!lost) throw error;
+        const refused = tlsRefusal(error, this.settings.what);
+        if (refused) throw refused;
         if (attempt >= policy.retries) {
           throw new CliError(
             "network",
@@ -581,5 +584,11 @@ async function checkReachable(
     return;
   }
   const socket = await connectSyslog(settings.endpoint, what, material);
-  await new SocketWriter(socket, what).end(2_000);
+  // TLS 1.3 ends the client's handshake before the server has checked a client certificate:
+  // ending the connection cleanly shows its refusal (an alert) here, before any download.
+  const writer = new SocketWriter(socket, what);
+  socket.on("data", () => {});
+  await writer.end(2_000);
+  const refused = writer.error === undefined ? undefined : tlsRefusal(writer.error, what);
+  if (refused) throw refused;
 }

@@ -95,7 +95,13 @@ export function connectSyslog(
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {
     let socket: Socket;
+    let settled = false;
+    // Never removed: an error in the moment between the connection and its writer's listener
+    // (a TLS alert can come with the handshake's last bytes) must not go unhandled; the writer
+    // sees the close that follows it.
     const onError = (error: unknown) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       reject(connectFailure(what, error));
@@ -105,8 +111,9 @@ export function connectSyslog(
       timeoutMs,
     );
     const ready = () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.off("error", onError);
       socket.setNoDelay(true);
       resolve(socket);
     };
@@ -124,7 +131,26 @@ export function connectSyslog(
     } else {
       socket = connectTcp({ host: endpoint.host, port: endpoint.port }, ready);
     }
-    socket.once("error", onError);
+    socket.on("error", onError);
+  });
+}
+
+/**
+ * The error a TLS server's alert means, as a user reads it, or undefined when `error` is not one:
+ * an alert is the server's refusal (of a missing or untrusted client certificate, say), which
+ * another try would only repeat.
+ */
+export function tlsRefusal(error: unknown, what: string): CliError | undefined {
+  const text = reason(error instanceof ConnectionLost && error.cause ? error.cause : error);
+  if (!/alert|SSL routines/i.test(text)) return undefined;
+  const hint = /certificate[ _]?required|handshake[ _]?failure/i.test(text)
+    ? "it requires a client certificate: give --client-cert and --client-key"
+    : /unknown[ _]?ca|bad[ _]?certificate|certificate[ _]?unknown|unsupported[ _]?certificate|expired/i
+        .test(text)
+    ? "it does not accept this client certificate (--client-cert)"
+    : "check its TLS settings and --ca-file, --client-cert, --client-key";
+  return new CliError("network", `${what} refused the TLS session (${text}); ${hint}`, {
+    cause: error,
   });
 }
 
@@ -137,7 +163,7 @@ export class SocketWriter {
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
   #lost: ConnectionLost | undefined;
-  #errored = false;
+  #error: unknown;
   readonly #whenLost: Promise<void>;
 
   constructor(readonly socket: Socket, what = "the syslog server") {
@@ -151,10 +177,15 @@ export class SocketWriter {
       wake();
     };
     socket.on("error", (error) => {
-      this.#errored = true;
+      this.#error ??= error;
       lose(error);
     });
     socket.on("close", () => lose());
+  }
+
+  /** The socket's first error, if it had one. */
+  get error(): unknown {
+    return this.#error;
   }
 
   /** Whether the connection is gone. */
@@ -204,7 +235,7 @@ export class SocketWriter {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       this.socket.once("close", () => {
         clearTimeout(timer);
-        resolve(ended && !this.#errored);
+        resolve(ended && this.#error === undefined);
       });
       this.socket.end();
     });
