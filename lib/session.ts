@@ -35,12 +35,14 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
     await checkBeforeRequests(settings, env);
     const checkpoint = await openCheckpoint(settings, context);
     let manifest: ManifestWriter | undefined;
+    let failed = true;
     try {
       context.started();
       manifest = await openRunManifest(settings);
       await passes(settings, { ...context, checkpoint, manifest });
+      failed = false;
     } finally {
-      await manifest?.endPass({ final: true });
+      await manifest?.endPass({ final: true, failed });
       await checkpoint?.close();
     }
     const gone = goneFailure(context.stats);

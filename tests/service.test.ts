@@ -24,18 +24,11 @@ import {
 } from "./helpers/fixtures.ts";
 import type { Emulator } from "./emulator/mod.ts";
 import { withDir } from "./helpers/mod.ts";
+import { WORKSPACE_EVENT_TYPES } from "../lib/event_types.ts";
 
 const decoder = new TextDecoder();
-const KNOWN_TYPES = [
-  "AUTH_LOG",
-  "AUDIT_LOG",
-  "APP_LOG",
-  "APP_AUTH_LOG",
-  "CODEX_LOG",
-  "CODEX_SECURITY_LOG",
-  "CONVERSATION_MESSAGE",
-  "CUSTOM_AGENTS_LOG",
-];
+/** What `all` asks a workspace for: the route's types, in the reference's order. */
+const KNOWN_TYPES = WORKSPACE_EVENT_TYPES;
 /** Fast retries for every run that may meet a fault. */
 const FAST = ["--backoff", "0.01", "--max-retry-wait", "0.05"];
 
@@ -247,7 +240,7 @@ test("several event types: one run, one cursor each in the state file, one folde
         { env: envFor(emulator) },
       );
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual((await readdir(out)).sort(), ["AUDIT_LOG", "AUTH_LOG"]);
+      assert.deepEqual((await readdir(out)).sort(), ["AUDIT_LOG", "AUTH_LOG", "_manifest"]);
       for (const type of ["AUTH_LOG", "AUDIT_LOG"]) {
         const stored = await readdir(join(out, type, "2026-07-02"));
         assert.deepEqual(stored.sort(), idsOf(emulator, type).map((id) => `${id}.jsonl`).sort());
@@ -294,7 +287,7 @@ test("several event types: one run, one cursor each in the state file, one folde
   });
 });
 
-test("--event-type all asks for every known type; --list prints one JSON line per file", async () => {
+test("--event-type all asks for the route's every type; --list prints one JSON line per file", async () => {
   const files = [
     ...hourlyFiles(2, { eventType: "AUTH_LOG" }),
     ...hourlyFiles(2, { eventType: "CODEX_LOG" }),

@@ -27,7 +27,7 @@
 import { hostname } from "node:os";
 import process from "node:process";
 import { skipCommand } from "../checkpoint/_common.ts";
-import { CliError, usage } from "../errors.ts";
+import { CliError, reason, usage } from "../errors.ts";
 import { backoffDelay, type RetryPolicy, sleep } from "../retry.ts";
 import type { LogFile } from "../log_file.ts";
 import {
@@ -195,6 +195,7 @@ export class SyslogDestination implements Destination<FileSpool> {
     material: TlsMaterial,
     events?: DestinationEvents,
   ): Promise<SyslogDestination> {
+    const folder = await SpoolFolder.create();
     let relp: RelpClient | undefined;
     if (settings.scheme === "syslog+relp") {
       relp = new RelpClient({
@@ -203,9 +204,13 @@ export class SyslogDestination implements Destination<FileSpool> {
         policy: settings.policy,
         onRetry: (notice) => events?.retry(notice),
       });
-      await relp.open();
+      try {
+        await relp.open();
+      } catch (error) {
+        await folder.remove();
+        throw error;
+      }
     }
-    const folder = await SpoolFolder.create();
     return new SyslogDestination(settings, material, folder, relp, events);
   }
 
@@ -445,6 +450,18 @@ export class SyslogDestination implements Destination<FileSpool> {
 
   async #connected(): Promise<SocketWriter> {
     if (this.#writer && !this.#writer.lost) return this.#writer;
+    if (this.#writer) {
+      // Lost between two steps (no step failed on it): reconnected at once, and reported.
+      this.events?.retry({
+        what: `sending to ${this.settings.what}`,
+        attempt: 2,
+        of: this.settings.policy.retries + 1,
+        waitMs: 0,
+        reason: reason(this.#writer.error ?? "the connection was lost"),
+      });
+      this.#writer.destroy();
+      this.#writer = undefined;
+    }
     const socket = await connectSyslog(this.settings.endpoint, this.settings.what, this.material);
     // The server never writes on a syslog stream: anything it sends is ignored.
     socket.on("data", () => {});

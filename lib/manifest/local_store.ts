@@ -11,8 +11,9 @@
  * try { await store.writeManifest("20260702T100000.000Z-r1.jsonl", "{}\n"); } finally { await lock.release(); }
  * ```
  */
-import { lstat, open, readdir, readFile, unlink } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { existsSync } from "node:fs";
+import { lstat, open, readdir, readFile, rmdir, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import {
   directoryModeFor,
   ensureDir,
@@ -79,6 +80,9 @@ export class LocalArchiveStore implements ArchiveStore {
   }
 
   async markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock> {
+    // A run that stores nothing (refused by the API, say) leaves no trace: the folders this mark
+    // made are removed again with it when they are still empty.
+    const made = [dirname(this.#dir), this.#dir].filter((dir) => !existsSync(dir));
     await ensureDir(this.#dir, directoryModeFor(this.fileMode));
     await this.#sweepDeadMarks();
     const path = join(this.#dir, `${LIVE_PREFIX}${runId}`);
@@ -88,6 +92,7 @@ export class LocalArchiveStore implements ArchiveStore {
       release: async () => {
         held?.release();
         await unlink(path).catch(() => {});
+        for (const dir of made.reverse()) await rmdir(dir).catch(() => {});
       },
     };
   }

@@ -163,9 +163,11 @@ export class ManifestWriter {
    * The pass ended (done or failed): writes its manifest, unless under `--follow` it found nothing
    * new and one was written within the hour. `final`: the process ends (write what is pending).
    */
-  async endPass(options: { final?: boolean } = {}): Promise<void> {
+  async endPass(options: { final?: boolean; failed?: boolean } = {}): Promise<void> {
     try {
       const quiet = this.#entries.length === 0;
+      // A run that failed before it stored or listed anything proves nothing: no manifest.
+      if (options.failed && quiet && ![...this.#windows.values()].some((w) => w.to)) return;
       if (this.#options.follow && quiet) {
         const due = this.#now() - this.#lastWrittenMs >= QUIET_MANIFEST_MS;
         if (!due || options.final) return;

@@ -225,7 +225,6 @@ export class RelpClient {
   async open(): Promise<void> {
     this.#session = await this.#openSession();
     this.#ready = true;
-    this.#startStallWatch();
   }
 
   /**
@@ -245,6 +244,7 @@ export class RelpClient {
     const entry: Pending = { message, done, txnr: 0, session: undefined };
     this.#pending.push(entry);
     this.#pendingBytes += message.length;
+    this.#startStallWatch();
     if (this.#ready && this.#session) await this.#write(this.#session, entry);
   }
 
@@ -418,6 +418,8 @@ export class RelpClient {
     this.#pendingBytes -= entry.message.length;
     this.#lastAck = Date.now();
     entry.done();
+    // No timer is left running while nothing waits (it would keep the process alive).
+    if (this.#pending.length === 0) this.#stopStallWatch();
     this.#wakeAll();
   }
 
@@ -488,14 +490,18 @@ export class RelpClient {
   }
 
   #giveUp(error: unknown): void {
+    this.#stopStallWatch();
     this.#failed ??= { error };
     for (const entry of this.#pending.splice(0)) entry.done(this.#failed.error);
     this.#pendingBytes = 0;
     this.#wakeAll();
   }
 
+  /** While messages wait: a session whose oldest wait exceeds the timeout is reopened. */
   #startStallWatch(): void {
+    if (this.#stall !== undefined) return;
     const timeout = this.#options.ackTimeoutMs;
+    this.#lastAck = Date.now();
     this.#stall = setInterval(() => {
       const session = this.#session;
       if (!this.#ready || !session || this.#pending.length === 0) {
@@ -513,5 +519,6 @@ export class RelpClient {
 
   #stopStallWatch(): void {
     clearInterval(this.#stall);
+    this.#stall = undefined;
   }
 }
