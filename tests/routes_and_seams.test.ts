@@ -24,8 +24,8 @@ test("a URL of an unregistered scheme is exit 2 and creates nothing", SLOW, asyn
     for (
       const args of [
         ["--output-dir", "nosuch+scheme://bucket/prefix"],
-        ["--output-dir", "s3://bucket/prefix"],
-        ["-o", "hec+https://splunk.example:8088"],
+        ["-o", "gopher://example.com/logs"],
+        ["--output-dir", "https://example.com/not-a-storage-account"],
         ["--state", "s3://bucket/state.json"],
       ]
     ) {

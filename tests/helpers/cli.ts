@@ -91,6 +91,9 @@ function childEnv(extra: Record<string, string | undefined>): Record<string, str
   // The API's 50 downloads a minute would make every suite crawl: a test run counts them per
   // second instead, unless a test of the pace sets its own window.
   env.OAI_COMPLIANCE_PACE_WINDOW_MS = "1000";
+  // The AWS credential chain ends at the EC2 instance metadata service, a link-local address:
+  // no test may reach beyond loopback, so it is off unless a test points it at a stand-in.
+  env.AWS_EC2_METADATA_DISABLED = "true";
   // A listed file's 404 is tried again over 30 s before it counts as gone; tests wait 50 ms.
   env.OAI_COMPLIANCE_GONE_RETRY_MS = "50";
   for (const [name, value] of Object.entries(extra)) {
