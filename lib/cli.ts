@@ -40,8 +40,9 @@ async function topLevelHelp(): Promise<string> {
   const rows = commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}`);
   const [run] = commands;
   return `${run.help}\n\nCommands (each with its own --help):\n${rows.join("\n")}\n` +
-    `  e.g. oai-compliance-logs state show|reset <state_file> [event_type]\n` +
-    `  -V, --version  print the version (first on the command line)\n`;
+    `  e.g. oai-compliance-logs state show|reset|skip <state_file> ...; verify <dir>\n` +
+    `  help [command]  this help, or a command's\n` +
+    `  -V, --version   print the version\n`;
 }
 
 async function print(text: string): Promise<void> {
@@ -49,17 +50,38 @@ async function print(text: string): Promise<void> {
   await writeStdout(new TextEncoder().encode(text));
 }
 
+/** The words before a `--` (after it, everything is an argument). */
+function optionWords(argv: string[]): string[] {
+  const end = argv.indexOf("--");
+  return end < 0 ? argv : argv.slice(0, end);
+}
+
 /**
  * Runs the command `argv` asks for; resolves when it is done, throws a `CliError` for main.ts to
- * report (unless a command's reporter already showed it).
+ * report (unless a command's reporter already showed it). `--version` is answered wherever it
+ * stands; `help [command]` is the top-level help or that command's.
  */
 export async function cli(argv: string[], env: Env): Promise<void> {
-  const [first] = argv;
-  if (first === "--version" || first === "-V") {
+  const words = optionWords(argv);
+  if (words.includes("--version") || words.includes("-V")) {
     const { runtimeName } = await import("./runtime.ts");
     return print(`oai-compliance-logs ${VERSION} (${runtimeName()})\n`);
   }
-  if (first === "--help" || first === "-h") return print(await topLevelHelp());
+  const [first, second, ...extra] = argv;
+  if (first === "--help" || first === "-h" || (first === "help" && second === undefined)) {
+    return print(await topLevelHelp());
+  }
+  if (first === "help") {
+    if (!(second in COMMANDS) || extra.length > 0) {
+      const { usage } = await import("./errors.ts");
+      throw usage(
+        `help takes one command name (${Object.keys(COMMANDS).join(", ")}); got '${
+          [second, ...extra].join(" ")
+        }'`,
+      );
+    }
+    return print((await COMMANDS[second]()).help + "\n");
+  }
   const { name, argv: rest } = route(argv);
   const command = await COMMANDS[name]();
   await command.main(rest, env);

@@ -68,6 +68,14 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
       reporter.emit({ event: "retry", ...notice });
     },
     warn: (message) => reporter.emit({ event: "warning", message }),
+    keptAside: (path, aside) => {
+      stats.keptAsideFile();
+      reporter.emit({
+        event: "warning",
+        message: `${path} no longer matches the listing's size and SHA-256: kept aside as ` +
+          `${aside}, and the listed file is stored again`,
+      });
+    },
   });
   // Event types whose files wait for the destination's finish (the -o file) are reported after.
   const awaiting: Array<{ eventType: string; startAfter: string; confirmations: Confirmations }> =

@@ -38,6 +38,8 @@ export interface StatsSnapshot {
   pages: number;
   retries: number;
   skipped: number;
+  /** Stored files found altered by a re-run: kept aside (renamed) and stored again. */
+  keptAside: number;
   /** Listed files the API no longer had, recorded as gone: a successful run then exits 4. */
   gone: number;
   /** The first `MAX_LISTED_GONE` of them, in the order they were recorded. */
@@ -55,6 +57,7 @@ export class RunStats {
   pages = 0;
   retries = 0;
   skipped = 0;
+  keptAside = 0;
   readonly #gone: GoneFileRecord[] = [];
   readonly cursors: Record<string, string | null> = {};
   /** Files confirmed per event type in the current pass (for "Completed downloading N files"). */
@@ -85,6 +88,11 @@ export class RunStats {
   }
 
   /** A file not delivered again: returned again at a page boundary, or already stored. */
+  /** A stored file no longer matched its listing: kept aside, and the file stored again. */
+  keptAsideFile(): void {
+    this.keptAside++;
+  }
+
   skippedFile(): void {
     this.skipped++;
   }
@@ -132,6 +140,7 @@ export class RunStats {
       pages: this.pages,
       retries: this.retries,
       skipped: this.skipped,
+      keptAside: this.keptAside,
       gone: this.#gone.length,
       goneFiles: this.#gone.slice(0, MAX_LISTED_GONE).map((record) => ({ ...record })),
       durationMs: this.#now() - this.#started,

@@ -430,7 +430,6 @@ test("list and run refuse an option they do not take, with one line and exit 2",
       [["list", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--concurrency", "2"], /concurrency/],
       [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--list", "-o", "x"], /option -o\b|output/],
       [[PRINCIPAL, "AUTH_LOG", "10", AFTER, "--nonsense"], /nonsense/],
-      [["run", PRINCIPAL, "AUTH_LOG", "10", AFTER, "--version"], /version/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(args, { env: envFor(emulator) });

@@ -9,7 +9,7 @@
  * const destination = new DirectoryDestination("logs", false);
  * ```
  */
-import { open, stat } from "node:fs/promises";
+import { lstat, open, rename, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "../log_file.ts";
@@ -24,9 +24,9 @@ import {
 import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationEvents, DestinationKind } from "./mod.ts";
 import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
-import { codeOf, reason, usage } from "../errors.ts";
+import { CliError, codeOf, reason, usage } from "../errors.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
 import type { StoredFacts } from "../manifest/format.ts";
 import { LocalArchiveStore } from "../manifest/local_store.ts";
@@ -135,19 +135,39 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
     private readonly gzip: boolean,
     private readonly fileMode = OWNER_ONLY_FILE_MODE,
     private readonly layout: Layout = "plain",
+    private readonly events?: Pick<DestinationEvents, "keptAside">,
   ) {}
 
+  /**
+   * Whether `file` is stored whole, in this run's form or the other (a `--gzip` run into a plain
+   * archive, or the reverse, stores nothing twice). A stored file that no longer matches the
+   * listing is evidence of tampering or damage: it is renamed aside (never deleted) and reported,
+   * and the listed file is stored again.
+   */
   async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
-    const path = outputPath(this.root, file, eventType, this.gzip, this.layout);
-    try {
-      if (!(await stat(path)).isFile()) return false;
-    } catch {
-      return false;
+    for (const gzip of [this.gzip, !this.gzip]) {
+      const path = outputPath(this.root, file, eventType, gzip, this.layout);
+      const found = await storedState(path, gzip, file);
+      if (found === "whole") return true;
+      if (found === "altered") await this.#keepAside(path);
     }
-    if (file.file_size === undefined && file.file_sha256 === undefined) return true;
-    const { bytes, sha256 } = await hashStoredFile(path, this.gzip);
-    return (file.file_size === undefined || bytes === file.file_size) &&
-      (file.file_sha256 === undefined || sha256 === file.file_sha256);
+    return false;
+  }
+
+  /** Renames an altered file to `<name>.altered-<UTC time>`, beside it. */
+  async #keepAside(path: string): Promise<void> {
+    const aside = `${path}.altered-${new Date().toISOString().replace(/[-:]/g, "")}`;
+    try {
+      await rename(path, aside);
+    } catch (error) {
+      throw new CliError(
+        "io",
+        `${path} no longer matches its listing and cannot be kept aside: ${reason(error)}; ` +
+          `move it away by hand, then run again`,
+        { cause: error },
+      );
+    }
+    this.events?.keptAside(path, aside);
   }
 
   async spool(file: LogFile, eventType: string): Promise<DirectorySpool> {
@@ -175,6 +195,27 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
   abort(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/**
+ * What is at `path` for `file`: nothing (or not a regular file), the file whole (or a file the
+ * listing pins neither size nor hash of), or a file that no longer matches the listing.
+ */
+async function storedState(
+  path: string,
+  gzip: boolean,
+  file: LogFile,
+): Promise<"absent" | "whole" | "altered"> {
+  try {
+    if (!(await lstat(path)).isFile()) return "absent";
+  } catch {
+    return "absent";
+  }
+  if (file.file_size === undefined && file.file_sha256 === undefined) return "whole";
+  const { bytes, sha256 } = await hashStoredFile(path, gzip);
+  const whole = (file.file_size === undefined || bytes === file.file_size) &&
+    (file.file_sha256 === undefined || sha256 === file.file_sha256);
+  return whole ? "whole" : "altered";
 }
 
 /** Size and SHA-256 of a stored file's original bytes (decompressed when gzipped). */
@@ -238,7 +279,7 @@ export const directoryKind: DestinationKind = {
       localFiles: [],
       check: () => refuseNonDirectory(root),
       archive: new LocalArchiveStore(root, mode),
-      open: () => Promise.resolve(new DirectoryDestination(root, gzip, mode, layout)),
+      open: (events) => Promise.resolve(new DirectoryDestination(root, gzip, mode, layout, events)),
     };
   },
 };

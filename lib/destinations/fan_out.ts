@@ -11,7 +11,7 @@
  * declare const siem: import("./mod.ts").ConfiguredDestination;
  * const both = fanOut([archive, siem]);
  * await both.check();
- * const destination = await both.open({ retry() {}, warn() {} });
+ * const destination = await both.open({ retry() {}, warn() {}, keptAside() {} });
  * ```
  */
 import type { LogFile } from "../log_file.ts";

@@ -16,7 +16,7 @@
  * declare const context: DestinationContext;
  * const [destination] = resolveDestinations({ "output-dir": "logs" }, context);
  * await destination.check();
- * const opened = await destination.open({ retry() {}, warn() {} });
+ * const opened = await destination.open({ retry() {}, warn() {}, keptAside() {} });
  * ```
  */
 import { parseLocation } from "../locations.ts";
@@ -101,6 +101,8 @@ export interface ConfiguredDestination {
 export interface DestinationEvents {
   retry(notice: RetryNotice): void;
   warn(text: string): void;
+  /** A stored file that no longer matched its listing was renamed to `aside` (kept as evidence). */
+  keptAside(path: string, aside: string): void;
 }
 
 /** Every destination. One line each; the order is the order of `--help`. */

@@ -53,6 +53,7 @@ import {
   type SyslogEndpoint,
   type TlsMaterial,
   tlsRefusal,
+  tlsVerdict,
 } from "../syslog/transport.ts";
 import { countOption, siemRetryPolicy } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
@@ -601,10 +602,22 @@ async function checkReachable(
     return;
   }
   const socket = await connectSyslog(settings.endpoint, what, material);
-  // TLS 1.3 ends the client's handshake before the server has checked a client certificate:
-  // ending the connection cleanly shows its refusal (an alert) here, before any download.
   const writer = new SocketWriter(socket, what);
   socket.on("data", () => {});
+  if (settings.endpoint.transport === "tls") {
+    // TLS 1.3 ends the client's handshake before the server has checked a client certificate:
+    // its refusal (an alert, or a close) comes right after, and is shown here, before any
+    // download.
+    const verdict = await tlsVerdict(socket);
+    if (verdict !== undefined) {
+      writer.destroy();
+      throw tlsRefusal(verdict, what) ?? new CliError(
+        "network",
+        `${what} closed the TLS session right after the handshake; it may require a client ` +
+          `certificate (--client-cert, --client-key) or not accept the one given`,
+      );
+    }
+  }
   await writer.end(2_000);
   const refused = writer.error === undefined ? undefined : tlsRefusal(writer.error, what);
   if (refused) throw refused;

@@ -38,6 +38,7 @@ const FIELDS: { [E in JsonEvent["event"]]: readonly (keyof Extract<JsonEvent, { 
     "pages",
     "retries",
     "skipped",
+    "keptAside",
     "gone",
     "durationMs",
     "cursors",

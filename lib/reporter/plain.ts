@@ -74,7 +74,8 @@ export function plainLines(event: ReportEvent, verbose: boolean): string[] {
     case "summary": {
       const cursors = Object.entries(event.cursors).map(([t, c]) => `${t}=${c ?? "none"}`)
         .join(" ") || "none";
-      const gone = event.gone ? `, ${event.gone} gone` : "";
+      const gone = (event.gone ? `, ${event.gone} gone` : "") +
+        (event.keptAside ? `, ${event.keptAside} altered kept aside` : "");
       return [
         `Summary: ${event.files} files, ${formatBytes(event.bytes)}, ${event.pages} pages, ` +
         `${event.retries} retries, ${event.skipped} skipped${gone} in ` +

@@ -136,6 +136,31 @@ export function connectSyslog(
 }
 
 /**
+ * Waits up to `ms` after a TLS handshake for the server's verdict on it: TLS 1.3 completes the
+ * client's handshake before the server has checked a client certificate, and a server that
+ * refuses it answers with an alert or a close right after. Resolves with that error (or a close),
+ * or undefined once the server sent a session ticket (accepted) or `ms` passed quietly.
+ */
+export function tlsVerdict(socket: Socket, ms = 250): Promise<unknown> {
+  return new Promise((resolve) => {
+    const done = (value: unknown) => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      socket.off("session", onSession);
+      resolve(value);
+    };
+    const onError = (error: unknown) => done(error);
+    const onClose = () => done(new ConnectionLost("the server closed the TLS session"));
+    const onSession = () => done(undefined);
+    const timer = setTimeout(() => done(undefined), ms);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    socket.on("session", onSession);
+  });
+}
+
+/**
  * The error a TLS server's alert means, as a user reads it, or undefined when `error` is not one:
  * an alert is the server's refusal (of a missing or untrusted client certificate, say), which
  * another try would only repeat.
@@ -164,6 +189,8 @@ export class SocketWriter {
   #pendingBytes = 0;
   #lost: ConnectionLost | undefined;
   #error: unknown;
+  /** The server ended its side before this writer ended (it may not have read everything). */
+  #peerEnded = false;
   readonly #whenLost: Promise<void>;
 
   constructor(readonly socket: Socket, what = "the syslog server") {
@@ -181,6 +208,7 @@ export class SocketWriter {
       lose(error);
     });
     socket.on("close", () => lose());
+    socket.on("end", () => this.#peerEnded = true);
   }
 
   /** The socket's first error, if it had one. */
@@ -228,7 +256,10 @@ export class SocketWriter {
    * cleanly, which it does only once it read every byte before the end.
    */
   async end(timeoutMs = 10_000): Promise<boolean> {
-    if (this.#lost) return false;
+    if (this.#lost || this.#peerEnded) {
+      this.socket.destroy();
+      return false;
+    }
     const clean = await new Promise<boolean>((resolve) => {
       let ended = false;
       this.socket.once("end", () => ended = true);
