@@ -68,12 +68,13 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
       reporter.emit({ event: "retry", ...notice });
     },
     warn: (message) => reporter.emit({ event: "warning", message }),
-    keptAside: (path, aside) => {
+    keptAside: (kept) => {
       stats.keptAsideFile();
+      context.manifest?.keptAside(kept);
       reporter.emit({
         event: "warning",
-        message: `${path} no longer matches the listing's size and SHA-256: kept aside as ` +
-          `${aside}, and the listed file is stored again`,
+        message: `${kept.path} no longer matches the listing's size and SHA-256: kept aside as ` +
+          `${kept.aside}, and the listed file is stored again`,
       });
     },
   });

@@ -43,6 +43,15 @@ test("a stored file found altered is kept aside, reported and stored again", SLO
       assert.deepEqual(new Uint8Array(await readFile(path)), await emulator.contentOf(id));
       assert.equal(summaryOf(r).kept_aside, 1);
       assert.equal(emulator.downloadRequests(id).length, 2, "downloaded again");
+
+      // The archive still verifies: the alteration is explained, with both names and hashes.
+      const verified = await runCli(["verify", out, "--json"], { env: envFor(emulator) });
+      assert.equal(verified.code, 0, verified.stderr);
+      const report = JSON.parse(new TextDecoder().decode(verified.stdout));
+      const found = JSON.stringify(report);
+      assert.match(found, /kept_aside/);
+      assert.ok(found.includes(`${id}.jsonl.altered-`), found.slice(0, 2000));
+      assert.doesNotMatch(found, /"kind":"unexpected"/);
     });
   });
 });

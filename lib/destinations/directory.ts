@@ -24,7 +24,7 @@ import {
 import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
-import type { DestinationEvents, DestinationKind } from "./mod.ts";
+import type { DestinationEvents, DestinationKind, KeptAside } from "./mod.ts";
 import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
 import { CliError, codeOf, reason, usage } from "../errors.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
@@ -149,14 +149,31 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
       const path = outputPath(this.root, file, eventType, gzip, this.layout);
       const found = await storedState(path, gzip, file);
       if (found === "whole") return true;
-      if (found === "altered") await this.#keepAside(path);
+      if (found !== "absent") {
+        const key = relativeKey(file, eventType, { gzip, layout: this.layout });
+        await this.#keepAside({
+          file,
+          eventType,
+          path,
+          key,
+          size: found.bytes,
+          sha256: found.sha256,
+        });
+      }
     }
     return false;
   }
 
   /** Renames an altered file to `<name>.altered-<UTC time>`, beside it. */
-  async #keepAside(path: string): Promise<void> {
-    const aside = `${path}.altered-${new Date().toISOString().replace(/[-:]/g, "")}`;
+  async #keepAside(
+    found: Omit<KeptAside, "aside" | "asideKey" | "size" | "sha256"> & {
+      size: number;
+      sha256: string;
+    },
+  ): Promise<void> {
+    const { path } = found;
+    const suffix = `.altered-${new Date().toISOString().replace(/[-:]/g, "")}`;
+    const aside = path + suffix;
     try {
       await rename(path, aside);
     } catch (error) {
@@ -167,7 +184,7 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
         { cause: error },
       );
     }
-    this.events?.keptAside(path, aside);
+    this.events?.keptAside({ ...found, aside, asideKey: found.key + suffix });
   }
 
   async spool(file: LogFile, eventType: string): Promise<DirectorySpool> {
@@ -205,7 +222,7 @@ async function storedState(
   path: string,
   gzip: boolean,
   file: LogFile,
-): Promise<"absent" | "whole" | "altered"> {
+): Promise<"absent" | "whole" | { bytes: number; sha256: string }> {
   try {
     if (!(await lstat(path)).isFile()) return "absent";
   } catch {
@@ -215,7 +232,7 @@ async function storedState(
   const { bytes, sha256 } = await hashStoredFile(path, gzip);
   const whole = (file.file_size === undefined || bytes === file.file_size) &&
     (file.file_sha256 === undefined || sha256 === file.file_sha256);
-  return whole ? "whole" : "altered";
+  return whole ? "whole" : { bytes, sha256 };
 }
 
 /** Size and SHA-256 of a stored file's original bytes (decompressed when gzipped). */

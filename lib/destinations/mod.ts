@@ -22,6 +22,7 @@
 import { parseLocation } from "../locations.ts";
 import type { OptionTable, OptionValues } from "../options.ts";
 import type { RetryNotice } from "../retry.ts";
+import type { LogFile } from "../log_file.ts";
 import { usage } from "../errors.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Guarantee } from "./contract.ts";
@@ -101,8 +102,23 @@ export interface ConfiguredDestination {
 export interface DestinationEvents {
   retry(notice: RetryNotice): void;
   warn(text: string): void;
-  /** A stored file that no longer matched its listing was renamed to `aside` (kept as evidence). */
-  keptAside(path: string, aside: string): void;
+  /** A stored file that no longer matched its listing was renamed aside (kept as evidence). */
+  keptAside(kept: KeptAside): void;
+}
+
+/** A stored file found altered by a re-run, and where it was kept. */
+export interface KeptAside {
+  file: LogFile;
+  eventType: string;
+  /** Where it was, and where it is now (as the user named the archive). */
+  path: string;
+  aside: string;
+  /** The same two, relative to the archive's root (as its manifest names files). */
+  key: string;
+  asideKey: string;
+  /** What the altered file holds. */
+  size: number;
+  sha256: string;
 }
 
 /** Every destination. One line each; the order is the order of `--help`. */

@@ -96,6 +96,22 @@ export interface SkippedLine {
   prev: string;
 }
 
+/** A stored file a re-run found altered: kept aside (renamed) as evidence, and stored again. */
+export interface KeptAsideLine {
+  type: "kept_aside";
+  id: string;
+  event_type: string;
+  end_time: string;
+  /** Where it was stored, and the name it was kept under (relative to the archive's root). */
+  path: string;
+  aside: string;
+  /** What the altered file holds. */
+  aside_size: number;
+  aside_sha256: string;
+  recorded_at: string;
+  prev: string;
+}
+
 export interface CloseLine {
   type: "close";
   /** Lines before this one in this manifest. */
@@ -110,7 +126,7 @@ export interface CloseLine {
   prev: string;
 }
 
-export type EntryLine = FileLine | GoneLine | SkippedLine;
+export type EntryLine = FileLine | GoneLine | SkippedLine | KeptAsideLine;
 export type ManifestLine = HeaderLine | EntryLine | CloseLine;
 
 /** The job a chain belongs to: the principal and its event types (sorted), or `all`. */
@@ -176,7 +192,7 @@ export function parseLine(text: string): ManifestLine {
     throw new Error("not a JSON object");
   }
   const type = (value as { type?: unknown }).type;
-  if (!["header", "file", "gone", "skipped", "close"].includes(type as string)) {
+  if (!["header", "file", "gone", "skipped", "kept_aside", "close"].includes(type as string)) {
     throw new Error(`unknown line type ${JSON.stringify(type)}`);
   }
   return value as ManifestLine;

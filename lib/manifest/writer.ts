@@ -27,6 +27,7 @@ import { basename } from "node:path";
 import type { LogFile } from "../log_file.ts";
 import { publicationDelayMs } from "../event_types.ts";
 import { quietCursor } from "../destinations/confirmations.ts";
+import type { KeptAside } from "../destinations/mod.ts";
 import { redact } from "../errors.ts";
 import { toMicros } from "../time.ts";
 import { VERSION } from "../version.ts";
@@ -37,6 +38,7 @@ import {
   type GoneLine,
   headerLine,
   jobOf,
+  type KeptAsideLine,
   lineHash,
   type ListedWindow,
   manifestName,
@@ -89,7 +91,9 @@ export class ManifestWriter {
   readonly #job: string;
   readonly #now: () => number;
   /** Entries (without `prev`, added when written) since the last manifest was written. */
-  #entries: Array<Unsigned<FileLine> | Unsigned<GoneLine> | Unsigned<SkippedLine>> = [];
+  #entries: Array<
+    Unsigned<FileLine> | Unsigned<GoneLine> | Unsigned<SkippedLine> | Unsigned<KeptAsideLine>
+  > = [];
   /** Per event type: the window not yet written (from, and how far it reached). */
   #windows = new Map<string, { from: string; to?: string; listedAtMs: number }>();
   #passStartedMs: number;
@@ -119,6 +123,24 @@ export class ManifestWriter {
   /** The job's chain this writer extends (principal and event types). */
   get job(): string {
     return this.#job;
+  }
+
+  /**
+   * A stored file found altered was kept aside: both names and what the altered one holds go in
+   * the manifest, so that `verify` reports it as an explained alteration, not an unexpected file.
+   */
+  keptAside(kept: KeptAside): void {
+    this.#entries.push({
+      type: "kept_aside",
+      id: kept.file.id,
+      event_type: kept.eventType,
+      end_time: kept.file.end_time,
+      path: kept.key,
+      aside: kept.asideKey,
+      aside_size: kept.size,
+      aside_sha256: kept.sha256,
+      recorded_at: new Date(this.#now()).toISOString(),
+    });
   }
 
   /** A pass starts (a run, or a `--follow` poll). */

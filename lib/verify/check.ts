@@ -100,6 +100,8 @@ export async function checkArchive(
   const recorded = new Map<string, RecordedFile>();
   const recordedIds = new Map<string, Map<string, EntryLine>>();
   const windows = new Map<string, Interval[]>();
+  /** Altered files a run kept aside (explained, not unexpected). */
+  const keptAside = new Set<string>();
   for (const segment of segments) {
     for (const [type, window] of Object.entries(segment.header.line.windows ?? {})) {
       figures(type);
@@ -147,6 +149,21 @@ export async function checkArchive(
           id: line.id,
           manifest: segment.manifest,
         });
+      } else if (line.type === "kept_aside") {
+        // The file stored again after this is the one to check: not a duplicate of the first.
+        ids.delete(line.id);
+        keptAside.add(line.aside);
+        findings.push({
+          kind: "kept_aside",
+          severity: "explained",
+          message: `${line.path} (${line.id}, ${type}) no longer matched its listing when a run ` +
+            `found it (${line.aside_size} bytes, sha256 ${line.aside_sha256}): kept aside as ` +
+            `${line.aside} and stored again; recorded by ${segment.manifest}`,
+          eventType: type,
+          id: line.id,
+          path: line.aside,
+          manifest: segment.manifest,
+        });
       } else {
         findings.push({
           kind: "skipped",
@@ -169,6 +186,7 @@ export async function checkArchive(
   const unrecordedIds = new Map<string, Set<string>>();
   for await (const object of store.objects()) {
     if (object.temp === "live") continue; // A run at work: its file is not stored yet.
+    if (keptAside.has(object.path)) continue; // Reported above, with both names and hashes.
     const record = recorded.get(object.path);
     if (!record) {
       const parsed = STORED_PATH.exec(object.path);

@@ -23,6 +23,7 @@ export type FindingKind =
   | "gap"
   | "gone"
   | "skipped"
+  | "kept_aside"
   | "past_retention"
   | "duplicate_event";
 
