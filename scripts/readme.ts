@@ -49,7 +49,7 @@ export function normalizeTable(text: string): string {
 async function main(): Promise<void> {
   const parts = generatedParts();
   const readme = await readFile(README, "utf8");
-  const written = readme.replace(PART, (whole, name: string) => {
+  const written = readme.replace(PART, (_whole, name: string) => {
     if (!(name in parts)) throw new Error(`README: unknown generated part ${name}`);
     return `<!-- generated:${name} -->\n${parts[name]}\n<!-- /generated -->`;
   });
