@@ -502,7 +502,8 @@ test(
           assert.equal((await stat(join(out, path))).mtimeMs, mtime, `${path} was rewritten`);
         }
 
-        // A damaged file is not "already there": it is downloaded again, the others are not.
+        // A damaged file is not "already there": it is kept aside as evidence and downloaded
+        // again; the others are not.
         const victim = treePath(emulator, idsOf(emulator)[2]);
         await writeFile(join(out, victim), "damaged\n");
         emulator.requests.length = 0;
@@ -512,7 +513,12 @@ test(
           emulator.requests.filter((q) => q.server === "storage").map((q) => q.path),
           [`/files/${idsOf(emulator)[2]}`],
         );
-        assertSameTree(await readTree(out), await expectedTree(emulator), "third run");
+        const tree = await readTree(out);
+        const aside = [...tree.keys()].filter((p) => p.startsWith(`${victim}.altered-`));
+        assert.equal(aside.length, 1, [...tree.keys()].join(" "));
+        assert.equal(new TextDecoder().decode(tree.get(aside[0])), "damaged\n");
+        tree.delete(aside[0]);
+        assertSameTree(tree, await expectedTree(emulator), "third run");
       });
     });
   },

@@ -136,10 +136,11 @@ export function connectSyslog(
 }
 
 /**
- * Waits up to `ms` after a TLS handshake for the server's verdict on it: TLS 1.3 completes the
- * client's handshake before the server has checked a client certificate, and a server that
- * refuses it answers with an alert or a close right after. Resolves with that error (or a close),
- * or undefined once the server sent a session ticket (accepted) or `ms` passed quietly.
+ * Waits `ms` after a TLS handshake for the server's verdict on it: TLS 1.3 completes the client's
+ * handshake before the server has checked a client certificate, and a server that refuses it
+ * answers with an alert or a close right after. Resolves with that error (or a close), or
+ * undefined when `ms` passed quietly. (A session ticket is no sign: Deno reports one even from
+ * a server that then refuses.)
  */
 export function tlsVerdict(socket: Socket, ms = 250): Promise<unknown> {
   return new Promise((resolve) => {
@@ -147,16 +148,13 @@ export function tlsVerdict(socket: Socket, ms = 250): Promise<unknown> {
       clearTimeout(timer);
       socket.off("error", onError);
       socket.off("close", onClose);
-      socket.off("session", onSession);
       resolve(value);
     };
     const onError = (error: unknown) => done(error);
     const onClose = () => done(new ConnectionLost("the server closed the TLS session"));
-    const onSession = () => done(undefined);
     const timer = setTimeout(() => done(undefined), ms);
     socket.on("error", onError);
     socket.on("close", onClose);
-    socket.on("session", onSession);
   });
 }
 

@@ -163,7 +163,7 @@ test(
           first.summary.includes(
             `| ${PRINCIPAL} | AUTH_LOG,AUDIT_LOG | 8 | ${
               sizeOf(emulator, ids)
-            } | 2 | 0 | 0 | ok (exit 0) |`,
+            } | 2 | 0 | 0 | 0 | ok (exit 0) |`,
           ),
           first.summary,
         );
