@@ -49,6 +49,12 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
     if (gone) throw gone;
   }, {
     secrets: destinationSecrets(env),
+    // What the delivered files are worth: a best-effort destination (a FIFO, syslog over TCP or
+    // TLS) never says what its reader kept. Stdout's is the scripts' contract, said in the README.
+    summarize: (summary) =>
+      settings.destination.label === "stdout"
+        ? summary
+        : { ...summary, guarantee: settings.destination.guarantee },
     mapFailure: (error) =>
       error instanceof BrokenPipeError && statePath ? closedStdout(statePath) : error,
   });

@@ -124,12 +124,16 @@ export interface SleepEvent {
 /** What the run did (`RunStats.snapshot()`), and how it ended when it has. */
 export type SummaryEvent =
   & { event: "summary" }
-  & Omit<StatsSnapshot, "status" | "exitCode" | "gone" | "goneFiles">
+  & Omit<StatsSnapshot, "status" | "exitCode" | "gone" | "goneFiles" | "keptAside">
   & {
     /** Listed files the API no longer had (shown only when some were). */
     gone?: number;
+    /** Stored files found altered and kept aside (shown only when some were). */
+    keptAside?: number;
     /** `incomplete` (exit 4): done, but some listed files were no longer available. */
     status?: RunStatus;
+    /** A run's destination guarantee: `best-effort` ones (stdout, syslog over TCP) cannot confirm. */
+    guarantee?: "confirmed" | "best-effort";
     exitCode?: number;
   };
 

@@ -40,6 +40,7 @@ const FIELDS: { [E in JsonEvent["event"]]: readonly (keyof Extract<JsonEvent, { 
     "skipped",
     "keptAside",
     "gone",
+    "guarantee",
     "durationMs",
     "cursors",
     "status",

@@ -79,7 +79,10 @@ export function plainLines(event: ReportEvent, verbose: boolean): string[] {
       return [
         `Summary: ${event.files} files, ${formatBytes(event.bytes)}, ${event.pages} pages, ` +
         `${event.retries} retries, ${event.skipped} skipped${gone} in ` +
-        `${(event.durationMs / 1000).toFixed(1)}s; cursor ${cursors}`,
+        `${(event.durationMs / 1000).toFixed(1)}s; cursor ${cursors}` +
+        (event.guarantee === "best-effort"
+          ? "; delivered best effort (the destination cannot confirm what its reader kept)"
+          : ""),
       ];
     }
     case "error": {
