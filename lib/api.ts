@@ -400,7 +400,20 @@ export class ComplianceClient {
     const range: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     let current = url;
     for (let hop = 0;; hop++) {
+      // An API that serves a file's body itself (no redirect) spends its download budget on
+      // every GET of it, resumes included.
+      const onApi = current.origin === this.options.apiBase.origin;
+      if (onApi) await this.#pace.take(this.options.signal);
       const opened = await this.open(current, what, range);
+      if (onApi && opened.response.status === 429) {
+        const wait = parseRetryAfter(opened.response.headers.get("retry-after"));
+        this.#pace.pauseFor(
+          Math.min(
+            wait ?? this.#pace.windowMs / this.#pace.perWindow,
+            this.options.policy.maxWaitMs,
+          ),
+        );
+      }
       const { status, headers } = opened.response;
       if (status < 300 || status > 399 || !headers.has("location") || hop >= MAX_REDIRECTS) {
         return opened;

@@ -37,7 +37,7 @@ import {
 import type { Reporter } from "./reporter/mod.ts";
 import type { RunStats } from "./run_stats.ts";
 import { Confirmations, quietCursor } from "./destinations/confirmations.ts";
-import type { ConfirmationListener } from "./manifest/writer.ts";
+import type { ConfirmationListener } from "./destinations/confirmations.ts";
 import type { DeliveryCheckpoint, Destination, Spool } from "./destinations/contract.ts";
 
 export interface DeliverySettings {
@@ -295,12 +295,17 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
     return confirmations;
   } catch (error) {
     controller.abort(error);
-    // Wait for every download to stop, then throw their spools away.
-    for (const slot of queue.drain()) {
-      const fetched = await slot.fetched?.catch(() => undefined);
-      if (fetched?.kind === "downloaded") await fetched.spool.discard();
-    }
+    // Wait for every download to stop, then throw their spools away: those queued, and the one
+    // a producer blocked on a full queue pushes once the drain has closed it.
+    const discardQueued = async () => {
+      for (const slot of queue.drain()) {
+        const fetched = await slot.fetched?.catch(() => undefined);
+        if (fetched?.kind === "downloaded") await fetched.spool.discard();
+      }
+    };
+    await discardQueued();
     await producer;
+    await discardQueued();
     // What was confirmed before the failure reaches the checkpoint before the run ends.
     await confirmations.settled().catch(() => {});
     throw confirmations.failure ? confirmations.failure.error : error;

@@ -13,7 +13,7 @@
  */
 import type { Checkpoint } from "./checkpoint/model.ts";
 import { deliverEventType, type DeliveryClient, type DeliveryReporter } from "./delivery.ts";
-import type { ConfiguredDestination } from "./destinations/mod.ts";
+import type { ConfiguredDestination } from "./destinations/kind.ts";
 import type { Confirmations } from "./destinations/confirmations.ts";
 import { CliError } from "./errors.ts";
 import { COMPLIANCE_READ_SCOPE, scopeForType } from "./event_types.ts";
@@ -101,7 +101,7 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
           listener: context.manifest?.listener(eventType),
         });
       } catch (error) {
-        if (!selection.all || signal.aborted || !refusedByScope(error)) throw error;
+        if (!selection.all || signal.aborted || !refusedByScope(error, start.after)) throw error;
         reporter.emit({
           event: "warning",
           message: `skipping ${eventType}: the key's scope does not allow it (HTTP 403); add ` +
@@ -125,10 +125,14 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
   }
 }
 
-/** A 403 from the API: keys are authorized per event type, so `all` can be refused one type. */
-function refusedByScope(error: unknown): boolean {
+/**
+ * A 403 to the type's first listing page: keys are authorized per event type, so `all` can be
+ * refused one type. A 403 later (a download, a further page) is not a scope refusal: files of the
+ * type may already be handed over, and the run fails as any other would.
+ */
+function refusedByScope(error: unknown, startAfter: string): boolean {
   return error instanceof CliError && error.kind === "auth" &&
-    error.message.startsWith("HTTP error 403");
+    error.message.startsWith(`HTTP error 403 while listing logs (after=${startAfter},`);
 }
 
 function reportCompleted(eventType: string, startAfter: string, context: PassContext): void {

@@ -10,7 +10,9 @@
  *   name matches itself and its subdomains (a leading `.` or `*.` changes nothing); an IP address
  *   matches only itself, an IPv4 `a.b.c.d/n` its range; `[::1]` and `::1` are the same; an entry
  *   with `:port` matches only that port. Case does not matter.
+ * - Plain http to a loopback or link-local address never goes through a proxy.
  */
+import { isLiteralLoopback } from "./urls.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -34,6 +36,9 @@ function first(env: Env, names: string[]): string | undefined {
  * ```
  */
 export function proxyFor(url: URL, env: Env): string | undefined {
+  // Plain http goes only to hosts on this machine or its link (a local emulator, the cloud's
+  // credential endpoints), with tokens in clear: a proxy would see them, so it is never used.
+  if (url.protocol === "http:" && (isLiteralLoopback(url) || isLinkLocal(url))) return undefined;
   const proxy = url.protocol === "https:"
     ? first(env, ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"])
     : url.protocol === "http:"
@@ -42,6 +47,13 @@ export function proxyFor(url: URL, env: Env): string | undefined {
   if (proxy === undefined) return undefined;
   const noProxy = first(env, ["no_proxy", "NO_PROXY"]) ?? "";
   return bypassesProxy(url, noProxy) ? undefined : proxy;
+}
+
+/** 169.254.0.0/16 and fe80::/10, and AWS's IPv6 metadata addresses (fd00:ec2::/64). */
+function isLinkLocal(url: URL): boolean {
+  const host = url.hostname.toLowerCase();
+  return /^169\.254\.\d+\.\d+$/.test(host) || /^\[fe[89ab][0-9a-f]:/.test(host) ||
+    host.startsWith("[fd00:ec2::");
 }
 
 /**

@@ -35,16 +35,25 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
     await checkBeforeRequests(settings, env);
     const checkpoint = await openCheckpoint(settings, context);
     let manifest: ManifestWriter | undefined;
-    let failed = true;
+    let failure: unknown;
     try {
       context.started();
       manifest = await openRunManifest(settings);
       await passes(settings, { ...context, checkpoint, manifest });
-      failed = false;
+    } catch (error) {
+      failure = error;
+    }
+    try {
+      await manifest?.endPass({ final: true, failed: failure !== undefined });
+    } catch (error) {
+      // The run's own failure says more; a manifest that cannot be written fails a good run.
+      failure ??= error;
     } finally {
-      await manifest?.endPass({ final: true, failed });
       await checkpoint?.close();
     }
+    if (failure !== undefined) throw failure;
+    // A signal that came after the last file (during the finish) still ends the run as one.
+    if (context.signal.aborted) throw context.signal.reason;
     const gone = goneFailure(context.stats);
     if (gone) throw gone;
   }, {

@@ -14,7 +14,7 @@
 import type { Scope } from "./event_types.ts";
 import type { RetryPolicy } from "./retry.ts";
 import type { TimeArg } from "./time.ts";
-import type { ConfiguredDestination } from "./destinations/mod.ts";
+import type { ConfiguredDestination } from "./destinations/kind.ts";
 
 /** The environment as the CLI sees it. */
 export type Env = Record<string, string | undefined>;

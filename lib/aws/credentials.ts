@@ -28,7 +28,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { CliError, reason } from "../errors.ts";
+import { CliError, reason, registerSecret, usage } from "../errors.ts";
+import { isLiteralLoopback } from "../urls.ts";
 import { request } from "../http.ts";
 import type { Env } from "../settings.ts";
 import type { AwsCredentials } from "./sigv4.ts";
@@ -155,6 +156,35 @@ async function getText(
   return answer.text;
 }
 
+/** A credential read or received is a secret from then on: no message may print it. */
+function registered<T extends string | undefined>(value: T): T {
+  if (value) registerSecret(value);
+  return value;
+}
+
+/**
+ * An endpoint that credentials or tokens travel to: https, or plain http only where no network
+ * sits in between (a literal loopback address, or the link-local hosts AWS itself serves
+ * credentials from). `name` is the variable that named it.
+ */
+export function secretEndpoint(text: string, name: string, linkLocal: readonly string[] = []): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw usage(`${name} must be a URL; got '${text}'`);
+  }
+  const direct = isLiteralLoopback(url) || linkLocal.includes(url.hostname);
+  if (url.protocol === "https:" || (url.protocol === "http:" && direct)) return url;
+  throw usage(
+    `${name} ${url.origin}: credentials go only over https, or plain http to a loopback ` +
+      `address${linkLocal.length ? ` or ${linkLocal.join(", ")}` : ""}`,
+  );
+}
+
+/** The hosts AWS serves container credentials from (ECS, and EKS Pod Identity). */
+const CONTAINER_HOSTS = ["169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"];
+
 /** The JSON credentials of the container and instance-metadata endpoints. */
 function fromJson(text: string, where: string): AwsCredentials {
   let doc: Record<string, unknown>;
@@ -169,8 +199,8 @@ function fromJson(text: string, where: string): AwsCredentials {
   }
   return {
     accessKeyId: AccessKeyId,
-    secretAccessKey: SecretAccessKey,
-    sessionToken: typeof Token === "string" ? Token : undefined,
+    secretAccessKey: registered(SecretAccessKey),
+    sessionToken: registered(typeof Token === "string" ? Token : undefined),
     expiration: expiryOf(Expiration),
   };
 }
@@ -182,7 +212,7 @@ export function webIdentitySource(env: Env, tokenFile: string, roleArn: string):
     async fetch() {
       let token: string;
       try {
-        token = readFileSync(tokenFile, "utf8").trim();
+        token = registered(readFileSync(tokenFile, "utf8").trim());
       } catch (error) {
         throw new CliError(
           "auth",
@@ -192,7 +222,10 @@ export function webIdentitySource(env: Env, tokenFile: string, roleArn: string):
       const region = awsRegion(env);
       const base = env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL ||
         `https://sts.${region}.amazonaws.com`;
-      const url = new URL(base);
+      const url = secretEndpoint(
+        base,
+        env.AWS_ENDPOINT_URL_STS ? "AWS_ENDPOINT_URL_STS" : "AWS_ENDPOINT_URL",
+      );
       const query = new URLSearchParams({
         Action: "AssumeRoleWithWebIdentity",
         Version: "2011-06-15",
@@ -225,8 +258,8 @@ export function webIdentitySource(env: Env, tokenFile: string, roleArn: string):
       }
       return {
         accessKeyId,
-        secretAccessKey,
-        sessionToken: xmlField(answer.text, "SessionToken"),
+        secretAccessKey: registered(secretAccessKey),
+        sessionToken: registered(xmlField(answer.text, "SessionToken")),
         expiration: expiryOf(xmlField(answer.text, "Expiration")),
       };
     },
@@ -238,7 +271,17 @@ export function containerSource(env: Env): CredentialSource | undefined {
   const relative = env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI;
   const full = env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
   if (!relative && !full) return undefined;
-  const url = new URL(relative ? CONTAINER_HOST + relative : full!);
+  // Only AWS's own credential hosts (or loopback, or https): a planted variable must not send the
+  // authorization token anywhere else. A relative path is resolved, never glued, onto the host.
+  if (relative && !relative.startsWith("/")) {
+    throw usage(`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path starting with /`);
+  }
+  const url = relative
+    ? new URL(relative, CONTAINER_HOST)
+    : secretEndpoint(full!, "AWS_CONTAINER_CREDENTIALS_FULL_URI", CONTAINER_HOSTS);
+  if (relative && url.origin !== CONTAINER_HOST) {
+    throw usage(`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path on ${CONTAINER_HOST}`);
+  }
   return {
     name: "container",
     async fetch() {
@@ -248,7 +291,7 @@ export function containerSource(env: Env): CredentialSource | undefined {
       let token = env.AWS_CONTAINER_AUTHORIZATION_TOKEN;
       if (tokenFile) {
         try {
-          token = readFileSync(tokenFile, "utf8").trim();
+          token = registered(readFileSync(tokenFile, "utf8").trim());
         } catch (error) {
           throw new CliError(
             "auth",
@@ -266,17 +309,25 @@ export function containerSource(env: Env): CredentialSource | undefined {
 /** EC2 instance metadata, IMDSv2: a session token, the role's name, then its credentials. */
 export function instanceMetadataSource(env: Env): CredentialSource | undefined {
   if ((env.AWS_EC2_METADATA_DISABLED ?? "").toLowerCase() === "true") return undefined;
-  const base = (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || IMDS_ENDPOINT).replace(/\/+$/, "");
+  // An override may point at a stand-in over loopback or at https; the credentials it returns
+  // would sign every request, so no other plain-http host is believed.
+  const override = env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+  const base = (override
+    ? secretEndpoint(override, "AWS_EC2_METADATA_SERVICE_ENDPOINT", [
+      "169.254.169.254",
+      "[fd00:ec2::254]",
+    ]).href
+    : IMDS_ENDPOINT).replace(/\/+$/, "");
   return {
     name: "instance metadata",
     async fetch() {
       const what = "getting AWS credentials from the EC2 instance metadata (IMDSv2)";
-      const token = (await getText(
+      const token = registered((await getText(
         new URL(base + "/latest/api/token"),
         { "x-aws-ec2-metadata-token-ttl-seconds": "21600" },
         what,
         "PUT",
-      )).trim();
+      )).trim());
       const headers = { "x-aws-ec2-metadata-token": token };
       const roles = await getText(
         new URL(base + "/latest/meta-data/iam/security-credentials/"),
@@ -318,8 +369,8 @@ export function credentialSource(env: Env): CredentialSource {
   if (settings?.aws_access_key_id && settings.aws_secret_access_key) {
     const credentials = {
       accessKeyId: settings.aws_access_key_id,
-      secretAccessKey: settings.aws_secret_access_key,
-      sessionToken: settings.aws_session_token || undefined,
+      secretAccessKey: registered(settings.aws_secret_access_key),
+      sessionToken: registered(settings.aws_session_token || undefined),
     };
     return { name: "profile", fetch: () => Promise.resolve(credentials) };
   }

@@ -14,6 +14,7 @@
  * ```
  */
 import { usage } from "../errors.ts";
+import { isLiteralLoopback } from "../urls.ts";
 import type { Env } from "../settings.ts";
 
 /** The variables that hold Azure credentials: their values are redacted from all output. */
@@ -93,8 +94,12 @@ function endpointUrl(text: string, from: string): URL {
   } catch {
     throw usage(`${from} is not a URL: ${text}`);
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw usage(`${from} must be an http(s) URL, got ${url.protocol}`);
+  // Every request carries a signature or the SAS token: https, or plain http only to loopback.
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLiteralLoopback(url))) {
+    throw usage(
+      `${from} must be an https URL (plain http only to a loopback address such as Azurite's); ` +
+        `got ${url.origin}`,
+    );
   }
   url.search = "";
   url.hash = "";

@@ -52,6 +52,7 @@ import {
   writeState,
 } from "./format.ts";
 import { acquireLock, assertStillHeld, type HeldLock, releaseLock } from "./lock.ts";
+import { LEGACY_ALL_EVENT_TYPES } from "../event_types.ts";
 
 export interface OpenOptions {
   /**
@@ -415,7 +416,12 @@ async function underLock(
 /** The parsed state for an edit of one event type; a refusal says what a whole reset would do. */
 function parseForEdit(text: string, path: string, what: string): StateData {
   try {
-    return parseState(text, path);
+    const data = parseState(text, path);
+    // A version 1 file of the eight legacy names is what `all` was stored as: rewritten as such,
+    // so that the `all` job still opens it after `state skip` or `state reset TYPE`.
+    const legacyAll = [...LEGACY_ALL_EVENT_TYPES].sort().join(",");
+    if (isVersion1(text) && describeTypes(data.eventTypes) === legacyAll) data.eventTypes = "all";
+    return data;
   } catch (error) {
     const advice = looksLikeState(text)
       ? `run \`${resetCommand(path)}\` to discard the whole file`

@@ -181,7 +181,8 @@ class Appender implements AppendFile {
       // Exactly the mode asked for, whatever the umask; a file system without modes keeps its own.
       if (this.#created && POSIX) await handle.chmod(this.mode).catch(() => {});
       await this.#takeLock();
-      await cutToLastLine(handle, info.size);
+      // The size once the lock is ours: a run that appended meanwhile has its lines kept.
+      await cutToLastLine(handle, (await handle.stat()).size);
     } catch (error) {
       await handle.close().catch(() => {});
       this.#lock?.release();

@@ -43,7 +43,7 @@ import {
   type UploadedPart,
 } from "./_object_store.ts";
 import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 // Declared once for both object stores, so that their help and checks cannot differ.
 import { parseRetention, RETENTION_OPTIONS } from "./s3.ts";
 

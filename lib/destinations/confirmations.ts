@@ -30,7 +30,6 @@ import type { RunStats } from "../run_stats.ts";
 import { toMicros } from "../time.ts";
 import type { DeliveryCheckpoint, Receipt } from "./contract.ts";
 import type { StoredFacts } from "../manifest/format.ts";
-import type { ConfirmationListener } from "../manifest/writer.ts";
 
 type Slot =
   | {
@@ -53,6 +52,20 @@ type Slot =
   | { kind: "listingEnd"; after: string };
 
 /** The part of `RunStats` that confirmations update. */
+
+/** One file as the checkpoint moves past it, in confirmation order. */
+export type ReleasedFile =
+  | { how: "delivered"; file: LogFile; stored?: StoredFacts }
+  | { how: "passed"; file: LogFile; skipReason?: string }
+  | { how: "gone"; file: LogFile; reason: "expired" | "unavailable" };
+
+/** Told each file of one event type as the checkpoint moves past it (the run's manifest). */
+export interface ConfirmationListener {
+  released(entry: ReleasedFile): void;
+  /** The listing ended with nothing new; no file can still appear before `after`. */
+  listingEnd(after: string): void;
+}
+
 export type ConfirmedStats = Pick<RunStats, "confirmed" | "reached" | "goneFile">;
 
 export class Confirmations {

@@ -24,7 +24,7 @@ import {
 import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.ts";
 import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
-import type { DestinationEvents, DestinationKind, KeptAside } from "./mod.ts";
+import type { DestinationEvents, DestinationKind, KeptAside } from "./kind.ts";
 import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
 import { CliError, codeOf, reason, usage } from "../errors.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
@@ -253,8 +253,14 @@ async function hashStoredFile(
       hash.update(chunk);
       bytes += chunk.length;
     }
-  } catch {
-    return { bytes: -1, sha256: "" }; // A corrupt archive is simply not "already stored".
+  } catch (error) {
+    // A file that cannot be read is an I/O problem to report, not a tampered file to set aside.
+    if (codeOf(error) !== undefined) {
+      throw new CliError("io", `cannot read the stored ${path}: ${reason(error)}`, {
+        cause: error,
+      });
+    }
+    return { bytes: -1, sha256: "" }; // Not valid gzip: corrupt, so not "already stored".
   }
   return { bytes, sha256: hash.digest("hex") };
 }

@@ -23,7 +23,7 @@
  * await es.check(); // GET / with the credentials; the product header is checked
  * ```
  */
-import { CliError, TransientError, usage } from "../errors.ts";
+import { CliError, registerSecret, TransientError, usage } from "../errors.ts";
 import { type Answer, request } from "../http.ts";
 import { parseRetryAfter } from "../retry.ts";
 import {
@@ -40,7 +40,7 @@ import {
   type SendOutcome,
   siemRetryPolicy,
 } from "./_batching.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 
 /** Defaults for a small cluster: 1,000 documents or 2 MiB per bulk request. */
 export const ELASTIC_BATCH_DOCS = 1_000;
@@ -282,7 +282,10 @@ function authorizationFrom(env: Record<string, string | undefined>, target: stri
   const password = readSecret(env, "ELASTIC_PASSWORD");
   if (username && password) {
     const pair = encoder.encode(`${username}:${password}`);
-    return `Basic ${btoa(String.fromCharCode(...pair))}`;
+    // The header's base64 form hides the password from redaction unless it is a secret too.
+    const basic = btoa(String.fromCharCode(...pair));
+    registerSecret(basic);
+    return `Basic ${basic}`;
   }
   throw usage(
     `-o ${target} needs credentials: ELASTIC_API_KEY, or ELASTIC_USERNAME and ELASTIC_PASSWORD ` +

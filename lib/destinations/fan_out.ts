@@ -16,7 +16,7 @@
  */
 import type { LogFile } from "../log_file.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
-import type { ConfiguredDestination } from "./mod.ts";
+import type { ConfiguredDestination } from "./kind.ts";
 import type { StoredFacts } from "../manifest/format.ts";
 import { type FileSpool, SpoolFolder } from "./spool.ts";
 
@@ -40,7 +40,12 @@ export function fanOut(configured: readonly ConfiguredDestination[]): Configured
         await Promise.all(opened.map((d) => d.abort().catch(() => {})));
         throw error;
       }
-      return new FanOutDestination(opened, await SpoolFolder.create());
+      try {
+        return new FanOutDestination(opened, await SpoolFolder.create());
+      } catch (error) {
+        await Promise.all(opened.map((d) => d.abort().catch(() => {})));
+        throw error;
+      }
     },
   };
 }

@@ -14,7 +14,7 @@
 import { inspectOutputFile } from "../output_checks.ts";
 import { createFileDestination } from "./file.ts";
 import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 import { createStreamFileDestination } from "./stream_file.ts";
 
 export const outputFileKind: DestinationKind = {

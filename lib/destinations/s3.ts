@@ -20,7 +20,12 @@ import { createHash } from "node:crypto";
 import { CliError, TransientError, usage } from "../errors.ts";
 import { type Answer, request } from "../http.ts";
 import type { Env } from "../settings.ts";
-import { awsRegion, type CredentialProvider, credentialProvider } from "../aws/credentials.ts";
+import {
+  awsRegion,
+  type CredentialProvider,
+  credentialProvider,
+  secretEndpoint,
+} from "../aws/credentials.ts";
 import { EMPTY_SHA256, signRequest, uriEncode } from "../aws/sigv4.ts";
 import {
   checkStore,
@@ -37,7 +42,7 @@ import {
   type UploadedPart,
 } from "./_object_store.ts";
 import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 
 /** SigV4 refuses requests whose date is further than this from the store's clock. */
 export const MAX_SKEW_MS = 15 * 60_000;
@@ -83,11 +88,11 @@ export function s3Settings(env: Env): S3Settings {
   const endpointText = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
   let endpoint: URL | undefined;
   if (endpointText) {
-    try {
-      endpoint = new URL(endpointText);
-    } catch {
-      throw usage(`AWS_ENDPOINT_URL_S3/AWS_ENDPOINT_URL ${endpointText} is not a URL`);
-    }
+    // Signed requests carry the session token: https, or plain http only to loopback.
+    endpoint = secretEndpoint(
+      endpointText,
+      env.AWS_ENDPOINT_URL_S3 ? "AWS_ENDPOINT_URL_S3" : "AWS_ENDPOINT_URL",
+    );
   }
   const offset = Number(env.OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS ?? 0);
   return {
@@ -421,11 +426,12 @@ export class S3Store implements ObjectStore {
         if (stored.status !== 200) throw this.failure(stored, what);
         etag = stored.headers.get("etag")?.replace(/"/g, "") || undefined;
       }
-      if (etag !== undefined && etag !== expected) {
+      // No ETag at all is no confirmation: a store that cannot say what it holds is not believed.
+      if (etag === undefined || etag !== expected) {
         throw new CliError(
           "integrity",
-          `${this.label}: ${what}: the store's ETag ${etag} is not the parts' ${expected}; the ` +
-            `object is not confirmed`,
+          `${this.label}: ${what}: the store's ETag ${etag ?? "(none)"} is not the parts' ` +
+            `${expected}; the object is not confirmed`,
         );
       }
       return;
@@ -504,12 +510,17 @@ export function multipartEtag(parts: ReadonlyArray<{ md5: string }>): string {
 /** A PUT's ETag is the body's MD5 unless the store encrypts with KMS (then it is opaque). */
 function checkEtag(answer: Answer, expected: string, what: string): void {
   const etag = answer.headers.get("etag")?.replace(/"/g, "");
-  if (!etag || !/^[0-9a-f]{32}$/.test(etag)) return;
-  if (answer.headers.get("x-amz-server-side-encryption") === "aws:kms") return;
+  // Encrypted with a KMS or customer key, an object's ETag is not its MD5: Content-MD5 and the
+  // signed SHA-256 were checked by the store itself.
+  const encrypted = answer.headers.get("x-amz-server-side-encryption") === "aws:kms" ||
+    answer.headers.get("x-amz-server-side-encryption") === "aws:kms:dsse" ||
+    answer.headers.has("x-amz-server-side-encryption-customer-algorithm");
+  if (encrypted) return;
   if (etag !== expected) {
     throw new CliError(
       "integrity",
-      `${what}: the store's ETag ${etag} is not the body's MD5 ${expected}; not confirmed`,
+      `${what}: the store's ETag ${etag ?? "(none)"} is not the body's MD5 ${expected}; not ` +
+        `confirmed`,
     );
   }
 }

@@ -40,7 +40,7 @@ import {
   type SendOutcome,
   siemRetryPolicy,
 } from "./_batching.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 
 export const HEC_SOURCE = "oai-compliance-logs";
 /** Defaults for a small indexer: 1,000 events or 1 MiB (before gzip) per request. */
@@ -312,6 +312,16 @@ class AckPoller {
   constructor(private readonly protocol: HecProtocol, private readonly timeoutMs: number) {}
 
   wait(ackId: number, events: number, signal: AbortSignal): Promise<void> {
+    // A collector that hands out one ackId twice would leave the first batch waiting for ever.
+    if (this.#waiting.has(ackId)) {
+      return Promise.reject(
+        new CliError(
+          "api",
+          `the HTTP Event Collector gave ackId ${ackId} to two batches on one channel; it is ` +
+            `not acknowledging reliably: check its indexer acknowledgement settings`,
+        ),
+      );
+    }
     return new Promise((resolve, reject) => {
       this.#waiting.set(ackId, {
         resolve,

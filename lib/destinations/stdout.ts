@@ -11,7 +11,7 @@
  */
 import { copyFileToStdout, writeStdout } from "../runtime.ts";
 import { StreamDestination } from "./_stream.ts";
-import type { DestinationKind } from "./mod.ts";
+import type { DestinationKind } from "./kind.ts";
 
 /** The stdout destination (a kernel copy straight into a pipe where the runtime can). */
 export function createStdoutDestination(): Promise<StreamDestination> {

@@ -57,7 +57,7 @@ import {
 } from "../syslog/transport.ts";
 import { countOption, siemRetryPolicy } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
-import type { DestinationEvents, DestinationKind } from "./mod.ts";
+import type { DestinationEvents, DestinationKind } from "./kind.ts";
 import { type FileSpool, SpoolFolder } from "./spool.ts";
 
 /** The common server limit (rsyslog's maxMessageSize defaults to 8 KiB, many raise it to 64). */

@@ -26,9 +26,13 @@ import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import type { LogFile } from "../log_file.ts";
 import { publicationDelayMs } from "../event_types.ts";
-import { quietCursor } from "../destinations/confirmations.ts";
-import type { KeptAside } from "../destinations/mod.ts";
-import { redact } from "../errors.ts";
+import {
+  type ConfirmationListener,
+  quietCursor,
+  type ReleasedFile,
+} from "../destinations/confirmations.ts";
+import type { KeptAside } from "../destinations/kind.ts";
+import { redactValues } from "../errors.ts";
 import { toMicros } from "../time.ts";
 import { VERSION } from "../version.ts";
 import { ChainHeads, parseManifest } from "./chain.ts";
@@ -50,18 +54,8 @@ import type { ArchiveStore, ManifestLock } from "./store.ts";
 import { hashObject } from "./hash_object.ts";
 import { ManifestFileStore } from "./local_store.ts";
 
-/** One file as the checkpoint moves past it, in confirmation order. */
-export type ReleasedFile =
-  | { how: "delivered"; file: LogFile; stored?: StoredFacts }
-  | { how: "passed"; file: LogFile; skipReason?: string }
-  | { how: "gone"; file: LogFile; reason: "expired" | "unavailable" };
-
-/** Told each file of one event type as the checkpoint moves past it (lib/destinations/confirmations.ts). */
-export interface ConfirmationListener {
-  released(entry: ReleasedFile): void;
-  /** The listing ended with nothing new; no file can still appear before `after`. */
-  listingEnd(after: string): void;
-}
+// The listener's shape belongs to the confirmations that call it; named here for the writer's users.
+export type { ConfirmationListener, ReleasedFile } from "../destinations/confirmations.ts";
 
 /** With `--follow`, a poll that found nothing new still writes a manifest this often. */
 export const QUIET_MANIFEST_MS = 3_600_000;
@@ -259,22 +253,25 @@ export class ManifestWriter {
     const lock = await store.lock();
     try {
       const head = await this.#heads.of(store, this.#job);
-      // Free text from the server (file names) could echo the key: every line is redacted.
-      const lines: string[] = [redact(headerLine({
-        version: VERSION,
-        runId: this.runId,
-        startedAt: startedAt.toISOString(),
-        apiBase: this.#options.apiBase,
-        principal: this.#options.principal,
-        eventTypes: this.#options.all ? ["all"] : this.#options.eventTypes,
-        job: this.#job,
-        sequence: (head?.sequence ?? 0) + 1,
-        windows,
-        prev: head?.hash ?? null,
-      }))];
+      // Free text from the server (file names) could echo the key: every value is redacted
+      // before the line is made, so that a redaction never cuts into a JSON escape.
+      const lines: string[] = [headerLine(
+        redactValues({
+          version: VERSION,
+          runId: this.runId,
+          startedAt: startedAt.toISOString(),
+          apiBase: this.#options.apiBase,
+          principal: this.#options.principal,
+          eventTypes: this.#options.all ? ["all"] : this.#options.eventTypes,
+          job: this.#job,
+          sequence: (head?.sequence ?? 0) + 1,
+          windows,
+          prev: head?.hash ?? null,
+        }) as Parameters<typeof headerLine>[0],
+      )];
       let prev = lineHash(lines[0]);
       for (const entry of entries) {
-        const text = redact(JSON.stringify({ ...entry, prev }));
+        const text = JSON.stringify(redactValues({ ...entry, prev }));
         lines.push(text);
         prev = lineHash(text);
       }

@@ -69,6 +69,9 @@ export interface RelpFrame {
 /** A frame that does not follow the protocol. */
 export class RelpProtocolError extends Error {}
 
+/** The most data a server's frame (an `rsp` or `serverclose`) may carry. */
+const SERVER_FRAME_DATA_BYTES = 64 * 1024;
+
 /**
  * Reads RELP frames out of a byte stream: feed it chunks, it returns every whole frame so far;
  * throws `RelpProtocolError` on bytes that are not RELP. `maxData` bounds a frame's data.
@@ -309,7 +312,9 @@ export class RelpClient {
       nextTxnr: 1,
       replies: new Map(),
     };
-    const reader = new RelpFrameReader();
+    // A server's frames are short replies (rsp, serverclose): a larger one is not RELP, and a
+    // hostile server must not make the client buffer megabytes.
+    const reader = new RelpFrameReader(SERVER_FRAME_DATA_BYTES);
     socket.on("data", (chunk: Uint8Array) => {
       let frames: RelpFrame[];
       try {

@@ -25,6 +25,8 @@ export const CONNECT_TIMEOUT_MS = 15_000;
 const WRITE_BYTES = 64 * 1024;
 /** Bytes the socket may hold unwritten before the writer waits for it to drain. */
 const SOCKET_BUFFER_BYTES = 1024 * 1024;
+/** A connection whose server takes no bytes for this long is dropped (and opened again). */
+const STALL_MS = 60_000;
 
 export interface SyslogEndpoint {
   transport: "tcp" | "tls";
@@ -240,13 +242,33 @@ export class SocketWriter {
       this.#pending = [];
       this.#pendingBytes = 0;
       const written = new Promise<void>((resolve) => this.socket.write(chunk, () => resolve()));
-      if (settled) await Promise.race([written, this.#whenLost]);
+      if (settled) await this.#unlessStalled(written);
       else if (this.socket.writableLength > SOCKET_BUFFER_BYTES) {
         const drained = new Promise<void>((resolve) => this.socket.once("drain", resolve));
-        await Promise.race([drained, this.#whenLost]);
+        await this.#unlessStalled(drained);
       }
     }
     if (this.#lost) throw this.#lost;
+  }
+
+  /**
+   * Waits for `progress`, or for the connection to be lost; a server that accepts the connection
+   * but stops reading would hold the run for ever, so after `STALL_MS` without progress the
+   * connection is dropped (and the caller reconnects and sends again what was not confirmed).
+   */
+  async #unlessStalled(progress: Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.socket.destroy(new Error(`the server took no bytes for ${STALL_MS / 1000} s`));
+        resolve();
+      }, STALL_MS);
+    });
+    try {
+      await Promise.race([progress, this.#whenLost, stalled]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

@@ -208,3 +208,33 @@ test("only a version 1 file holding the eight legacy names is taken for all, not
     await refused(Checkpoint.open(path, "ws-1", "all"), "not all");
   });
 });
+
+test("state skip on a legacy all file keeps it an all job's file", async () => {
+  const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { Checkpoint, skipFile } = await import("../../lib/checkpoint/model.ts");
+  const { LEGACY_ALL_EVENT_TYPES } = await import("../../lib/event_types.ts");
+  const dir = await mkdtemp(join(tmpdir(), "oai-legacy-skip-"));
+  try {
+    const path = join(dir, "s.json");
+    await writeFile(
+      path,
+      JSON.stringify({
+        version: 1,
+        principal: "ws-1",
+        eventTypes: [...LEGACY_ALL_EVENT_TYPES].sort(),
+        cursors: {},
+      }),
+    );
+    await skipFile(path, "AUTH_LOG", "eclf_poison", "corrupt at the source");
+    const reopened = await Checkpoint.open(path, "ws-1", "all");
+    try {
+      assert.equal(reopened.skipReason("AUTH_LOG", "eclf_poison"), "corrupt at the source");
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -54,7 +54,29 @@ test("proxyFor picks the variable for the scheme, lower case first, and honours 
   );
   assert.equal(proxyFor(https, { HTTP_PROXY: "http://a:1" }), undefined);
   assert.equal(proxyFor(https, { ALL_PROXY: "http://c:1" }), "http://c:1");
-  assert.equal(proxyFor(http, { HTTP_PROXY: "http://a:1" }), "http://a:1");
-  assert.equal(proxyFor(http, { HTTP_PROXY: "http://a:1", no_proxy: "*" }), undefined);
+  const remote = new URL("http://logs.corp.example:8080/");
+  assert.equal(proxyFor(remote, { HTTP_PROXY: "http://a:1" }), "http://a:1");
+  assert.equal(proxyFor(remote, { HTTP_PROXY: "http://a:1", no_proxy: "*" }), undefined);
   assert.equal(proxyFor(https, { HTTPS_PROXY: "http://a:1", NO_PROXY: "openai.com" }), undefined);
+});
+
+test("plain http to a loopback or link-local host never goes through a proxy (tokens in clear)", () => {
+  const proxied = { HTTP_PROXY: "http://proxy:3128", ALL_PROXY: "http://proxy:3128" };
+  for (
+    const url of [
+      "http://127.0.0.1:8080/",
+      "http://[::1]:9200/",
+      "http://localhost:8088/",
+      "http://169.254.170.2/v2/credentials",
+      "http://169.254.169.254/latest/api/token",
+      "http://[fd00:ec2::254]/latest/api/token",
+    ]
+  ) {
+    assert.equal(proxyFor(new URL(url), proxied), undefined, url);
+  }
+  // https to loopback still honours the proxy settings (a TLS tunnel hides what it carries).
+  assert.equal(
+    proxyFor(new URL("https://127.0.0.1:8443/"), { HTTPS_PROXY: "http://p:1" }),
+    "http://p:1",
+  );
 });
