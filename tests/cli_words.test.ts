@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { runCli } from "./helpers/cli.ts";
+import { MAIN_TS, REPO_ROOT, RUNS_BINARY, runCli } from "./helpers/cli.ts";
 
 const decoder = new TextDecoder();
 const env = { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" };
@@ -29,4 +29,22 @@ test("--version is answered wherever it stands, but not after --", async () => {
   }
   const after = await runCli(["ws-1", "AUTH_LOG", "1", "1h", "--", "--version"], { env });
   assert.equal(after.code, 2, after.stderr);
+});
+
+test("main.ts is executable in git and runs from any directory by its absolute path", {
+  skip: RUNS_BINARY && "a binary has no main.ts",
+}, async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { tmpdir } = await import("node:os");
+  let mode: string;
+  try {
+    mode = execFileSync("git", ["ls-files", "-s", "main.ts"], { cwd: REPO_ROOT }).toString();
+  } catch {
+    return; // Not a git checkout (an unpacked release): nothing to check.
+  }
+  assert.match(mode, /^100755 /, "the shebang works only with the exec bit");
+  // The README's alias names main.ts by its absolute path; from elsewhere it still runs.
+  const r = await runCli(["--version"], { env, cwd: tmpdir() });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(MAIN_TS.startsWith("/") || /^[A-Za-z]:/.test(MAIN_TS));
 });
