@@ -44,9 +44,6 @@ import {
 import { toMicros } from "./time.ts";
 import { followable } from "./urls.ts";
 
-// The listing's types live in lib/log_file.ts; named here too until every importer has moved.
-export type { ListPage, ListQuery, LogFile } from "./log_file.ts";
-
 /** The scope keys created before the Compliance Logs Platform had its own; it still works. */
 export const LEGACY_COMPLIANCE_SCOPE = "chatgpt.enterprise.compliance_export.read";
 
@@ -374,6 +371,7 @@ export class ComplianceClient {
    * @example
    * ```ts
    * import type { SpoolWriter } from "./download.ts";
+   * import type { LogFile } from "./log_file.ts";
    * declare const client: ComplianceClient;
    * declare const file: LogFile;
    * declare const spool: SpoolWriter;

@@ -38,7 +38,7 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
     let failure: unknown;
     try {
       context.started();
-      manifest = await openRunManifest(settings);
+      manifest = await openRunManifest({ ...settings, apiBase: settings.client.apiBase });
       await passes(settings, { ...context, checkpoint, manifest });
     } catch (error) {
       failure = error;

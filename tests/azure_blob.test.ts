@@ -14,7 +14,7 @@ import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import type { LogFile } from "../lib/api.ts";
+import type { LogFile } from "../lib/log_file.ts";
 import { DEVELOPMENT_ACCOUNT } from "../lib/azure/credentials.ts";
 import { type KeyLayout, relativeKey } from "../lib/destinations/layout.ts";
 import type { Emulator } from "./emulator/mod.ts";

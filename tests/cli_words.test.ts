@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MAIN_TS, REPO_ROOT, RUNS_BINARY, runCli } from "./helpers/cli.ts";
+import { MAIN_TS, REPO_ROOT, runCli, RUNS_BINARY } from "./helpers/cli.ts";
 
 const decoder = new TextDecoder();
 const env = { COMPLIANCE_API_KEY: "sk-unit-test-0123456789abcdef" };

@@ -36,7 +36,7 @@ import { backoffDelay, retryDelay, type RetryNotice, type RetryPolicy, sleep } f
 import { isLiteralLoopback } from "../urls.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Receipt } from "./contract.ts";
-import { type FileSpool, SpoolFolder } from "./spool.ts";
+import { type FileSpool, RunSpools } from "./spool.ts";
 
 /** The default retry policy of SIEM requests: 5 retries, 1 s doubling, at most 30 s a wait. */
 export const SIEM_RETRY_POLICY: RetryPolicy = { retries: 5, backoffMs: 1_000, maxWaitMs: 30_000 };
@@ -242,7 +242,7 @@ type TrackedItem = BatchItem & { tracker: FileTracker };
 
 export class BatchingDestination implements Destination<FileSpool> {
   readonly guarantee = "confirmed";
-  readonly #folder: SpoolFolder;
+  readonly #folder: RunSpools;
   readonly #protocol: BatchProtocol;
   readonly #options: Required<BatchingOptions>;
   /** The batch records are added to; sent when full, on linger or at `finish`. */
@@ -258,7 +258,7 @@ export class BatchingDestination implements Destination<FileSpool> {
   #failure: { error: unknown } | undefined;
   readonly #controller = new AbortController();
 
-  private constructor(folder: SpoolFolder, protocol: BatchProtocol, options: BatchingOptions) {
+  private constructor(folder: RunSpools, protocol: BatchProtocol, options: BatchingOptions) {
     this.#folder = folder;
     this.#protocol = protocol;
     this.#options = {
@@ -284,7 +284,7 @@ export class BatchingDestination implements Destination<FileSpool> {
     protocol: BatchProtocol,
     options: BatchingOptions,
   ): Promise<BatchingDestination> {
-    return new BatchingDestination(await SpoolFolder.create(), protocol, options);
+    return new BatchingDestination(await RunSpools.create(), protocol, options);
   }
 
   alreadyStored(): Promise<boolean> {

@@ -54,7 +54,7 @@
 import { createHash } from "node:crypto";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import { CliError, reason, TransientError } from "../errors.ts";
 import { parseRetryAfter, type RetryNotice, type RetryPolicy, withRetries } from "../retry.ts";
 import type { Env } from "../settings.ts";

@@ -8,7 +8,7 @@
  */
 import type { LogFile } from "../log_file.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
-import { type ByteTarget, type FileSpool, SpoolFolder } from "./spool.ts";
+import { type ByteTarget, type FileSpool, RunSpools } from "./spool.ts";
 
 export interface StreamTarget extends ByteTarget {
   /** Makes everything written durable and visible; the files are confirmed only then. */
@@ -31,7 +31,7 @@ export class StreamDestination implements Destination<FileSpool> {
 
   private constructor(
     readonly guarantee: Guarantee,
-    private readonly folder: SpoolFolder,
+    private readonly folder: RunSpools,
     private readonly target: StreamTarget,
     private readonly syncEveryMs: number,
   ) {}
@@ -46,7 +46,7 @@ export class StreamDestination implements Destination<FileSpool> {
     options: { syncEveryMs?: number } = {},
   ): Promise<StreamDestination> {
     const syncEveryMs = options.syncEveryMs ?? SYNC_EVERY_MS;
-    return new StreamDestination(guarantee, await SpoolFolder.create(), target, syncEveryMs);
+    return new StreamDestination(guarantee, await RunSpools.create(), target, syncEveryMs);
   }
 
   alreadyStored(_file: LogFile, _eventType: string): Promise<boolean> {

@@ -19,7 +19,8 @@
  *
  * @example
  * ```ts
- * import type { ComplianceClient, LogFile } from "../api.ts";
+ * import type { ComplianceClient } from "../api.ts";
+ * import type { LogFile } from "../log_file.ts";
  * declare const destination: Destination; // made for `-o`, `--output-dir` or stdout
  * declare const client: ComplianceClient;
  * declare const file: LogFile;

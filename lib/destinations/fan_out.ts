@@ -18,7 +18,7 @@ import type { LogFile } from "../log_file.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import type { ConfiguredDestination } from "./kind.ts";
 import type { StoredFacts } from "../manifest/format.ts";
-import { type FileSpool, SpoolFolder } from "./spool.ts";
+import { type FileSpool, RunSpools } from "./spool.ts";
 
 /** `configured` as one destination: checked, opened and settled together. */
 export function fanOut(configured: readonly ConfiguredDestination[]): ConfiguredDestination {
@@ -41,7 +41,7 @@ export function fanOut(configured: readonly ConfiguredDestination[]): Configured
         throw error;
       }
       try {
-        return new FanOutDestination(opened, await SpoolFolder.create());
+        return new FanOutDestination(opened, await RunSpools.create());
       } catch (error) {
         await Promise.all(opened.map((d) => d.abort().catch(() => {})));
         throw error;
@@ -87,7 +87,7 @@ class FanOutDestination implements Destination<FileSpool> {
   /** Which destinations already hold a file, asked once before its download. */
   readonly #holding = new Map<string, boolean[]>();
 
-  constructor(private readonly destinations: Destination[], private readonly spools: SpoolFolder) {
+  constructor(private readonly destinations: Destination[], private readonly spools: RunSpools) {
     this.guarantee = weakest(destinations.map((d) => d.guarantee));
   }
 

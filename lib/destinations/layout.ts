@@ -10,13 +10,13 @@
  *
  * @example
  * ```ts
- * import type { LogFile } from "../api.ts";
+ * import type { LogFile } from "../log_file.ts";
  * const file: LogFile = { id: "eclf_1", event_type: "AUTH_LOG", end_time: "2026-07-02T10:00:00Z" };
  * relativeKey(file, "AUTH_LOG", { gzip: false, layout: "hive" });
  * // "event_type=AUTH_LOG/date=2026-07-02/eclf_1.jsonl"
  * ```
  */
-import type { LogFile } from "../api.ts";
+import type { LogFile } from "../log_file.ts";
 import type { OptionTable } from "../options.ts";
 import { usage } from "../errors.ts";
 import { toMicros } from "../time.ts";

@@ -13,6 +13,7 @@
  *
  * @example
  * ```ts
+ * import type { DestinationContext } from "./kind.ts";
  * declare const context: DestinationContext;
  * const [destination] = resolveDestinations({ "output-dir": "logs" }, context);
  * await destination.check();
@@ -109,6 +110,7 @@ function kindFor(
  *
  * @example
  * ```ts
+ * import type { DestinationContext } from "./kind.ts";
  * declare const context: DestinationContext;
  * resolveDestinations({ output: "out.jsonl" }, context); // [the -o destination]
  * ```

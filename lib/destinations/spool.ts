@@ -8,7 +8,7 @@
  * ```ts
  * import { writeStdout } from "../runtime.ts";
  * const bytes = new TextEncoder().encode('{"id":"e1"}\n');
- * const folder = await SpoolFolder.create();
+ * const folder = await RunSpools.create();
  * const spool = await folder.next();
  * await spool.write(bytes);
  * await spool.writeInto({ write: writeStdout }, bytes.at(-1)); // the last byte decides a newline
@@ -137,12 +137,12 @@ export class FileSpool implements Spool {
  * `remove()`. A run killed before that leaves partial copies of compliance data, which a later run
  * sweeps (lib/destinations/spool_dir.ts).
  */
-export class SpoolFolder {
+export class RunSpools {
   private count = 0;
   private constructor(private readonly dir: SpoolDir) {}
 
-  static async create(): Promise<SpoolFolder> {
-    return new SpoolFolder(await createSpoolDir());
+  static async create(): Promise<RunSpools> {
+    return new RunSpools(await createSpoolDir());
   }
 
   next(): Promise<FileSpool> {

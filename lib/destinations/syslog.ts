@@ -58,7 +58,7 @@ import {
 import { countOption, siemRetryPolicy } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import type { DestinationEvents, DestinationKind } from "./kind.ts";
-import { type FileSpool, SpoolFolder } from "./spool.ts";
+import { type FileSpool, RunSpools } from "./spool.ts";
 
 /** The common server limit (rsyslog's maxMessageSize defaults to 8 KiB, many raise it to 64). */
 export const SYSLOG_MAX_BYTES = 64 * 1024;
@@ -183,7 +183,7 @@ export class SyslogDestination implements Destination<FileSpool> {
   private constructor(
     private readonly settings: SyslogSettings,
     private readonly material: TlsMaterial,
-    private readonly folder: SpoolFolder,
+    private readonly folder: RunSpools,
     private readonly relp: RelpClient | undefined,
     private readonly events: DestinationEvents | undefined,
   ) {
@@ -196,7 +196,7 @@ export class SyslogDestination implements Destination<FileSpool> {
     material: TlsMaterial,
     events?: DestinationEvents,
   ): Promise<SyslogDestination> {
-    const folder = await SpoolFolder.create();
+    const folder = await RunSpools.create();
     let relp: RelpClient | undefined;
     if (settings.scheme === "syslog+relp") {
       relp = new RelpClient({

@@ -6,7 +6,8 @@
  * @example
  * ```ts
  * declare const settings: import("../settings.ts").RunSettings;
- * const writer = await openRunManifest(settings); // undefined: this run writes no manifest
+ * // Undefined when the run writes no manifest (no archive, no --manifest FILE).
+ * const writer = await openRunManifest({ ...settings, apiBase: settings.client.apiBase });
  * ```
  */
 import type { RunSettings } from "../settings.ts";
@@ -15,7 +16,9 @@ import { loadSigningKey } from "./signing.ts";
 import { ManifestWriter } from "./writer.ts";
 
 export async function openRunManifest(
-  settings: RunSettings,
+  settings: Pick<RunSettings, "manifest" | "destination" | "selection" | "listing" | "follow"> & {
+    apiBase: URL;
+  },
 ): Promise<ManifestWriter | undefined> {
   const file = settings.manifest?.file;
   const store = settings.destination.archive ?? (file ? new ManifestFileStore(file) : undefined);
@@ -27,7 +30,7 @@ export async function openRunManifest(
     principal: selection.principal,
     eventTypes: selection.eventTypes,
     all: selection.all,
-    apiBase: settings.client.apiBase.href.replace(/\/$/, ""),
+    apiBase: settings.apiBase.href.replace(/\/$/, ""),
     follow: settings.follow,
     listing: { settleMs: listing.settleMs, before: listing.before },
     signer: signKey === undefined ? undefined : await loadSigningKey(signKey),

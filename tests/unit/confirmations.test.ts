@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { LogFile } from "../../lib/api.ts";
+import type { LogFile } from "../../lib/log_file.ts";
 import { Confirmations, quietCursor } from "../../lib/destinations/confirmations.ts";
 import type { DeliveryCheckpoint } from "../../lib/destinations/contract.ts";
 import { RunStats } from "../../lib/run_stats.ts";

@@ -7,11 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ListPage, ListQuery, LogFile } from "../../lib/api.ts";
+import type { ListPage, ListQuery, LogFile } from "../../lib/log_file.ts";
 import { deliverEventType, type DeliveryReporter } from "../../lib/delivery.ts";
 import type { DeliveryCheckpoint, Destination, Parcel } from "../../lib/destinations/contract.ts";
 import { BatchStream, LineSplitStream } from "../../lib/destinations/lines.ts";
-import { type FileSpool, SpoolFolder } from "../../lib/destinations/spool.ts";
+import { type FileSpool, RunSpools } from "../../lib/destinations/spool.ts";
 import { RunStats } from "../../lib/run_stats.ts";
 
 const AFTER = "2026-07-01T00:00:00Z";
@@ -66,10 +66,10 @@ class IndexDestination implements Destination<FileSpool> {
   #unacked: Parcel<FileSpool>[] = [];
   #timers: Promise<void>[] = [];
 
-  private constructor(private readonly folder: SpoolFolder, private readonly refuse?: string) {}
+  private constructor(private readonly folder: RunSpools, private readonly refuse?: string) {}
 
   static async create(refuse?: string): Promise<IndexDestination> {
-    return new IndexDestination(await SpoolFolder.create(), refuse);
+    return new IndexDestination(await RunSpools.create(), refuse);
   }
 
   alreadyStored(): Promise<boolean> {

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { ListPage, ListQuery, LogFile } from "../../lib/api.ts";
+import type { ListPage, ListQuery, LogFile } from "../../lib/log_file.ts";
 import { Checkpoint, skipFile } from "../../lib/checkpoint/model.ts";
 import { deliverEventType, type DeliveryReporter, GONE_BREAKER } from "../../lib/delivery.ts";
 import type { Destination, Parcel, Spool } from "../../lib/destinations/contract.ts";

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import { cutToLastLine, openForAppend } from "../../lib/destinations/append_file.ts";
 import { createFileDestination } from "../../lib/destinations/file.ts";
 import type { FileDestinationOptions } from "../../lib/destinations/file.ts";
-import type { LogFile } from "../../lib/api.ts";
+import type { LogFile } from "../../lib/log_file.ts";
 import { CliError } from "../../lib/errors.ts";
 import { withDir as withTempDir } from "../helpers/mod.ts";
 

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ListPage, parseListPage } from "../../lib/api.ts";
+import type { ListPage } from "../../lib/log_file.ts";
+import { parseListPage } from "../../lib/api.ts";
 import { CliError } from "../../lib/errors.ts";
 import { checkPage } from "../../lib/listing.ts";
 
