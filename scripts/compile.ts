@@ -62,7 +62,6 @@ export const ENV_VARS: readonly string[] = [
   "OAI_COMPLIANCE_STORE_PART_BYTES",
   "OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS",
   "OAI_COMPLIANCE_SIEM_BACKOFF_MS",
-  "OAI_COMPLIANCE_RELP_ACK_TIMEOUT_MS",
   // The home directory, for ~/.aws/credentials and ~/.aws/config.
   "HOME",
   "USERPROFILE",
