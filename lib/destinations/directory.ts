@@ -9,7 +9,7 @@
  * const destination = new DirectoryDestination("logs", false);
  * ```
  */
-import { lstat, open, rename, stat } from "node:fs/promises";
+import { lstat, rename, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 import type { LogFile } from "../log_file.ts";
@@ -22,7 +22,8 @@ import {
   type TempFile,
 } from "../atomic.ts";
 import { type Layout, LAYOUT_OPTION, parseLayout, relativeKey } from "./layout.ts";
-import { COALESCE_BYTES, WriteCoalescer } from "./coalescer.ts";
+import { WriteCoalescer } from "./coalescer.ts";
+import { fileChunks } from "../file_chunks.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
 import type { DestinationEvents, DestinationKind, KeptAside } from "./kind.ts";
 import { OUTPUT_MODE_OPTION, parseOutputMode } from "./output_mode.ts";
@@ -263,21 +264,6 @@ async function hashStoredFile(
     return { bytes: -1, sha256: "" }; // Not valid gzip: corrupt, so not "already stored".
   }
   return { bytes, sha256: hash.digest("hex") };
-}
-
-/** A file's bytes in 1 MiB chunks, so checking a 2 GiB file costs no more memory than a small one. */
-async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
-  const handle = await open(path, "r");
-  try {
-    const buffer = new Uint8Array(COALESCE_BYTES);
-    while (true) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) return;
-      yield buffer.slice(0, bytesRead);
-    }
-  } finally {
-    await handle.close();
-  }
 }
 
 /** `--output-dir DIR` on the registry. */

@@ -12,7 +12,7 @@
  * ```
  */
 import { existsSync } from "node:fs";
-import { lstat, open, readdir, readFile, rmdir, unlink } from "node:fs/promises";
+import { lstat, readdir, readFile, rmdir, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   directoryModeFor,
@@ -26,6 +26,7 @@ import { CliError, codeOf, reason } from "../errors.ts";
 import { holdExclusiveLock, isLockHeld } from "../runtime.ts";
 import { sleep } from "../retry.ts";
 import { MANIFEST_DIR } from "./format.ts";
+import { fileChunks } from "../file_chunks.ts";
 import type { ArchiveStore, ManifestLock, StoredObject } from "./store.ts";
 
 /** The temp names of lib/atomic.ts: `.<name>.<pid>.<random hex>.part` or `.locked.part`. */
@@ -137,18 +138,8 @@ export class LocalArchiveStore implements ArchiveStore {
     for (const prefix of roots) yield* this.#walk(prefix);
   }
 
-  async *read(path: string): AsyncIterable<Uint8Array> {
-    const handle = await open(join(this.root, path), "r");
-    try {
-      const buffer = new Uint8Array(CHUNK_BYTES);
-      while (true) {
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) return;
-        yield buffer.slice(0, bytesRead);
-      }
-    } finally {
-      await handle.close();
-    }
+  read(path: string): AsyncIterable<Uint8Array> {
+    return fileChunks(join(this.root, path), CHUNK_BYTES);
   }
 
   async *#walk(relative: string): AsyncGenerator<StoredObject> {

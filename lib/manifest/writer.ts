@@ -24,7 +24,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
-import type { LogFile } from "../log_file.ts";
 import { publicationDelayMs } from "../event_types.ts";
 import {
   type ConfirmationListener,
@@ -47,7 +46,6 @@ import {
   type ListedWindow,
   manifestName,
   type SkippedLine,
-  type StoredFacts,
 } from "./format.ts";
 import type { Signer } from "./signing.ts";
 import type { ArchiveStore, ManifestLock } from "./store.ts";

@@ -45,7 +45,6 @@ test("blank or empty NO_PROXY entries match nothing", () => {
 
 test("proxyFor picks the variable for the scheme, lower case first, and honours NO_PROXY", () => {
   const https = new URL("https://api.openai.com/");
-  const http = new URL("http://127.0.0.1:8080/");
   assert.equal(proxyFor(https, {}), undefined);
   assert.equal(proxyFor(https, { HTTPS_PROXY: "http://a:1" }), "http://a:1");
   assert.equal(
