@@ -325,7 +325,8 @@ export async function removeStaleTemps(
 ): Promise<number> {
   let names: string[];
   try {
-    names = await readdir(dir);
+    // Absolute: Bun's readdir on Windows misses a relative path with backslashes (seen under Wine).
+    names = await readdir(resolve(dir));
   } catch (error) {
     if (codeOf(error) === "ENOENT") return 0;
     throw new CliError("io", `cannot list ${dir}: ${reason(error)}`, { cause: error });

@@ -13,7 +13,7 @@
  */
 import { existsSync } from "node:fs";
 import { lstat, readdir, readFile, rmdir, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import {
   directoryModeFor,
   ensureDir,
@@ -46,8 +46,16 @@ export class LocalArchiveStore implements ArchiveStore {
     this.label = root;
   }
 
+  /**
+   * The root as an absolute path for the file system calls: Bun's `readdir` on Windows (seen
+   * under Wine) does not find a relative path with backslashes that every other call finds.
+   */
+  get #base(): string {
+    return resolve(this.root);
+  }
+
   get #dir(): string {
-    return join(this.root, MANIFEST_DIR);
+    return join(this.#base, MANIFEST_DIR);
   }
 
   async manifests(): Promise<string[]> {
@@ -139,11 +147,11 @@ export class LocalArchiveStore implements ArchiveStore {
   }
 
   read(path: string): AsyncIterable<Uint8Array> {
-    return fileChunks(join(this.root, path), CHUNK_BYTES);
+    return fileChunks(join(this.#base, path), CHUNK_BYTES);
   }
 
   async *#walk(relative: string): AsyncGenerator<StoredObject> {
-    const dir = relative === "" ? this.root : join(this.root, relative);
+    const dir = relative === "" ? this.#base : join(this.#base, relative);
     let names: string[];
     try {
       names = (await readdir(dir)).sort();
