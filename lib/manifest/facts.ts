@@ -13,6 +13,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import type { StoredFacts } from "./format.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** Enough of a line to find its `timestamp` (events put it near the start). */
 const LINE_PREFIX_BYTES = 16 * 1024;
@@ -80,7 +81,7 @@ export class StoredFactsTracker {
       (this.#lineBytes === 1 && this.#prefix[0]?.[0] === 0x0d);
     if (!blank) {
       this.#lines++;
-      const text = new TextDecoder().decode(concat(this.#prefix, this.#prefixBytes));
+      const text = new TextDecoder().decode(concatBytes(this.#prefix, this.#prefixBytes));
       const timestamp = TIMESTAMP.exec(text)?.[1];
       if (timestamp !== undefined) {
         this.#first ??= timestamp;
@@ -91,15 +92,4 @@ export class StoredFactsTracker {
     this.#prefixBytes = 0;
     this.#lineBytes = 0;
   }
-}
-
-function concat(pieces: Uint8Array[], total: number): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
 }

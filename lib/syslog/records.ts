@@ -13,6 +13,7 @@
  * ```
  */
 import { isBlank } from "../destinations/_batching.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** How much of a line too long is kept, to find its `event_id` in. */
 const HEAD_BYTES = 4096;
@@ -20,18 +21,6 @@ const HEAD_BYTES = 4096;
 export type RecordItem =
   | { kind: "record"; line: number; bytes: Uint8Array }
   | { kind: "too-large"; line: number; size: number; head: Uint8Array };
-
-/** Joins `pieces` into one buffer of `total` bytes. */
-function join(pieces: Uint8Array[], total: number): Uint8Array {
-  if (pieces.length === 1) return pieces[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
-}
 
 /**
  * Every record of `chunks` (fresh buffers, never reused by their producer) in order with its
@@ -52,7 +41,7 @@ export async function* readRecords(
     if (head) {
       item = { kind: "too-large", line, size, head };
     } else {
-      let bytes = join(pieces, size);
+      let bytes = concatBytes(pieces, size);
       // A CR before the LF is part of the line ending, not of the record.
       if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, -1);
       if (!isBlank(bytes)) item = { kind: "record", line, bytes };
@@ -74,7 +63,7 @@ export async function* readRecords(
     size += piece.length;
     // One byte over: the CR of a CRLF is not counted against the limit.
     if (size > maxBytes + 1) {
-      head = join(pieces, size).slice(0, HEAD_BYTES);
+      head = concatBytes(pieces, size).slice(0, HEAD_BYTES);
       pieces = [];
     }
   };
