@@ -27,6 +27,7 @@ import type { LogFile } from "./log_file.ts";
 import type { Downloaded } from "./download.ts";
 import { CliError, GoneFileError } from "./errors.ts";
 import { publicationDelayMs } from "./event_types.ts";
+import { toMicros } from "./time.ts";
 import {
   type Entry,
   listEntries,
@@ -65,6 +66,10 @@ export interface DeliveryClient extends ListingClient {
   download(file: LogFile, spool: Spool, hooks: { onNote?: (text: string) => void }): Promise<
     Downloaded
   >;
+  /** Why a listed file is passed over without a download (an archive recorded it gone), if so. */
+  passOver?(file: LogFile): string | undefined;
+  /** No file of `eventType` can still appear before this time (an archive: what its runs listed). */
+  completeUntil?(eventType: string): string;
 }
 
 export interface EventTypeDelivery {
@@ -90,6 +95,7 @@ export interface EventTypeDelivery {
 export type Fetched =
   | { kind: "alreadyStored" }
   | { kind: "skippedByOperator"; reason: string }
+  | { kind: "passedOver"; reason: string }
   | { kind: "gone"; reason: "expired" | "unavailable"; error: GoneFileError }
   | { kind: "downloaded"; spool: Spool; downloaded: Downloaded };
 
@@ -127,6 +133,8 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   const fetchFile = async (file: LogFile): Promise<Fetched> => {
     const skipReason = job.checkpoint?.skipReason(eventType, file.id);
     if (skipReason !== undefined) return { kind: "skippedByOperator", reason: skipReason };
+    const passReason = client.passOver?.(file);
+    if (passReason !== undefined) return { kind: "passedOver", reason: passReason };
     await semaphore.acquire(signal);
     let spool: Spool | undefined;
     try {
@@ -187,7 +195,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
           listedAtMs,
           publicationDelayMs: publicationDelayMs(eventType),
           settleMs: settings.settleMs,
-          before: settings.before,
+          before: earlier(settings.before, client.completeUntil?.(eventType)),
         });
         await queue.push({ entry: { kind: "listingEnd", after } });
       }
@@ -260,12 +268,14 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
         recordGone(entry.file, entry.pageAfter, fetched.reason);
         continue;
       }
-      if (fetched.kind === "skippedByOperator") {
+      if (fetched.kind === "skippedByOperator" || fetched.kind === "passedOver") {
         stats.skippedFile();
         reporter.emit({
           event: "skip",
           id: entry.file.id,
-          reason: `skipped by the operator (state skip): ${fetched.reason}`,
+          reason: fetched.kind === "passedOver"
+            ? fetched.reason
+            : `skipped by the operator (state skip): ${fetched.reason}`,
         });
         confirmations.skip(entry.file, entry.pageAfter, fetched.reason);
         continue;
@@ -312,6 +322,12 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
   } finally {
     job.signal.removeEventListener("abort", stop);
   }
+}
+
+/** The earlier of two optional ISO times. */
+function earlier(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  return toMicros(b)! < toMicros(a)! ? b : a;
 }
 
 /**

@@ -24,8 +24,8 @@ export function parseLocation(text: string): Location {
 }
 
 /**
- * The local path an option names; a URL is a usage error naming the schemes that option takes
- * (none yet for the checkpoint), before anything is created.
+ * The local path an option names; a URL is a usage error naming the schemes that option takes,
+ * before anything is created.
  *
  * @example
  * ```ts
@@ -38,6 +38,34 @@ export function localPath(option: string, text: string): string {
   if (location.kind === "path") return location.path;
   throw usage(
     `${option} ${text}: ${option} takes a local file path; ${location.scheme}:// URLs are not ` +
+      `supported for it`,
+  );
+}
+
+/** `https://ACCOUNT.blob.core.windows.net/...`: the only https URLs `--state` takes. */
+const AZURE_BLOB_URL = /^https:\/\/[a-z0-9]{3,24}\.blob\.core\.windows\.net\//;
+
+/**
+ * What `--state` names: a local file, or a checkpoint in object storage (`s3://BUCKET/KEY`,
+ * `az://CONTAINER/KEY`, `https://ACCOUNT.blob.core.windows.net/CONTAINER/KEY`); any other URL is
+ * a usage error, before anything is created.
+ *
+ * @example
+ * ```ts
+ * stateLocation("state.json"); // "state.json"
+ * stateLocation("s3://bucket/jobs/auth.state.json"); // "s3://bucket/jobs/auth.state.json"
+ * stateLocation("ftp://host/state.json"); // throws: --state takes a file, s3:// or az://
+ * ```
+ */
+export function stateLocation(text: string): string {
+  const location = parseLocation(text);
+  if (location.kind === "path") return location.path;
+  if (location.scheme === "s3" || location.scheme === "az" || AZURE_BLOB_URL.test(text)) {
+    return text;
+  }
+  throw usage(
+    `--state ${text}: --state takes a local file path, s3://BUCKET/KEY, az://CONTAINER/KEY or ` +
+      `https://ACCOUNT.blob.core.windows.net/CONTAINER/KEY; ${location.scheme}:// URLs are not ` +
       `supported for it`,
   );
 }

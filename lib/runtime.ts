@@ -147,6 +147,14 @@ export function exit(code: number): never {
   process.exit(code);
 }
 
+/**
+ * A full garbage collection now, where the runtime offers one (Bun); undefined elsewhere. For a
+ * hot loop whose garbage the runtime's own collections let pile up (see `GarbageWatch`).
+ */
+export function fullCollection(): (() => void) | undefined {
+  return platform.fullCollection;
+}
+
 /** Which runtime runs us, for `--version`. */
 export function runtimeName(): string {
   return platform.name;

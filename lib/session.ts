@@ -11,13 +11,15 @@
  * await runSession(settings, env);
  * ```
  */
-import { existsSync } from "node:fs";
 import { Checkpoint } from "./checkpoint/model.ts";
+import { stateExists } from "./checkpoint/locate.ts";
+import { parseLocation } from "./locations.ts";
 import { destinationSecrets } from "./destinations/mod.ts";
 import { BrokenPipeError, CliError, TransientError } from "./errors.ts";
 import { type CommandContext, runCommand } from "./harness.ts";
 import { refuseSameFiles } from "./output_checks.ts";
-import { type PassPlan, runPass } from "./pass.ts";
+import { type PassContext, type PassPlan, runPass } from "./pass.ts";
+import { ArchiveSource } from "./archive_source.ts";
 import { openRunManifest } from "./manifest/open.ts";
 import type { ManifestWriter } from "./manifest/writer.ts";
 import { sleep } from "./retry.ts";
@@ -33,13 +35,13 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
   const { statePath } = settings;
   return runCommand(settings, env, async (context) => {
     await checkBeforeRequests(settings, env);
-    const checkpoint = await openCheckpoint(settings, context);
+    const checkpoint = await openCheckpoint(settings, context, env);
     let manifest: ManifestWriter | undefined;
     let failure: unknown;
     try {
       context.started();
       manifest = await openRunManifest({ ...settings, apiBase: settings.client.apiBase });
-      await passes(settings, { ...context, checkpoint, manifest });
+      await passes(settings, { ...context, ...sourceOf(settings, context), checkpoint, manifest });
     } catch (error) {
       failure = error;
     }
@@ -60,10 +62,13 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
     secrets: destinationSecrets(env),
     // What the delivered files are worth: a best-effort destination (a FIFO, syslog over TCP or
     // TLS) never says what its reader kept. Stdout's is the scripts' contract, said in the README.
-    summarize: (summary) =>
-      settings.destination.label === "stdout"
-        ? summary
-        : { ...summary, guarantee: settings.destination.guarantee },
+    summarize: (summary) => ({
+      ...summary,
+      ...(settings.destination.label === "stdout"
+        ? {}
+        : { guarantee: settings.destination.guarantee }),
+      ...(settings.fromArchive ? { source: `archive ${settings.fromArchive.label}` } : {}),
+    }),
     mapFailure: (error) =>
       error instanceof BrokenPipeError && statePath ? closedStdout(statePath) : error,
   });
@@ -75,7 +80,7 @@ export function runSession(settings: RunSettings, env: Env): Promise<void> {
  */
 async function passes(
   settings: RunSettings,
-  context: CommandContext & { checkpoint?: Checkpoint; manifest?: ManifestWriter },
+  context: PassContext & { checkpoint?: Checkpoint; manifest?: ManifestWriter },
 ): Promise<void> {
   const { reporter, signal } = context;
   const plan: PassPlan = {
@@ -106,19 +111,47 @@ async function passes(
 }
 
 /**
+ * Where the files come from: the API client, or with `--from-archive` the archive in the client's
+ * shape (lib/archive_source.ts), whose listed pages say so in their events.
+ */
+function sourceOf(
+  settings: RunSettings,
+  context: CommandContext,
+): Pick<PassContext, "client" | "reporter"> {
+  const archive = settings.fromArchive;
+  if (!archive) return { client: context.client, reporter: context.reporter };
+  const source = `archive ${archive.label}`;
+  return {
+    client: new ArchiveSource(archive, settings.selection, context.signal),
+    reporter: {
+      emit: (event) => context.reporter.emit(event.event === "page" ? { ...event, source } : event),
+    },
+  };
+}
+
+/**
  * What can be refused before any request: the destination's own checks (what `-o` is, whether
  * `--output-dir` is a directory, later credentials and reachability), and that no two of the
  * destination's files, `--state`, its lock and the key file are one file.
  */
 async function checkBeforeRequests(settings: RunSettings, env: Env): Promise<void> {
-  const { destination, statePath } = settings;
+  const { destination } = settings;
+  // A checkpoint in a store (`--state s3://...`) is no local file to compare.
+  const statePath = settings.statePath !== undefined &&
+      parseLocation(settings.statePath).kind === "path"
+    ? settings.statePath
+    : undefined;
   await refuseSameFiles([
     ...destination.localFiles.map(([label, path]) => [label, path] as [string, string]),
     ["--state", statePath],
     ["the lock of --state", statePath === undefined ? undefined : `${statePath}.lock`],
-    ["COMPLIANCE_API_KEY_FILE", env.COMPLIANCE_API_KEY ? undefined : env.COMPLIANCE_API_KEY_FILE],
+    [
+      "COMPLIANCE_API_KEY_FILE",
+      env.COMPLIANCE_API_KEY || settings.fromArchive ? undefined : env.COMPLIANCE_API_KEY_FILE,
+    ],
   ]);
   await destination.check();
+  await settings.fromArchive?.check();
 }
 
 /**
@@ -128,6 +161,7 @@ async function checkBeforeRequests(settings: RunSettings, env: Env): Promise<voi
 async function openCheckpoint(
   settings: RunSettings,
   context: CommandContext,
+  env: Env,
 ): Promise<Checkpoint | undefined> {
   const { statePath, selection } = settings;
   if (statePath === undefined) return undefined;
@@ -141,11 +175,12 @@ async function openCheckpoint(
       { all: selection.all },
     );
   // Checked before the open, which would create the file: a refused run leaves nothing behind.
-  if (!existsSync(statePath)) startRule();
+  if (!(await stateExists(statePath, env))) startRule();
   const checkpoint = await Checkpoint.open(
     statePath,
     selection.principal,
     selection.all ? "all" : selection.eventTypes,
+    { env },
   );
   try {
     startRule(checkpoint);

@@ -15,6 +15,7 @@ import type { Scope } from "./event_types.ts";
 import type { RetryPolicy } from "./retry.ts";
 import type { TimeArg } from "./time.ts";
 import type { ConfiguredDestination } from "./destinations/kind.ts";
+import type { ArchiveStore } from "./manifest/store.ts";
 
 /** The environment as the CLI sees it. */
 export type Env = Record<string, string | undefined>;
@@ -83,4 +84,15 @@ export interface RunSettings extends CommandSettings {
   intervalMs: number;
   /** `--manifest FILE` (for a run without an archive) and `--sign-key FILE` (lib/manifest/). */
   manifest?: { file?: string; signKey?: string };
+  /** `--from-archive DIR`: the files are read from this archive instead of the API. */
+  fromArchive?: ArchiveSourceSettings;
+}
+
+/** The archive a run reads its files from (lib/archive_source.ts), instead of the API. */
+export interface ArchiveSourceSettings {
+  /** As the user named it: `logs/`, `s3://bucket/prefix`. */
+  label: string;
+  store: ArchiveStore;
+  /** Refuses an archive that is not there (or holds no manifests), before any work. */
+  check(): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { runCli } from "./helpers/cli.ts";
 import { listTree } from "./helpers/compare.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
+import { recordsOf, withSiem } from "./helpers/siem.ts";
 import { startHecEmulator } from "./siem/hec_emulator.ts";
 
 const TOKEN = "3f0c5a2e-7b1d-4c9e-8a6f-0d2b4e6c8a10";
@@ -20,27 +21,21 @@ const stored = async (root: string) =>
   (await listTree(root)).filter((p) => p.endsWith(".jsonl") && !p.startsWith("_manifest"));
 
 test("--output-dir and -o hec+http:// are fed by one download per file", SLOW, async () => {
-  await withEmulator({ files: hourlyFiles(5) }, async (emulator) => {
-    const hec = await startHecEmulator({ tokens: { [TOKEN]: { ack: true } } });
-    try {
-      await withDir("oai-archive-siem-", async (dir) => {
-        const archive = join(dir, "logs");
-        const r = await runCli(
-          [PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", archive, "-o", hec.target],
-          { env: envFor(emulator, { SPLUNK_HEC_TOKEN: TOKEN }), timeoutMs: 90_000 },
-        );
-        assert.equal(r.code, 0, r.stderr);
-        const ids = idsOf(emulator);
-        for (const id of ids) assert.equal(emulator.downloadRequests(id).length, 1, id);
-        assert.equal((await stored(archive)).length, ids.length);
-        const records = (await Promise.all(ids.map((id) => emulator.contentOf(id))))
-          .flatMap((bytes) => new TextDecoder().decode(bytes).split("\n"))
-          .filter((line) => line.trim() !== "");
-        assert.equal(hec.events.length, records.length, "every record reached the SIEM");
-      });
-    } finally {
-      await hec.close();
-    }
+  const start = () => startHecEmulator({ tokens: { [TOKEN]: { ack: true } } });
+  await withSiem(hourlyFiles(5), start, async (hec, emulator) => {
+    await withDir("oai-archive-siem-", async (dir) => {
+      const archive = join(dir, "logs");
+      const r = await runCli(
+        [PRINCIPAL, "AUTH_LOG", "10", AFTER, "--output-dir", archive, "-o", hec.target],
+        { env: envFor(emulator, { SPLUNK_HEC_TOKEN: TOKEN }), timeoutMs: 90_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const ids = idsOf(emulator);
+      for (const id of ids) assert.equal(emulator.downloadRequests(id).length, 1, id);
+      assert.equal((await stored(archive)).length, ids.length);
+      const records = await recordsOf(emulator, ids);
+      assert.equal(hec.events.length, records.length, "every record reached the SIEM");
+    });
   });
 });
 

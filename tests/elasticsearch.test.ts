@@ -11,9 +11,9 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Emulator, FileSpec } from "./emulator/mod.ts";
-import { runCli } from "./helpers/cli.ts";
-import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { hourlyFiles, idsOf, withEmulator } from "./helpers/fixtures.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
+import { errorLine, eventIdsOf, recordsOf, runInto, withSiem } from "./helpers/siem.ts";
 import {
   type ElasticEmulator,
   type ElasticEmulatorOptions,
@@ -23,47 +23,22 @@ import {
 const API_KEY = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==";
 const FILES = hourlyFiles(6, { sizes: [1500, 0, 40_000, 333] });
 const STREAM = "logs-openai_chatgpt_enterprise.auth_log-default";
-const decoder = new TextDecoder();
-
-async function recordsOf(emulator: Emulator, ids: string[]): Promise<string[]> {
-  const records: string[] = [];
-  for (const id of ids) {
-    for (const line of decoder.decode(await emulator.contentOf(id)).split("\n")) {
-      const record = line.replace(/\r$/, "");
-      if (record.trim() !== "") records.push(record);
-    }
-  }
-  return records;
-}
-
-async function withElastic<T>(
+/** The `_bulk` emulator (with the test's API key) beside the API emulator serving `files`. */
+function withElastic<T>(
   options: ElasticEmulatorOptions,
   files: FileSpec[],
   fn: (es: ElasticEmulator, emulator: Emulator) => Promise<T>,
 ): Promise<T> {
-  return await withEmulator({ files }, async (emulator) => {
-    const es = await startElasticEmulator({ apiKeys: [API_KEY], ...options });
-    try {
-      return await fn(es, emulator);
-    } finally {
-      await es.close();
-    }
-  });
+  return withSiem(files, () => startElasticEmulator({ apiKeys: [API_KEY], ...options }), fn);
 }
 
-function run(emulator: Emulator, target: string, extra: string[] = [], env = {}) {
-  return runCli([PRINCIPAL, "AUTH_LOG", "10", AFTER, "-o", target, ...extra], {
-    env: envFor(emulator, {
-      ELASTIC_API_KEY: API_KEY,
-      OAI_COMPLIANCE_SIEM_BACKOFF_MS: "10",
-      ...env,
-    }),
-    timeoutMs: 90_000,
-  });
-}
-
-function errorLine(stderr: string): string {
-  return stderr.split("\n").find((l) => l.startsWith("error:")) ?? `(no error line) ${stderr}`;
+function run(
+  emulator: Emulator,
+  target: string,
+  extra: string[] = [],
+  env: Record<string, string | undefined> = {},
+) {
+  return runInto(emulator, target, extra, { ELASTIC_API_KEY: API_KEY, ...env });
 }
 
 test(
@@ -159,8 +134,8 @@ test(
     await withDir("oai-es-", async (dir) => {
       await withElastic({}, FILES, async (es, emulator) => {
         const ids = idsOf(emulator);
-        const records = (await recordsOf(emulator, [ids[2]])).map((r) => JSON.parse(r).event_id);
-        const early = (await recordsOf(emulator, [ids[0]])).map((r) => JSON.parse(r).event_id);
+        const records = await eventIdsOf(emulator, [ids[2]]);
+        const early = await eventIdsOf(emulator, [ids[0]]);
         es.failItem(early[1], {
           status: 429,
           type: "es_rejected_execution_exception",

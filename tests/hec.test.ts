@@ -11,55 +11,31 @@ import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Emulator, FileSpec } from "./emulator/mod.ts";
-import { runCli } from "./helpers/cli.ts";
-import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { hourlyFiles, idsOf, withEmulator } from "./helpers/fixtures.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
+import { errorLine, recordsOf, runInto, withSiem } from "./helpers/siem.ts";
 import { type HecEmulatorOptions, startHecEmulator } from "./siem/hec_emulator.ts";
 
 const TOKEN = "3f0c5a2e-7b1d-4c9e-8a6f-0d2b4e6c8a10";
 const FILES = hourlyFiles(6, { sizes: [1500, 0, 40_000, 333] });
-const decoder = new TextDecoder();
+type Hec = Awaited<ReturnType<typeof startHecEmulator>>;
 
-/** The records the emulator serves for `ids`: every non-blank line, without its line ending. */
-async function recordsOf(emulator: Emulator, ids: string[]): Promise<string[]> {
-  const records: string[] = [];
-  for (const id of ids) {
-    for (const line of decoder.decode(await emulator.contentOf(id)).split("\n")) {
-      const record = line.replace(/\r$/, "");
-      if (record.trim() !== "") records.push(record);
-    }
-  }
-  return records;
-}
-
-async function withHec<T>(
+/** The HEC emulator with `options`, beside the API emulator serving `files`, for `fn`. */
+function withHec<T>(
   options: HecEmulatorOptions,
   files: FileSpec[],
-  fn: (hec: Awaited<ReturnType<typeof startHecEmulator>>, emulator: Emulator) => Promise<T>,
+  fn: (hec: Hec, emulator: Emulator) => Promise<T>,
 ): Promise<T> {
-  return await withEmulator({ files }, async (emulator) => {
-    const hec = await startHecEmulator(options);
-    try {
-      return await fn(hec, emulator);
-    } finally {
-      await hec.close();
-    }
-  });
+  return withSiem(files, () => startHecEmulator(options), fn);
 }
 
-function run(emulator: Emulator, target: string, extra: string[] = [], env = {}) {
-  return runCli([PRINCIPAL, "AUTH_LOG", "10", AFTER, "-o", target, ...extra], {
-    env: envFor(emulator, {
-      SPLUNK_HEC_TOKEN: TOKEN,
-      OAI_COMPLIANCE_SIEM_BACKOFF_MS: "10",
-      ...env,
-    }),
-    timeoutMs: 90_000,
-  });
-}
-
-function errorLine(stderr: string): string {
-  return stderr.split("\n").find((l) => l.startsWith("error:")) ?? `(no error line) ${stderr}`;
+function run(
+  emulator: Emulator,
+  target: string,
+  extra: string[] = [],
+  env: Record<string, string | undefined> = {},
+) {
+  return runInto(emulator, target, extra, { SPLUNK_HEC_TOKEN: TOKEN, ...env });
 }
 
 test(

@@ -26,7 +26,7 @@ test("a URL of an unregistered scheme is exit 2 and creates nothing", SLOW, asyn
         ["--output-dir", "nosuch+scheme://bucket/prefix"],
         ["-o", "gopher://example.com/logs"],
         ["--output-dir", "https://example.com/not-a-storage-account"],
-        ["--state", "s3://bucket/state.json"],
+        ["--state", "ftp://host/state.json"],
       ]
     ) {
       const r = await runCli([PRINCIPAL, "AUTH_LOG", "10", AFTER, ...args], {

@@ -11,10 +11,10 @@ import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Emulator } from "./emulator/mod.ts";
 import { runCli } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
+import { checkpointedArgs, passedFiles, recordsOf, runKilledWhen } from "./helpers/siem.ts";
 import { OctetFrameReader } from "../lib/syslog/message.ts";
 import { type ReceivedMessage, rsyslogSkip, startRsyslog } from "./servers/rsyslog.ts";
 
@@ -37,19 +37,6 @@ function files() {
     ...hourlyFiles(6, { sizes: [3000, 0, 20_000, 700] }),
     { id: "eclf_edges", eventType: "AUTH_LOG", endTime: "2026-07-02T07:30:00Z", content: EDGES },
   ];
-}
-
-/** What each record of `ids` must arrive as: lines without endings, blank lines left out. */
-async function recordsOf(emulator: Emulator, ids: string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const id of ids) {
-    const text = decoder.decode(await emulator.contentOf(id));
-    for (const line of text.split("\n")) {
-      const record = line.endsWith("\r") ? line.slice(0, -1) : line;
-      if (record.trim() !== "") out.push(record);
-    }
-  }
-  return out;
 }
 
 function timestampOf(record: string): string | undefined {
@@ -285,46 +272,21 @@ for (
           { files: hourlyFiles(16, { sizes: [30_000] }), latencyMs: 60 },
           async (emulator) => {
             const state = join(dir, "state.json");
-            const args = [
-              PRINCIPAL,
-              "AUTH_LOG",
-              "5",
-              AFTER,
-              "--state",
-              state,
+            const target = `syslog+${input}://127.0.0.1:${rsyslog.ports[input]}`;
+            const args = checkpointedArgs(target, state, [
               "--concurrency",
               "1",
-              "-o",
-              `syslog+${input}://127.0.0.1:${rsyslog.ports[input]}`,
               "--syslog-facility",
               String(facility),
-            ];
+            ]);
             const ids = idsOf(emulator);
             const perFile = await Promise.all(ids.map((id) => recordsOf(emulator, [id])));
-            let timer: ReturnType<typeof setInterval> | undefined;
-            const killed = await runCli(args, {
-              env: envFor(emulator),
-              onSpawn: (child) => {
-                timer = setInterval(() => {
-                  if (rsyslog.messages(input, facility).length >= perFile[0].length * 5) {
-                    child.kill("SIGKILL");
-                  }
-                }, 5);
-              },
-            });
-            clearInterval(timer);
-            assert.equal(
-              killed.signal,
-              "SIGKILL",
-              `the run was killed mid-delivery: ${killed.stderr}`,
+            await runKilledWhen(
+              args,
+              envFor(emulator),
+              () => rsyslog.messages(input, facility).length >= perFile[0].length * 5,
             );
-            const cursor = JSON.parse(await readFile(state, "utf8").catch(() => "{}")).cursors
-              ?.AUTH_LOG;
-            const passed = new Set(ids.filter((id) => {
-              if (!cursor) return false;
-              const end = Date.parse(emulator.files.find((f) => f.id === id)!.endTime);
-              return end < Date.parse(cursor.after) || cursor.seen.includes(id);
-            }));
+            const passed = new Set((await passedFiles(emulator, state, ids)).passed);
             // RELP confirms as acknowledgements come; TCP when a connection closes cleanly (every 2 s).
             assert.ok(passed.size < ids.length, `${passed.size} files passed`);
             if (input === "relp") assert.ok(passed.size > 0, "acknowledged files were confirmed");

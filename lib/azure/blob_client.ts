@@ -18,7 +18,7 @@
  * ```
  */
 import { CliError, TransientError } from "../errors.ts";
-import { request } from "../http.ts";
+import { type Opened, openRequest, request, type RequestOptions } from "../http.ts";
 import { parseRetryAfter } from "../retry.ts";
 import type { AzureAccount } from "./credentials.ts";
 import { sharedKeyAuthorization } from "./shared_key.ts";
@@ -88,6 +88,25 @@ export class BlobClient {
 
   /** Sends one call and resolves with any answer (the caller judges the status). */
   async send(call: BlobCall): Promise<BlobAnswer> {
+    const { url, headers, options } = this.prepare(call);
+    const answer = await request(url, headers, {
+      ...options,
+      maxBytes: 4 * 1024 * 1024,
+      truncate: true,
+    });
+    return { status: answer.status, headers: answer.headers, text: answer.text };
+  }
+
+  /** Sends one call and resolves once its answer's headers came (the body is the caller's). */
+  open(call: BlobCall): Promise<Opened> {
+    const { url, headers, options } = this.prepare(call);
+    return openRequest(url, headers, options);
+  }
+
+  /** A call's URL, signed headers and request options. */
+  private prepare(
+    call: BlobCall,
+  ): { url: URL; headers: Record<string, string>; options: RequestOptions } {
     const url = this.url(call.container, call.blob, call.query);
     const headers: Record<string, string> = {
       "x-ms-date": new Date(this.options.now?.() ?? Date.now()).toUTCString(),
@@ -109,17 +128,18 @@ export class BlobClient {
     // fetch sets Content-Length itself from the body; it was only needed for the signature.
     const { "content-length": _, ...sent } = headers;
     const bytes = call.body?.length ?? 0;
-    const answer = await request(url, sent, {
-      method: call.method,
-      body: call.body,
-      // An upload gets time for its bytes on a slow link (at least 100 kB/s) besides the answer.
-      timeoutMs: (this.options.timeoutMs ?? 60_000) + Math.ceil(bytes / 100),
-      what: call.what,
-      signal: call.signal,
-      maxBytes: 4 * 1024 * 1024,
-      truncate: true,
-    });
-    return { status: answer.status, headers: answer.headers, text: answer.text };
+    return {
+      url,
+      headers: sent,
+      options: {
+        method: call.method,
+        body: call.body,
+        // An upload gets time for its bytes on a slow link (at least 100 kB/s) besides the answer.
+        timeoutMs: (this.options.timeoutMs ?? 60_000) + Math.ceil(bytes / 100),
+        what: call.what,
+        signal: call.signal,
+      },
+    };
   }
 
   /** Sends one call and returns its answer when its status is `expected`, else throws. */
@@ -160,7 +180,7 @@ export class BlobClient {
       return new CliError(
         "auth",
         `${said}; check ${this.account.source}: the key or SAS token must be valid for account ` +
-          `${this.account.name}, and a SAS must allow read, create and write on the container`,
+          `${this.account.name}, and a SAS must allow read, create, write and list on the container (sp=rcwl)`,
       );
     }
     if (answer.status === 404 && (code === "ContainerNotFound" || call.blob === undefined)) {

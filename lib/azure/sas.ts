@@ -7,14 +7,15 @@
  *
  * @example
  * ```ts
- * checkSasToken("sv=2021-12-02&sp=rcw&se=2030-01-01T00:00:00Z&sig=abc", "AZURE_STORAGE_SAS_TOKEN");
+ * checkSasToken("sv=2021-12-02&sp=rcwl&se=2030-01-01T00:00:00Z&sig=abc", "AZURE_STORAGE_SAS_TOKEN");
  * ```
  */
 import { CliError } from "../errors.ts";
 
 /**
  * Throws an `auth` error naming `source` when the token's `sp` lacks read (`r`, for the re-run's
- * check of what is stored) or write/create (`w` or `c`), or its `se` is past.
+ * check of what is stored), write/create (`w` or `c`) or list (`l`, for the manifests), or its
+ * `se` is past.
  */
 export function checkSasToken(token: string, source: string, nowMs: number = Date.now()): void {
   const params = new URLSearchParams(token.replace(/^\?/, ""));
@@ -26,6 +27,8 @@ export function checkSasToken(token: string, source: string, nowMs: number = Dat
     const missing = [
       ...(permissions.includes("r") ? [] : ["read (r)"]),
       ...(permissions.includes("w") || permissions.includes("c") ? [] : ["write (w)"]),
+      // The archive's manifests in PREFIX/_manifest/ are listed (lib/manifest/object_store.ts).
+      ...(permissions.includes("l") ? [] : ["list (l)"]),
     ];
     if (missing.length) {
       throw new CliError(
@@ -33,7 +36,7 @@ export function checkSasToken(token: string, source: string, nowMs: number = Dat
         `${source} does not allow ${
           missing.join(" or ")
         } (its permissions are sp=${permissions}); ` +
-          `the Blob destination needs read, create and write: generate a SAS with sp=rcw`,
+          `the Blob destination needs read, create, write and list: generate a SAS with sp=rcwl`,
       );
     }
   }

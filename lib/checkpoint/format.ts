@@ -173,7 +173,30 @@ export function readStateText(target: string, shown: string): Promise<string | u
  * ```
  */
 export async function writeState(target: string, shown: string, data: StateData): Promise<void> {
-  const text = JSON.stringify(data, null, 2) + "\n";
+  await writeStateText(target, shown, formatState(data));
+}
+
+/**
+ * A checkpoint as its file holds it: indented JSON and a final newline.
+ *
+ * @example
+ * ```ts
+ * formatState(emptyState("ws-1", "all")); // '{\n  "version": 2,\n  "principal": "ws-1", ...'
+ * ```
+ */
+export function formatState(data: StateData): string {
+  return JSON.stringify(data, null, 2) + "\n";
+}
+
+/**
+ * Replaces the state file `target` (named `shown` in messages) with `text`, as `writeState`.
+ *
+ * @example
+ * ```ts
+ * await writeStateText("s.json", "s.json", formatState(emptyState("ws-1", ["AUTH_LOG"])));
+ * ```
+ */
+export async function writeStateText(target: string, shown: string, text: string): Promise<void> {
   try {
     await writeFileAtomic(target, text, 0o600);
   } catch (error) {

@@ -25,10 +25,8 @@
  * }
  * ```
  */
-import { unlink } from "node:fs/promises";
-import { basename, dirname } from "node:path";
-import { removeStaleTemps } from "../atomic.ts";
-import { CliError, codeOf, reason } from "../errors.ts";
+import { CliError } from "../errors.ts";
+import type { Env } from "../settings.ts";
 import { COMMAND, resetCommand, skipCommand } from "./_common.ts";
 import {
   checkJob,
@@ -36,6 +34,7 @@ import {
   type Cursor,
   describeTypes,
   emptyState,
+  formatState,
   type GoneEntry,
   isVersion1,
   type JobEventTypes,
@@ -43,15 +42,12 @@ import {
   MAX_GONE_PER_TYPE,
   MAX_SKIPPED_PER_TYPE,
   parseState,
-  readStateText,
-  requireDirectory,
   type SkipEntry,
   type StateData,
-  stateTarget,
   tracksType,
-  writeState,
 } from "./format.ts";
-import { acquireLock, assertStillHeld, type HeldLock, releaseLock } from "./lock.ts";
+import { openStateStore } from "./locate.ts";
+import type { StateLock, StateStore, StoredState } from "./store.ts";
 import { LEGACY_ALL_EVENT_TYPES } from "../event_types.ts";
 
 export interface OpenOptions {
@@ -60,6 +56,8 @@ export interface OpenOptions {
    * until the first `markDelivered`/`advance`: meant for read-only uses such as `--list`.
    */
   lock?: boolean;
+  /** Where credentials come from for a checkpoint in a store (`s3://`, `az://`). */
+  env?: Env;
 }
 
 /** The listed file a gone record is about (a `LogFile` is one). */
@@ -69,25 +67,29 @@ export interface GoneFile {
 }
 
 export class Checkpoint {
-  readonly #target: string;
+  readonly #store: StateStore;
   #data: StateData;
-  #lock: HeldLock | undefined;
+  /** The version of the checkpoint last read or written (undefined: none stored yet). */
+  #version: string | undefined;
+  #lock: StateLock | undefined;
   #closed = false;
   #writes: Promise<unknown> = Promise.resolve();
 
   private constructor(
     /** The path as given (used in messages). */
     readonly path: string,
-    target: string,
+    store: StateStore,
     data: StateData,
-    lock: HeldLock | undefined,
+    version: string | undefined,
+    lock: StateLock | undefined,
     /** True when a lock left by a dead run was taken over; say so to the user. */
     readonly tookOverStaleLock: boolean,
     /** Why that lock was judged stale (e.g. "pid 123 is no longer running"). */
     readonly staleLockReason: string | undefined,
   ) {
-    this.#target = target;
+    this.#store = store;
     this.#data = data;
+    this.#version = version;
     this.#lock = lock;
   }
 
@@ -116,43 +118,47 @@ export class Checkpoint {
     if (types !== "all" && (types.length === 0 || types.includes(""))) {
       throw new Error("Checkpoint.open: event types must be non-empty strings");
     }
-    await requireDirectory(path);
-    const target = await stateTarget(path);
-    // Checked before the lock too: a state path leading to a device, a FIFO or some other odd
-    // file must not make us create `<that>.lock` beside it (in /dev, say) before refusing it.
-    await readStateText(target, path);
+    const store = await openStateStore(path, options.env);
+    await store.prepare();
 
-    let lock: HeldLock | undefined;
-    let tookOver: string | undefined;
-    if (options.lock ?? true) {
-      ({ lock, tookOver } = await acquireLock(target, path));
-    }
+    const lock = (options.lock ?? true) ? await store.lock() : undefined;
     try {
-      const text = await readStateText(target, path);
+      const found = await store.read();
       let data: StateData;
-      if (text === undefined) {
+      let version = found?.version;
+      if (found === undefined) {
         data = emptyState(principal, types);
         // A locking run creates it now rather than on its first delivery: an unwritable location
         // fails before anything is downloaded, and the file pins the job's principal and event
         // types at once. An unlocked (read-only) open, such as `--list`, leaves no trace.
-        if (lock) await writeState(target, path, data);
+        if (lock) version = await store.write(formatState(data), undefined);
       } else {
-        data = parseState(text, path);
+        data = parseState(found.text, path);
         // An old `all` file: kept as `all` from its next write on.
-        if (checkJob(data, path, principal, types, isVersion1(text))) data.eventTypes = "all";
+        if (checkJob(data, path, principal, types, isVersion1(found.text))) {
+          data.eventTypes = "all";
+        }
       }
-      if (lock) {
-        // Temps of the state file and of the lock left by a run killed while writing them.
-        const dir = dirname(target);
-        await removeStaleTemps(dir, { finalName: basename(target) });
-        await removeStaleTemps(dir, { finalName: `${basename(target)}.lock` });
-      }
-      return new Checkpoint(path, target, data, lock, tookOver !== undefined, tookOver);
+      const tookOver = lock?.tookOver;
+      const checkpoint = new Checkpoint(
+        path,
+        store,
+        data,
+        version,
+        lock,
+        tookOver !== undefined,
+        tookOver,
+      );
+      checkpoint.existed = found !== undefined;
+      return checkpoint;
     } catch (error) {
-      if (lock) await releaseLock(lock);
+      if (lock) await lock.release();
       throw error;
     }
   }
+
+  /** Whether the checkpoint existed when opened (a locking open creates a missing one). */
+  existed = false;
 
   /** The principal this checkpoint belongs to. */
   get principal(): string {
@@ -289,7 +295,7 @@ export class Checkpoint {
     await this.#writes;
     const lock = this.#lock;
     this.#lock = undefined;
-    if (lock) await releaseLock(lock);
+    if (lock) await lock.release();
   }
 
   /** The cursor of `eventType` once file `id` of the page listed with `pageAfter` is passed. */
@@ -306,8 +312,8 @@ export class Checkpoint {
     const snapshot = structuredClone(this.#data);
     const lock = this.#lock;
     const write = this.#writes.then(async () => {
-      if (lock) await assertStillHeld(lock, this.path);
-      await writeState(this.#target, this.path, snapshot);
+      if (lock) await lock.assertHeld();
+      this.#version = await this.#store.write(formatState(snapshot), this.#version);
     });
     this.#writes = write.catch(() => {});
     return write;
@@ -333,9 +339,10 @@ export class Checkpoint {
  * await resetState("s.json", "AUTH_LOG");
  * ```
  */
-export async function resetState(path: string, eventType?: string): Promise<void> {
-  await underLock(path, "reset", async (target, text) => {
-    if (text === undefined) return; // removed meanwhile: the reset is done
+export async function resetState(path: string, eventType?: string, env?: Env): Promise<void> {
+  await underLock(path, "reset", env, async (store, found) => {
+    if (found === undefined) return; // removed meanwhile: the reset is done
+    const { text, version } = found;
     if (eventType === undefined) {
       if (!looksLikeState(text)) {
         throw new CliError(
@@ -343,17 +350,14 @@ export async function resetState(path: string, eventType?: string): Promise<void
           `${path} does not look like an ${COMMAND} state file; not deleting it (delete it by hand if you are sure)`,
         );
       }
-      await unlink(target).catch((error) => {
-        if (codeOf(error) === "ENOENT") return;
-        throw new CliError("io", `cannot delete ${path}: ${reason(error)}`, { cause: error });
-      });
+      await store.remove(version);
       return;
     }
     const data = parseForEdit(text, path, `cannot reset only ${eventType}`);
     requireTracked(data, path, eventType);
     if (!(eventType in data.cursors)) return;
     delete data.cursors[eventType];
-    await writeState(target, path, data);
+    await store.write(formatState(data), version);
   });
 }
 
@@ -376,40 +380,42 @@ export async function skipFile(
   eventType: string,
   id: string,
   why: string,
+  env?: Env,
 ): Promise<void> {
   requireText("id", id);
   if (why.trim() === "") throw new CliError("usage", "--reason must not be empty");
-  await underLock(path, "skip", async (target, text) => {
-    if (text === undefined) {
+  await underLock(path, "skip", env, async (store, found) => {
+    if (found === undefined) {
       throw new CliError("state", `state file ${path} was removed meanwhile; nothing recorded`);
     }
-    const data = parseForEdit(text, path, `cannot skip ${id}`);
+    const data = parseForEdit(found.text, path, `cannot skip ${id}`);
     requireTracked(data, path, eventType);
     const entry: SkipEntry = { id, reason: why, skipped_at: new Date().toISOString() };
     const others = (data.skipped[eventType] ?? []).filter((s) => s.id !== id);
     data.skipped[eventType] = appendBounded(others, entry, MAX_SKIPPED_PER_TYPE);
-    await writeState(target, path, data);
+    await store.write(formatState(data), found.version);
   });
 }
 
 /**
- * Runs `edit` with the text of the existing state file at `path` (undefined if it was removed
- * while the lock was taken), holding its lock.
+ * Runs `edit` with the existing checkpoint at `path` (undefined if it was removed while the lock
+ * was taken), holding its lock.
  */
 async function underLock(
   path: string,
   verb: string,
-  edit: (target: string, text: string | undefined) => Promise<void>,
+  env: Env | undefined,
+  edit: (store: StateStore, found: StoredState | undefined) => Promise<void>,
 ): Promise<void> {
-  if ((await readStateText(path, path)) === undefined) {
+  const store = await openStateStore(path, env);
+  if ((await store.read()) === undefined) {
     throw new CliError("state", `state file ${path} does not exist; nothing to ${verb}`);
   }
-  const target = await stateTarget(path);
-  const { lock } = await acquireLock(target, path);
+  const lock = await store.lock();
   try {
-    await edit(target, await readStateText(target, path));
+    await edit(store, await store.read());
   } finally {
-    await releaseLock(lock);
+    await lock.release();
   }
 }
 

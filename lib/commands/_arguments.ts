@@ -20,7 +20,8 @@ import {
   type Scope,
   scopeOf,
 } from "../event_types.ts";
-import { localPath } from "../locations.ts";
+import { parseLocation, stateLocation } from "../locations.ts";
+import { parseStateUrl } from "../checkpoint/object_state.ts";
 import type { OptionTable, OptionValues } from "../options.ts";
 import type { CommandSettings, Env } from "../settings.ts";
 import { parseDuration, parseTimeArg } from "../time.ts";
@@ -286,7 +287,8 @@ export const SHARED_OPTIONS = {
     type: "string",
     arg: "FILE",
     help: "durable checkpoint, one cursor per event type: resume where the last\n" +
-      "run stopped (read it with 'state show FILE', clear it with 'state reset FILE')",
+      "run stopped (read it with 'state show FILE', clear it with 'state reset FILE');\n" +
+      "a local file, or s3://BUCKET/KEY or az://CONTAINER/KEY (locked by a lease)",
   },
   settle: {
     type: "string",
@@ -350,7 +352,13 @@ export function parseCommandSettings(
   v: OptionValues<typeof SHARED_OPTIONS>,
   positionals: string[],
   env: Env,
-  options: { defaultSettleMs: number; now?: Date; downloadsPerMinute?: number },
+  options: {
+    defaultSettleMs: number;
+    now?: Date;
+    downloadsPerMinute?: number;
+    /** The command asks nothing of the API (`run --from-archive`): no key is read. */
+    keyless?: boolean;
+  },
 ): CommandSettings {
   const now = options.now ?? new Date();
   const warnings: string[] = [];
@@ -366,7 +374,9 @@ export function parseCommandSettings(
     throw usage("give the page size either as <limit> or as --limit, not both");
   }
   if (v.state === "") throw usage("--state needs a path");
-  const statePath = v.state === undefined ? undefined : localPath("--state", v.state);
+  const statePath = v.state === undefined ? undefined : stateLocation(v.state);
+  // A checkpoint in a store: its URL's shape is checked here, its store only when opened.
+  if (statePath !== undefined && parseLocation(statePath).kind === "url") parseStateUrl(statePath);
   const afterText = afterArg ?? v.after;
   const logFormat = v["log-format"] ?? "plain";
   if (logFormat !== "plain" && logFormat !== "json") {
@@ -390,7 +400,7 @@ export function parseCommandSettings(
   const apiBase = parseApiBase(v["api-base"] ?? env.COMPLIANCE_API_BASE ?? DEFAULT_API_BASE);
   const seconds = (text: string | undefined, name: string, fallback: number) =>
     text === undefined ? fallback : positiveDuration(text, name);
-  const { key, source } = readKey(env, warnings);
+  const { key, source } = options.keyless ? { key: "", source: "" } : readKey(env, warnings);
   return {
     selection: { principal, scope, eventTypes, all, after },
     listing: {

@@ -10,7 +10,6 @@
  * await command.main(["ws-1", "AUTH_LOG", "--after", "24h"], env);
  * ```
  */
-import { existsSync } from "node:fs";
 import type { Command } from "./contract.ts";
 import {
   ARGUMENTS_HELP,
@@ -88,12 +87,12 @@ function printListing(settings: CommandSettings, env: Env): Promise<void> {
       statePath,
       selection.principal,
       selection.all ? "all" : selection.eventTypes,
-      { lock: false },
+      { lock: false, env },
     );
     try {
       const cursors = statePath === undefined
         ? undefined
-        : existsSync(statePath)
+        : checkpoint?.existed
         ? { path: statePath, cursor: (type: string) => checkpoint?.cursor(type) }
         : { path: statePath };
       const { starts, warnings } = startsOf(selection.eventTypes, selection.after?.iso, cursors, {

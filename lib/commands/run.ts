@@ -30,6 +30,7 @@ import {
 } from "../destinations/mod.ts";
 import { fanOut } from "../destinations/fan_out.ts";
 import { optionHelp } from "../options.ts";
+import { configureArchiveSource } from "../archive_source.ts";
 import type { Env, RunSettings } from "../settings.ts";
 import { writeStdout } from "../runtime.ts";
 
@@ -46,6 +47,13 @@ const RUN_OPTIONS = {
     type: "string",
     arg: "DIR",
     help: "one file per log: DIR/<event_type>/<YYYY-MM-DD>/<id>.jsonl, exactly once",
+  },
+  "from-archive": {
+    type: "string",
+    arg: "DIR",
+    help: "read the files from an archive this tool wrote (an --output-dir, local or\n" +
+      "a bucket) instead of the API, each verified against its manifest: no key,\n" +
+      "no API quota; give it its own --state (e.g. to feed a SIEM added later)",
   },
   concurrency: {
     type: "string",
@@ -135,6 +143,7 @@ Examples:
   oai-compliance-logs org-p13k3klgno5cqxbf0q8hpgrk APP_LOG 100 2026-07-01 -o output.jsonl
   oai-compliance-logs --after 24h --state state.json --output-dir logs/ org-p13k3klgno5cqxbf0q8hpgrk APP_LOG,COSTS
   oai-compliance-logs --follow --after 7d --state s.json --output-dir logs/ --log-format json org-p13k3klgno5cqxbf0q8hpgrk all
+  oai-compliance-logs --from-archive logs/ -o hec+https://splunk:8088 --state siem.state.json org-p13k3klgno5cqxbf0q8hpgrk APP_LOG 100 7d
 
 Environment:
   COMPLIANCE_API_KEY, COMPLIANCE_API_KEY_FILE  the key, or a file holding it (trimmed)
@@ -171,19 +180,18 @@ export function parseRunArgs(
     throw usage("--follow needs --state FILE to remember where it is between polls");
   }
   if (v.interval !== undefined && !v.follow) throw usage("--interval needs --follow");
+  const fromArchive = v["from-archive"];
   const settings = parseCommandSettings(v, positionals, env, {
     defaultSettleMs: v.follow ? 120_000 : 0,
+    keyless: fromArchive !== undefined,
     now,
     downloadsPerMinute: v["max-downloads-per-minute"] === undefined
       ? undefined
       : parseInteger(v["max-downloads-per-minute"], "--max-downloads-per-minute", 1, 10_000),
   });
+  const context = { follow: Boolean(v.follow), statePath: settings.statePath, env };
   // An archive and a SIEM named together are fed by one download (lib/destinations/fan_out.ts).
-  const destination = fanOut(resolveDestinations(v, {
-    follow: Boolean(v.follow),
-    statePath: settings.statePath,
-    env,
-  }, kinds));
+  const destination = fanOut(resolveDestinations(v, context, kinds));
   return {
     ...settings,
     destination,
@@ -193,6 +201,9 @@ export function parseRunArgs(
     follow: Boolean(v.follow),
     intervalMs: v.interval === undefined ? 300_000 : positiveDuration(v.interval, "--interval"),
     manifest: manifestOptions(v.manifest, v["sign-key"], destination.archive !== undefined),
+    fromArchive: fromArchive === undefined
+      ? undefined
+      : configureArchiveSource(fromArchive, context, v["output-dir"]),
   };
 }
 

@@ -13,15 +13,11 @@
  * ```
  */
 import { parseArgs } from "node:util";
-import {
-  loadState,
-  MAX_GONE_PER_TYPE,
-  MAX_SKIPPED_PER_TYPE,
-  stateTarget,
-} from "../checkpoint/format.ts";
-import { describeLock } from "../checkpoint/lock.ts";
+import { MAX_GONE_PER_TYPE, MAX_SKIPPED_PER_TYPE, parseState } from "../checkpoint/format.ts";
+import { openStateStore } from "../checkpoint/locate.ts";
 import { MAX_SKIP_REASON, resetState, skipFile } from "../checkpoint/model.ts";
 import { CliError } from "../errors.ts";
+import type { Env } from "../settings.ts";
 import { writeStdout } from "../runtime.ts";
 import { escapeControls } from "../terminal.ts";
 import type { Command } from "./contract.ts";
@@ -34,7 +30,9 @@ const HELP = `Usage: oai-compliance-logs state show <state_file>
        oai-compliance-logs state reset <state_file> [event_type]
        oai-compliance-logs state skip <state_file> <event_type> <id> --reason TEXT
 
-Reads or changes a --state checkpoint, without contacting the API.
+Reads or changes a --state checkpoint, without contacting the API. <state_file> is a local
+file, or a checkpoint in a store (s3://BUCKET/KEY, az://CONTAINER/KEY), with the credentials
+a run takes.
 
 Commands:
   show <state_file>     print the principal, the event types (\`all\`: the route's, resolved at
@@ -160,8 +158,11 @@ function checkReason(reason: string | undefined): string {
  * // ...
  * ```
  */
-export async function showState(path: string): Promise<string> {
-  const data = await loadState(path);
+export async function showState(path: string, env: Env = {}): Promise<string> {
+  const store = await openStateStore(path, env);
+  const found = await store.read();
+  if (found === undefined) throw new CliError("state", `state file ${path} does not exist`);
+  const data = parseState(found.text, path);
   // With `all`, the types that have anything recorded (the route's list may grow).
   const types = data.eventTypes === "all"
     ? [...new Set([data.cursors, data.gone, data.skipped].flatMap(Object.keys))].sort()
@@ -202,7 +203,7 @@ export async function showState(path: string): Promise<string> {
       out.push(row("", `skipped: ${skip.id} (${skip.skipped_at}: ${skip.reason})`));
     }
   }
-  out.push(row("lock", await describeLock(await stateTarget(path), path)));
+  out.push(row("lock", await store.describeLock()));
   return out.join("\n");
 }
 
@@ -212,18 +213,18 @@ export const command: Command = {
   name: "state",
   summary: "show, reset or skip a file in a --state checkpoint",
   help: HELP,
-  async main(argv) {
+  async main(argv, env) {
     const request = parseStateArgs(argv);
     switch (request.action) {
       case "help":
         return writeStdout(encoder.encode(HELP + "\n"));
       case "show":
-        return writeStdout(encoder.encode((await showState(request.path)) + "\n"));
+        return writeStdout(encoder.encode((await showState(request.path, env)) + "\n"));
       case "reset":
-        return resetState(request.path, request.eventType);
+        return resetState(request.path, request.eventType, env);
       case "skip": {
         const { path, eventType, id, reason } = request;
-        await skipFile(path, eventType, id, reason);
+        await skipFile(path, eventType, id, reason, env);
         const line = `recorded in ${path}: later runs pass ${eventType} file ${id} without ` +
           `downloading it`;
         return writeStdout(encoder.encode(escapeControls(line, "") + "\n"));

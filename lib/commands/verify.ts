@@ -14,7 +14,7 @@
 import { stat } from "node:fs/promises";
 import type { Command } from "./contract.ts";
 import { parseCommandSettings, SHARED_OPTIONS } from "./_arguments.ts";
-import { CliError, codeOf, helpInstead, reason, usage } from "../errors.ts";
+import { CliError, codeOf, helpInstead, reason, registerSecret, usage } from "../errors.ts";
 import { parseLocation } from "../locations.ts";
 import { optionHelp, parseOptions } from "../options.ts";
 import { exit, stderrIsTerminal, writeStderr, writeStdout } from "../runtime.ts";
@@ -56,7 +56,9 @@ export const OPTIONS = {
 
 export const HELP = `Usage: oai-compliance-logs verify [options] <dir>
 
-Checks an --output-dir archive against the manifests its runs wrote in <dir>/_manifest/:
+Checks an --output-dir archive against the manifests its runs wrote in <dir>/_manifest/
+(<dir> may be s3://BUCKET/PREFIX or az://CONTAINER/PREFIX, read with the credentials a run
+into it uses):
 re-reads every stored file (decompressing .gz) and reports files altered, missing or
 unexpected, breaks in each job's manifest chain (a changed, removed or unsigned manifest),
 time ranges no run listed, duplicates, and the gone and skipped files the runs recorded
@@ -126,12 +128,17 @@ export function parseVerifyArgs(argv: string[]): VerifyArgs | undefined {
 
 /** Runs the verification; resolves with whether the archive is intact. */
 export async function verifyArchive(args: VerifyArgs, env: Env): Promise<boolean> {
-  const [{ resolveDestinations }, { checkArchive }, { buildReport, renderText }] = await Promise
-    .all([
-      import("../destinations/mod.ts"),
-      import("../verify/check.ts"),
-      import("../verify/report.ts"),
-    ]);
+  const [
+    { resolveDestinations, destinationSecrets },
+    { checkArchive },
+    { buildReport, renderText },
+  ] = await Promise.all([
+    import("../destinations/mod.ts"),
+    import("../verify/check.ts"),
+    import("../verify/report.ts"),
+  ]);
+  // A bucket is read with the credentials a run into it uses: redacted from all output alike.
+  for (const secret of destinationSecrets(env)) registerSecret(secret);
   const [destination] = resolveDestinations({ "output-dir": args.archive }, {
     follow: false,
     env,
@@ -141,6 +148,7 @@ export async function verifyArchive(args: VerifyArgs, env: Env): Promise<boolean
     throw usage(`verify cannot read ${args.archive} yet: no archive reader for that kind`);
   }
   if (parseLocation(args.archive).kind !== "url") await refuseMissingDirectory(args.archive);
+  else await refuseEmptyPrefix(store);
   const publicKey = args.publicKey === undefined
     ? undefined
     : await (await import("../manifest/signing.ts")).loadPublicKey(args.publicKey);
@@ -219,6 +227,18 @@ function justAfter(iso: string): string {
   const micros = toMicros(iso)! + 1n;
   const seconds = new Date(Number(micros / 1_000_000n) * 1000).toISOString().slice(0, 19);
   return `${seconds}.${String(micros % 1_000_000n).padStart(6, "0")}Z`;
+}
+
+/** A bucket prefix with nothing under it is a mistyped name, not an intact empty archive. */
+async function refuseEmptyPrefix(
+  store: import("../manifest/store.ts").ArchiveStore,
+): Promise<void> {
+  if ((await store.manifests()).length > 0) return;
+  for await (const _ of store.objects()) return;
+  throw new CliError(
+    "io",
+    `cannot verify ${store.label}: nothing is stored under it; name the --output-dir of a run`,
+  );
 }
 
 async function refuseMissingDirectory(path: string): Promise<void> {

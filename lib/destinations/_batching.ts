@@ -3,11 +3,14 @@
  * OpenSearch `_bulk` in `elasticsearch.ts`) share: one `Destination` over a small
  * `BatchProtocol`, which only encodes a record and makes one attempt at sending a batch.
  *
- * - Records are read line by line from the verified spool (`FileSpool.stream()`, split here
+ * - Records are read line by line from the verified spool (`FileSpool.writeInto`, split here
  *   without a copy per line), so memory is bounded by the batches in flight, whatever the file's
  *   size. A record is a line without its LF or CRLF; blank lines are not records. Each batch is
  *   one buffer its records are encoded into (one small typed array per record would cost the
- *   runtimes' allocators far more memory than the records themselves).
+ *   runtimes' allocators far more memory than the records themselves), reused batch after batch.
+ * - Memory stays under 150 MB whatever `--concurrency` says: at most `SPOOLS_AHEAD` downloads run
+ *   ahead of the delivery (`SpoolsAhead`), records are encoded from their bytes where the
+ *   protocol can (`encodeBytes`), and `GarbageWatch` has Bun collect what they leave behind.
  * - Batches are bounded by count and bytes and gather records across files; the open batch is
  *   sent when full, `lingerMs` after the last file was taken, or at `finish`. At most `inFlight`
  *   batches are sent at once (the next record waits for room).
@@ -31,9 +34,11 @@
  * ```
  */
 import { readFileSync } from "node:fs";
+import process from "node:process";
 import { CliError, codeOf, reason, registerSecret, TransientError, usage } from "../errors.ts";
 import { backoffDelay, retryDelay, type RetryNotice, type RetryPolicy, sleep } from "../retry.ts";
 import { isLiteralLoopback } from "../urls.ts";
+import { fullCollection } from "../runtime.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Receipt } from "./contract.ts";
 import { type FileSpool, RunSpools } from "./spool.ts";
@@ -61,12 +66,33 @@ export interface RecordOrigin {
   line: number;
 }
 
-/** What a protocol makes of one record. */
-export interface EncodedRecord {
-  /** What the record adds to a batch's body. */
-  text: string;
-  /** The record's `event_id`, when it has one (for messages). */
-  eventId?: string;
+/** In an `EncodedRecord`'s parts: the record's own bytes, as read. */
+export const RECORD = { record: "as-is" } as const;
+/** In an `EncodedRecord`'s parts: the record's bytes escaped as the inside of a JSON string. */
+export const RECORD_ESCAPED = { record: "escaped" } as const;
+/** A piece of what a record adds to a batch: text, or the record itself (see `RECORD`). */
+export type EncodedPart = string | typeof RECORD | typeof RECORD_ESCAPED;
+
+/**
+ * What a protocol makes of one record: `text`, or `parts` written one after another. Parts that
+ * name the record are copied (or escaped) from its bytes straight into the batch, so no string
+ * of the record is made for the batch; from `encodeBytes`, no string of it at all (under Bun,
+ * decoding, parsing and re-encoding every record was garbage collected late, and with it a
+ * large delivery's peak memory was 20-30 MB higher).
+ */
+export type EncodedRecord =
+  & {
+    /** The record's `event_id`, when it has one (for messages). */
+    eventId?: string;
+  }
+  & ({ text: string; parts?: undefined } | { parts: readonly EncodedPart[]; text?: undefined });
+
+/** What `encoded` adds to a batch, as text, for `record` (the line as text). */
+export function encodedText(encoded: EncodedRecord, record: string): string {
+  if (encoded.parts === undefined) return encoded.text;
+  return encoded.parts.map((part) =>
+    part === RECORD ? record : part === RECORD_ESCAPED ? JSON.stringify(record).slice(1, -1) : part
+  ).join("");
 }
 
 /** One record in a batch. */
@@ -107,6 +133,12 @@ export interface BatchProtocol {
   readonly sizeHint: string;
   /** `record` is the line as text, without its line ending. */
   encode(record: string, origin: RecordOrigin): EncodedRecord;
+  /**
+   * The same from the line's bytes, without a string of it, when the protocol can
+   * (`scanJsonRecord` in lines.ts tells it what it needs, and that the bytes are UTF-8, which
+   * parts naming the record need); undefined sends it to `encode`.
+   */
+  encodeBytes?(record: Uint8Array, origin: RecordOrigin): EncodedRecord | undefined;
   send(items: readonly BatchItem[], signal: AbortSignal): Promise<SendOutcome>;
 }
 
@@ -123,6 +155,66 @@ export interface BatchingOptions {
   maxRecordBytes?: number;
   /** Hears each retry (counted and shown like the API's). */
   onRetry?: (notice: RetryNotice) => void;
+}
+
+/**
+ * Downloads a record-sending destination lets run ahead of it (in flight, or done and waiting
+ * their turn), whatever `--concurrency` says. It takes records at tens of MB/s, far below what
+ * downloads reach, so more downloads ahead only fill memory: each holds its answer's buffered
+ * chunks and its spool's 2 MiB of write buffers. Measured under Bun, 40 files of 4 MiB into
+ * `_bulk` at `--concurrency 16` peaked at 280 MB without this bound, 125-130 MiB with it; two
+ * keep the next file ready while one is delivered (and at the API's pace of 50 downloads a
+ * minute, two in flight keep up with it unless a download takes longer than 2.4 s).
+ */
+export const SPOOLS_AHEAD = 2;
+
+/**
+ * Hands out spools to at most `limit` downloads at once that the destination has not taken yet:
+ * a slot is given back when the file's turn comes (`handedOver`) or when its spool is thrown
+ * away unsent (a file gone, a failed download). Slots go in the order asked for, which is the
+ * listing's, so the file the destination waits for is never behind one it does not.
+ */
+export class SpoolsAhead {
+  #free: number;
+  #waiting: Array<() => void> = [];
+  #held = new WeakMap<object, () => void>();
+
+  constructor(limit = SPOOLS_AHEAD) {
+    this.#free = limit;
+  }
+
+  /** A spool from `make`, once a slot is free. */
+  async take<S extends { discard(): Promise<void> }>(make: () => Promise<S>): Promise<S> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    };
+    let spool: S;
+    try {
+      spool = await make();
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const discard = spool.discard.bind(spool);
+    spool.discard = () => {
+      release();
+      return discard();
+    };
+    this.#held.set(spool, release);
+    return spool;
+  }
+
+  /** The spool's file is being delivered: its slot goes to the next download. */
+  handedOver(spool: object): void {
+    this.#held.get(spool)?.();
+  }
 }
 
 /** The body of `items`, their bytes one after another (a view when they are already so). */
@@ -170,6 +262,12 @@ export function isBlank(record: Uint8Array): boolean {
   return true;
 }
 
+/** How JSON.stringify escapes each byte inside a string (undefined: copied as it is). */
+const ESCAPES: Array<Uint8Array | undefined> = Array.from({ length: 256 }, (_, byte) => {
+  if (byte >= 0x20 && byte !== 0x22 && byte !== 0x5c) return undefined;
+  return new TextEncoder().encode(JSON.stringify(String.fromCharCode(byte)).slice(1, -1));
+});
+
 /**
  * The buffer one batch's records are encoded into, grown by doubling when a record needs more
  * room.
@@ -188,23 +286,131 @@ class BatchBuffer {
 
   /** Encodes `text` at the end; where it went. */
   append(text: string): { source: Uint8Array; start: number; end: number } {
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit.
-    const room = text.length * 3;
-    if (this.length + room > this.#bytes.length) {
-      const grown = new Uint8Array(Math.max(this.#bytes.length * 2, this.length + room));
-      grown.set(this.#bytes.subarray(0, this.length));
-      this.#bytes = grown;
-      // Views handed out earlier point into the old buffer: still valid, just not contiguous.
-    }
     const start = this.length;
-    const { written } = encoder.encodeInto(text, this.#bytes.subarray(start));
-    this.length += written;
+    this.#writeText(text);
     return { source: this.#bytes, start, end: this.length };
+  }
+
+  /** Writes `parts` at the end, `record` (valid UTF-8) where they name it; where it went. */
+  appendParts(
+    parts: readonly EncodedPart[],
+    record: Uint8Array,
+  ): { source: Uint8Array; start: number; end: number } {
+    const start = this.length;
+    for (const part of parts) {
+      if (typeof part === "string") this.#writeText(part);
+      else if (part === RECORD) this.#writeBytes(record);
+      else this.#writeEscaped(record);
+    }
+    return { source: this.#bytes, start, end: this.length };
+  }
+
+  /**
+   * Room for `bytes` more (only a record larger than the batch's bytes makes it grow): grown by
+   * doubling. Views handed out earlier point into the old buffer: still valid, not contiguous.
+   */
+  #ensure(bytes: number): void {
+    const needed = this.length + bytes;
+    if (needed <= this.#bytes.length) return;
+    const grown = new Uint8Array(Math.max(this.#bytes.length * 2, needed));
+    grown.set(this.#bytes.subarray(0, this.length));
+    this.#bytes = grown;
+  }
+
+  #writeText(text: string): void {
+    let { read, written } = encoder.encodeInto(text, this.#bytes.subarray(this.length));
+    this.length += written;
+    while (read < text.length) {
+      // Grown by what is left at UTF-8's worst case (3 bytes per UTF-16 code unit), only when
+      // it did not fit: reserving the worst case up front would grow most full batches.
+      this.#ensure((text.length - read) * 3);
+      ({ read, written } = encoder.encodeInto(
+        text.slice(read),
+        this.#bytes.subarray(this.length),
+      ));
+      this.length += written;
+    }
+  }
+
+  #writeBytes(bytes: Uint8Array): void {
+    this.#ensure(bytes.length);
+    this.#bytes.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  /** `bytes` as JSON.stringify writes them inside a string (UTF-8 sequences as they are). */
+  #writeEscaped(bytes: Uint8Array): void {
+    // Byte by byte: records hold a quote every few bytes, and a `set` per run costs far more.
+    this.#ensure(bytes.length);
+    let out = this.#bytes;
+    let at = this.length;
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i];
+      if (byte >= 0x20 && byte !== 0x22 && byte !== 0x5c) {
+        out[at++] = byte;
+        continue;
+      }
+      const escape = ESCAPES[byte]!;
+      // Room for it and for the rest, escaped or not (a control byte takes 6).
+      if (at + escape.length + bytes.length - i > out.length) {
+        this.length = at;
+        this.#ensure(escape.length + bytes.length - i + 64);
+        out = this.#bytes;
+      }
+      out.set(escape, at);
+      at += escape.length;
+    }
+    this.length = at;
   }
 }
 
+/** How often (in record bytes taken) the resident size is looked at (~11 µs a look). */
+const WATCH_EVERY_BYTES = 1 << 20;
+/**
+ * Growth of the resident size since the last collection that asks for the next one: the peak
+ * is about what stays resident after a collection (95-110 MiB in a delivery under Bun) plus
+ * this. Measured under Bun, one 384 MiB file: 16 MiB peaked at 111-124 MiB, 24 MiB at 114-136
+ * MiB, for no CPU time to tell apart (records are read without parsing them into objects, see
+ * `encodeBytes`, so there is little garbage; before that, 16 MiB cost a fifth more CPU).
+ */
+const GROWTH_BYTES = 16 << 20;
+
+/**
+ * Keeps the garbage of a fast record loop from piling up. Under Bun (JavaScriptCore) what a
+ * delivery leaves behind (decoded and parsed records, the chunks of the downloads beside it) is
+ * collected late: a 384 MiB file into `_bulk` peaked at 135-149 MiB with about 20 MB of heap
+ * live, four overlapping downloads took a run to 170-220 MiB, and neither eden collections nor
+ * asynchronous ones lowered it; a full collection does (15-30 ms here, under load). So every MiB
+ * of records, when the resident size grew by `GROWTH_BYTES` since the last collection, one is
+ * made. Deno offers none (V8 without --expose-gc): there nothing happens.
+ */
+export class GarbageWatch {
+  #taken = 0;
+  #after = 0;
+  readonly #collect: (() => void) | undefined;
+
+  constructor(collect = fullCollection()) {
+    this.#collect = collect;
+  }
+
+  /** `bytes` of records were taken. */
+  taken(bytes: number): void {
+    if (this.#collect === undefined) return;
+    this.#taken += bytes;
+    if (this.#taken < WATCH_EVERY_BYTES) return;
+    this.#taken = 0;
+    if (process.memoryUsage.rss() < this.#after + GROWTH_BYTES) return;
+    this.#collect();
+    this.#after = process.memoryUsage.rss();
+  }
+}
+
+/** One for the process: the records of every destination make the same garbage. */
+export const garbageWatch: GarbageWatch = new GarbageWatch();
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** One file's records in flight: its receipt is confirmed once all are, and it was read whole. */
 class FileTracker {
@@ -249,7 +455,11 @@ export class BatchingDestination implements Destination<FileSpool> {
   #open: TrackedItem[] = [];
   /** What the open batch's records are encoded into. */
   #buffer: BatchBuffer;
-  /** Buffers of settled batches, for the next ones (nothing reads a settled batch's bytes). */
+  /**
+   * Buffers of settled batches, for the next ones (nothing reads a settled batch's bytes): the
+   * open batch and those in flight take at most `inFlight + 1`, so no buffer is made again
+   * after the first batches (a new megabyte per batch was garbage the runtimes collect late).
+   */
   #pool: Uint8Array[] = [];
   /** Lowered when the collector refused a batch as too large. */
   #maxBytes: number;
@@ -257,6 +467,7 @@ export class BatchingDestination implements Destination<FileSpool> {
   #linger: ReturnType<typeof setTimeout> | undefined;
   #failure: { error: unknown } | undefined;
   readonly #controller = new AbortController();
+  readonly #ahead = new SpoolsAhead();
 
   private constructor(folder: RunSpools, protocol: BatchProtocol, options: BatchingOptions) {
     this.#folder = folder;
@@ -276,8 +487,15 @@ export class BatchingDestination implements Destination<FileSpool> {
    * A buffer for the next batch: a settled batch's (grown to what batches need), or a new one.
    */
   #newBuffer(): BatchBuffer {
-    const free = this.#pool.pop();
-    return new BatchBuffer(free ?? new Uint8Array(Math.min(this.#maxBytes + 64 * 1024, 1 << 20)));
+    return new BatchBuffer(this.#pool.pop() ?? new Uint8Array(this.#bufferBytes()));
+  }
+
+  /**
+   * A batch's bytes and a record's slack, at most 8 MiB (a larger batch grows its own buffer;
+   * pages a batch never reaches are never touched, so they take no memory).
+   */
+  #bufferBytes(): number {
+    return Math.min(this.#options.maxBytes + 64 * 1024, 8 << 20);
   }
 
   static async create(
@@ -294,10 +512,11 @@ export class BatchingDestination implements Destination<FileSpool> {
   }
 
   spool(): Promise<FileSpool> {
-    return this.#folder.next();
+    return this.#ahead.take(() => this.#folder.next());
   }
 
   async deliver({ file, eventType, spool, downloaded, receipt }: Parcel<FileSpool>): Promise<void> {
+    this.#ahead.handedOver(spool);
     this.#throwIfFailed();
     clearTimeout(this.#linger);
     const tracker = new FileTracker(receipt);
@@ -328,12 +547,27 @@ export class BatchingDestination implements Destination<FileSpool> {
         piece = whole;
       }
       if (piece.length > maxRecordBytes) throw tooLong();
+      garbageWatch.taken(piece.length + 1);
       const record = withoutCarriageReturn(piece);
       if (isBlank(record)) return undefined;
       const origin = { eventType, fileId: file.id, line };
-      const encoded = this.#protocol.encode(decoder.decode(record), origin);
+      const fromBytes = this.#protocol.encodeBytes?.(record, origin);
+      if (fromBytes) {
+        tracker.add();
+        return this.#add(fromBytes, { bytes: record, size: record.length }, origin, tracker);
+      }
+      // A line that is not UTF-8 is sent as its decoded text (with U+FFFD), never as its bytes.
+      let text: string;
+      let bytes: Uint8Array | undefined = record;
+      try {
+        text = strictDecoder.decode(record);
+      } catch {
+        text = decoder.decode(record);
+        bytes = undefined;
+      }
+      const encoded = this.#protocol.encode(text, origin);
       tracker.add();
-      return this.#add(encoded, origin, record.length, tracker);
+      return this.#add(encoded, { text, bytes, size: record.length }, origin, tracker);
     };
     try {
       // Through writeInto: one read buffer, reused (a fresh 1 MiB buffer per chunk costs the
@@ -406,24 +640,31 @@ export class BatchingDestination implements Destination<FileSpool> {
    */
   #add(
     encoded: EncodedRecord,
+    /** Its bytes when they are UTF-8, else its text (decoded with U+FFFD); its size as read. */
+    record: { text?: string; bytes?: Uint8Array; size: number },
     origin: RecordOrigin,
-    recordBytes: number,
     tracker: FileTracker,
   ): Promise<void> | undefined {
-    let at = this.#buffer.append(encoded.text);
+    const write = () =>
+      encoded.parts === undefined
+        ? this.#buffer.append(encoded.text)
+        : record.bytes === undefined
+        ? this.#buffer.append(encodedText(encoded, record.text!))
+        : this.#buffer.appendParts(encoded.parts, record.bytes);
+    let at = write();
     let waiting: Promise<void> | undefined;
     if (this.#open.length > 0 && this.#buffer.length > this.#maxBytes) {
       // Over the limit with it: the batch goes without it, and it starts the next one.
       this.#buffer.length = at.start;
       waiting = this.#dispatch();
-      at = this.#buffer.append(encoded.text);
+      at = write();
     }
     this.#open.push({
       eventType: origin.eventType,
       fileId: origin.fileId,
       line: origin.line,
       eventId: encoded.eventId,
-      recordBytes,
+      recordBytes: record.size,
       source: at.source,
       start: at.start,
       end: at.end,
@@ -458,8 +699,11 @@ export class BatchingDestination implements Destination<FileSpool> {
       })
       .finally(() => {
         this.#inFlight.delete(sending);
-        // One spare is enough: a batch settles for each one that starts.
-        if (this.#pool.length < 1) this.#pool.push(buffer.bytes);
+        // A buffer grown for one large record is let go: it would hold its size for the run.
+        const bytes = buffer.bytes;
+        if (this.#pool.length <= this.#options.inFlight && bytes.length <= this.#bufferBytes()) {
+          this.#pool.push(bytes);
+        }
       });
     this.#inFlight.add(sending);
   }

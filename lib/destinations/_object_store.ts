@@ -6,7 +6,8 @@
  * - the key layout (`PREFIX/<event_type>/<YYYY-MM-DD>/<id>.jsonl[.gz]`, or hive, `layout.ts`);
  * - the idempotent re-run: `alreadyStored` HEADs the key and compares the listing's size and
  *   SHA-256 with the object's metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
- *   and an altered one is written again (a new version where the bucket keeps versions);
+ *   and an altered one is written again: a new version where the bucket keeps versions, the
+ *   altered version reported as kept aside (`onKeptAside`, as a local directory's renamed file);
  * - spools: each download lands in a private file of this run's spool directory
  *   (lib/destinations/spool_dir.ts; gzip-compressed on the way in with `--gzip`), read back into
  *   one reused buffer of `partBytes` per upload, so memory stays bounded whatever the file's size;
@@ -39,6 +40,8 @@
  *   and completion (S3 takes metadata and retention at start, Azure at Put Block List).
  * - `staleUploads(prefix)`: unfinished uploads under `prefix` (with when they started, where the
  *   store says), for the clean-up of a killed run.
+ * - `versionSha256(key, versionId)` (optional): what one version holds, read in bounded chunks,
+ *   for the record of an altered object kept as an older version (HEAD gives its `versionId`).
  * - `maxParts`: how many parts an upload may have (10,000 on S3, 50,000 on Azure); the core
  *   makes parts larger for objects that need more.
  *
@@ -59,9 +62,12 @@ import { CliError, reason, TransientError } from "../errors.ts";
 import { parseRetryAfter, type RetryNotice, type RetryPolicy, withRetries } from "../retry.ts";
 import type { Env } from "../settings.ts";
 import type { Destination, Parcel, Spool } from "./contract.ts";
+import type { KeptAside } from "./kind.ts";
 import { type KeyLayout, relativeKey } from "./layout.ts";
 import { WriteCoalescer } from "./coalescer.ts";
 import { createSpoolDir, type SpoolDir } from "./spool_dir.ts";
+import { StoredFactsTracker } from "../manifest/facts.ts";
+import type { StoredFacts } from "../manifest/format.ts";
 
 /** Metadata names of the listing's SHA-256 (hex) and size (decimal bytes) of the original file. */
 export const META_SHA256 = "sha256";
@@ -111,6 +117,8 @@ export interface StoredObject {
   size: number;
   /** Metadata, names lowercased and without the store's prefix (`x-amz-meta-`, `x-ms-meta-`). */
   metadata: Record<string, string>;
+  /** The version HEAD found, where the bucket keeps versions (S3's `null` version is none). */
+  versionId?: string;
 }
 
 /** One uploaded part: its number (from 1), its tag from the store, and its payload's digests. */
@@ -154,6 +162,11 @@ export interface ObjectStore {
   ): Promise<void>;
   abortUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
   staleUploads(prefix: string, signal?: AbortSignal): Promise<StaleUpload[]>;
+  /**
+   * The SHA-256 (hex) of one version's bytes, read in bounded chunks: what an altered object
+   * holds, for the kept-aside record (stores without it report an altered object as a warning).
+   */
+  versionSha256?(key: string, versionId: string, signal?: AbortSignal): Promise<string>;
 }
 
 /** How an object-store destination stores its files. */
@@ -170,8 +183,13 @@ export interface ObjectStoreSettings {
   inFlight?: number;
   /** Told about each retry (a reporter note); default silent. */
   onRetry?: (notice: RetryNotice) => void;
-  /** Told about an object found altered and written again. */
+  /** Told about an object found altered and written again (where no version keeps it). */
   onNote?: (text: string) => void;
+  /**
+   * Told about an object found altered that stays in the store as an older version once the
+   * listed file is written again (the bucket keeps versions): the store's "kept aside".
+   */
+  onKeptAside?: (kept: KeptAside) => void;
   /** Uploads that started before this are a killed run's (default: when the destination opened). */
   staleBefore?: Date;
 }
@@ -220,12 +238,24 @@ export class ObjectSpool implements Spool {
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
   /** Bytes of the stored form (after compression) in the file. */
   length = 0;
+  /** What the manifest records of the object (`key`: relative to the store's prefix). */
+  private tracker!: StoredFactsTracker;
 
-  constructor(private readonly path: string, private readonly compress: boolean) {}
+  constructor(
+    private readonly path: string,
+    private readonly compress: boolean,
+    private readonly key = "",
+  ) {}
+
+  /** Where and how the file was stored, once finalized. */
+  facts(): StoredFacts {
+    return this.tracker.facts();
+  }
 
   async start(): Promise<this> {
     const handle = this.handle = await open(this.path, "wx+", 0o600);
     this.length = 0;
+    const tracker = this.tracker = new StoredFactsTracker(this.key);
     this.coalescer = new WriteCoalescer(async (bytes) => {
       let at = 0;
       try {
@@ -247,7 +277,10 @@ export class ObjectSpool implements Spool {
       const stream = new CompressionStream("gzip");
       const coalescer = this.coalescer;
       const pump = (async () => {
-        for await (const chunk of stream.readable) await coalescer.write(chunk);
+        for await (const chunk of stream.readable) {
+          tracker.stored(chunk);
+          await coalescer.write(chunk);
+        }
       })();
       pump.catch(() => {}); // Surfaced by finalize() below.
       this.gzip = { writer: stream.writable.getWriter(), pump };
@@ -256,6 +289,7 @@ export class ObjectSpool implements Spool {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
+    this.tracker.plain(chunk);
     if (!this.gzip) return this.coalescer!.write(chunk);
     await this.gzip.writer.ready;
     await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
@@ -383,20 +417,57 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     );
     if (!stored) return false;
     const whole = isWhole(stored, file);
-    if (!whole) {
-      this.settings.onNote?.(
-        `${key} is in the store but does not match the listing's size and SHA-256; writing it ` +
-          `again (a new version where the bucket keeps versions)`,
-      );
-    }
+    if (!whole) await this.reportAltered(file, eventType, key, stored);
     return whole;
   }
 
-  async spool(_file: LogFile, _eventType: string): Promise<ObjectSpool> {
+  /**
+   * An altered object cannot be renamed aside in a store (with Object Lock nothing can be renamed
+   * or deleted): writing the listed file again makes a new version, and the altered one stays as
+   * the version HEAD found, which is reported as kept aside (with what it holds). Where the
+   * bucket keeps no versions the new write replaces it, and the run says so.
+   */
+  private async reportAltered(
+    file: LogFile,
+    eventType: string,
+    key: string,
+    stored: StoredObject,
+  ): Promise<void> {
+    const { versionId } = stored;
+    const versionSha256 = this.store.versionSha256?.bind(this.store);
+    if (!versionId || !versionSha256 || !this.settings.onKeptAside) {
+      this.settings.onNote?.(
+        `${key} is in the store but does not match the listing's size and SHA-256; writing it ` +
+          `again (a new version where the bucket keeps versions; without versions the altered ` +
+          `object is replaced)`,
+      );
+      return;
+    }
+    const sha256 = await this.retried(
+      `reading the altered ${key} (version ${versionId})`,
+      (signal) => versionSha256(key, versionId, signal),
+    );
+    const relative = relativeKey(file, eventType, this.settings.naming);
+    const where = this.store.label.replace(/\/?$/, "/") + relative;
+    const version = `?versionId=${encodeURIComponent(versionId)}`;
+    this.settings.onKeptAside({
+      file,
+      eventType,
+      path: where,
+      aside: where + version,
+      key: relative,
+      asideKey: relative + version,
+      size: stored.size,
+      sha256,
+    });
+  }
+
+  async spool(file: LogFile, eventType: string): Promise<ObjectSpool> {
     await this.cleanStaleUploads();
     this.folder ??= createSpoolDir();
     const path = join((await this.folder).path, `${this.spools++}.part`);
-    return await new ObjectSpool(path, this.settings.naming.gzip).start();
+    const key = relativeKey(file, eventType, this.settings.naming);
+    return await new ObjectSpool(path, this.settings.naming.gzip, key).start();
   }
 
   async deliver(parcel: Parcel<ObjectSpool>): Promise<void> {
@@ -410,10 +481,11 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     await this.slots.acquire();
     const key = this.keyOf(file, eventType);
     const options = this.optionsFor(file, downloaded.sha256, downloaded.bytes);
+    const facts = spool.facts();
     const upload = (async () => {
       try {
         await this.upload(key, spool, options);
-        receipt.confirm();
+        receipt.confirm(facts);
       } catch (error) {
         receipt.reject(error);
       } finally {

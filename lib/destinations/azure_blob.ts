@@ -44,8 +44,18 @@ import {
 } from "./_object_store.ts";
 import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
 import type { DestinationKind } from "./kind.ts";
+import { ObjectArchiveStore } from "../manifest/object_store.ts";
+import type {
+  FetchedObject,
+  ListedObject,
+  ObjectAccess,
+  PutSmallOptions,
+} from "./_object_access.ts";
+import { readAnswerBytes } from "./_answer_bytes.ts";
+import { type Opened, readText } from "../http.ts";
+import type { BlobAnswer, BlobCall } from "../azure/blob_client.ts";
 // Declared once for both object stores, so that their help and checks cannot differ.
-import { parseRetention, RETENTION_OPTIONS } from "./s3.ts";
+import { parseRetention, RETENTION_OPTIONS } from "./_retention.ts";
 
 /** The most blocks a block blob may have. */
 const MAX_BLOCKS = 50_000;
@@ -136,7 +146,7 @@ export function blockId(uploadId: string, number: number): string {
 }
 
 /** The Azure Blob adapter of `ObjectStore` (see the module doc). */
-export class AzureBlobStore implements ObjectStore {
+export class AzureBlobStore implements ObjectStore, ObjectAccess {
   readonly maxParts = MAX_BLOCKS;
   readonly label: string;
 
@@ -260,6 +270,200 @@ export class AzureBlobStore implements ObjectStore {
   staleUploads(_prefix: string, _signal?: AbortSignal): Promise<StaleUpload[]> {
     return Promise.resolve([]);
   }
+
+  // ObjectAccess (_object_access.ts): small blobs read whole, ranges, listings, conditional
+  // writes. Keys are full blob names in the container.
+
+  async get(
+    key: string,
+    options: { maxBytes?: number; signal?: AbortSignal } = {},
+  ): Promise<FetchedObject | undefined> {
+    const call: BlobCall = {
+      method: "GET",
+      container: this.container,
+      blob: key,
+      what: `reading ${key}`,
+      signal: options.signal,
+    };
+    const maxBytes = options.maxBytes ?? MAX_SMALL_BLOB_BYTES;
+    const opened = await this.client.open(call);
+    const { status, headers } = opened.response;
+    if (status !== 200) {
+      const answer = await answerOf(opened, call);
+      if (status === 404 && errorCode(answer) !== "ContainerNotFound") return undefined;
+      throw this.client.failure(answer, call);
+    }
+    const length = Number(headers.get("content-length") ?? NaN);
+    if (length > maxBytes) {
+      opened.abort();
+      throw new CliError(
+        "io",
+        `${this.label}: reading ${key}: the blob is ${length} bytes, more than the ${maxBytes} ` +
+          `such a blob may have`,
+      );
+    }
+    const bytes = await readAnswerBytes(opened, {
+      idleMs: 60_000,
+      what: `${this.label}: reading ${key}`,
+      maxBytes,
+      signal: options.signal,
+    });
+    return { bytes, etag: headers.get("etag") ?? "" };
+  }
+
+  async getRange(
+    key: string,
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    if (end <= start) return new Uint8Array(0);
+    const call: BlobCall = {
+      method: "GET",
+      container: this.container,
+      blob: key,
+      headers: { "x-ms-range": `bytes=${start}-${end - 1}` },
+      what: `reading bytes ${start} to ${end} of ${key}`,
+      signal,
+    };
+    const opened = await this.client.open(call);
+    const status = opened.response.status;
+    if (status !== 206 && !(status === 200 && start === 0)) {
+      throw this.client.failure(await answerOf(opened, call), call);
+    }
+    const bytes = await readAnswerBytes(opened, {
+      idleMs: 60_000,
+      what: `${this.label}: ${call.what}`,
+      // A whole blob (200) where a range was asked: only the range is kept.
+      maxBytes: status === 206 ? end - start : Number.MAX_SAFE_INTEGER,
+      signal,
+    });
+    return status === 206 ? bytes : bytes.subarray(0, end - start);
+  }
+
+  async listPage(
+    prefix: string,
+    next?: string,
+    signal?: AbortSignal,
+  ): Promise<{ objects: ListedObject[]; next?: string }> {
+    const answer = await this.client.expect({
+      method: "GET",
+      container: this.container,
+      query: {
+        restype: "container",
+        comp: "list",
+        ...(prefix ? { prefix } : {}),
+        ...(next ? { marker: next } : {}),
+      },
+      what: `listing ${prefix || "the container"}`,
+      signal,
+    }, [200]);
+    const objects: ListedObject[] = [];
+    for (const [, blob] of answer.text.matchAll(/<Blob>([\s\S]*?)<\/Blob>/g)) {
+      const name = xmlText(blob, "Name");
+      if (name === undefined) continue;
+      const modified = xmlText(blob, "Last-Modified");
+      objects.push({
+        key: name,
+        size: Number(xmlText(blob, "Content-Length") ?? NaN),
+        etag: xmlText(blob, "Etag"),
+        lastModified: modified ? new Date(modified) : undefined,
+      });
+    }
+    const marker = xmlText(answer.text, "NextMarker");
+    return { objects, next: marker || undefined };
+  }
+
+  async putSmall(
+    key: string,
+    bytes: Uint8Array,
+    options: PutSmallOptions,
+    signal?: AbortSignal,
+  ): Promise<string | "conflict"> {
+    const headers: Record<string, string> = {
+      "x-ms-blob-type": "BlockBlob",
+      "content-md5": payloadOf(bytes).md5,
+      "content-type": options.contentType,
+    };
+    for (const [name, value] of Object.entries(options.metadata ?? {})) {
+      headers[`x-ms-meta-${name}`] = value;
+    }
+    const condition = options.condition;
+    if (condition && "ifNoneMatch" in condition) headers["if-none-match"] = "*";
+    if (condition && "ifMatch" in condition) headers["if-match"] = condition.ifMatch;
+    const call: BlobCall = {
+      method: "PUT",
+      container: this.container,
+      blob: key,
+      headers,
+      body: bytes,
+      what: `writing ${key}`,
+      signal,
+    };
+    const answer = await this.client.send(call);
+    if (condition && isBlobConflict(answer)) return "conflict";
+    if (answer.status !== 201) throw this.client.failure(answer, call);
+    return answer.headers.get("etag") ?? "";
+  }
+
+  async deleteKey(
+    key: string,
+    condition?: { ifMatch: string },
+    signal?: AbortSignal,
+  ): Promise<void | "conflict"> {
+    const call: BlobCall = {
+      method: "DELETE",
+      container: this.container,
+      blob: key,
+      headers: condition ? { "if-match": condition.ifMatch } : {},
+      what: `deleting ${key}`,
+      signal,
+    };
+    const answer = await this.client.send(call);
+    if (answer.status === 202 || answer.status === 200) return;
+    const code = errorCode(answer);
+    if (answer.status === 404 && code !== "ContainerNotFound") return;
+    if (condition && isBlobConflict(answer)) return "conflict";
+    throw this.client.failure(answer, call);
+  }
+}
+
+/** The most a small blob read whole (`ObjectAccess.get`) may have by default: 1 MiB. */
+const MAX_SMALL_BLOB_BYTES = 1024 * 1024;
+
+/**
+ * Whether a conditional write's answer says its condition failed: 412 ConditionNotMet (If-Match),
+ * 409 BlobAlreadyExists (If-None-Match: *), or 404 BlobNotFound (the version If-Match named is gone).
+ */
+function isBlobConflict(answer: BlobAnswer): boolean {
+  const code = errorCode(answer);
+  if (answer.status === 412) return true;
+  if (answer.status === 409 && (code === "BlobAlreadyExists" || code === "ConditionNotMet")) {
+    return true;
+  }
+  return answer.status === 404 && code === "BlobNotFound";
+}
+
+/** An opened answer that is not the one wanted, read whole for its error code. */
+async function answerOf(opened: Opened, call: BlobCall): Promise<BlobAnswer> {
+  const text = await readText(opened, {
+    idleMs: 60_000,
+    what: call.what,
+    signal: call.signal,
+    maxBytes: 64 * 1024,
+    truncate: true,
+  });
+  return { status: opened.response.status, headers: opened.response.headers, text };
+}
+
+/** The text of the first `<name>` element of `xml`, entities decoded. */
+function xmlText(xml: string, name: string): string | undefined {
+  const match = new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml);
+  if (!match) return undefined;
+  return match[1].replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'").replace(/&#(\d+);/g, (_, n) => String.fromCodePoint(Number(n)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCodePoint(parseInt(n, 16)))
+    .replace(/&amp;/g, "&");
 }
 
 /** `--output-dir az://CONTAINER/PREFIX` (or the account's https URL) on the registry. */
@@ -290,6 +494,11 @@ export const azureBlobKind: DestinationKind = {
       label: `--output-dir ${target}`,
       guarantee: "confirmed",
       localFiles: [],
+      // Manifests in PREFIX/_manifest/, and the objects read back by `verify`.
+      archive: new ObjectArchiveStore(store, prefix, {
+        label: target.startsWith("az://") ? `az://${container}/${prefix}` : target,
+        policy,
+      }),
       check: () => checkStore(store, { retention: retain !== undefined }, policy),
       open: (events) => {
         // One per process (`--follow` opens it once per poll).

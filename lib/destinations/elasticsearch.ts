@@ -36,11 +36,13 @@ import {
   type EncodedRecord,
   joinItems,
   readSecret,
+  RECORD_ESCAPED,
   type RecordOrigin,
   type SendOutcome,
   siemRetryPolicy,
 } from "./_batching.ts";
 import type { DestinationKind } from "./kind.ts";
+import { scanJsonRecord } from "./lines.ts";
 
 /** Defaults for a small cluster: 1,000 documents or 2 MiB per bulk request. */
 export const ELASTIC_BATCH_DOCS = 1_000;
@@ -112,16 +114,10 @@ export class BulkProtocol implements BatchProtocol {
       );
     }
     const timestamp = typeof fields.timestamp === "string" ? fields.timestamp : undefined;
-    const index = this.#settings.target ?? integrationDataStream(origin.eventType);
-    const action = `{"create":{"_index":${JSON.stringify(index)},"_id":${
-      JSON.stringify(eventId)
-    }}}\n`;
+    if (this.#settings.document === "message") return this.#message(eventId, timestamp, origin);
+    const action = this.#action(eventId, origin);
     let document: string;
-    if (this.#settings.document === "message") {
-      document = `{"message":${JSON.stringify(text)}${
-        timestamp === undefined ? "" : `,"@timestamp":${JSON.stringify(timestamp)}`
-      }}`;
-    } else if ("@timestamp" in fields || timestamp === undefined) {
+    if ("@timestamp" in fields || timestamp === undefined) {
       document = text.trim();
     } else {
       // The record's own bytes, with @timestamp put first.
@@ -130,6 +126,26 @@ export class BulkProtocol implements BatchProtocol {
       document = `{"@timestamp":${JSON.stringify(timestamp)}${empty ? "}" : `,${rest}`}`;
     }
     return { text: `${action}${document}\n`, eventId };
+  }
+
+  /** A record in the default shape, from its bytes (a record `encode` must judge: undefined). */
+  encodeBytes(record: Uint8Array, origin: RecordOrigin): EncodedRecord | undefined {
+    if (this.#settings.document !== "message") return undefined;
+    const facts = scanJsonRecord(record);
+    if (!facts || facts.unusual || !facts.object || !facts.eventId) return undefined;
+    return this.#message(facts.eventId, facts.timestamp, origin);
+  }
+
+  /** The record as the integration's pipeline takes it: escaped from its bytes into `message`. */
+  #message(eventId: string, timestamp: string | undefined, origin: RecordOrigin): EncodedRecord {
+    const rest = timestamp === undefined ? "" : `,"@timestamp":${JSON.stringify(timestamp)}`;
+    const head = `${this.#action(eventId, origin)}{"message":"`;
+    return { parts: [head, RECORD_ESCAPED, `"${rest}}\n`], eventId };
+  }
+
+  #action(eventId: string, origin: RecordOrigin): string {
+    const index = this.#settings.target ?? integrationDataStream(origin.eventType);
+    return `{"create":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(eventId)}}}\n`;
   }
 
   async send(items: readonly BatchItem[], signal: AbortSignal): Promise<SendOutcome> {

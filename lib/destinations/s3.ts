@@ -18,7 +18,7 @@
  */
 import { createHash } from "node:crypto";
 import { CliError, TransientError, usage } from "../errors.ts";
-import { type Answer, request } from "../http.ts";
+import { type Answer, type Opened, openRequest, readText, request } from "../http.ts";
 import type { Env } from "../settings.ts";
 import {
   awsRegion,
@@ -42,7 +42,17 @@ import {
   type UploadedPart,
 } from "./_object_store.ts";
 import { LAYOUT_OPTION, parseLayout } from "./layout.ts";
+import { parseRetention, RETENTION_OPTIONS } from "./_retention.ts";
 import type { DestinationKind } from "./kind.ts";
+import { ObjectArchiveStore } from "../manifest/object_store.ts";
+import type {
+  FetchedObject,
+  ListedObject,
+  ObjectAccess,
+  PutSmallOptions,
+} from "./_object_access.ts";
+import { readAnswerBytes } from "./_answer_bytes.ts";
+import { readBody } from "../http.ts";
 
 /** SigV4 refuses requests whose date is further than this from the store's clock. */
 export const MAX_SKEW_MS = 15 * 60_000;
@@ -139,7 +149,7 @@ interface Sent {
 }
 
 /** One bucket of an S3-compatible store; see `ObjectStore` in `_object_store.ts`. */
-export class S3Store implements ObjectStore {
+export class S3Store implements ObjectStore, ObjectAccess {
   readonly maxParts = 10_000;
   readonly label: string;
 
@@ -171,6 +181,32 @@ export class S3Store implements ObjectStore {
 
   /** One signed request, its answer read whole (at most `MAX_ANSWER_BYTES`). */
   private async send(sent: Sent): Promise<Answer> {
+    const { url, headers } = await this.signed(sent);
+    return await request(url, headers, {
+      method: sent.method,
+      body: sent.body?.bytes,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      what: sent.what,
+      signal: sent.signal,
+      maxBytes: MAX_ANSWER_BYTES,
+      truncate: true,
+    });
+  }
+
+  /** One signed request, its answer opened (its body is the caller's to read as bytes). */
+  private async open(sent: Sent): Promise<Opened> {
+    const { url, headers } = await this.signed(sent);
+    return await openRequest(url, headers, {
+      method: sent.method,
+      body: sent.body?.bytes,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      what: sent.what,
+      signal: sent.signal,
+    });
+  }
+
+  /** The URL and SigV4-signed headers of a request. */
+  private async signed(sent: Sent): Promise<{ url: URL; headers: Record<string, string> }> {
     const url = this.url(sent.key, sent.query);
     const credentials = await this.settings.credentials.get();
     const payloadSha256 = sent.body?.sha256 ?? EMPTY_SHA256;
@@ -189,15 +225,7 @@ export class S3Store implements ObjectStore {
       service: "s3",
       now: new Date(Date.now() + (this.settings.clockOffsetMs ?? 0)),
     });
-    return await request(url, signed.headers, {
-      method: sent.method,
-      body: sent.body?.bytes,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      what: sent.what,
-      signal: sent.signal,
-      maxBytes: MAX_ANSWER_BYTES,
-      truncate: true,
-    });
+    return { url, headers: signed.headers };
   }
 
   /** An S3 error answer as one clear line: retryable or not, by status and code. */
@@ -326,7 +354,41 @@ export class S3Store implements ObjectStore {
       const lower = name.toLowerCase();
       if (lower.startsWith("x-amz-meta-")) metadata[lower.slice(11)] = value;
     });
-    return { size: Number(answer.headers.get("content-length") ?? -1), metadata };
+    // An unversioned bucket's object is version "null": no older version would keep it.
+    const version = answer.headers.get("x-amz-version-id") ?? undefined;
+    return {
+      size: Number(answer.headers.get("content-length") ?? -1),
+      metadata,
+      versionId: version && version !== "null" ? version : undefined,
+    };
+  }
+
+  /** The SHA-256 of one version's bytes (a GET of `?versionId=`), hashed as they stream. */
+  async versionSha256(key: string, versionId: string, signal?: AbortSignal): Promise<string> {
+    const what = `reading version ${versionId} of ${key}`;
+    const opened = await this.open({
+      method: "GET",
+      key,
+      query: [["versionId", versionId]],
+      what,
+      signal,
+    });
+    if (opened.response.status !== 200) {
+      throw this.failure(await this.answerOf(opened, what, signal), what);
+    }
+    const hash = createHash("sha256");
+    try {
+      for await (
+        const chunk of readBody(opened, {
+          idleMs: REQUEST_TIMEOUT_MS,
+          what: `${this.label}: ${what}`,
+          signal,
+        })
+      ) hash.update(chunk);
+    } finally {
+      opened.abort();
+    }
+    return hash.digest("hex");
   }
 
   private objectHeaders(options: PutOptions): Array<[string, string]> {
@@ -494,6 +556,178 @@ export class S3Store implements ObjectStore {
     }
     return found;
   }
+
+  // ObjectAccess (_object_access.ts): small objects read whole, ranges, listings, conditional
+  // writes. Keys are full keys in the bucket.
+
+  async get(
+    key: string,
+    options: { maxBytes?: number; signal?: AbortSignal } = {},
+  ): Promise<FetchedObject | undefined> {
+    const what = `reading ${key}`;
+    const maxBytes = options.maxBytes ?? MAX_SMALL_OBJECT_BYTES;
+    const opened = await this.open({ method: "GET", key, what, signal: options.signal });
+    const { status, headers } = opened.response;
+    if (status !== 200) {
+      const answer = await this.answerOf(opened, what, options.signal);
+      if (status === 404 && field(answer.text, "Code") !== "NoSuchBucket") return undefined;
+      throw this.failure(answer, what);
+    }
+    const length = Number(headers.get("content-length") ?? NaN);
+    if (length > maxBytes) {
+      opened.abort();
+      throw new CliError(
+        "io",
+        `${this.label}: ${what}: the object is ${length} bytes, more than the ${maxBytes} ` +
+          `such an object may have`,
+      );
+    }
+    const bytes = await readAnswerBytes(opened, {
+      idleMs: REQUEST_TIMEOUT_MS,
+      what: `${this.label}: ${what}`,
+      maxBytes,
+      signal: options.signal,
+    });
+    return { bytes, etag: headers.get("etag") ?? "" };
+  }
+
+  async getRange(
+    key: string,
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    if (end <= start) return new Uint8Array(0);
+    const what = `reading bytes ${start} to ${end} of ${key}`;
+    const opened = await this.open({
+      method: "GET",
+      key,
+      headers: [["range", `bytes=${start}-${end - 1}`]],
+      what,
+      signal,
+    });
+    const status = opened.response.status;
+    if (status !== 206 && !(status === 200 && start === 0)) {
+      throw this.failure(await this.answerOf(opened, what, signal), what);
+    }
+    const bytes = await readAnswerBytes(opened, {
+      idleMs: REQUEST_TIMEOUT_MS,
+      what: `${this.label}: ${what}`,
+      // A store that ignores Range (200) sends the whole object: only the range is kept.
+      maxBytes: status === 206 ? end - start : Number.MAX_SAFE_INTEGER,
+      signal,
+    });
+    return status === 206 ? bytes : bytes.subarray(0, end - start);
+  }
+
+  async listPage(
+    prefix: string,
+    next?: string,
+    signal?: AbortSignal,
+  ): Promise<{ objects: ListedObject[]; next?: string }> {
+    const what = `listing ${prefix || "the bucket"}`;
+    const query: Query = [["list-type", "2"], ["prefix", prefix]];
+    if (next !== undefined) query.push(["continuation-token", next]);
+    const answer = await this.send({ method: "GET", query, what, signal });
+    if (answer.status !== 200) throw this.failure(answer, what);
+    const objects: ListedObject[] = [];
+    for (const entry of elements(answer.text, "Contents")) {
+      const key = field(entry, "Key");
+      if (key === undefined) continue;
+      const modified = field(entry, "LastModified");
+      objects.push({
+        key,
+        size: Number(field(entry, "Size") ?? NaN),
+        etag: field(entry, "ETag"),
+        lastModified: modified ? new Date(modified) : undefined,
+      });
+    }
+    const token = field(answer.text, "NextContinuationToken");
+    const truncated = field(answer.text, "IsTruncated") === "true";
+    return { objects, next: truncated && token ? token : undefined };
+  }
+
+  async putSmall(
+    key: string,
+    bytes: Uint8Array,
+    options: PutSmallOptions,
+    signal?: AbortSignal,
+  ): Promise<string | "conflict"> {
+    const what = `writing ${key}`;
+    const payload = payloadOf(bytes);
+    const headers: Array<[string, string]> = [["content-type", options.contentType]];
+    for (const [name, value] of Object.entries(options.metadata ?? {})) {
+      headers.push([`x-amz-meta-${name}`, value]);
+    }
+    const condition = options.condition;
+    if (condition && "ifNoneMatch" in condition) headers.push(["if-none-match", "*"]);
+    if (condition && "ifMatch" in condition) {
+      headers.push(["if-match", bareEtag(condition.ifMatch)]);
+    }
+    const answer = await this.send({ method: "PUT", key, headers, body: payload, what, signal });
+    if (isConflict(answer, condition !== undefined)) return "conflict";
+    if (answer.status !== 200) throw this.failure(answer, what);
+    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+    return answer.headers.get("etag") ?? `"${md5Hex(payload.md5)}"`;
+  }
+
+  async deleteKey(
+    key: string,
+    condition?: { ifMatch: string },
+    signal?: AbortSignal,
+  ): Promise<void | "conflict"> {
+    const what = `deleting ${key}`;
+    const headers: Array<[string, string]> = condition
+      ? [["if-match", bareEtag(condition.ifMatch)]]
+      : [];
+    const answer = await this.send({ method: "DELETE", key, headers, what, signal });
+    if (answer.status === 204 || answer.status === 200) return;
+    if (answer.status === 404 && field(answer.text, "Code") !== "NoSuchBucket") return;
+    if (isConflict(answer, condition !== undefined)) return "conflict";
+    throw this.failure(answer, what);
+  }
+
+  /** An opened answer that is not the one wanted, read whole for its error document. */
+  private async answerOf(opened: Opened, what: string, signal?: AbortSignal): Promise<Answer> {
+    const text = await readText(opened, {
+      idleMs: REQUEST_TIMEOUT_MS,
+      what,
+      signal,
+      maxBytes: MAX_ANSWER_BYTES,
+      truncate: true,
+    });
+    return {
+      status: opened.response.status,
+      headers: opened.response.headers,
+      url: opened.url,
+      text,
+    };
+  }
+}
+
+/**
+ * An ETag without its quotes, as `If-Match` carries it to S3: Ceph 16's RGW compares the header
+ * with its stored ETag as is (a quoted one never matches, so every conditional write would
+ * conflict), while AWS S3 and MinIO take either form.
+ */
+function bareEtag(etag: string): string {
+  return etag.replace(/^W\//, "").replace(/"/g, "");
+}
+
+/** The most a small object read whole (`ObjectAccess.get`) may have by default: 1 MiB. */
+const MAX_SMALL_OBJECT_BYTES = 1024 * 1024;
+
+/**
+ * Whether a conditional write's answer says its condition failed: 412 PreconditionFailed; 409
+ * (S3's ConditionalRequestConflict, a concurrent conditional write); or, for If-Match, 404 (the
+ * version read no longer exists).
+ */
+function isConflict(answer: Answer, conditional: boolean): boolean {
+  if (!conditional) return false;
+  const code = field(answer.text, "Code");
+  if (answer.status === 412) return true;
+  if (answer.status === 409 && code !== "OperationAborted") return true;
+  return answer.status === 404 && code === "NoSuchKey";
 }
 
 function md5Hex(base64: string): string {
@@ -532,41 +766,6 @@ export function s3Store(url: string, env: Env): S3Store {
   return new S3Store(parseS3Url(url), s3Settings(env));
 }
 
-/** `--retain-days N` and `--retain-mode governance|compliance`, checked. */
-export function parseRetention(
-  values: Record<string, unknown>,
-): { days: number; mode: "governance" | "compliance" } | undefined {
-  const days = values["retain-days"];
-  const mode = values["retain-mode"];
-  if (days === undefined) {
-    if (mode !== undefined) throw usage("--retain-mode needs --retain-days");
-    return undefined;
-  }
-  if (typeof days !== "string" || !/^[1-9]\d{0,5}$/.test(days)) {
-    throw usage(`--retain-days must be a whole number of days from 1 to 999999, got '${days}'`);
-  }
-  const chosen = mode ?? "governance";
-  if (chosen !== "governance" && chosen !== "compliance") {
-    throw usage(`--retain-mode must be governance or compliance, got '${chosen}'`);
-  }
-  return { days: Number(days), mode: chosen };
-}
-
-/** The options the object stores share, declared alike by each. */
-export const RETENTION_OPTIONS = {
-  "retain-days": {
-    type: "string",
-    arg: "N",
-    help: "with --output-dir s3:// or az://, keep every object write-once\nfor N days " +
-      "(Object Lock; the bucket must have it enabled)",
-  },
-  "retain-mode": {
-    type: "string",
-    arg: "MODE",
-    help: "with --retain-days: governance (default) or compliance",
-  },
-} as const;
-
 /** `--output-dir s3://BUCKET/PREFIX` on the registry. */
 export const s3Kind: DestinationKind = {
   name: "S3 bucket",
@@ -592,6 +791,11 @@ export const s3Kind: DestinationKind = {
       label: `--output-dir ${target}`,
       guarantee: "confirmed",
       localFiles: [],
+      // Manifests in PREFIX/_manifest/, and the objects read back by `verify`.
+      archive: new ObjectArchiveStore(storeOf, location.prefix, {
+        label: `s3://${location.bucket}/${location.prefix}`,
+        policy: storeRetryPolicy(context.env),
+      }),
       check: () =>
         checkStore(storeOf(), { retention: retain !== undefined }, storeRetryPolicy(context.env)),
       open: (events) => {
@@ -604,6 +808,7 @@ export const s3Kind: DestinationKind = {
           staleBefore,
           onRetry: (notice) => events.retry(notice),
           onNote: (text) => events.warn(text),
+          onKeptAside: (kept) => events.keptAside(kept),
         });
         return Promise.resolve(destination);
       },

@@ -36,11 +36,13 @@ import {
   type EncodedRecord,
   joinItems,
   readSecret,
+  RECORD,
   type RecordOrigin,
   type SendOutcome,
   siemRetryPolicy,
 } from "./_batching.ts";
 import type { DestinationKind } from "./kind.ts";
+import { scanJsonRecord } from "./lines.ts";
 
 export const HEC_SOURCE = "oai-compliance-logs";
 /** Defaults for a small indexer: 1,000 events or 1 MiB (before gzip) per request. */
@@ -131,11 +133,25 @@ export class HecProtocol implements BatchProtocol {
       : {};
     const time = epochSeconds(fields.timestamp);
     const eventId = typeof fields.event_id === "string" ? fields.event_id : undefined;
-    // The record goes in as it is; a line that is not JSON goes as a string.
-    const text = `{${time ? `"time":${time},` : ""}${this.#envelope(origin.eventType)}"event":${
-      json ? record : JSON.stringify(record)
-    }}`;
-    return { text, eventId };
+    // The record goes in as it is (copied from its bytes); a line that is not JSON as a string.
+    const head = this.#head(time, origin.eventType);
+    return json
+      ? { parts: [head, RECORD, "}"], eventId }
+      : { text: `${head}${JSON.stringify(record)}}`, eventId };
+  }
+
+  /** A JSON record from its bytes (one that is not, or unusual, is left to `encode`). */
+  encodeBytes(record: Uint8Array, origin: RecordOrigin): EncodedRecord | undefined {
+    const facts = scanJsonRecord(record);
+    if (!facts || facts.unusual) return undefined;
+    const time = facts.object ? epochSeconds(facts.timestamp) : undefined;
+    const eventId = facts.object ? facts.eventId : undefined;
+    return { parts: [this.#head(time, origin.eventType), RECORD, "}"], eventId };
+  }
+
+  /** What comes before the record: `{"time":...,` the envelope, `"event":`. */
+  #head(time: string | undefined, eventType: string): string {
+    return `{${time ? `"time":${time},` : ""}${this.#envelope(eventType)}"event":`;
   }
 
   /** The fields every event of `eventType` carries, ending in a comma. */

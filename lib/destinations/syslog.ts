@@ -55,7 +55,7 @@ import {
   tlsRefusal,
   tlsVerdict,
 } from "../syslog/transport.ts";
-import { countOption, siemRetryPolicy } from "./_batching.ts";
+import { countOption, garbageWatch, siemRetryPolicy, SpoolsAhead } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import type { DestinationEvents, DestinationKind } from "./kind.ts";
 import { type FileSpool, RunSpools } from "./spool.ts";
@@ -179,6 +179,7 @@ export class SyslogDestination implements Destination<FileSpool> {
   #sent: Array<Parcel<FileSpool>> = [];
   #sentBytes = 0;
   #failure: { error: unknown } | undefined;
+  readonly #ahead = new SpoolsAhead();
 
   private constructor(
     private readonly settings: SyslogSettings,
@@ -221,10 +222,11 @@ export class SyslogDestination implements Destination<FileSpool> {
   }
 
   spool(): Promise<FileSpool> {
-    return this.folder.next();
+    return this.#ahead.take(() => this.folder.next());
   }
 
   async deliver(parcel: Parcel<FileSpool>): Promise<void> {
+    this.#ahead.handedOver(parcel.spool);
     if (this.#failure) {
       await parcel.spool.discard();
       throw this.#failure.error;
@@ -314,6 +316,7 @@ export class SyslogDestination implements Destination<FileSpool> {
         );
       }
       const [prefix, suffix] = frame(length);
+      garbageWatch.taken(length);
       await send(framedMessage(prefix, header, timestamp, item.bytes, suffix));
     }
   }

@@ -1,6 +1,6 @@
 /**
  * Where an archive's manifests and files are, as the manifest writer and `verify` see it: a
- * local directory now (lib/manifest/local_store.ts), a bucket or container later (an object
+ * local directory (lib/manifest/local_store.ts), or a bucket or container (lib/manifest/object_store.ts: an object
  * store implements the same few calls with its own listing, reads and conditional writes).
  * Paths are relative to the archive's root and `/`-separated, as the manifest records them.
  *
@@ -26,7 +26,7 @@ export interface ManifestLock {
 }
 
 export interface ArchiveStore {
-  /** How the user named it, for messages (`logs/`, later `s3://bucket/prefix`). */
+  /** How the user named it, for messages (`logs/`, `s3://bucket/prefix`). */
   readonly label: string;
   /** The manifests' names in `_manifest/`, sorted (the names sort by time). */
   manifests(): Promise<string[]>;

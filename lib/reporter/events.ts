@@ -38,6 +38,8 @@ export interface PageEvent {
   after: string;
   files: number;
   hasMore: boolean;
+  /** Where the page was listed when not the API: `archive DIR` (`--from-archive`). */
+  source?: string;
 }
 
 /** A download starts (plain: `Fetching logs for ID: ...`). */
@@ -134,6 +136,8 @@ export type SummaryEvent =
     status?: RunStatus;
     /** A run's destination guarantee: `best-effort` ones (stdout, syslog over TCP) cannot confirm. */
     guarantee?: "confirmed" | "best-effort";
+    /** Where the files were read when not the API: `archive DIR` (`--from-archive`). */
+    source?: string;
     exitCode?: number;
   };
 

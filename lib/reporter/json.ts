@@ -16,7 +16,7 @@ export const PROGRESS_EVERY_MS = 10_000;
 /** Per JSON event, its fields in the order they are written. */
 const FIELDS: { [E in JsonEvent["event"]]: readonly (keyof Extract<JsonEvent, { event: E }>)[] } = {
   warning: ["message"],
-  page: ["eventType", "page", "after", "files", "hasMore"],
+  page: ["eventType", "page", "after", "files", "hasMore", "source"],
   file: ["id", "bytes", "durationMs"],
   skip: ["id", "reason"],
   gone: ["eventType", "id", "endTime", "reason"],
@@ -41,6 +41,7 @@ const FIELDS: { [E in JsonEvent["event"]]: readonly (keyof Extract<JsonEvent, { 
     "keptAside",
     "gone",
     "guarantee",
+    "source",
     "durationMs",
     "cursors",
     "status",

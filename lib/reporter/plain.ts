@@ -82,7 +82,8 @@ export function plainLines(event: ReportEvent, verbose: boolean): string[] {
         `${(event.durationMs / 1000).toFixed(1)}s; cursor ${cursors}` +
         (event.guarantee === "best-effort"
           ? "; delivered best effort (the destination cannot confirm what its reader kept)"
-          : ""),
+          : "") +
+        (event.source ? `; read from the ${event.source}, not the API` : ""),
       ];
     }
     case "error": {

@@ -22,6 +22,8 @@ export interface BunLike {
   /** Resolves with the bytes written. */
   write(destination: unknown, input: Uint8Array | unknown): Promise<number>;
   file(path: string): unknown;
+  /** A garbage collection; synchronous (and full) when `synchronous`. */
+  gc(synchronous: boolean): void;
 }
 
 /** A foreign function as `bun:ffi`'s `dlopen` declares it. */
@@ -65,6 +67,7 @@ export function bunPlatform(bun: BunLike, options: BunPlatformOptions = {}): Pla
 
   return {
     name: `bun ${bun.version}`,
+    fullCollection: () => bun.gc(true),
     async writeStdout(chunk) {
       await bun.write(bun.stdout, chunk);
     },

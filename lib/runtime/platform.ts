@@ -41,6 +41,11 @@ export interface Platform {
    * says `accept-encoding: identity`), through `proxy` when one is given, else direct.
    */
   fetchInit(proxy: URL | undefined): Record<string, unknown>;
+  /**
+   * A full, synchronous garbage collection, where the runtime offers one to scripts (Bun); absent
+   * elsewhere (V8 offers none without a flag).
+   */
+  fullCollection?: () => void;
 }
 
 /** A lock released by `release` at most once; errors of an already closed file are ignored. */

@@ -12,7 +12,10 @@
  *   `x-ms-immutability-policy-mode` (`Unlocked` or `Locked`) come together, need version
  *   2020-06-12 or later, and are refused on a container without that support;
  * - every write of a blob makes a new version; earlier versions are kept, with their policies;
- * - bodies are checked against their transactional `Content-MD5` (400 Md5Mismatch).
+ * - bodies are checked against their transactional `Content-MD5` (400 Md5Mismatch);
+ * - for the archive's manifests and leases: List Blobs, Get Blob (with `x-ms-range`), Put Blob
+ *   with `If-None-Match: *` (409 BlobAlreadyExists) or `If-Match` (412 ConditionNotMet), and
+ *   Delete Blob (the current version; refused while its policy holds).
  *
  * @example
  * ```ts
@@ -31,6 +34,7 @@ import { connectionStringFor } from "./azurite.ts";
 
 export interface StoredVersion {
   versionId: string;
+  etag: string;
   bytes: Uint8Array;
   metadata: Record<string, string>;
   contentType: string;
@@ -62,6 +66,9 @@ export async function startImmutabilityStandin(
   const versions = new Map<string, StoredVersion[]>();
   const blocks = new Map<string, Uint8Array>();
   const requests: StandinRequest[] = [];
+  /** Blobs whose current version was deleted (their versions are kept). */
+  const deleted = new Set<string>();
+  const current = (name: string) => deleted.has(name) ? undefined : versions.get(name)?.at(-1);
   let counter = 0;
 
   const server = createServer(async (req, res) => {
@@ -107,10 +114,50 @@ export async function startImmutabilityStandin(
           "x-ms-immutable-storage-with-versioning-enabled": String(options.versionLevelWorm),
         });
       }
+      if (req.method === "GET" && comp === "list") {
+        record.status = 200;
+        const prefix = url.searchParams.get("prefix") ?? "";
+        const listed = [...versions.keys()].filter((n) => n.startsWith(prefix) && current(n))
+          .sort().map((n) => {
+            const { bytes, etag } = current(n)!;
+            return `<Blob><Name>${escapeXml(n)}</Name><Properties><Content-Length>` +
+              `${bytes.length}</Content-Length><Etag>${etag}</Etag></Properties></Blob>`;
+          });
+        res.writeHead(200, { "content-type": "application/xml" });
+        return res.end(
+          `<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs>${listed.join("")}` +
+            `</Blobs><NextMarker /></EnumerationResults>`,
+        );
+      }
       return answer(400, {}, "UnsupportedHttpVerb");
     }
+    if (req.method === "GET") {
+      const latest = current(name);
+      if (!latest) return answer(404, {}, "BlobNotFound");
+      const range = /^bytes=(\d+)-(\d+)$/.exec(headers["x-ms-range"] ?? "");
+      const bytes = range
+        ? latest.bytes.subarray(Number(range[1]), Number(range[2]) + 1)
+        : latest.bytes;
+      record.status = range ? 206 : 200;
+      res.writeHead(record.status, {
+        "content-length": String(bytes.length),
+        "content-type": latest.contentType,
+        etag: latest.etag,
+      });
+      return res.end(bytes);
+    }
+    if (req.method === "DELETE") {
+      const latest = current(name);
+      if (!latest) return answer(404, {}, "BlobNotFound");
+      if (headers["if-match"] && headers["if-match"] !== latest.etag) {
+        return answer(412, {}, "ConditionNotMet");
+      }
+      if (latest.policy) return answer(409, {}, "BlobImmutableDueToPolicy");
+      deleted.add(name);
+      return answer(202);
+    }
     if (req.method === "HEAD") {
-      const latest = versions.get(name)?.at(-1);
+      const latest = current(name);
       if (!latest) return answer(404, {}, "BlobNotFound");
       const meta = Object.fromEntries(
         Object.entries(latest.metadata).map(([k, v]) => [`x-ms-meta-${k}`, v]),
@@ -136,6 +183,11 @@ export async function startImmutabilityStandin(
     if (comp === "block") {
       blocks.set(`${name}\n${url.searchParams.get("blockid")}`, body);
       return answer(201);
+    }
+    const existing = current(name);
+    if (headers["if-none-match"] === "*" && existing) return answer(409, {}, "BlobAlreadyExists");
+    if (headers["if-match"] && headers["if-match"] !== existing?.etag) {
+      return answer(412, {}, "ConditionNotMet");
     }
     const policy = policyOf(headers);
     if (policy === "invalid") return answer(400, {}, "InvalidHeaderValue");
@@ -163,10 +215,12 @@ export async function startImmutabilityStandin(
       if (header.startsWith("x-ms-meta-")) metadata[header.slice(10)] = value;
     }
     const versionId = new Date(Date.now() + counter++).toISOString().replace("Z", "0000Z");
+    const etag = `"0x${counter.toString(16).toUpperCase()}"`;
     const list = versions.get(name) ?? [];
-    list.push({ versionId, bytes, metadata, contentType, ...(policy ? { policy } : {}) });
+    list.push({ versionId, etag, bytes, metadata, contentType, ...(policy ? { policy } : {}) });
     versions.set(name, list);
-    return answer(201, { "x-ms-version-id": versionId });
+    deleted.delete(name);
+    return answer(201, { "x-ms-version-id": versionId, etag });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
@@ -220,4 +274,8 @@ function readAll(req: IncomingMessage): Promise<Uint8Array> {
     req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }

@@ -140,10 +140,15 @@ test("Windows paths are paths, not URLs", () => {
   }
 });
 
-test("--state takes a local file: a URL is a usage error, for run and list alike", () => {
-  const argv = ["ws-1", "AUTH_LOG", "5", "1h", "--state", "s3://bucket/state.json"];
-  assert.throws(() => run(argv), /--state takes a local file path; s3:\/\/ URLs are not supported/);
+test("--state takes a local file, s3:// or az://: another URL is a usage error, for run and list alike", () => {
+  const argv = ["ws-1", "AUTH_LOG", "5", "1h", "--state", "ftp://host/state.json"];
+  assert.throws(
+    () => run(argv),
+    /--state takes a local file path, s3:\/\/BUCKET\/KEY.*ftp:\/\/ URLs are not supported/,
+  );
   assert.throws(() => parseListArgs(argv, env, NOW), /--state takes a local file path/);
+  const inStore = ["ws-1", "AUTH_LOG", "5", "1h", "--state", "s3://bucket/state.json"];
+  assert.equal(parseListArgs(inStore, env, NOW)?.statePath, "s3://bucket/state.json");
 });
 
 test("--help of run and list shows each route's event types and the exit codes", async () => {

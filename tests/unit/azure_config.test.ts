@@ -151,7 +151,7 @@ test("a SAS token that cannot write, cannot read, or has expired is refused up f
   assert.throws(() => checkSasToken("sp=rl&sig=x", "T", now), /T does not allow write \(w\)/);
   assert.throws(() => checkSasToken("sp=cw&sig=x", "T", now), /does not allow read \(r\)/);
   assert.throws(
-    () => checkSasToken("sp=rcw&se=2026-12-31T00:00:00Z&sig=x", "T", now),
+    () => checkSasToken("sp=rcwl&se=2026-12-31T00:00:00Z&sig=x", "T", now),
     /T expired at 2026-12-31T00:00:00.000Z/,
   );
   assert.throws(() => checkSasToken("sv=1&sp=rw", "T", now), /not a SAS token/);

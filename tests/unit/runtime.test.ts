@@ -43,6 +43,7 @@ function fakeDeno(overrides: Partial<DenoLike> = {}) {
 
 function fakeBun() {
   const writes: Array<[unknown, unknown]> = [];
+  const collections: boolean[] = [];
   const bun: BunLike = {
     version: "8.8.8",
     stdout: "<stdout>",
@@ -51,9 +52,20 @@ function fakeBun() {
       return Promise.resolve(5);
     },
     file: (path) => `<file ${path}>`,
+    gc: (synchronous) => void collections.push(synchronous),
   };
-  return { bun, writes };
+  return { bun, writes, collections };
 }
+
+test("a full collection is offered under Bun (synchronous), not under Deno or Node.js", () => {
+  const { bun, collections } = fakeBun();
+  const collect = platformFor({ Bun: bun }).fullCollection;
+  assert.ok(collect);
+  collect();
+  assert.deepEqual(collections, [true]);
+  assert.equal(platformFor({ Deno: fakeDeno().deno }).fullCollection, undefined);
+  assert.equal(platformFor({}).fullCollection, undefined);
+});
 
 test("the chooser picks Deno, else Bun, else Node.js, by the globals given", () => {
   assert.equal(platformFor({ Deno: fakeDeno().deno, Bun: fakeBun().bun }).name, "deno 9.9.9");

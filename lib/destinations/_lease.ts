@@ -1,0 +1,354 @@
+/**
+ * A lease: the lock of something kept in an object store (a `--state s3://...` checkpoint, an
+ * archive's manifest), held as one small object that names its owner and an expiry. It gives the
+ * local lock file's guarantees (lib/checkpoint/lock.ts) by the store's own means:
+ *
+ * - taken with a conditional create (`If-None-Match: *`), so of two runs only one gets it;
+ * - renewed every `ttl/3` while held, each renewal `If-Match` the ETag of the last one, so a
+ *   renewal never overwrites a lease another run took over;
+ * - a lease whose expiry has passed is a dead run's (its holder would have renewed it), and is
+ *   taken over with `If-Match` on the ETag read, as the local lock's dead-owner rule does;
+ * - `assertHeld` throws once a renewal found it lost (taken over, deleted) or could not renew it
+ *   before its expiry; the holder then stops without writing;
+ * - `release` deletes it, `If-Match` its last ETag, never another run's.
+ *
+ * Expiries are compared with this machine's clock: hosts sharing a lease need clocks that agree
+ * to well within the ttl (NTP), as object stores' own signing already requires.
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "./_object_access.ts";
+ * declare const access: ObjectAccess;
+ * const lease = await takeLease(access, "jobs/auth.state.json.lock", {
+ *   owner: "run 3f2a, pid 4242 on host-a",
+ *   what: "the checkpoint s3://bucket/jobs/auth.state.json",
+ * });
+ * try {
+ *   await lease.assertHeld(); // then write what the lease guards
+ * } finally {
+ *   await lease.release();
+ * }
+ * ```
+ */
+import { clearInterval, setInterval } from "node:timers";
+import { CliError, reason } from "../errors.ts";
+import { type RetryPolicy, sleep, withRetries } from "../retry.ts";
+import type { ObjectAccess } from "./_object_access.ts";
+import { STORE_RETRY_POLICY } from "./_object_store.ts";
+
+export interface Lease {
+  readonly key: string;
+  /** Why a previous holder's lease was judged expired and taken over, if it was. */
+  readonly tookOver?: string;
+  /** Throws a CliError (kind "state") when the lease is no longer ours (renewal lost it). */
+  assertHeld(): Promise<void>;
+  /** Stops renewing and deletes it (If-Match its last ETag); idempotent. */
+  release(): Promise<void>;
+}
+
+export interface LeaseOptions {
+  /** Who holds it, in messages: run id, pid, host. */
+  owner: string;
+  /** What it guards, in messages, e.g. "the checkpoint s3://b/k". */
+  what: string;
+  /** 0 (default): refuse at once when held; else wait for it that long. */
+  waitMs?: number;
+  /** Default 5 min, renewed every ttl/3 while held. */
+  ttlMs?: number;
+  /** Retries of each request (default the stores' `STORE_RETRY_POLICY`). */
+  policy?: RetryPolicy;
+}
+
+/** A lease's life by default: renewed every 100 s, taken over 5 minutes after its holder died. */
+export const DEFAULT_LEASE_TTL_MS = 5 * 60_000;
+/** How often a waiting run looks again at a held lease (at most). */
+const POLL_MS = 2_000;
+/** Rounds of create / read / take over after which a run gives up (when not waiting). */
+const MAX_ROUNDS = 20;
+/** A lease is one line of JSON; anything larger was never one. */
+const MAX_LEASE_BYTES = 64 * 1024;
+
+/** The object a lease is. */
+export interface LeaseRecord {
+  owner: string;
+  what: string;
+  /** ISO times: when first taken, last renewed, and when it lapses unless renewed again. */
+  takenAt: string;
+  renewedAt: string;
+  expiresAt: string;
+}
+
+/**
+ * Takes the lease at `key`, waiting up to `waitMs` for a live holder to release it, and taking
+ * over an expired one. Refuses with a CliError of kind "state" naming the holder.
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "./_object_access.ts";
+ * declare const access: ObjectAccess;
+ * const lease = await takeLease(access, "k.lock", { owner: "pid 1 on a", what: "the checkpoint k" });
+ * if (lease.tookOver) console.warn(`took over an expired lease (${lease.tookOver})`);
+ * ```
+ */
+export async function takeLease(
+  access: ObjectAccess,
+  key: string,
+  options: LeaseOptions,
+): Promise<Lease> {
+  const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+  const policy = options.policy ?? STORE_RETRY_POLICY;
+  const retried = <T>(what: string, attempt: () => Promise<T>) =>
+    withRetries(`${what} (${access.label}${key})`, policy, attempt, () => {});
+  const waitUntil = Date.now() + (options.waitMs ?? 0);
+  const shown = `the lease ${key} on ${options.what}`;
+  for (let attempt = 0;; attempt++) {
+    if (attempt >= MAX_ROUNDS && Date.now() > waitUntil) {
+      throw new CliError(
+        "state",
+        `cannot take ${shown}: other runs keep taking it or releasing it; try again`,
+      );
+    }
+    const takenAt = new Date();
+    const record = recordOf(options, takenAt, takenAt, ttlMs);
+    const bytes = encode(record);
+    let tookOver: string | undefined;
+    const created = await retried(
+      "taking the lease",
+      () => access.putSmall(key, bytes, leaseWrite({ ifNoneMatch: "*" })),
+    );
+    if (created !== "conflict") {
+      return new HeldLease(access, key, options, ttlMs, policy, record, created);
+    }
+    const found = await retried(
+      "reading the lease",
+      () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
+    );
+    if (found === undefined) continue; // released since: try again
+    // A retried create whose first try landed (its answer lost) conflicts with itself.
+    if (sameBytes(found.bytes, bytes)) {
+      return new HeldLease(access, key, options, ttlMs, policy, record, found.etag, tookOver);
+    }
+    const held = parseRecord(found.bytes);
+    if (held === undefined) {
+      throw new CliError(
+        "state",
+        `${key} on ${options.what} is not a lease this tool writes; delete it if no run is ` +
+          `active, then run again`,
+      );
+    }
+    const expiresAt = Date.parse(held.expiresAt);
+    if (Date.now() > expiresAt) {
+      tookOver = `${held.owner} held it since ${held.takenAt} and did not renew it after ` +
+        `${held.renewedAt}; it expired at ${held.expiresAt}`;
+      const taken = await retried(
+        "taking over the expired lease",
+        () => access.putSmall(key, bytes, leaseWrite({ ifMatch: found.etag })),
+      );
+      if (taken !== "conflict") {
+        return new HeldLease(access, key, options, ttlMs, policy, record, taken, tookOver);
+      }
+      // Another run took it over first, or it was renewed, or our own retried write landed.
+      const now = await retried(
+        "reading the lease",
+        () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
+      );
+      if (now && sameBytes(now.bytes, bytes)) {
+        return new HeldLease(access, key, options, ttlMs, policy, record, now.etag, tookOver);
+      }
+      continue;
+    }
+    const left = waitUntil - Date.now();
+    if (left <= 0) {
+      throw new CliError(
+        "state",
+        `another run (${held.owner}, since ${held.takenAt}) holds ${shown}; wait for it to ` +
+          `finish (a lease left by a run that died expires ${Math.round(ttlMs / 60_000)} ` +
+          `minutes after its last renewal, ${held.renewedAt}, and is taken over then)`,
+      );
+    }
+    // Backs off a little on each look, but never sleeps past the wait or the lease's expiry.
+    const pause = Math.min(POLL_MS, 200 * 2 ** Math.min(attempt, 4), left, expiresAt - Date.now());
+    await sleep(Math.max(50, pause));
+  }
+}
+
+/**
+ * The lease at `key` in words, for `state show`: "none", who holds it until when, or that it
+ * expired (the next run takes it over).
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "./_object_access.ts";
+ * declare const access: ObjectAccess;
+ * await describeLease(access, "k.lock"); // "held by run 3f2a, pid 1 on a since ..., until ..."
+ * ```
+ */
+export async function describeLease(
+  access: ObjectAccess,
+  key: string,
+  policy: RetryPolicy = STORE_RETRY_POLICY,
+): Promise<string> {
+  const found = await withRetries(
+    `reading the lease ${access.label}${key}`,
+    policy,
+    () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
+    () => {},
+  );
+  if (found === undefined) return "none";
+  const held = parseRecord(found.bytes);
+  if (held === undefined) return `${key} is not a lease this tool writes`;
+  if (Date.now() > Date.parse(held.expiresAt)) {
+    return `expired at ${held.expiresAt} (${held.owner}); the next run takes it over`;
+  }
+  return `held by ${held.owner} since ${held.takenAt}, until ${held.expiresAt} unless renewed`;
+}
+
+function leaseWrite(condition: { ifNoneMatch: "*" } | { ifMatch: string }) {
+  return { contentType: "application/json", condition };
+}
+
+function recordOf(
+  options: LeaseOptions,
+  takenAt: Date,
+  renewedAt: Date,
+  ttlMs: number,
+): LeaseRecord {
+  return {
+    owner: options.owner,
+    what: options.what,
+    takenAt: takenAt.toISOString(),
+    renewedAt: renewedAt.toISOString(),
+    expiresAt: new Date(renewedAt.getTime() + ttlMs).toISOString(),
+  };
+}
+
+function encode(record: LeaseRecord): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(record) + "\n");
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function parseRecord(bytes: Uint8Array): LeaseRecord | undefined {
+  try {
+    const value = JSON.parse(new TextDecoder().decode(bytes));
+    const fields = ["owner", "what", "takenAt", "renewedAt", "expiresAt"];
+    if (typeof value !== "object" || value === null) return undefined;
+    if (!fields.every((f) => typeof value[f] === "string")) return undefined;
+    if (Number.isNaN(Date.parse(value.expiresAt))) return undefined;
+    return value as LeaseRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A lease this process holds: renews itself until released or lost. */
+class HeldLease implements Lease {
+  #etag: string;
+  #record: LeaseRecord;
+  #lost?: string;
+  #timer?: ReturnType<typeof setInterval>;
+  #renewing: Promise<void> = Promise.resolve();
+  #released?: Promise<void>;
+
+  constructor(
+    private readonly access: ObjectAccess,
+    readonly key: string,
+    private readonly options: LeaseOptions,
+    private readonly ttlMs: number,
+    private readonly policy: RetryPolicy,
+    record: LeaseRecord,
+    etag: string,
+    readonly tookOver?: string,
+  ) {
+    this.#record = record;
+    this.#etag = etag;
+    this.#timer = setInterval(() => {
+      this.#renewing = this.#renewing.then(() => this.#renew());
+    }, Math.max(10, Math.floor(ttlMs / 3)));
+    // Never what keeps the process alive.
+    (this.#timer as { unref?: () => void }).unref?.();
+  }
+
+  async #renew(): Promise<void> {
+    if (this.#lost || this.#released) return;
+    const now = new Date();
+    const record = recordOf(this.options, new Date(this.#record.takenAt), now, this.ttlMs);
+    const bytes = encode(record);
+    try {
+      let tries = 0;
+      let tag = await withRetries(
+        `renewing the lease ${this.access.label}${this.key}`,
+        this.policy,
+        () => {
+          tries++;
+          return this.access.putSmall(this.key, bytes, leaseWrite({ ifMatch: this.#etag }));
+        },
+        () => {},
+      );
+      if (tag === "conflict" && tries > 1) {
+        // A retried renewal whose first try landed (its answer lost) conflicts with itself.
+        const found = await this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES });
+        if (found && sameBytes(found.bytes, bytes)) tag = found.etag;
+      }
+      if (tag === "conflict") {
+        this.#lose("another run took it over or it was deleted");
+        return;
+      }
+      this.#etag = tag;
+      this.#record = record;
+    } catch (error) {
+      // Tried again at the next interval; lost only once it lapsed unrenewed.
+      if (Date.now() > Date.parse(this.#record.expiresAt)) {
+        this.#lose(
+          `it lapsed at ${this.#record.expiresAt}: it could not be renewed (${reason(error)})`,
+        );
+      }
+    }
+  }
+
+  #lose(why: string): void {
+    this.#lost = why;
+    clearInterval(this.#timer);
+  }
+
+  assertHeld(): Promise<void> {
+    if (!this.#lost && Date.now() > Date.parse(this.#record.expiresAt)) {
+      this.#lose(`it lapsed at ${this.#record.expiresAt} without a renewal`);
+    }
+    if (this.#lost) {
+      return Promise.reject(
+        new CliError(
+          "state",
+          `this run no longer holds the lease ${this.key} on ${this.options.what} (${this.#lost}); ` +
+            `stopping without writing`,
+        ),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  release(): Promise<void> {
+    this.#released ??= (async () => {
+      clearInterval(this.#timer);
+      await this.#renewing;
+      if (this.#lost) return;
+      this.#lost = "it was released";
+      const retried = <T>(what: string, attempt: () => Promise<T>) =>
+        withRetries(`${what} ${this.access.label}${this.key}`, this.policy, attempt, () => {});
+      // Read first: a store that ignores If-Match on DELETE (Ceph 16) then deletes another run's
+      // lease only if that run took it over in the moment between the read and the delete.
+      const found = await retried(
+        "reading the lease",
+        () => this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES }),
+      );
+      if (found?.etag !== this.#etag) return;
+      await retried(
+        "releasing the lease",
+        () => this.access.deleteKey(this.key, { ifMatch: this.#etag }),
+      );
+    })();
+    return this.#released;
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * An `--output-dir s3://...` or `az://...` archive as an `ArchiveStore`, over the store's
+ * `ObjectAccess` and the archive's key prefix:
+ *
+ * - manifests are `PREFIX/_manifest/<name>.jsonl`, written whole with `ifNoneMatch: "*"` so that
+ *   a manifest, once written, is never overwritten (a retried write that finds its own bytes
+ *   there succeeded the first time);
+ * - the manifest lock is a lease on `PREFIX/_manifest/.lock` (lib/destinations/_lease.ts), waited
+ *   for up to 120 s like the local store's OS lock;
+ * - a run at work is marked by `PREFIX/_manifest/.live-<run id>`, a small object holding its event
+ *   types and when the mark expires, renewed while the run works and deleted when it ends; a
+ *   killed run's mark expires, so it is not live any more (and the next mark swept removes it).
+ *   On the run's own host and pid namespace a mark whose process is gone is dead at once, so
+ *   that a re-run after `kill -9` records the killed run's files (as recovered) straight away;
+ * - credentials that may write but not delete (an Azure SAS without `d`, so that the writer
+ *   cannot delete evidence) let go of the lock and the mark by rewriting them as expired;
+ * - the archive's files are the keys under the prefix outside `_manifest/` (sizes from the
+ *   listing), read back in bounded ranges. Uploads are multipart, so there are no temps.
+ *
+ * Every request is retried with the store's policy (each `ObjectAccess` call is one attempt).
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "../destinations/_object_access.ts";
+ * declare const access: ObjectAccess;
+ * const store = new ObjectArchiveStore(access, "openai/", { label: "s3://archive/openai/" });
+ * for (const name of await store.manifests()) console.log(name);
+ * ```
+ */
+import { readlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import { pid } from "node:process";
+import { isProcessAlive } from "../atomic.ts";
+import { CliError, reason } from "../errors.ts";
+import { type RetryPolicy, withRetries } from "../retry.ts";
+import type { ListedObject, ObjectAccess } from "../destinations/_object_access.ts";
+import { type LeaseOptions, type LeaseRecord, takeLease } from "../destinations/_lease.ts";
+import { STORE_RETRY_POLICY } from "../destinations/_object_store.ts";
+import { MANIFEST_DIR } from "./format.ts";
+import type { ArchiveStore, ManifestLock, StoredObject } from "./store.ts";
+
+/** How long a run waits for another run's manifest lock (held only while it writes one). */
+export const LOCK_WAIT_MS = 120_000;
+/** The bytes of one ranged read of a stored file. */
+export const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+/** The largest manifest read whole (a run of ~500,000 files). */
+const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
+/** A live mark lasts this long unless renewed (every third of it). */
+const LIVE_TTL_MS = 5 * 60_000;
+const LIVE_PREFIX = ".live-";
+
+/** `takeLease` of lib/destinations/_lease.ts (given in tests). */
+export type TakeLease = (
+  access: ObjectAccess,
+  key: string,
+  options: LeaseOptions,
+) => Promise<{ release(): Promise<void> }>;
+
+export interface ObjectArchiveOptions {
+  /** How the archive is named in messages, e.g. `s3://archive/openai/`. */
+  label: string;
+  /** The retries of each request (default: the stores' 5 retries from 1 s). */
+  policy?: RetryPolicy;
+  /** Default: lib/destinations/_lease.ts's. */
+  takeLease?: TakeLease;
+  lockWaitMs?: number;
+  liveTtlMs?: number;
+  now?: () => number;
+}
+
+/** What a live mark holds. */
+interface LiveMark {
+  run: string;
+  owner: string;
+  eventTypes: string[];
+  expiresAt: string;
+  host: string;
+  pid: number;
+  /** The pid namespace (`/proc/self/ns/pid`), where there is one to read: its pid means this. */
+  pidNamespace?: string;
+}
+
+let namespace: { value?: string } | undefined;
+
+/** This process's pid namespace on Linux (`pid:[4026531836]`); undefined elsewhere. */
+function pidNamespace(): string | undefined {
+  namespace ??= (() => {
+    try {
+      return { value: readlinkSync("/proc/self/ns/pid") };
+    } catch {
+      return {}; // No /proc, or no permission to read it: marks expire by time only.
+    }
+  })();
+  return namespace.value;
+}
+
+export class ObjectArchiveStore implements ArchiveStore {
+  readonly label: string;
+  readonly #access: () => ObjectAccess;
+  readonly #prefix: string;
+  readonly #options: ObjectArchiveOptions;
+  readonly #policy: RetryPolicy;
+  readonly #now: () => number;
+  /** Sizes from the last listing of `objects()`, so that `read` knows where an object ends. */
+  readonly #sizes = new Map<string, number>();
+
+  /**
+   * `access`: the store's, or a function that makes it on first use (credentials are looked up
+   * then, not while the command line is parsed). `prefix`: the archive's key prefix, `""` or
+   * ending in `/`.
+   */
+  constructor(
+    access: ObjectAccess | (() => ObjectAccess),
+    prefix: string,
+    options: ObjectArchiveOptions,
+  ) {
+    let made: ObjectAccess | undefined;
+    this.#access = typeof access === "function" ? () => made ??= access() : () => access;
+    this.#prefix = prefix;
+    this.#options = options;
+    this.label = options.label;
+    this.#policy = options.policy ?? STORE_RETRY_POLICY;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get #dir(): string {
+    return `${this.#prefix}${MANIFEST_DIR}/`;
+  }
+
+  async manifests(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const object of this.#list(this.#dir)) {
+      const name = object.key.slice(this.#dir.length);
+      if (name.endsWith(".jsonl") && !name.startsWith(".") && !name.includes("/")) names.push(name);
+    }
+    return names.sort();
+  }
+
+  async readManifest(name: string): Promise<string> {
+    const key = this.#dir + name;
+    const got = await this.#retried(
+      `reading ${this.#shown(key)}`,
+      () => this.#access().get(key, { maxBytes: MAX_MANIFEST_BYTES }),
+    );
+    if (!got) throw new CliError("io", `cannot read ${this.#shown(key)}: it is gone`);
+    return new TextDecoder().decode(got.bytes);
+  }
+
+  async writeManifest(name: string, text: string): Promise<void> {
+    const key = this.#dir + name;
+    const bytes = new TextEncoder().encode(text);
+    const written = await this.#retried(
+      `writing ${this.#shown(key)}`,
+      () =>
+        this.#access().putSmall(key, bytes, {
+          condition: { ifNoneMatch: "*" },
+          contentType: "application/x-ndjson",
+        }),
+    );
+    if (written !== "conflict") return;
+    // A retry of a write that did land the first time finds its own bytes: that is success.
+    const there = await this.#retried(
+      `reading ${this.#shown(key)}`,
+      () => this.#access().get(key, { maxBytes: MAX_MANIFEST_BYTES }),
+    );
+    if (there && sameBytes(there.bytes, bytes)) return;
+    throw new CliError(
+      "state",
+      `the manifest ${this.#shown(key)} already exists with other contents; a manifest is never ` +
+        `overwritten: run again (the next run gets a new name)`,
+    );
+  }
+
+  async lock(): Promise<ManifestLock> {
+    const take = this.#options.takeLease ?? takeLease;
+    const key = `${this.#dir}.lock`;
+    const holder = owner();
+    const lease = await take(this.#access(), key, {
+      owner: holder,
+      what: `the manifest lock ${this.#shown(key)}`,
+      waitMs: this.#options.lockWaitMs ?? LOCK_WAIT_MS,
+      policy: this.#policy,
+    });
+    return {
+      release: async () => {
+        try {
+          await lease.release();
+        } catch (error) {
+          // Credentials that may write but not delete (an Azure SAS without `d`, so that the
+          // writer cannot delete evidence): the lease is let go by expiring it in place.
+          if (!await this.#expireLease(key, holder)) throw error;
+        }
+      },
+    };
+  }
+
+  /** Rewrites our lease at `key` as already expired (If-Match), so the next run takes it over. */
+  async #expireLease(key: string, holder: string): Promise<boolean> {
+    try {
+      const found = await this.#retried(
+        `reading ${this.#shown(key)}`,
+        () => this.#access().get(key),
+      );
+      if (!found) return true;
+      const record = JSON.parse(new TextDecoder().decode(found.bytes)) as LeaseRecord;
+      if (record.owner !== holder) return true; // Taken over meanwhile: not ours to touch.
+      const expired = { ...record, expiresAt: new Date(0).toISOString() };
+      // A conflict: another run has taken it over meanwhile, which is as good.
+      await this.#retried(
+        `expiring ${this.#shown(key)}`,
+        () =>
+          this.#access().putSmall(key, new TextEncoder().encode(JSON.stringify(expired) + "\n"), {
+            condition: { ifMatch: found.etag },
+            contentType: "application/json",
+          }),
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock> {
+    await this.#sweepExpiredMarks();
+    const key = `${this.#dir}${LIVE_PREFIX}${runId}`;
+    const ttl = this.#options.liveTtlMs ?? LIVE_TTL_MS;
+    const put = (condition: { ifNoneMatch: "*" } | { ifMatch: string }, expiresAtMs: number) => {
+      const mark: LiveMark = {
+        run: runId,
+        owner: owner(),
+        eventTypes: [...eventTypes],
+        expiresAt: new Date(expiresAtMs).toISOString(),
+        host: hostname(),
+        pid,
+        ...(pidNamespace() === undefined ? {} : { pidNamespace: pidNamespace() }),
+      };
+      const bytes = new TextEncoder().encode(JSON.stringify(mark) + "\n");
+      return this.#retried(
+        `marking the run live in ${this.#shown(key)}`,
+        () => this.#access().putSmall(key, bytes, { condition, contentType: "application/json" }),
+      );
+    };
+    let etag = await put({ ifNoneMatch: "*" }, this.#now() + ttl);
+    if (etag === "conflict") {
+      throw new CliError(
+        "state",
+        `${this.#shown(key)} already exists: is run ${runId} running twice?`,
+      );
+    }
+    let released = false;
+    let renewing: Promise<void> = Promise.resolve();
+    // Renewed well before it expires; a lost renewal only makes the mark expire early (verify
+    // then counts this run's unrecorded files as unexpected until its manifest is written).
+    const timer = setInterval(() => {
+      renewing = (async () => {
+        if (released || etag === "conflict") return;
+        const next = await put({ ifMatch: etag }, this.#now() + ttl).catch(() => etag);
+        if (!released) etag = next;
+      })();
+    }, Math.max(ttl / 3, 10));
+    (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        clearInterval(timer);
+        await renewing;
+        try {
+          await this.#retried(`removing ${this.#shown(key)}`, () => this.#access().deleteKey(key));
+        } catch {
+          // Not allowed to delete (see `lock`): expired in place, else it expires by itself.
+          if (etag !== "conflict") await put({ ifMatch: etag }, 0).catch(() => {});
+        }
+      },
+    };
+  }
+
+  async liveRuns(): Promise<string[][]> {
+    return (await this.#marks()).filter(({ mark }) => !this.#expired(mark)).map(({ mark }) =>
+      mark.eventTypes
+    );
+  }
+
+  async *objects(prefixes?: readonly string[]): AsyncIterable<StoredObject> {
+    // A prefix names a folder (`AUTH_LOG` is `AUTH_LOG/...`, not `AUTH_LOG_X/...`).
+    const roots = prefixes?.map((p) => (p === "" || p.endsWith("/") ? p : `${p}/`)) ?? [""];
+    for (const root of roots) {
+      for await (const object of this.#list(this.#prefix + root)) {
+        const path = object.key.slice(this.#prefix.length);
+        if (path.startsWith(`${MANIFEST_DIR}/`) || path.endsWith("/")) continue; // Folder markers.
+        this.#sizes.set(path, object.size);
+        yield { path, size: object.size };
+      }
+    }
+  }
+
+  async *read(path: string): AsyncIterable<Uint8Array> {
+    const key = this.#prefix + path;
+    const size = this.#sizes.get(path) ?? await this.#sizeOf(key);
+    const range = (start: number) =>
+      this.#retried(
+        `reading ${this.#shown(key)}`,
+        () => this.#access().getRange(key, start, Math.min(start + READ_CHUNK_BYTES, size)),
+      );
+    // One range ahead: the next is on its way while this one is hashed.
+    let pending = size > 0 ? range(0) : undefined;
+    for (let start = 0; pending; start += READ_CHUNK_BYTES) {
+      const chunk = await pending;
+      const next = start + READ_CHUNK_BYTES;
+      pending = next < size ? range(next) : undefined;
+      pending?.catch(() => {}); // Surfaced when awaited.
+      yield chunk;
+    }
+  }
+
+  async #sizeOf(key: string): Promise<number> {
+    for await (const object of this.#list(key)) {
+      if (object.key === key) return object.size;
+      if (object.key > key) break;
+    }
+    throw new CliError("io", `cannot read ${this.#shown(key)}: no such object`);
+  }
+
+  async #marks(): Promise<Array<{ key: string; mark: LiveMark }>> {
+    const marks: Array<{ key: string; mark: LiveMark }> = [];
+    for await (const object of this.#list(`${this.#dir}${LIVE_PREFIX}`)) {
+      const got = await this.#retried(
+        `reading ${this.#shown(object.key)}`,
+        () => this.#access().get(object.key),
+      );
+      if (!got) continue; // Released meanwhile.
+      try {
+        const mark = JSON.parse(new TextDecoder().decode(got.bytes)) as LiveMark;
+        if (Array.isArray(mark.eventTypes) && typeof mark.expiresAt === "string") {
+          marks.push({ key: object.key, mark });
+        }
+      } catch {
+        // Not a mark of this tool: ignored.
+      }
+    }
+    return marks;
+  }
+
+  /** Past its expiry, or its process is gone (same host and pid namespace: the pid is its). */
+  #expired(mark: LiveMark): boolean {
+    if (!(Date.parse(mark.expiresAt) > this.#now())) return true;
+    const here = pidNamespace() !== undefined && mark.pidNamespace === pidNamespace() &&
+      mark.host === hostname();
+    return here && !isProcessAlive(mark.pid);
+  }
+
+  /** Marks of runs that died (expired): removed, so that they do not pile up. */
+  async #sweepExpiredMarks(): Promise<void> {
+    for (const { key, mark } of await this.#marks()) {
+      if (!this.#expired(mark)) continue;
+      await this.#retried(`removing ${this.#shown(key)}`, () => this.#access().deleteKey(key))
+        .catch(() => {}); // Another sweeper's, or the next run's to remove.
+    }
+  }
+
+  async *#list(prefix: string): AsyncGenerator<ListedObject> {
+    let next: string | undefined;
+    do {
+      const page = await this.#retried(
+        `listing ${this.#shown(prefix)}`,
+        () => this.#access().listPage(prefix, next),
+      );
+      yield* page.objects;
+      next = page.next;
+    } while (next !== undefined);
+  }
+
+  async #retried<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await withRetries(what, this.#policy, attempt, () => {});
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      throw new CliError("io", `${what} failed: ${reason(error)}`, { cause: error });
+    }
+  }
+
+  /** A key as the user would name it: the archive's label and the part under its prefix. */
+  #shown(key: string): string {
+    const label = this.label.endsWith("/") ? this.label : `${this.label}/`;
+    return label + key.slice(this.#prefix.length);
+  }
+}
+
+function owner(): string {
+  return `pid ${pid} on ${hostname()}`;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}

@@ -1,0 +1,245 @@
+// s3 (Ceph RGW): an object altered out of band in a bucket with Object Lock, on a real Ceph RADOS
+// Gateway (tests/servers/ceph.ts). Nothing can be renamed or deleted there, so a re-run that finds
+// the object altered writes the listing's bytes as a new version and reports the altered one as
+// kept aside (the version that holds it); the versions (ListObjectVersions) show all of them, the
+// tool's retained under Object Lock and refused deletion without a governance bypass.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import type { LogFile } from "../lib/log_file.ts";
+import type { KeptAside } from "../lib/destinations/kind.ts";
+import { ObjectStoreDestination } from "../lib/destinations/_object_store.ts";
+import { s3Store } from "../lib/destinations/s3.ts";
+import { relativeKey } from "../lib/destinations/layout.ts";
+import { lines, runCli, summaryOf } from "./helpers/cli.ts";
+import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import { CEPH_SKIP, createBucket, listKeys, s3Request, startCeph } from "./servers/ceph.ts";
+
+const OPTIONS = { skip: CEPH_SKIP, timeout: 240_000 };
+const NAMING = { gzip: false, layout: "plain" as const };
+const FORGED = new TextEncoder().encode('{"event_id":"forged","type":"not what the API served"}\n');
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+interface Version {
+  versionId: string;
+  latest: boolean;
+  size: number;
+}
+
+/** The versions of `key`, newest first (ListObjectVersions). */
+async function versionsOf(
+  ceph: Awaited<ReturnType<typeof startCeph>>,
+  bucket: string,
+  key: string,
+): Promise<Version[]> {
+  const answer = await s3Request(ceph, "GET", `/${bucket}`, {
+    query: `prefix=${encodeURIComponent(key)}&versions=`,
+  });
+  assert.equal(answer.status, 200, answer.text);
+  return [...answer.text.matchAll(/<Version>([\s\S]*?)<\/Version>/g)]
+    .map((m) => m[1])
+    .filter((v) => /<Key>([^<]*)<\/Key>/.exec(v)![1] === key)
+    .map((v) => ({
+      versionId: /<VersionId>([^<]*)<\/VersionId>/.exec(v)![1],
+      latest: /<IsLatest>true<\/IsLatest>/.test(v),
+      size: Number(/<Size>(\d+)<\/Size>/.exec(v)![1]),
+    }));
+}
+
+test(
+  "s3 (Ceph RGW): with Object Lock, an object altered out of band is kept as its version, reported, and the listed file written as a new retained version",
+  OPTIONS,
+  async () => {
+    const ceph = await startCeph();
+    const bucket = `t-altered-${crypto.randomUUID().slice(0, 8)}`;
+    await createBucket(ceph, bucket, true); // Object Lock, which makes the bucket versioned.
+    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
+      const target = `s3://${bucket}/p`;
+      const args = [
+        PRINCIPAL,
+        "AUTH_LOG",
+        "100",
+        AFTER,
+        "--output-dir",
+        target,
+        "--retain-days",
+        "1",
+        "--log-format",
+        "json",
+      ];
+      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
+      const first = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(first.code, 0, first.stderr);
+
+      const [id, other] = idsOf(emulator);
+      const spec = emulator.files.find((f) => f.id === id)!;
+      const content = await emulator.contentOf(id);
+      const file: LogFile = {
+        id,
+        event_type: "AUTH_LOG",
+        end_time: spec.endTime,
+        file_size: content.length,
+        file_sha256: sha256(content),
+      };
+      const relative = relativeKey(file, "AUTH_LOG", NAMING);
+      const key = `p/${relative}`;
+      const [original] = await versionsOf(ceph, bucket, key);
+      assert.ok(original, `${key} was stored`);
+
+      // Altered out of band: another PUT to the key, of other bytes (a new version under Lock).
+      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: FORGED });
+      assert.equal(put.status, 200, put.text);
+      const forgedVersion = put.headers.get("x-amz-version-id")!;
+      assert.ok(forgedVersion && forgedVersion !== original.versionId, "a new version");
+
+      // The shared core on Ceph itself: the altered object is not whole, and is reported with
+      // the version that keeps it and what that version holds (read back from Ceph).
+      const kept: KeptAside[] = [];
+      const core = new ObjectStoreDestination(s3Store(target, ceph.env), {
+        prefix: "p/",
+        naming: NAMING,
+        onKeptAside: (k) => kept.push(k),
+        onNote: (text) => assert.fail(`a note instead of kept aside: ${text}`),
+      });
+      assert.equal(await core.alreadyStored(file, "AUTH_LOG"), false);
+      assert.equal(kept.length, 1);
+      assert.equal(kept[0].key, relative);
+      assert.equal(kept[0].asideKey, `${relative}?versionId=${forgedVersion}`);
+      assert.equal(kept[0].path, `${target}/${relative}`);
+      assert.equal(kept[0].size, FORGED.length);
+      assert.equal(kept[0].sha256, sha256(FORGED));
+      await core.finish();
+
+      // The re-run: written again as a new version, reported once, counted in the summary.
+      const downloads = emulator.downloadRequests(id).length;
+      const again = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(again.code, 0, again.stderr);
+      const warnings = lines(again.stderr).map((l) => JSON.parse(l))
+        .filter((e) => e.event === "warning").map((e) => e.message as string);
+      const aside = warnings.filter((m) => m.includes("kept aside"));
+      assert.equal(aside.length, 1, again.stderr);
+      assert.ok(aside[0].includes(`${target}/${relative}?versionId=${forgedVersion}`), aside[0]);
+      assert.equal(summaryOf(again).kept_aside, 1);
+      assert.equal(emulator.downloadRequests(id).length, downloads + 1, "downloaded again");
+      assert.equal(emulator.downloadRequests(other).length, 1, "the whole one is not");
+
+      // The run's manifest records it (both names, what the altered version holds), and verify
+      // takes it for an explained alteration, not a problem.
+      const manifests = (await listKeys(ceph, bucket, "p/_manifest/"))
+        .filter((o) => o.key.endsWith(".jsonl"));
+      const recorded = [];
+      for (const { key: name } of manifests) {
+        const text = (await s3Request(ceph, "GET", `/${bucket}/${name}`)).text;
+        recorded.push(
+          ...text.trim().split("\n").map((l) => JSON.parse(l)).filter((l) =>
+            l.type === "kept_aside"
+          ),
+        );
+      }
+      assert.equal(recorded.length, 1, JSON.stringify(manifests));
+      assert.equal(recorded[0].id, id);
+      assert.equal(recorded[0].path, relative);
+      assert.equal(recorded[0].aside, `${relative}?versionId=${forgedVersion}`);
+      assert.equal(recorded[0].aside_size, FORGED.length);
+      assert.equal(recorded[0].aside_sha256, sha256(FORGED));
+      const verified = await runCli(["verify", target, "--json"], { env, timeoutMs: 120_000 });
+      assert.equal(verified.code, 0, verified.stderr);
+      const report = JSON.parse(new TextDecoder().decode(verified.stdout)) as {
+        findings: Array<{ kind: string; severity: string; id?: string }>;
+      };
+      assert.ok(
+        report.findings.some((f) => f.kind === "kept_aside" && f.id === id),
+        JSON.stringify(report.findings),
+      );
+      assert.ok(
+        !report.findings.some((f) => f.severity === "problem"),
+        JSON.stringify(report.findings),
+      );
+
+      // Every version is there: the tool's first, the forged one, the tool's new latest.
+      const versions = await versionsOf(ceph, bucket, key);
+      assert.equal(versions.length, 3, JSON.stringify(versions));
+      const latest = versions.find((v) => v.latest)!;
+      assert.ok(![original.versionId, forgedVersion].includes(latest.versionId));
+      const bytesOf = async (versionId: string) => {
+        const got = await s3Request(ceph, "GET", `/${bucket}/${key}`, {
+          query: `versionId=${encodeURIComponent(versionId)}`,
+        });
+        assert.equal(got.status, 200, got.text);
+        return got;
+      };
+      const now = await bytesOf(latest.versionId);
+      assert.equal(sha256(now.bytes), sha256(content), "the latest is the listed file");
+      assert.equal(now.headers.get("x-amz-meta-sha256"), sha256(content));
+      assert.equal(sha256((await bytesOf(forgedVersion)).bytes), sha256(FORGED), "evidence kept");
+      assert.equal(sha256((await bytesOf(original.versionId)).bytes), sha256(content));
+
+      // The tool's versions are retained (GOVERNANCE, a day), and cannot be deleted without a
+      // governance bypass.
+      for (const versionId of [original.versionId, latest.versionId]) {
+        const query = `retention=&versionId=${encodeURIComponent(versionId)}`;
+        const retention = await s3Request(ceph, "GET", `/${bucket}/${key}`, { query });
+        assert.equal(retention.status, 200, retention.text);
+        assert.match(retention.text, /<Mode>GOVERNANCE<\/Mode>/);
+        const until = Date.parse(/<RetainUntilDate>([^<]+)</.exec(retention.text)![1]);
+        assert.ok(until > Date.now() + 23 * 3_600_000, `retained until ${new Date(until)}`);
+        const deleted = await s3Request(ceph, "DELETE", `/${bucket}/${key}`, {
+          query: `versionId=${encodeURIComponent(versionId)}`,
+        });
+        assert.equal(deleted.status, 403, `deleting a retained version: ${deleted.text}`);
+      }
+      assert.equal((await versionsOf(ceph, bucket, key)).length, 3, "nothing was deleted");
+
+      // A third run finds the latest whole: nothing more is written.
+      const third = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal(summaryOf(third).kept_aside ?? 0, 0);
+      assert.equal((await versionsOf(ceph, bucket, key)).length, 3);
+    });
+  },
+);
+
+test(
+  "s3 (Ceph RGW): in a bucket without versioning, an altered object is written again and the run warns that it was replaced",
+  OPTIONS,
+  async () => {
+    const ceph = await startCeph();
+    const bucket = `t-unversioned-${crypto.randomUUID().slice(0, 8)}`;
+    await createBucket(ceph, bucket);
+    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
+      const args = [
+        PRINCIPAL,
+        "AUTH_LOG",
+        "100",
+        AFTER,
+        "--output-dir",
+        `s3://${bucket}/p`,
+        "--log-format",
+        "json",
+      ];
+      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
+      assert.equal((await runCli(args, { env, timeoutMs: 120_000 })).code, 0);
+      const [id] = idsOf(emulator);
+      const spec = emulator.files.find((f) => f.id === id)!;
+      const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
+      const key = `p/${relativeKey(file, "AUTH_LOG", NAMING)}`;
+      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: FORGED });
+      assert.equal(put.status, 200, put.text);
+
+      const again = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(again.code, 0, again.stderr);
+      const warnings = lines(again.stderr).map((l) => JSON.parse(l))
+        .filter((e) => e.event === "warning").map((e) => e.message as string)
+        .filter((m) => m.includes(key));
+      assert.equal(warnings.length, 1, again.stderr);
+      assert.match(warnings[0], new RegExp(`^${key} is in the store but does not match`));
+      assert.match(warnings[0], /without versions the altered object is replaced/);
+      assert.equal(summaryOf(again).kept_aside ?? 0, 0, "nothing was kept aside");
+      const now = await s3Request(ceph, "GET", `/${bucket}/${key}`);
+      assert.equal(sha256(now.bytes), sha256(await emulator.contentOf(id)), "the listed file");
+    });
+  },
+);

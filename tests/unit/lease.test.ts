@@ -1,0 +1,161 @@
+// The store's lock (lib/destinations/_lease.ts) on an in-memory ObjectAccess with a real store's
+// conditional semantics: taken once, refused to a second run, renewed, taken over when expired,
+// lost when another run takes it, waited for, and released only when still ours.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { describeLease, type LeaseRecord, takeLease } from "../../lib/destinations/_lease.ts";
+import { CliError, TransientError } from "../../lib/errors.ts";
+import { MemoryObjectAccess } from "../fixtures/memory_object_access.ts";
+
+const FAST = { retries: 3, backoffMs: 1, maxWaitMs: 5 };
+const KEY = "jobs/s.json.lock";
+const A = {
+  owner: "run a, pid 1 on host-a",
+  what: "the checkpoint mem://jobs/s.json",
+  policy: FAST,
+};
+const B = { ...A, owner: "run b, pid 2 on host-b" };
+
+function record(access: MemoryObjectAccess): LeaseRecord {
+  return JSON.parse(access.text(KEY)!);
+}
+
+function isState(pattern: RegExp) {
+  return (error: unknown) =>
+    error instanceof CliError && error.kind === "state" && pattern.test(error.message);
+}
+
+test("lease: taken once; a second run is refused naming the holder; released, taken again", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, A);
+  assert.equal(lease.key, KEY);
+  assert.equal(lease.tookOver, undefined);
+  assert.equal(record(access).owner, A.owner);
+  assert.ok(Date.parse(record(access).expiresAt) > Date.now() + 4 * 60_000, "5 min by default");
+  await assert.rejects(takeLease(access, KEY, B), isState(/another run \(run a, pid 1/));
+  await lease.assertHeld();
+  assert.match(await describeLease(access, KEY, FAST), /^held by run a/);
+  await lease.release();
+  await lease.release(); // idempotent
+  assert.equal(access.text(KEY), undefined, "released: deleted");
+  assert.equal(await describeLease(access, KEY, FAST), "none");
+  const again = await takeLease(access, KEY, B);
+  assert.equal(record(access).owner, B.owner);
+  await again.release();
+});
+
+test("lease: of two runs taking it at once, exactly one gets it", async () => {
+  const access = new MemoryObjectAccess();
+  const results = await Promise.allSettled([takeLease(access, KEY, A), takeLease(access, KEY, B)]);
+  const held = results.filter((r) => r.status === "fulfilled");
+  assert.equal(held.length, 1);
+  const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+  assert.ok(isState(/holds the lease/)(refused.reason));
+  await (held[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+});
+
+test("lease: renewed every ttl/3 with If-Match, its expiry pushed on", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 300 });
+  const first = record(access);
+  const firstTag = access.objects.get(KEY)!.etag;
+  await new Promise((r) => setTimeout(r, 700));
+  const later = record(access);
+  assert.notEqual(access.objects.get(KEY)!.etag, firstTag, "rewritten");
+  assert.equal(later.takenAt, first.takenAt);
+  assert.ok(Date.parse(later.expiresAt) > Date.parse(first.expiresAt));
+  await lease.assertHeld();
+  await lease.release();
+  assert.equal(access.text(KEY), undefined);
+});
+
+test("lease: an expired one is taken over, tookOver says whose and since when", async () => {
+  const access = new MemoryObjectAccess();
+  const dead: LeaseRecord = {
+    owner: "run z, pid 9 on host-z",
+    what: A.what,
+    takenAt: "2026-01-01T00:00:00.000Z",
+    renewedAt: "2026-01-01T00:10:00.000Z",
+    expiresAt: "2026-01-01T00:15:00.000Z",
+  };
+  access.set(KEY, JSON.stringify(dead));
+  assert.match(await describeLease(access, KEY, FAST), /^expired at 2026-01-01T00:15/);
+  const lease = await takeLease(access, KEY, A);
+  assert.match(lease.tookOver!, /run z, pid 9 on host-z held it since 2026-01-01T00:00:00/);
+  assert.match(lease.tookOver!, /expired at 2026-01-01T00:15:00/);
+  assert.equal(record(access).owner, A.owner);
+  await lease.release();
+});
+
+test("lease: lost when another run takes it over; assertHeld throws; release leaves theirs", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 150 });
+  // Another writer replaces it (as a run that judged ours expired would).
+  access.set(KEY, JSON.stringify({ ...record(access), owner: B.owner }));
+  await new Promise((r) => setTimeout(r, 400));
+  await assert.rejects(lease.assertHeld(), isState(/no longer holds the lease .*took it over/));
+  await lease.release();
+  assert.equal(record(access).owner, B.owner, "not deleted: it is theirs");
+});
+
+test("lease: with waitMs, a held lease is waited for until released", async () => {
+  const access = new MemoryObjectAccess();
+  const first = await takeLease(access, KEY, A);
+  setTimeout(() => first.release(), 300);
+  const started = Date.now();
+  const second = await takeLease(access, KEY, { ...B, waitMs: 10_000 });
+  assert.ok(Date.now() - started >= 250, "it waited");
+  assert.equal(record(access).owner, B.owner);
+  await second.release();
+  // A wait that runs out is refused.
+  const third = await takeLease(access, KEY, A);
+  await assert.rejects(takeLease(access, KEY, { ...B, waitMs: 300 }), isState(/holds the lease/));
+  await third.release();
+});
+
+test("lease: transient store errors are retried", async () => {
+  const access = new MemoryObjectAccess();
+  access.failNext.putSmall = 2;
+  const lease = await takeLease(access, KEY, A);
+  assert.equal(access.calls.putSmall, 3);
+  access.failNext.get = 1;
+  access.failNext.deleteKey = 1;
+  await lease.release();
+  assert.equal(access.text(KEY), undefined);
+});
+
+test("lease: an object that is not a lease is refused, not taken over", async () => {
+  const access = new MemoryObjectAccess();
+  access.set(KEY, "hello");
+  await assert.rejects(takeLease(access, KEY, A), isState(/not a lease this tool writes/));
+  assert.equal(access.text(KEY), "hello");
+});
+
+/** A store whose next writes land but whose answers are lost (a connection cut after the PUT). */
+class LostAnswers extends MemoryObjectAccess {
+  lose = 0;
+  override async putSmall(
+    ...args: Parameters<MemoryObjectAccess["putSmall"]>
+  ): Promise<string | "conflict"> {
+    const tag = await super.putSmall(...args);
+    if (this.lose > 0 && tag !== "conflict") {
+      this.lose--;
+      throw new TransientError("network", "connection reset after the write (injected)");
+    }
+    return tag;
+  }
+}
+
+test("lease: a write that landed but whose answer was lost is not taken for another run's", async () => {
+  const access = new LostAnswers();
+  access.lose = 1;
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 300 });
+  assert.equal(record(access).owner, A.owner);
+  access.lose = 1; // the next renewal's answer is lost too
+  const before = record(access).expiresAt;
+  await new Promise((r) => setTimeout(r, 500));
+  await lease.assertHeld();
+  assert.ok(record(access).expiresAt > before, "renewed");
+  await lease.release();
+  assert.equal(access.text(KEY), undefined);
+});
