@@ -126,11 +126,19 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
     controller.abort(error); // A rejection stops the downloads at once.
   }, job.listener);
   const semaphore = new Semaphore(settings.concurrency);
+  // Downloads ahead of the destination (in flight, or done and waiting their turn), where it
+  // bounds them (`Destination.spoolsAhead`): taken in listing order before anything else is
+  // awaited, given back when the consumer reaches the file, so the file it waits for always
+  // holds one (taken in any other order, later files could hold them all).
+  const ahead = destination.spoolsAhead === undefined
+    ? undefined
+    : new Semaphore(Math.max(1, destination.spoolsAhead));
   const queue = new BoundedQueue<{ entry: Step; fetched?: Promise<Fetched> }>(
     settings.concurrency * 2,
   );
 
   const fetchFile = async (file: LogFile): Promise<Fetched> => {
+    await ahead?.acquire(signal);
     const skipReason = job.checkpoint?.skipReason(eventType, file.id);
     if (skipReason !== undefined) return { kind: "skippedByOperator", reason: skipReason };
     const passReason = client.passOver?.(file);
@@ -252,6 +260,7 @@ export async function deliverEventType(job: EventTypeDelivery): Promise<Confirma
         continue;
       }
       const fetched = await slot.fetched!;
+      ahead?.release();
       // After a rejection nothing more is handed over: the run fails there.
       if (confirmations.failure) {
         if (fetched.kind === "downloaded") await fetched.spool.discard();

@@ -27,6 +27,7 @@ import { listTree } from "./helpers/compare.ts";
 import { SLOW, withDir } from "./helpers/mod.ts";
 import { startHecEmulator } from "./siem/hec_emulator.ts";
 import { CEPH_SKIP, createBucket, s3Request, startCeph } from "./servers/ceph.ts";
+import { azuriteSkip, startAzurite } from "./servers/azurite.ts";
 
 const TOKEN = "9a1d7c3e-2b4f-4e6a-8c0d-5f7b9e1a3c52";
 
@@ -359,6 +360,61 @@ test(
         const errors = errorLines(again.stderr);
         assert.equal(errors.length, 1, again.stderr);
         assert.ok(errors[0].includes(`s3://${bucket}/${key}`), errors[0]);
+      });
+    });
+  },
+);
+
+test(
+  "az (Azurite): an archive in a container feeds -o FILE, every record in order; an altered blob is refused by name",
+  { skip: azuriteSkip() ?? false, timeout: 240_000 },
+  async () => {
+    const azurite = await startAzurite();
+    const container = `from-archive-${crypto.randomUUID().slice(0, 8)}`;
+    await azurite.createContainer(container);
+    await withEmulator({ files: hourlyFiles(4) }, async (emulator) => {
+      await withDir("oai-from-archive-az-", async (dir) => {
+        const archive = `az://${container}/openai`;
+        const env = {
+          AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString,
+          OAI_COMPLIANCE_STORE_BACKOFF_MS: "10",
+        };
+        const stored = await archiveFromApi(emulator, archive, [], { env });
+        assert.equal(stored.code, 0, stored.stderr);
+        const apiRequests = emulator.requests.length;
+        const ids = idsOf(emulator);
+        const out = join(dir, "out.jsonl");
+        const state = join(dir, "s.json");
+        const json = ["--log-format", "json"];
+        const r = await fromArchive(emulator, archive, ["-o", out, "--state", state, ...json], {
+          env,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        assert.deepEqual(new Uint8Array(await readFile(out)), await expectedStream(emulator, ids));
+        assert.equal(summaryOf(r).files, ids.length);
+        assert.equal(emulator.requests.length, apiRequests, "no request reached the API");
+
+        // One byte of a stored blob changed behind the tool's back, its size kept.
+        const key = `openai/AUTH_LOG/2026-07-02/${ids[2]}.jsonl`;
+        const bytes = await azurite.blobBytes(container, key);
+        bytes[10] = bytes[10] === 0x41 ? 0x42 : 0x41;
+        const replaced = await azurite.client.send({
+          method: "PUT",
+          container,
+          blob: key,
+          headers: { "x-ms-blob-type": "BlockBlob" },
+          body: bytes,
+          what: `replacing ${key}`,
+        });
+        assert.equal(replaced.status, 201, replaced.text);
+        const again = join(dir, "again.jsonl");
+        const refused = await fromArchive(emulator, archive, ["-o", again], { env });
+        assert.equal(refused.code, 1, refused.stderr);
+        const errors = errorLines(refused.stderr);
+        assert.equal(errors.length, 1, refused.stderr);
+        assert.ok(errors[0].includes(`az://${container}/${key}`), errors[0]);
+        assert.match(errors[0], /SHA-256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}/);
+        await assert.rejects(readFile(again), "-o FILE is replaced whole only at the end");
       });
     });
   },

@@ -2,7 +2,9 @@
 // Gateway (tests/servers/ceph.ts). Nothing can be renamed or deleted there, so a re-run that finds
 // the object altered writes the listing's bytes as a new version and reports the altered one as
 // kept aside (the version that holds it); the versions (ListObjectVersions) show all of them, the
-// tool's retained under Object Lock and refused deletion without a governance bypass.
+// tool's retained under Object Lock and refused deletion without a governance bypass. In a bucket
+// without versions the altered object is first copied within the store (CopyObject) to
+// `<key>.altered-<UTC time>` beside it, as a local directory renames it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -203,43 +205,115 @@ test(
 );
 
 test(
-  "s3 (Ceph RGW): in a bucket without versioning, an altered object is written again and the run warns that it was replaced",
+  "s3 (Ceph RGW): in a bucket without versioning, an altered object is copied aside to <key>.altered-<time> (CopyObject), reported, and the listed file written over it",
   OPTIONS,
   async () => {
     const ceph = await startCeph();
     const bucket = `t-unversioned-${crypto.randomUUID().slice(0, 8)}`;
     await createBucket(ceph, bucket);
     await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
-      const args = [
-        PRINCIPAL,
-        "AUTH_LOG",
-        "100",
-        AFTER,
-        "--output-dir",
-        `s3://${bucket}/p`,
-        "--log-format",
-        "json",
-      ];
+      const target = `s3://${bucket}/p`;
+      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target, "--log-format"];
       const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
-      assert.equal((await runCli(args, { env, timeoutMs: 120_000 })).code, 0);
-      const [id] = idsOf(emulator);
+      assert.equal((await runCli([...args, "json"], { env, timeoutMs: 120_000 })).code, 0);
+      const [id, other] = idsOf(emulator);
       const spec = emulator.files.find((f) => f.id === id)!;
+      const content = await emulator.contentOf(id);
       const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
-      const key = `p/${relativeKey(file, "AUTH_LOG", NAMING)}`;
-      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: FORGED });
+      const relative = relativeKey(file, "AUTH_LOG", NAMING);
+      const key = `p/${relative}`;
+      // Altered out of band, its metadata too (as a careless re-upload would leave it).
+      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, {
+        body: FORGED,
+        headers: { "x-amz-meta-size": "1", "x-amz-meta-note": "forged" },
+      });
       assert.equal(put.status, 200, put.text);
+      assert.equal(put.headers.get("x-amz-version-id") ?? "null", "null", "not versioned");
 
-      const again = await runCli(args, { env, timeoutMs: 120_000 });
+      const before = Date.now();
+      const downloads = emulator.downloadRequests(id).length;
+      const again = await runCli([...args, "json"], { env, timeoutMs: 120_000 });
       assert.equal(again.code, 0, again.stderr);
       const warnings = lines(again.stderr).map((l) => JSON.parse(l))
-        .filter((e) => e.event === "warning").map((e) => e.message as string)
-        .filter((m) => m.includes(key));
-      assert.equal(warnings.length, 1, again.stderr);
-      assert.match(warnings[0], new RegExp(`^${key} is in the store but does not match`));
-      assert.match(warnings[0], /without versions the altered object is replaced/);
-      assert.equal(summaryOf(again).kept_aside ?? 0, 0, "nothing was kept aside");
+        .filter((e) => e.event === "warning").map((e) => e.message as string);
+      const aside = warnings.filter((m) => m.includes("kept aside"));
+      assert.equal(aside.length, 1, again.stderr);
+      assert.equal(summaryOf(again).kept_aside, 1);
+      assert.equal(emulator.downloadRequests(id).length, downloads + 1, "downloaded again");
+      assert.equal(emulator.downloadRequests(other).length, 1, "the whole one is not");
+
+      // The copy beside it: <key>.altered-<UTC time, ISO basic>, holding the altered bytes (and
+      // their metadata); the key holds the listing's bytes again.
+      const keys = (await listKeys(ceph, bucket, "p/")).map((o) => o.key)
+        .filter((k) => k.startsWith(`${key}.altered-`));
+      assert.equal(keys.length, 1, JSON.stringify(keys));
+      const asideKey = keys[0];
+      const stamp = /\.altered-(\d{8}T\d{6}\.\d{3}Z)$/.exec(asideKey)?.[1];
+      assert.ok(stamp, asideKey);
+      const at = Date.parse(
+        stamp.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)/, "$1-$2-$3T$4:$5:$6"),
+      );
+      assert.ok(at >= before - 1000 && at <= Date.now() + 1000, `${stamp} is the re-run's time`);
+      assert.ok(aside[0].includes(`${target}/${relative}`), aside[0]);
+      assert.ok(aside[0].includes(`s3://${bucket}/${asideKey}`), aside[0]);
+      const kept = await s3Request(ceph, "GET", `/${bucket}/${asideKey}`);
+      assert.equal(kept.status, 200, kept.text);
+      assert.equal(sha256(kept.bytes), sha256(FORGED), "the evidence is kept");
+      assert.equal(kept.headers.get("x-amz-meta-note"), "forged", "with its metadata");
       const now = await s3Request(ceph, "GET", `/${bucket}/${key}`);
-      assert.equal(sha256(now.bytes), sha256(await emulator.contentOf(id)), "the listed file");
+      assert.equal(sha256(now.bytes), sha256(content), "the listed file");
+      assert.equal(now.headers.get("x-amz-meta-sha256"), sha256(content));
+
+      // The manifest records both names and what the copy holds; verify explains it.
+      const manifests = (await listKeys(ceph, bucket, "p/_manifest/"))
+        .filter((o) => o.key.endsWith(".jsonl"));
+      const recorded = [];
+      for (const { key: name } of manifests) {
+        const text = (await s3Request(ceph, "GET", `/${bucket}/${name}`)).text;
+        recorded.push(
+          ...text.trim().split("\n").map((l) => JSON.parse(l)).filter((l) =>
+            l.type === "kept_aside"
+          ),
+        );
+      }
+      assert.equal(recorded.length, 1, JSON.stringify(manifests));
+      assert.equal(recorded[0].id, id);
+      assert.equal(recorded[0].path, relative);
+      assert.equal(recorded[0].aside, asideKey.slice("p/".length));
+      assert.equal(recorded[0].aside_size, FORGED.length);
+      assert.equal(recorded[0].aside_sha256, sha256(FORGED));
+      const verified = await runCli(["verify", target, "--json"], { env, timeoutMs: 120_000 });
+      assert.equal(verified.code, 0, verified.stderr);
+      const report = JSON.parse(new TextDecoder().decode(verified.stdout)) as {
+        findings: Array<{ kind: string; severity: string; id?: string }>;
+      };
+      assert.ok(
+        report.findings.some((f) => f.kind === "kept_aside" && f.id === id),
+        JSON.stringify(report.findings),
+      );
+      assert.ok(
+        !report.findings.some((f) => f.severity === "problem"),
+        JSON.stringify(report.findings),
+      );
+
+      // A third run finds the key whole: nothing more is copied or written.
+      const third = await runCli([...args, "json"], { env, timeoutMs: 120_000 });
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal(summaryOf(third).kept_aside ?? 0, 0);
+      const after = (await listKeys(ceph, bucket, "p/")).map((o) => o.key)
+        .filter((k) => k.startsWith(`${key}.altered-`));
+      assert.deepEqual(after, [asideKey]);
+
+      // The copy is checked against what the HEAD saw: an object changed since (a stale ETag) is
+      // refused, by the store where it honours x-amz-copy-source-if-match (AWS: 412), else by the
+      // copy's own ETag (Ceph 16 ignores the condition).
+      const store = s3Store(target, ceph.env);
+      const seen = (await store.head(key))!;
+      await assert.rejects(
+        store.copyAside(key, `${key}.check`, { ...seen, etag: '"0123456789abcdef"' }),
+        /changed again while it was being kept aside|not the altered object's \d+ bytes/,
+      );
+      await store.copyAside(key, `${key}.check`, seen);
     });
   },
 );

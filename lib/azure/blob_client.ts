@@ -2,8 +2,8 @@
  * The Azure Blob REST calls the Blob destination makes, one attempt each (the caller retries),
  * each signed with Shared Key (lib/azure/shared_key.ts) or carrying the SAS token, and sent only
  * to the account's own endpoint: Get Container Properties, Get Blob Properties, Put Blob, Put
- * Block and Put Block List. Every body is sent with its transactional `Content-MD5`, so the
- * service itself rejects bytes damaged on the way.
+ * Block, Put Block List and Copy Blob (within the account). Every body is sent with its
+ * transactional `Content-MD5`, so the service itself rejects bytes damaged on the way.
  *
  * Failures are classified here: 500, 503, `ServerBusy`, `OperationTimedOut` (and 408, 429) are
  * `TransientError`s with the answer's `Retry-After`; 403 is an `auth` error that names a clock
@@ -60,6 +60,10 @@ export interface BlobProperties {
   metadata: Record<string, string>;
   etag?: string;
   versionId?: string;
+  /** The blob's `Content-MD5` (base64), where it has one. */
+  contentMd5?: string;
+  /** `x-ms-copy-status` of the blob's last Copy Blob: `pending`, `success`, `aborted`, `failed`. */
+  copyStatus?: string;
 }
 
 /**
@@ -180,7 +184,8 @@ export class BlobClient {
       return new CliError(
         "auth",
         `${said}; check ${this.account.source}: the key or SAS token must be valid for account ` +
-          `${this.account.name}, and a SAS must allow read, create, write and list on the container (sp=rcwl)`,
+          `${this.account.name}, and a SAS must allow read, create, write and list on the container ` +
+          `(sp=rcwl; read is also what copies an altered blob aside)`,
       );
     }
     if (answer.status === 404 && (code === "ContainerNotFound" || call.blob === undefined)) {
@@ -231,7 +236,37 @@ export class BlobClient {
       metadata,
       etag: answer.headers.get("etag") ?? undefined,
       versionId: answer.headers.get("x-ms-version-id") ?? undefined,
+      contentMd5: answer.headers.get("content-md5") ?? undefined,
+      copyStatus: answer.headers.get("x-ms-copy-status") ?? undefined,
     };
+  }
+
+  /**
+   * Copy Blob within the account: `source` (as Get Blob Properties saw it, `sourceEtag`, so that a
+   * later change is not the one copied) to `blob`. Resolves with `x-ms-copy-status` of the 202
+   * answer: `success` for a copy done at once (a same-account copy), else `pending`.
+   */
+  async copyBlob(
+    container: string,
+    source: string,
+    blob: string,
+    sourceEtag: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    // Shared Key signs the destination's request, which authorizes a same-account source; a SAS
+    // must be on the source's URL too (it needs read on the source).
+    const answer = await this.expect({
+      method: "PUT",
+      container,
+      blob,
+      headers: {
+        "x-ms-copy-source": this.url(container, source).href,
+        ...(sourceEtag ? { "x-ms-source-if-match": sourceEtag } : {}),
+      },
+      what: `copying ${source} to ${blob}`,
+      signal,
+    }, [202, 201]);
+    return answer.headers.get("x-ms-copy-status") ?? "success";
   }
 
   /** Put Blob (a block blob, whole): resolves only on 201 Created. */

@@ -9,7 +9,7 @@
  *   one buffer its records are encoded into (one small typed array per record would cost the
  *   runtimes' allocators far more memory than the records themselves), reused batch after batch.
  * - Memory stays under 150 MB whatever `--concurrency` says: at most `SPOOLS_AHEAD` downloads run
- *   ahead of the delivery (`SpoolsAhead`), records are encoded from their bytes where the
+ *   ahead (lib/delivery.ts enforces it), records are encoded from their bytes where the
  *   protocol can (`encodeBytes`), and `GarbageWatch` has Bun collect what they leave behind.
  * - Batches are bounded by count and bytes and gather records across files; the open batch is
  *   sent when full, `lingerMs` after the last file was taken, or at `finish`. At most `inFlight`
@@ -159,63 +159,15 @@ export interface BatchingOptions {
 
 /**
  * Downloads a record-sending destination lets run ahead of it (in flight, or done and waiting
- * their turn), whatever `--concurrency` says. It takes records at tens of MB/s, far below what
- * downloads reach, so more downloads ahead only fill memory: each holds its answer's buffered
- * chunks and its spool's 2 MiB of write buffers. Measured under Bun, 40 files of 4 MiB into
- * `_bulk` at `--concurrency 16` peaked at 280 MB without this bound, 125-130 MiB with it; two
- * keep the next file ready while one is delivered (and at the API's pace of 50 downloads a
- * minute, two in flight keep up with it unless a download takes longer than 2.4 s).
+ * their turn), whatever `--concurrency` says (`Destination.spoolsAhead`; the delivery enforces
+ * it). It takes records at tens of MB/s, far below what downloads reach, so more downloads ahead
+ * only fill memory: each holds its answer's buffered chunks and its spool's 2 MiB of write
+ * buffers. Measured under Bun, 40 files of 4 MiB into `_bulk` at `--concurrency 16` peaked at
+ * 280 MB without this bound, 125-130 MiB with it; two keep the next file ready while one is
+ * delivered (and at the API's pace of 50 downloads a minute, two in flight keep up with it unless
+ * a download takes longer than 2.4 s).
  */
 export const SPOOLS_AHEAD = 2;
-
-/**
- * Hands out spools to at most `limit` downloads at once that the destination has not taken yet:
- * a slot is given back when the file's turn comes (`handedOver`) or when its spool is thrown
- * away unsent (a file gone, a failed download). Slots go in the order asked for, which is the
- * listing's, so the file the destination waits for is never behind one it does not.
- */
-export class SpoolsAhead {
-  #free: number;
-  #waiting: Array<() => void> = [];
-  #held = new WeakMap<object, () => void>();
-
-  constructor(limit = SPOOLS_AHEAD) {
-    this.#free = limit;
-  }
-
-  /** A spool from `make`, once a slot is free. */
-  async take<S extends { discard(): Promise<void> }>(make: () => Promise<S>): Promise<S> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
-    };
-    let spool: S;
-    try {
-      spool = await make();
-    } catch (error) {
-      release();
-      throw error;
-    }
-    const discard = spool.discard.bind(spool);
-    spool.discard = () => {
-      release();
-      return discard();
-    };
-    this.#held.set(spool, release);
-    return spool;
-  }
-
-  /** The spool's file is being delivered: its slot goes to the next download. */
-  handedOver(spool: object): void {
-    this.#held.get(spool)?.();
-  }
-}
 
 /** The body of `items`, their bytes one after another (a view when they are already so). */
 export function joinItems(items: readonly BatchItem[]): Uint8Array {
@@ -467,7 +419,7 @@ export class BatchingDestination implements Destination<FileSpool> {
   #linger: ReturnType<typeof setTimeout> | undefined;
   #failure: { error: unknown } | undefined;
   readonly #controller = new AbortController();
-  readonly #ahead = new SpoolsAhead();
+  readonly spoolsAhead = SPOOLS_AHEAD;
 
   private constructor(folder: RunSpools, protocol: BatchProtocol, options: BatchingOptions) {
     this.#folder = folder;
@@ -512,11 +464,10 @@ export class BatchingDestination implements Destination<FileSpool> {
   }
 
   spool(): Promise<FileSpool> {
-    return this.#ahead.take(() => this.#folder.next());
+    return this.#folder.next();
   }
 
   async deliver({ file, eventType, spool, downloaded, receipt }: Parcel<FileSpool>): Promise<void> {
-    this.#ahead.handedOver(spool);
     this.#throwIfFailed();
     clearTimeout(this.#linger);
     const tracker = new FileTracker(receipt);

@@ -10,7 +10,8 @@
  *   taken over with `If-Match` on the ETag read, as the local lock's dead-owner rule does;
  * - `assertHeld` throws once a renewal found it lost (taken over, deleted) or could not renew it
  *   before its expiry; the holder then stops without writing;
- * - `release` deletes it, `If-Match` its last ETag, never another run's.
+ * - `release` deletes it, `If-Match` its last ETag, never another run's; credentials that may
+ *   write but not delete (an Azure SAS without `d`) let go of it by rewriting it as expired.
  *
  * Expiries are compared with this machine's clock: hosts sharing a lease need clocks that agree
  * to well within the ttl (NTP), as object stores' own signing already requires.
@@ -203,6 +204,62 @@ export async function describeLease(
   return `held by ${held.owner} since ${held.takenAt}, until ${held.expiresAt} unless renewed`;
 }
 
+/** One attempt made with retries, named for messages. */
+export type Retried = <T>(what: string, attempt: () => Promise<T>) => Promise<T>;
+
+/**
+ * Lets go of a lock-like object (a lease, an archive's live mark): deletes `key` (`If-Match`
+ * `ifMatch` when given) or, where the credentials may write but not delete (an Azure SAS without
+ * `d`, so that the writer cannot delete evidence), rewrites it in place as `expired` (`If-Match`
+ * the version it holds), which the next run judges expired and takes over at once. A conflict
+ * either way means another run holds it now: not ours to touch. Throws the delete's error only
+ * when the rewrite failed too (or there is no `expired` to write).
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "./_object_access.ts";
+ * declare const access: ObjectAccess;
+ * declare const etag: string;
+ * declare const expired: Uint8Array;
+ * await deleteOrExpire(access, "k.lock", {
+ *   ifMatch: etag,
+ *   expired: { bytes: expired, ifMatch: etag },
+ *   retried: (_what, attempt) => attempt(),
+ * });
+ * ```
+ */
+export async function deleteOrExpire(
+  access: ObjectAccess,
+  key: string,
+  options: {
+    ifMatch?: string;
+    expired?: { bytes: Uint8Array; ifMatch: string };
+    retried: Retried;
+  },
+): Promise<void> {
+  const { ifMatch, expired, retried } = options;
+  try {
+    await retried(
+      "releasing",
+      () => access.deleteKey(key, ifMatch === undefined ? undefined : { ifMatch }),
+    );
+  } catch (error) {
+    if (expired === undefined) throw error;
+    try {
+      await retried(
+        "expiring in place (the credentials may not delete)",
+        () =>
+          access.putSmall(key, expired.bytes, {
+            condition: { ifMatch: expired.ifMatch },
+            contentType: "application/json",
+          }),
+      );
+    } catch {
+      throw error;
+    }
+  }
+}
+
 function leaseWrite(condition: { ifNoneMatch: "*" } | { ifMatch: string }) {
   return { contentType: "application/json", condition };
 }
@@ -344,10 +401,12 @@ class HeldLease implements Lease {
         () => this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES }),
       );
       if (found?.etag !== this.#etag) return;
-      await retried(
-        "releasing the lease",
-        () => this.access.deleteKey(this.key, { ifMatch: this.#etag }),
-      );
+      const expired = encode({ ...this.#record, expiresAt: new Date(0).toISOString() });
+      await deleteOrExpire(this.access, this.key, {
+        ifMatch: this.#etag,
+        expired: { bytes: expired, ifMatch: this.#etag },
+        retried,
+      });
     })();
     return this.#released;
   }

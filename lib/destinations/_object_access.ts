@@ -19,7 +19,7 @@
  * ```ts
  * declare const access: ObjectAccess;
  * const got = await access.get("jobs/auth.state.json");
- * const tag = await access.put("jobs/auth.state.json", new TextEncoder().encode("{}"), {
+ * const tag = await access.putSmall("jobs/auth.state.json", new TextEncoder().encode("{}"), {
  *   condition: got ? { ifMatch: got.etag } : { ifNoneMatch: "*" },
  *   contentType: "application/json",
  * });
@@ -50,6 +50,12 @@ export interface PutSmallOptions {
   contentType: string;
   /** Metadata names (lowercase letters and digits) to values. */
   metadata?: Record<string, string>;
+  /**
+   * Write-once retention (`--retain-days`, for manifests): S3 Object Lock headers, Azure
+   * version-level immutability headers, as the stored objects get. Never for what must be
+   * deleted or replaced (leases, live marks, a checkpoint).
+   */
+  retention?: { mode: "governance" | "compliance"; until: Date };
 }
 
 export interface ObjectAccess {

@@ -6,8 +6,9 @@
  * - the key layout (`PREFIX/<event_type>/<YYYY-MM-DD>/<id>.jsonl[.gz]`, or hive, `layout.ts`);
  * - the idempotent re-run: `alreadyStored` HEADs the key and compares the listing's size and
  *   SHA-256 with the object's metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
- *   and an altered one is written again: a new version where the bucket keeps versions, the
- *   altered version reported as kept aside (`onKeptAside`, as a local directory's renamed file);
+ *   and an altered one is kept and reported as kept aside (`onKeptAside`, as a local directory's
+ *   renamed file), then written again: where the bucket keeps versions the altered one stays as
+ *   its version; where it does not it is first copied server-side to `<key>.altered-<UTC time>`;
  * - spools: each download lands in a private file of this run's spool directory
  *   (lib/destinations/spool_dir.ts; gzip-compressed on the way in with `--gzip`), read back into
  *   one reused buffer of `partBytes` per upload, so memory stays bounded whatever the file's size;
@@ -40,8 +41,14 @@
  *   and completion (S3 takes metadata and retention at start, Azure at Put Block List).
  * - `staleUploads(prefix)`: unfinished uploads under `prefix` (with when they started, where the
  *   store says), for the clean-up of a killed run.
- * - `versionSha256(key, versionId)` (optional): what one version holds, read in bounded chunks,
- *   for the record of an altered object kept as an older version (HEAD gives its `versionId`).
+ * - `readBack(key, versionId?)` (optional): the size and SHA-256 of what an object (or one
+ *   version of it) holds, read in bounded chunks, for the record of an altered object kept aside.
+ * - `copyAside(key, asideKey, seen)` (optional): a server-side copy of the altered object HEAD
+ *   saw (`seen`, its size and ETag) to `asideKey`, resolved only once the copy is confirmed
+ *   (complete, of that size, and that ETag where the store keeps it), for a store that keeps no
+ *   versions: the altered object is evidence and is never written over before it is kept.
+ * - `versionParameter`: the query parameter that names a version in its URLs (`versionId` on S3,
+ *   `versionid` on Azure), for the name of a version kept aside.
  * - `maxParts`: how many parts an upload may have (10,000 on S3, 50,000 on Azure); the core
  *   makes parts larger for objects that need more.
  *
@@ -119,6 +126,17 @@ export interface StoredObject {
   metadata: Record<string, string>;
   /** The version HEAD found, where the bucket keeps versions (S3's `null` version is none). */
   versionId?: string;
+  /** Its ETag, quotes kept, where the store gave one. */
+  etag?: string;
+  /** Its stored `Content-MD5` (base64), where the store keeps one for the object (Azure). */
+  md5?: string;
+}
+
+/** What an object holds, read back from the store. */
+export interface ReadBack {
+  size: number;
+  /** Hex SHA-256 of its bytes. */
+  sha256: string;
 }
 
 /** One uploaded part: its number (from 1), its tag from the store, and its payload's digests. */
@@ -163,10 +181,23 @@ export interface ObjectStore {
   abortUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
   staleUploads(prefix: string, signal?: AbortSignal): Promise<StaleUpload[]>;
   /**
-   * The SHA-256 (hex) of one version's bytes, read in bounded chunks: what an altered object
-   * holds, for the kept-aside record (stores without it report an altered object as a warning).
+   * The size and SHA-256 of an object's bytes (of one version, given `versionId`), read in bounded
+   * chunks: what an altered object holds, for the kept-aside record (stores without it, and
+   * without `copyAside`, report an altered object as a warning).
    */
-  versionSha256?(key: string, versionId: string, signal?: AbortSignal): Promise<string>;
+  readBack?(key: string, versionId?: string, signal?: AbortSignal): Promise<ReadBack>;
+  /**
+   * Copies the object `seen` at `key` to `asideKey` within the store, resolved only once the
+   * store confirmed a complete copy of it (a store without versions keeps the evidence this way).
+   */
+  copyAside?(
+    key: string,
+    asideKey: string,
+    seen: StoredObject,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  /** The query parameter naming a version in the store's URLs (default `versionId`). */
+  readonly versionParameter?: string;
 }
 
 /** How an object-store destination stores its files. */
@@ -183,11 +214,11 @@ export interface ObjectStoreSettings {
   inFlight?: number;
   /** Told about each retry (a reporter note); default silent. */
   onRetry?: (notice: RetryNotice) => void;
-  /** Told about an object found altered and written again (where no version keeps it). */
+  /** Told about an object found altered and written again (where the store cannot keep it). */
   onNote?: (text: string) => void;
   /**
-   * Told about an object found altered that stays in the store as an older version once the
-   * listed file is written again (the bucket keeps versions): the store's "kept aside".
+   * Told about an object found altered and kept before the listed file is written again: as the
+   * older version (the bucket keeps versions) or as a copy `<key>.altered-<UTC time>` beside it.
    */
   onKeptAside?: (kept: KeptAside) => void;
   /** Uploads that started before this are a killed run's (default: when the destination opened). */
@@ -422,10 +453,13 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   }
 
   /**
-   * An altered object cannot be renamed aside in a store (with Object Lock nothing can be renamed
-   * or deleted): writing the listed file again makes a new version, and the altered one stays as
-   * the version HEAD found, which is reported as kept aside (with what it holds). Where the
-   * bucket keeps no versions the new write replaces it, and the run says so.
+   * An altered object is evidence: it is kept before the listed file is written over it, and
+   * reported as kept aside with what it holds (read back from the store). Nothing can be renamed
+   * in a store (with Object Lock nothing can be renamed or deleted either): where the bucket keeps
+   * versions, writing the listed file again makes a new version and the altered one stays as the
+   * version HEAD found; where it keeps none, the altered object is first copied within the store
+   * to `<key>.altered-<UTC time, ISO basic>` beside it (as a local directory renames it), and the
+   * copy checked. A store that can do neither replaces it, and the run says so.
    */
   private async reportAltered(
     file: LogFile,
@@ -433,33 +467,68 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     key: string,
     stored: StoredObject,
   ): Promise<void> {
-    const { versionId } = stored;
-    const versionSha256 = this.store.versionSha256?.bind(this.store);
-    if (!versionId || !versionSha256 || !this.settings.onKeptAside) {
+    const store = this.store;
+    const readBack = store.readBack?.bind(store);
+    const copyAside = store.copyAside?.bind(store);
+    if (!readBack || (!stored.versionId && !copyAside)) {
       this.settings.onNote?.(
         `${key} is in the store but does not match the listing's size and SHA-256; writing it ` +
-          `again (a new version where the bucket keeps versions; without versions the altered ` +
-          `object is replaced)`,
+          `again (the store can keep neither a version nor a copy of the altered object, which ` +
+          `is replaced)`,
       );
       return;
     }
-    const sha256 = await this.retried(
-      `reading the altered ${key} (version ${versionId})`,
-      (signal) => versionSha256(key, versionId, signal),
-    );
     const relative = relativeKey(file, eventType, this.settings.naming);
-    const where = this.store.label.replace(/\/?$/, "/") + relative;
-    const version = `?versionId=${encodeURIComponent(versionId)}`;
-    this.settings.onKeptAside({
+    let asideRelative: string;
+    let held: ReadBack;
+    if (stored.versionId) {
+      const { versionId } = stored;
+      asideRelative = `${relative}?${store.versionParameter ?? "versionId"}=` +
+        encodeURIComponent(versionId);
+      held = await this.retried(
+        `reading the altered ${key} (version ${versionId})`,
+        (signal) => readBack(key, versionId, signal),
+      );
+    } else {
+      const suffix = alteredSuffix(new Date());
+      const asideKey = key + suffix;
+      asideRelative = relative + suffix;
+      await this.retried(
+        `keeping the altered ${key} aside as ${asideKey}`,
+        (signal) => copyAside!(key, asideKey, stored, signal),
+      );
+      held = await this.retried(
+        `reading ${asideKey}, the altered ${key} kept aside`,
+        (signal) => readBack(asideKey, undefined, signal),
+      );
+      if (held.size !== stored.size) {
+        throw new CliError(
+          "integrity",
+          `${store.label}: ${asideKey}, the copy of the altered ${key}, has ${held.size} bytes ` +
+            `where the altered object had ${stored.size}; nothing was written over ${key}; run ` +
+            `again`,
+        );
+      }
+    }
+    const where = store.label.replace(/\/?$/, "/") + relative;
+    const aside = store.label.replace(/\/?$/, "/") + asideRelative;
+    const kept: KeptAside = {
       file,
       eventType,
       path: where,
-      aside: where + version,
+      aside,
       key: relative,
-      asideKey: relative + version,
-      size: stored.size,
-      sha256,
-    });
+      asideKey: asideRelative,
+      size: held.size,
+      sha256: held.sha256,
+    };
+    if (this.settings.onKeptAside) this.settings.onKeptAside(kept);
+    else {
+      this.settings.onNote?.(
+        `${where} no longer matches the listing's size and SHA-256: kept aside as ${aside}, and ` +
+          `the listed file is stored again`,
+      );
+    }
   }
 
   async spool(file: LogFile, eventType: string): Promise<ObjectSpool> {
@@ -603,6 +672,19 @@ export function isWhole(stored: StoredObject, file: LogFile): boolean {
   if (file.file_sha256 !== undefined && sha256 !== file.file_sha256.toLowerCase()) return false;
   // Without either in the listing, an object written by this tool (it has the size) counts.
   return size !== undefined;
+}
+
+/**
+ * The suffix of an altered object's copy: `.altered-<UTC time, ISO basic>`, as a local directory
+ * names an altered file it renames aside.
+ *
+ * @example
+ * ```ts
+ * alteredSuffix(new Date("2026-07-02T10:20:30.456Z")); // ".altered-20260702T102030.456Z"
+ * ```
+ */
+export function alteredSuffix(at: Date): string {
+  return `.altered-${at.toISOString().replace(/[-:]/g, "")}`;
 }
 
 function spoolShort(key: string, got: number, total: number): CliError {

@@ -11,6 +11,10 @@
  * blob is next committed, and are garbage-collected by the service after a week, so a killed
  * run leaves nothing visible and the next run writes the blob again.
  *
+ * A blob a re-run finds altered is kept before it is written over (`_object_store.ts`): as the
+ * version Get Blob Properties named where blob versioning is on, else as a Copy Blob within the
+ * account to `<name>.altered-<UTC time>`.
+ *
  * With `--retain-days N` each blob gets a version-level immutability policy
  * (`x-ms-immutability-policy-until-date`, `x-ms-immutability-policy-mode`: `Unlocked` for
  * governance, `Locked` for compliance); the container must have version-level immutability
@@ -23,7 +27,7 @@
  * await configured.check();
  * ```
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { CliError, usage } from "../errors.ts";
 import { BlobClient, clockSkewMs, errorCode, MAX_CLOCK_SKEW_MS } from "../azure/blob_client.ts";
@@ -37,6 +41,7 @@ import {
   type Payload,
   payloadOf,
   type PutOptions,
+  type ReadBack,
   type StaleUpload,
   type StoredObject,
   storeRetryPolicy,
@@ -52,10 +57,14 @@ import type {
   PutSmallOptions,
 } from "./_object_access.ts";
 import { readAnswerBytes } from "./_answer_bytes.ts";
-import { type Opened, readText } from "../http.ts";
+import { type Opened, readBody, readText } from "../http.ts";
 import type { BlobAnswer, BlobCall } from "../azure/blob_client.ts";
 // Declared once for both object stores, so that their help and checks cannot differ.
 import { parseRetention, RETENTION_OPTIONS } from "./_retention.ts";
+
+/** How long a pending Copy Blob of an altered blob is waited for, and how often it is asked. */
+const COPY_WAIT_MS = 120_000;
+const COPY_POLL_MS = 500;
 
 /** The most blocks a block blob may have. */
 const MAX_BLOCKS = 50_000;
@@ -148,6 +157,7 @@ export function blockId(uploadId: string, number: number): string {
 /** The Azure Blob adapter of `ObjectStore` (see the module doc). */
 export class AzureBlobStore implements ObjectStore, ObjectAccess {
   readonly maxParts = MAX_BLOCKS;
+  readonly versionParameter = "versionid";
   readonly label: string;
 
   constructor(
@@ -213,7 +223,91 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
 
   async head(key: string, signal?: AbortSignal): Promise<StoredObject | undefined> {
     const properties = await this.client.blobProperties(this.container, key, signal);
-    return properties && { size: properties.size, metadata: properties.metadata };
+    // With blob versioning on, the answer names the current version (`x-ms-version-id`).
+    return properties && {
+      size: properties.size,
+      metadata: properties.metadata,
+      versionId: properties.versionId,
+      etag: properties.etag,
+      md5: properties.contentMd5,
+    };
+  }
+
+  /** The size and SHA-256 of a blob's bytes (of one version, given `versionId`), as they stream. */
+  async readBack(key: string, versionId?: string, signal?: AbortSignal): Promise<ReadBack> {
+    const call: BlobCall = {
+      method: "GET",
+      container: this.container,
+      blob: key,
+      query: versionId ? { versionid: versionId } : {},
+      what: versionId ? `reading version ${versionId} of ${key}` : `reading ${key}`,
+      signal,
+    };
+    const opened = await this.client.open(call);
+    if (opened.response.status !== 200) {
+      throw this.client.failure(await answerOf(opened, call), call);
+    }
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      for await (
+        const chunk of readBody(opened, {
+          idleMs: 60_000,
+          what: `${this.label}: ${call.what}`,
+          signal,
+        })
+      ) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
+    } finally {
+      opened.abort();
+    }
+    return { size, sha256: hash.digest("hex") };
+  }
+
+  /**
+   * Copy Blob of the altered blob Get Blob Properties saw (`x-ms-source-if-match` its ETag) to
+   * `asideKey`: a same-account copy is done when it answers (`x-ms-copy-status: success`); a
+   * pending one is polled with Get Blob Properties (at most `COPY_WAIT_MS`). Confirmed when the
+   * copy has the source's size (and its Content-MD5, where the source has one).
+   */
+  async copyAside(
+    key: string,
+    asideKey: string,
+    seen: StoredObject,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `copying the altered ${key} aside to ${asideKey}`;
+    let status = await this.client.copyBlob(this.container, key, asideKey, seen.etag, signal);
+    let copy = await this.client.blobProperties(this.container, asideKey, signal);
+    const deadline = Date.now() + COPY_WAIT_MS;
+    while (status === "pending" && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, COPY_POLL_MS));
+      signal?.throwIfAborted();
+      copy = await this.client.blobProperties(this.container, asideKey, signal);
+      status = copy?.copyStatus ?? "missing";
+    }
+    if (status !== "success") {
+      throw new CliError(
+        "io",
+        `${this.label}: ${what}: ${
+          status === "pending"
+            ? `the copy is still pending after ${COPY_WAIT_MS / 1000} s`
+            : `the copy ended with x-ms-copy-status ${status}`
+        }; nothing was written over ${key}; run again`,
+      );
+    }
+    const md5Differs = seen.md5 !== undefined && copy?.contentMd5 !== seen.md5;
+    if (!copy || copy.size !== seen.size || md5Differs) {
+      throw new CliError(
+        "integrity",
+        `${this.label}: ${what}: the copy is ${
+          copy ? `${copy.size} bytes, Content-MD5 ${copy.contentMd5 ?? "(none)"}` : "not there"
+        }, not the altered blob's ${seen.size} bytes, Content-MD5 ${seen.md5 ?? "(none)"}; ` +
+          `nothing was written over ${key}; run again`,
+      );
+    }
   }
 
   async put(key: string, payload: Payload, options: PutOptions, signal?: AbortSignal) {
@@ -383,11 +477,9 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     const headers: Record<string, string> = {
       "x-ms-blob-type": "BlockBlob",
       "content-md5": payloadOf(bytes).md5,
-      "content-type": options.contentType,
+      // Content type, metadata and (for manifests) the immutability policy, as objects get them.
+      ...blobHeaders({ ...options, metadata: options.metadata ?? {} }, "content-type"),
     };
-    for (const [name, value] of Object.entries(options.metadata ?? {})) {
-      headers[`x-ms-meta-${name}`] = value;
-    }
     const condition = options.condition;
     if (condition && "ifNoneMatch" in condition) headers["if-none-match"] = "*";
     if (condition && "ifMatch" in condition) headers["if-match"] = condition.ifMatch;
@@ -498,6 +590,7 @@ export const azureBlobKind: DestinationKind = {
       archive: new ObjectArchiveStore(store, prefix, {
         label: target.startsWith("az://") ? `az://${container}/${prefix}` : target,
         policy,
+        retain, // Manifests as write-once as the blobs.
       }),
       check: () => checkStore(store, { retention: retain !== undefined }, policy),
       open: (events) => {
@@ -511,6 +604,7 @@ export const azureBlobKind: DestinationKind = {
           staleBefore,
           onRetry: (notice) => events.retry(notice),
           onNote: (text) => events.warn(text),
+          onKeptAside: (kept) => events.keptAside(kept),
         });
         return Promise.resolve(destination);
       },

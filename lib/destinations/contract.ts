@@ -72,6 +72,11 @@ export interface Parcel<S extends Spool = Spool> {
 
 export interface Destination<S extends Spool = Spool> {
   readonly guarantee: Guarantee;
+  /**
+   * At most this many downloads may run ahead of it (lib/destinations/spools_ahead.ts); a
+   * destination slower than downloads says so to bound memory. Undefined: `--concurrency` alone.
+   */
+  readonly spoolsAhead?: number;
   /** Whether a previous run already stored this file whole (makes re-runs idempotent). */
   alreadyStored(file: LogFile, eventType: string): Promise<boolean>;
   /** A new spool for `file`, written by the download. */

@@ -84,11 +84,15 @@ function joinedReceipt(receipt: Receipt, parts: number): () => Receipt {
 
 class FanOutDestination implements Destination<FileSpool> {
   readonly guarantee: Guarantee;
+  readonly spoolsAhead?: number;
   /** Which destinations already hold a file, asked once before its download. */
   readonly #holding = new Map<string, boolean[]>();
 
   constructor(private readonly destinations: Destination[], private readonly spools: RunSpools) {
     this.guarantee = weakest(destinations.map((d) => d.guarantee));
+    // The one download feeds them all: it may run only as far ahead as the tightest allows.
+    const bounds = destinations.flatMap((d) => d.spoolsAhead === undefined ? [] : [d.spoolsAhead]);
+    if (bounds.length > 0) this.spoolsAhead = Math.min(...bounds);
   }
 
   async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {

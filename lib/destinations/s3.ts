@@ -3,7 +3,8 @@
  * Ceph RGW, MinIO, R2, GCS interoperability), with the local directory's layout, `--gzip`,
  * `--layout` and idempotent re-runs (the shared core, `_object_store.ts`). This module is the S3
  * adapter: SigV4-signed requests (lib/aws/sigv4.ts) with the payload's real SHA-256 and its
- * Content-MD5, S3's error codes, multipart uploads, Object Lock.
+ * Content-MD5, S3's error codes, multipart uploads, Object Lock, and CopyObject to keep an altered
+ * object aside where the bucket keeps no versions.
  *
  * Credentials and region come from the standard AWS sources (lib/aws/credentials.ts); the
  * endpoint from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (then path-style addressing, as
@@ -35,6 +36,7 @@ import {
   type Payload,
   payloadOf,
   type PutOptions,
+  type ReadBack,
   type StaleUpload,
   statusError,
   type StoredObject,
@@ -151,6 +153,7 @@ interface Sent {
 /** One bucket of an S3-compatible store; see `ObjectStore` in `_object_store.ts`. */
 export class S3Store implements ObjectStore, ObjectAccess {
   readonly maxParts = 10_000;
+  readonly versionParameter = "versionId";
   readonly label: string;
 
   constructor(private readonly location: S3Location, private readonly settings: S3Settings) {
@@ -271,7 +274,9 @@ export class S3Store implements ObjectStore, ObjectAccess {
         return new CliError(
           "auth",
           `${base}; the credentials need s3:PutObject, s3:GetObject, s3:ListBucket, ` +
-            `s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on it`,
+            `s3:ListBucketMultipartUploads and s3:AbortMultipartUpload on it (keeping an altered ` +
+            `object aside copies it: s3:GetObject on it and s3:PutObject on the copy; or reads ` +
+            `its old version: s3:GetObjectVersion)`,
         );
       case "SlowDown":
       case "ServiceUnavailable":
@@ -360,16 +365,17 @@ export class S3Store implements ObjectStore, ObjectAccess {
       size: Number(answer.headers.get("content-length") ?? -1),
       metadata,
       versionId: version && version !== "null" ? version : undefined,
+      etag: answer.headers.get("etag") ?? undefined,
     };
   }
 
-  /** The SHA-256 of one version's bytes (a GET of `?versionId=`), hashed as they stream. */
-  async versionSha256(key: string, versionId: string, signal?: AbortSignal): Promise<string> {
-    const what = `reading version ${versionId} of ${key}`;
+  /** The size and SHA-256 of an object's bytes (of one version, given `versionId`), as they stream. */
+  async readBack(key: string, versionId?: string, signal?: AbortSignal): Promise<ReadBack> {
+    const what = versionId ? `reading version ${versionId} of ${key}` : `reading ${key}`;
     const opened = await this.open({
       method: "GET",
       key,
-      query: [["versionId", versionId]],
+      query: versionId ? [["versionId", versionId]] : [],
       what,
       signal,
     });
@@ -377,6 +383,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
       throw this.failure(await this.answerOf(opened, what, signal), what);
     }
     const hash = createHash("sha256");
+    let size = 0;
     try {
       for await (
         const chunk of readBody(opened, {
@@ -384,11 +391,75 @@ export class S3Store implements ObjectStore, ObjectAccess {
           what: `${this.label}: ${what}`,
           signal,
         })
-      ) hash.update(chunk);
+      ) {
+        hash.update(chunk);
+        size += chunk.length;
+      }
     } finally {
       opened.abort();
     }
-    return hash.digest("hex");
+    return { size, sha256: hash.digest("hex") };
+  }
+
+  /**
+   * CopyObject of the altered object HEAD saw (`x-amz-copy-source-if-match` its ETag, so a later
+   * change is not the one copied) to `asideKey`, its metadata copied with it; confirmed when the
+   * copy answers 200 without an error document and a HEAD of the copy shows the source's size
+   * (and its ETag, an MD5 that a copy keeps, unless it was a multipart or encrypted object).
+   */
+  async copyAside(
+    key: string,
+    asideKey: string,
+    seen: StoredObject,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const what = `copying the altered ${key} aside to ${asideKey}`;
+    if (seen.size > MAX_COPY_BYTES) {
+      throw new CliError(
+        "io",
+        `${this.label}: ${key} no longer matches its listing and, at ${seen.size} bytes, is more ` +
+          `than one CopyObject copies (5 GiB): copy it aside by hand (aws s3 cp s3://` +
+          `${this.location.bucket}/${key} s3://${this.location.bucket}/${asideKey}), then run ` +
+          `again`,
+      );
+    }
+    const headers: Array<[string, string]> = [
+      ["x-amz-copy-source", `/${this.location.bucket}/${uriEncode(key, true)}`],
+      ["x-amz-metadata-directive", "COPY"],
+    ];
+    if (seen.etag) headers.push(["x-amz-copy-source-if-match", bareEtag(seen.etag)]);
+    const answer = await this.send({ method: "PUT", key: asideKey, headers, what, signal });
+    if (answer.status === 412) {
+      throw new CliError(
+        "state",
+        `${this.label}: ${key} changed again while it was being kept aside (412 ` +
+          `PreconditionFailed on its ETag); nothing was written over it; run again`,
+      );
+    }
+    // A 200 may still carry an error document (S3 sends headers before it finishes).
+    if (answer.status !== 200 || /<Error>/.test(answer.text)) {
+      if (answer.status === 200) {
+        const code = field(answer.text, "Code") ?? "an error document";
+        throw statusError(500, answer.headers, `${this.label}: ${what} failed: ${code}`, true);
+      }
+      throw this.failure(answer, what);
+    }
+    const copy = await this.head(asideKey, signal);
+    const bare = (etag?: string) => etag === undefined ? undefined : bareEtag(etag);
+    const comparable = seen.etag !== undefined && !bare(seen.etag)!.includes("-") &&
+      !answer.headers.has("x-amz-server-side-encryption-customer-algorithm") &&
+      !/^aws:kms/.test(answer.headers.get("x-amz-server-side-encryption") ?? "");
+    if (
+      !copy || copy.size !== seen.size || (comparable && bare(copy.etag) !== bare(seen.etag))
+    ) {
+      throw new CliError(
+        "integrity",
+        `${this.label}: ${what}: the copy is ${
+          copy ? `${copy.size} bytes, ETag ${copy.etag ?? "(none)"}` : "not there"
+        }, not the altered object's ${seen.size} bytes, ETag ${seen.etag ?? "(none)"}; ` +
+          `nothing was written over ${key}; run again`,
+      );
+    }
   }
 
   private objectHeaders(options: PutOptions): Array<[string, string]> {
@@ -396,13 +467,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
     for (const [name, value] of Object.entries(options.metadata)) {
       headers.push([`x-amz-meta-${name}`, value]);
     }
-    if (options.retention) {
-      headers.push(["x-amz-object-lock-mode", options.retention.mode.toUpperCase()]);
-      headers.push([
-        "x-amz-object-lock-retain-until-date",
-        options.retention.until.toISOString().replace(/\.\d{3}Z$/, "Z"),
-      ]);
-    }
+    headers.push(...objectLockHeaders(options.retention));
     return headers;
   }
 
@@ -659,6 +724,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
     for (const [name, value] of Object.entries(options.metadata ?? {})) {
       headers.push([`x-amz-meta-${name}`, value]);
     }
+    headers.push(...objectLockHeaders(options.retention));
     const condition = options.condition;
     if (condition && "ifNoneMatch" in condition) headers.push(["if-none-match", "*"]);
     if (condition && "ifMatch" in condition) {
@@ -714,6 +780,9 @@ function bareEtag(etag: string): string {
   return etag.replace(/^W\//, "").replace(/"/g, "");
 }
 
+/** The largest object one CopyObject copies: 5 GiB. */
+const MAX_COPY_BYTES = 5 * 1024 ** 3;
+
 /** The most a small object read whole (`ObjectAccess.get`) may have by default: 1 MiB. */
 const MAX_SMALL_OBJECT_BYTES = 1024 * 1024;
 
@@ -759,6 +828,18 @@ function checkEtag(answer: Answer, expected: string, what: string): void {
   }
 }
 
+/** S3 Object Lock headers of a retention (none without one): for objects and manifests alike. */
+function objectLockHeaders(retention: PutOptions["retention"]): Array<[string, string]> {
+  if (!retention) return [];
+  return [
+    ["x-amz-object-lock-mode", retention.mode.toUpperCase()],
+    [
+      "x-amz-object-lock-retain-until-date",
+      retention.until.toISOString().replace(/\.\d{3}Z$/, "Z"),
+    ],
+  ];
+}
+
 /**
  * The adapter for `s3://BUCKET/PREFIX` with the environment's credentials and endpoint.
  */
@@ -795,6 +876,7 @@ export const s3Kind: DestinationKind = {
       archive: new ObjectArchiveStore(storeOf, location.prefix, {
         label: `s3://${location.bucket}/${location.prefix}`,
         policy: storeRetryPolicy(context.env),
+        retain, // Manifests as write-once as the objects.
       }),
       check: () =>
         checkStore(storeOf(), { retention: retain !== undefined }, storeRetryPolicy(context.env)),

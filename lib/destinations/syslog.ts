@@ -55,7 +55,8 @@ import {
   tlsRefusal,
   tlsVerdict,
 } from "../syslog/transport.ts";
-import { countOption, garbageWatch, siemRetryPolicy, SpoolsAhead } from "./_batching.ts";
+import { countOption, garbageWatch, siemRetryPolicy } from "./_batching.ts";
+import { SPOOLS_AHEAD } from "./_batching.ts";
 import type { Destination, Guarantee, Parcel, Receipt } from "./contract.ts";
 import type { DestinationEvents, DestinationKind } from "./kind.ts";
 import { type FileSpool, RunSpools } from "./spool.ts";
@@ -179,7 +180,7 @@ export class SyslogDestination implements Destination<FileSpool> {
   #sent: Array<Parcel<FileSpool>> = [];
   #sentBytes = 0;
   #failure: { error: unknown } | undefined;
-  readonly #ahead = new SpoolsAhead();
+  readonly spoolsAhead = SPOOLS_AHEAD;
 
   private constructor(
     private readonly settings: SyslogSettings,
@@ -222,11 +223,10 @@ export class SyslogDestination implements Destination<FileSpool> {
   }
 
   spool(): Promise<FileSpool> {
-    return this.#ahead.take(() => this.folder.next());
+    return this.folder.next();
   }
 
   async deliver(parcel: Parcel<FileSpool>): Promise<void> {
-    this.#ahead.handedOver(parcel.spool);
     if (this.#failure) {
       await parcel.spool.discard();
       throw this.#failure.error;

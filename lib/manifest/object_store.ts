@@ -13,7 +13,11 @@
  *   On the run's own host and pid namespace a mark whose process is gone is dead at once, so
  *   that a re-run after `kill -9` records the killed run's files (as recovered) straight away;
  * - credentials that may write but not delete (an Azure SAS without `d`, so that the writer
- *   cannot delete evidence) let go of the lock and the mark by rewriting them as expired;
+ *   cannot delete evidence) let go of the lock and the mark by rewriting them as expired
+ *   (`deleteOrExpire` of lib/destinations/_lease.ts);
+ * - with `retain` (`--retain-days`), each manifest is written with the retention the run's
+ *   objects get (S3 Object Lock, Azure version-level immutability), so it is as write-once as
+ *   they are; the lock and the live marks never are (they must be deleted or replaced);
  * - the archive's files are the keys under the prefix outside `_manifest/` (sizes from the
  *   listing), read back in bounded ranges. Uploads are multipart, so there are no temps.
  *
@@ -34,7 +38,8 @@ import { isProcessAlive } from "../atomic.ts";
 import { CliError, reason } from "../errors.ts";
 import { type RetryPolicy, withRetries } from "../retry.ts";
 import type { ListedObject, ObjectAccess } from "../destinations/_object_access.ts";
-import { type LeaseOptions, type LeaseRecord, takeLease } from "../destinations/_lease.ts";
+import { deleteOrExpire, type LeaseOptions, takeLease } from "../destinations/_lease.ts";
+import type { RetentionRequest } from "../destinations/_retention.ts";
 import { STORE_RETRY_POLICY } from "../destinations/_object_store.ts";
 import { MANIFEST_DIR } from "./format.ts";
 import type { ArchiveStore, ManifestLock, StoredObject } from "./store.ts";
@@ -66,6 +71,8 @@ export interface ObjectArchiveOptions {
   lockWaitMs?: number;
   liveTtlMs?: number;
   now?: () => number;
+  /** `--retain-days`: each manifest retained as the run's objects are, from when it is written. */
+  retain?: RetentionRequest;
 }
 
 /** What a live mark holds. */
@@ -149,12 +156,17 @@ export class ObjectArchiveStore implements ArchiveStore {
   async writeManifest(name: string, text: string): Promise<void> {
     const key = this.#dir + name;
     const bytes = new TextEncoder().encode(text);
+    const retain = this.#options.retain;
     const written = await this.#retried(
       `writing ${this.#shown(key)}`,
       () =>
         this.#access().putSmall(key, bytes, {
           condition: { ifNoneMatch: "*" },
           contentType: "application/x-ndjson",
+          retention: retain && {
+            mode: retain.mode,
+            until: new Date(this.#now() + retain.days * 86_400_000),
+          },
         }),
     );
     if (written !== "conflict") return;
@@ -174,57 +186,21 @@ export class ObjectArchiveStore implements ArchiveStore {
   async lock(): Promise<ManifestLock> {
     const take = this.#options.takeLease ?? takeLease;
     const key = `${this.#dir}.lock`;
-    const holder = owner();
     const lease = await take(this.#access(), key, {
-      owner: holder,
+      owner: owner(),
       what: `the manifest lock ${this.#shown(key)}`,
       waitMs: this.#options.lockWaitMs ?? LOCK_WAIT_MS,
       policy: this.#policy,
     });
-    return {
-      release: async () => {
-        try {
-          await lease.release();
-        } catch (error) {
-          // Credentials that may write but not delete (an Azure SAS without `d`, so that the
-          // writer cannot delete evidence): the lease is let go by expiring it in place.
-          if (!await this.#expireLease(key, holder)) throw error;
-        }
-      },
-    };
-  }
-
-  /** Rewrites our lease at `key` as already expired (If-Match), so the next run takes it over. */
-  async #expireLease(key: string, holder: string): Promise<boolean> {
-    try {
-      const found = await this.#retried(
-        `reading ${this.#shown(key)}`,
-        () => this.#access().get(key),
-      );
-      if (!found) return true;
-      const record = JSON.parse(new TextDecoder().decode(found.bytes)) as LeaseRecord;
-      if (record.owner !== holder) return true; // Taken over meanwhile: not ours to touch.
-      const expired = { ...record, expiresAt: new Date(0).toISOString() };
-      // A conflict: another run has taken it over meanwhile, which is as good.
-      await this.#retried(
-        `expiring ${this.#shown(key)}`,
-        () =>
-          this.#access().putSmall(key, new TextEncoder().encode(JSON.stringify(expired) + "\n"), {
-            condition: { ifMatch: found.etag },
-            contentType: "application/json",
-          }),
-      );
-      return true;
-    } catch {
-      return false;
-    }
+    // Credentials that may not delete: the lease expires itself in place (_lease.ts).
+    return { release: () => lease.release() };
   }
 
   async markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock> {
     await this.#sweepExpiredMarks();
     const key = `${this.#dir}${LIVE_PREFIX}${runId}`;
     const ttl = this.#options.liveTtlMs ?? LIVE_TTL_MS;
-    const put = (condition: { ifNoneMatch: "*" } | { ifMatch: string }, expiresAtMs: number) => {
+    const markBytes = (expiresAtMs: number) => {
       const mark: LiveMark = {
         run: runId,
         owner: owner(),
@@ -234,7 +210,10 @@ export class ObjectArchiveStore implements ArchiveStore {
         pid,
         ...(pidNamespace() === undefined ? {} : { pidNamespace: pidNamespace() }),
       };
-      const bytes = new TextEncoder().encode(JSON.stringify(mark) + "\n");
+      return new TextEncoder().encode(JSON.stringify(mark) + "\n");
+    };
+    const put = (condition: { ifNoneMatch: "*" } | { ifMatch: string }, expiresAtMs: number) => {
+      const bytes = markBytes(expiresAtMs);
       return this.#retried(
         `marking the run live in ${this.#shown(key)}`,
         () => this.#access().putSmall(key, bytes, { condition, contentType: "application/json" }),
@@ -265,12 +244,12 @@ export class ObjectArchiveStore implements ArchiveStore {
         released = true;
         clearInterval(timer);
         await renewing;
-        try {
-          await this.#retried(`removing ${this.#shown(key)}`, () => this.#access().deleteKey(key));
-        } catch {
-          // Not allowed to delete (see `lock`): expired in place, else it expires by itself.
-          if (etag !== "conflict") await put({ ifMatch: etag }, 0).catch(() => {});
-        }
+        // Not allowed to delete (an Azure SAS without `d`): expired in place, as a lease is;
+        // else it expires by itself.
+        await deleteOrExpire(this.#access(), key, {
+          expired: etag === "conflict" ? undefined : { bytes: markBytes(0), ifMatch: etag },
+          retried: (what, attempt) => this.#retried(`${what} ${this.#shown(key)}`, attempt),
+        }).catch(() => {});
       },
     };
   }

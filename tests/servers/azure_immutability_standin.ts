@@ -11,7 +11,9 @@
  * - `x-ms-immutability-policy-until-date` (an RFC 1123 date in the future) and
  *   `x-ms-immutability-policy-mode` (`Unlocked` or `Locked`) come together, need version
  *   2020-06-12 or later, and are refused on a container without that support;
- * - every write of a blob makes a new version; earlier versions are kept, with their policies;
+ * - every write of a blob makes a new version; earlier versions are kept, with their policies,
+ *   and Get Blob / Get Blob Properties with `versionid=<x-ms-version-id>` read any of them (the
+ *   current one without it; 404 BlobNotFound for a version that does not exist);
  * - bodies are checked against their transactional `Content-MD5` (400 Md5Mismatch);
  * - for the archive's manifests and leases: List Blobs, Get Blob (with `x-ms-range`), Put Blob
  *   with `If-None-Match: *` (409 BlobAlreadyExists) or `If-Match` (412 ConditionNotMet), and
@@ -131,8 +133,13 @@ export async function startImmutabilityStandin(
       }
       return answer(400, {}, "UnsupportedHttpVerb");
     }
+    // Get Blob and Get Blob Properties of one version (`versionid`), whether current or not.
+    const asked = url.searchParams.get("versionid");
+    const chosen = asked === null
+      ? current(name)
+      : versions.get(name)?.find((v) => v.versionId === asked);
     if (req.method === "GET") {
-      const latest = current(name);
+      const latest = chosen;
       if (!latest) return answer(404, {}, "BlobNotFound");
       const range = /^bytes=(\d+)-(\d+)$/.exec(headers["x-ms-range"] ?? "");
       const bytes = range
@@ -143,6 +150,7 @@ export async function startImmutabilityStandin(
         "content-length": String(bytes.length),
         "content-type": latest.contentType,
         etag: latest.etag,
+        "x-ms-version-id": latest.versionId,
       });
       return res.end(bytes);
     }
@@ -157,7 +165,7 @@ export async function startImmutabilityStandin(
       return answer(202);
     }
     if (req.method === "HEAD") {
-      const latest = current(name);
+      const latest = chosen;
       if (!latest) return answer(404, {}, "BlobNotFound");
       const meta = Object.fromEntries(
         Object.entries(latest.metadata).map(([k, v]) => [`x-ms-meta-${k}`, v]),

@@ -159,3 +159,51 @@ test("lease: a write that landed but whose answer was lost is not taken for anot
   await lease.release();
   assert.equal(access.text(KEY), undefined);
 });
+
+test("lease: credentials that may not delete: release expires it in place, the next run takes it at once", async () => {
+  const access = new MemoryObjectAccess();
+  access.refuseDeletes = true; // As an Azure SAS without `d` answers (403).
+  const lease = await takeLease(access, KEY, A);
+  const before = record(access);
+  const tag = access.objects.get(KEY)!.etag;
+  await lease.release();
+  await lease.release(); // idempotent
+  assert.ok(access.objects.has(KEY), "not deleted: it could not be");
+  assert.notEqual(access.objects.get(KEY)!.etag, tag, "rewritten, If-Match its own version");
+  const expired = record(access);
+  assert.equal(expired.owner, A.owner);
+  assert.equal(expired.takenAt, before.takenAt);
+  assert.ok(Date.parse(expired.expiresAt) <= Date.now(), `expired: ${expired.expiresAt}`);
+  assert.match(await describeLease(access, KEY, FAST), /^expired at /);
+  // The next run takes it over straight away (waitMs 0 would refuse a live holder).
+  const next = await takeLease(access, KEY, B);
+  assert.match(next.tookOver!, /run a, pid 1 on host-a held it since/);
+  assert.equal(record(access).owner, B.owner);
+  access.refuseDeletes = false;
+  await next.release();
+  assert.equal(access.text(KEY), undefined, "deleted where deletes are allowed");
+});
+
+test("lease: a release that can neither delete nor rewrite fails with the delete's error", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, A);
+  access.refuseDeletes = true;
+  access.failNext.putSmall = Infinity;
+  await assert.rejects(
+    lease.release(),
+    (error: unknown) => error instanceof CliError && /not allowed to delete/.test(error.message),
+  );
+  assert.equal(record(access).owner, A.owner);
+  assert.ok(Date.parse(record(access).expiresAt) > Date.now(), "left as it was");
+});
+
+test("lease: not deletable and taken over meanwhile: release leaves the other run's lease alone", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 60_000 });
+  access.refuseDeletes = true;
+  access.set(KEY, JSON.stringify({ ...record(access), owner: B.owner }));
+  const theirs = access.objects.get(KEY)!.etag;
+  await lease.release();
+  assert.equal(access.objects.get(KEY)!.etag, theirs, "neither deleted nor rewritten");
+  assert.ok(Date.parse(record(access).expiresAt) > Date.now());
+});
