@@ -73,7 +73,7 @@ export interface Parcel<S extends Spool = Spool> {
 export interface Destination<S extends Spool = Spool> {
   readonly guarantee: Guarantee;
   /**
-   * At most this many downloads may run ahead of it (lib/destinations/spools_ahead.ts); a
+   * At most this many downloads may run ahead of it (lib/delivery.ts enforces it); a
    * destination slower than downloads says so to bound memory. Undefined: `--concurrency` alone.
    */
   readonly spoolsAhead?: number;
