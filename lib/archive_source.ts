@@ -9,8 +9,14 @@
  * semantics (`after` exclusive, `before` exclusive, `last_end_time` the page's last file), and
  * `download(file, spool)` copies a stored file into the spool while checking its bytes against
  * its manifest line: the stored size and SHA-256, and for a `.gz` file the decompressed SHA-256
- * too, the same comparisons `verify` makes. So the whole pipeline after it (destinations,
- * confirmations, the run's own checkpoint, fan-out, the summary) works unchanged.
+ * too, the same comparisons `verify` makes (a line with no hash at all is refused, not trusted).
+ * So the whole pipeline after it (destinations, confirmations, the run's own checkpoint, fan-out,
+ * the summary) works unchanged. Each job's chain across its manifests must hold (`chainBreaks`):
+ * a manifest removed from the middle would take its files with it unseen.
+ *
+ * A file a run recorded as `recovered` (stored by a run that died before its manifest) carries
+ * only the day it is filed under as its `end_time`, which a feed may have passed meanwhile: it is
+ * listed just after where the recording run's window started, which no feed had reached then.
  *
  * Files the manifests record as gone or skipped are passed over (`passOver`), and an event type
  * with nothing new gets a quiet cursor no later than what the archive's runs listed
@@ -37,7 +43,7 @@ import { DESTINATIONS } from "./destinations/mod.ts";
 import { CliError, codeOf, reason, usage } from "./errors.ts";
 import { parseLocation } from "./locations.ts";
 import type { ListPage, ListQuery, LogFile } from "./log_file.ts";
-import { parseManifest } from "./manifest/chain.ts";
+import { chainBreaks, type ChainLink, linkOf, parseManifest } from "./manifest/chain.ts";
 import {
   type EntryLine,
   type FileLine,
@@ -144,20 +150,26 @@ async function refuseMissingDirectory(path: string): Promise<void> {
   throw usage(`--from-archive ${path} is not a directory; name an --output-dir archive`);
 }
 
-/** What the source keeps of a file line: enough to list the file and check its bytes. */
-type KeptFile = Pick<
-  FileLine,
-  | "type"
-  | "id"
-  | "event_type"
-  | "end_time"
-  | "file_name"
-  | "file_size"
-  | "file_sha256"
-  | "path"
-  | "stored_size"
-  | "stored_sha256"
->;
+/**
+ * What the source keeps of a file line: enough to list the file and check its bytes. `floor`,
+ * for a recovered line: where its run's window for the type started (see `#build`).
+ */
+type KeptFile =
+  & Pick<
+    FileLine,
+    | "recovered"
+    | "type"
+    | "id"
+    | "event_type"
+    | "end_time"
+    | "file_name"
+    | "file_size"
+    | "file_sha256"
+    | "path"
+    | "stored_size"
+    | "stored_sha256"
+  >
+  & { floor?: string };
 
 /** A manifest line as the source keeps it (an archive of a year holds half a million). */
 type KeptLine =
@@ -172,8 +184,9 @@ function keep(line: EntryLine): KeptLine | undefined {
   }
   // A file kept aside was stored again, and recorded again: that line is the one to go by.
   if (line.type !== "file") return undefined;
-  const { file_name, file_size, file_sha256, path, stored_size, stored_sha256 } = line;
+  const { file_name, file_size, file_sha256, path, stored_size, stored_sha256, recovered } = line;
   return {
+    ...(recovered ? { recovered } : {}),
     type: "file",
     id,
     event_type,
@@ -220,6 +233,8 @@ interface TypeIndex {
 /** One manifest as read, kept for later views (an archive's manifests are written once). */
 interface ReadManifest {
   entries: KeptLine[];
+  /** Each of the principal's runs in it: its place in its job's chain. */
+  links: ChainLink[];
   /** Per event type, the latest window end the manifest's runs of this principal reached. */
   windows: Map<string, string>;
 }
@@ -244,14 +259,30 @@ class ManifestCache {
     this.#eventTypes = selection.eventTypes && new Set(selection.eventTypes);
   }
 
-  /** Every manifest of the archive, reading only those not read before. */
+  /**
+   * Every manifest of the archive, reading only those not read before. A job's chain across its
+   * manifests must hold too: a manifest removed from the middle would take its files with it
+   * unseen, so the run stops and `verify` tells the rest.
+   */
   async all(): Promise<Array<[string, ReadManifest]>> {
     const names = await this.archive.store.manifests();
     for (const name of names) {
       if (this.#read.has(name)) continue;
       this.#read.set(name, this.#parse(name, await this.archive.store.readManifest(name)));
     }
-    return names.map((name) => [name, this.#read.get(name)!]);
+    const read = names.map((name): [string, ReadManifest] => [name, this.#read.get(name)!]);
+    const [broken] = chainBreaks(read.flatMap(([, manifest]) => manifest.links));
+    if (broken) {
+      const { label } = this.archive;
+      throw new CliError(
+        "integrity",
+        `the manifests (${MANIFEST_DIR}/) of --from-archive ${label} do not form one chain for ` +
+          `job ${broken.job}: ${broken.why}; the files a missing or replaced manifest recorded ` +
+          `cannot be vouched for, so nothing more is read; \`${VERIFY} ${label}\` reports the ` +
+          "whole archive",
+      );
+    }
+    return read;
   }
 
   /**
@@ -284,10 +315,14 @@ class ManifestCache {
       for (const { line } of segment.entries) {
         if (this.#eventTypes && !this.#eventTypes.has(line.event_type)) continue;
         const kept = keep(line);
+        if (kept?.type === "file" && kept.recovered) {
+          const from = segment.header.line.windows?.[line.event_type]?.from;
+          if (from !== undefined) kept.floor = from;
+        }
         if (kept) entries.push(kept);
       }
     }
-    return { entries, windows };
+    return { entries, windows, links: ours.map(linkOf) };
   }
 }
 
@@ -379,6 +414,15 @@ export class ArchiveSource implements DeliveryClient {
     if (entry?.kind !== "file") throw new Error(`${file.id} was not listed by this archive`);
     const { line, manifest } = entry;
     const where = `${this.#label.replace(/\/+$/, "")}/${line.path}`;
+    if ((line.stored_sha256 ?? line.file_sha256) === undefined) {
+      throw new CliError(
+        "integrity",
+        `${MANIFEST_DIR}/${manifest} records no hash for ${where} (${file.id}, ` +
+          `${file.event_type}; the listing gave none, and the run that stored it was of a version ` +
+          "that recorded none of its own): its bytes cannot be checked, so nothing of it was " +
+          "sent and the checkpoint stays before it",
+      );
+    }
     hooks.onNote?.(`reading ${where} (recorded in ${MANIFEST_DIR}/${manifest})`);
     const gzip = line.path.endsWith(".gz");
     const stored = new Tally();
@@ -442,6 +486,7 @@ export class ArchiveSource implements DeliveryClient {
     let listedTo: string | undefined;
     let order = 0;
     for (const [name, read] of await this.#cache.all()) {
+      const listedBefore = listedTo;
       const to = read.windows.get(eventType);
       if (to !== undefined && (listedTo === undefined || micros(to) > micros(listedTo))) {
         listedTo = to;
@@ -457,6 +502,7 @@ export class ArchiveSource implements DeliveryClient {
         };
         if (line.type === "file") {
           if (line.path === "") continue; // A run without an archive (--manifest FILE) wrote it.
+          if (line.recovered) file.end_time = recoveredAt(line, listedBefore);
           if (line.file_name !== undefined) file.file_name = line.file_name;
           if (line.file_size !== undefined) file.file_size = line.file_size;
           if (line.file_sha256 !== undefined) file.file_sha256 = line.file_sha256;
@@ -464,7 +510,7 @@ export class ArchiveSource implements DeliveryClient {
           byId.set(line.id, {
             kind: "file",
             file,
-            micros: micros(line.end_time),
+            micros: micros(file.end_time),
             line,
             manifest: name,
             order: earlier?.order ?? order,
@@ -490,6 +536,25 @@ const EPOCH = "1970-01-01T00:00:00Z";
 
 function micros(iso: string): bigint {
   return toMicros(iso) ?? 0n;
+}
+
+/**
+ * Where a recovered file is listed. Its line's `end_time` is the day it is filed under (the run
+ * that listed it died first), which a feed's cursor may have passed before the file was recorded:
+ * it is listed just after where its recording run's window started (or, without one, the latest
+ * window end of the manifests before it), which no feed could have passed when it was recorded.
+ */
+function recoveredAt(line: KeptFile, listedBefore: string | undefined): string {
+  const floor = line.floor ?? listedBefore;
+  if (floor === undefined) return line.end_time;
+  const after = micros(floor) + 1n;
+  return after > micros(line.end_time) ? isoOfMicros(after) : line.end_time;
+}
+
+/** RFC 3339 UTC with microseconds, as `toMicros` reads it back. */
+function isoOfMicros(value: bigint): string {
+  const seconds = new Date(Number(value / 1_000_000n) * 1000).toISOString().slice(0, 19);
+  return `${seconds}.${String(value % 1_000_000n).padStart(6, "0")}Z`;
 }
 
 /** The index of the first entry later than `after` (entries sorted by time). */

@@ -16,11 +16,16 @@
  * 4. Verification cost: scenario 2 with the listing's `file_sha256` and without it.
  * link: scenarios 2 and 4 again over a storage link capped at --link-rate (default 250 MB/s,
  *    2 Gbit/s), where the wire rather than the CPU is the limit, as with a real object store.
- * syslog (only when named in --scenarios): records/s to a real rsyslogd over TCP against a bare
- *    loop writing the same frames to it (scripts/_bench_syslog.ts).
- * siem (only when named in --scenarios): records/s and peak RSS into the Splunk HEC and _bulk
- *    emulators against a bare loop sending the same batches, and against --output-dir
- *    (scripts/_bench_siem.ts).
+ * s3, azure: the same files to S3 on a real Ceph RGW and to Azure Blob on Azurite, against a
+ *    local --output-dir and against curl -T uploading them to the same store, signed the same way
+ *    (the floor); peak RSS (scripts/_bench_stores.ts).
+ * hec, elasticsearch: records/s and peak RSS into the Splunk HEC and _bulk emulators against a
+ *    bare loop sending the same batches, and against --output-dir (scripts/_bench_siem.ts).
+ * syslog: records/s to a real rsyslogd over TCP against a bare loop writing the same frames to
+ *    it (scripts/_bench_syslog.ts).
+ * verify: `verify` against sha256sum over the same files, and for a --gzip archive against
+ *    zcat | sha256sum; peak RSS (scripts/_bench_verify.ts).
+ * Measuring a child and the interleaved rounds are shared by all (scripts/_bench_measure.ts).
  *
  * Scenario 2 also measures the tool into a pipe (`| cat`, against `curl URL | cat`) and the floor
  * of any JavaScript downloader here: a bare Bun fetch loop, with and without SHA-256.
@@ -30,9 +35,14 @@
  * stdout straight to /dev/null and `--output-dir` into a temporary directory, removed after each
  * run; peak memory comes from `/usr/bin/time -v` (or VmHWM in /proc).
  *
- * Usage: deno task bench [--quick] [--size 512MiB] [--runs N] [--scenarios 1,2,3,4,link]
+ * Usage: deno task bench [ROWS...] [--quick] [--size 512MiB] [--runs N] [--tool bun|deno|binary]
  *                        [--bin PATH] [--no-source] [--no-gzip] [--emulator-runtime bun|deno]
- *                        [--link-rate 250MB] [--link-size 1GiB] [--json FILE]
+ *                        [--link-rate 250MB] [--link-size 1GiB] [--store-files N]
+ *                        [--store-size 1MiB] [--siem-size 100MiB] [--json FILE]
+ *   ROWS           the row groups to run (default: all): 1 2 3 4 link s3 azure hec
+ *                  elasticsearch syslog verify, or stores (s3 azure), siem (hec elasticsearch),
+ *                  destinations (the six of this round); also --scenarios a,b
+ *   --tool T       bun or deno: the tool from source instead of a binary built for the run
  *   --quick        512 MiB instead of 2 GiB, one round, fewer start-up runs (a smoke test)
  *   --runs N       rounds of the headline figures (default 3; medians); --concurrency 1, the
  *                  --output-dir runs and the runs from source are measured in the first round
@@ -43,25 +53,39 @@
  *   --link-size S  the file sent over it (default 1GiB; 512MiB with --quick)
  *   --json FILE    also write every measurement there
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseRunArgs } from "../lib/commands/run.ts";
 import type { FileSpec } from "../tests/emulator/mod.ts";
-import type { BenchEmulatorInfo, BenchEmulatorSpec } from "./_bench_emulator.ts";
+import type { BenchEmulatorSpec } from "./_bench_emulator.ts";
+import {
+  type EmulatorProcess,
+  signedUrl,
+  startEmulatorProcess as startEmulatorIn,
+} from "./_bench_emulator_process.ts";
 import { BUN_FLAGS } from "./build.ts";
+import {
+  available,
+  type BenchRow,
+  interleave,
+  measure,
+  type Measured,
+  median,
+  UNPACED,
+} from "./_bench_measure.ts";
 import { benchSyslog } from "./_bench_syslog.ts";
-import { benchSiem } from "./_bench_siem.ts";
+import { benchSiem, type Siem } from "./_bench_siem.ts";
+import { benchStores } from "./_bench_stores.ts";
+import { benchVerify } from "./_bench_verify.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MAIN_TS = join(ROOT, "main.ts");
-const EMULATOR_TS = fileURLToPath(new URL("./_bench_emulator.ts", import.meta.url));
 const FETCH_TS = fileURLToPath(new URL("./_bench_fetch.ts", import.meta.url));
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
@@ -98,152 +122,12 @@ export function parseSize(text: string): number {
   return Math.round(Number(m[1]) * units[(m[2] ?? "b").toLowerCase()]);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 function log(line: string): void {
   process.stderr.write(line + "\n");
 }
 
-/** Whether `command` can be run (found on PATH, or a path that exists). */
-function available(command: string, args: string[] = ["--version"]): boolean {
-  try {
-    return spawnSync(command, args, { stdio: "ignore" }).status === 0;
-  } catch {
-    return false;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Running and measuring processes
-
-interface Measured {
-  ms: number;
-  /** Peak resident set size in MB (10^6 bytes), when it could be read. */
-  peakMb?: number;
-  /** User + system CPU seconds, when /usr/bin/time is there. */
-  cpuS?: number;
-  code: number | null;
-  stderr: string;
-}
-
-const TIME = "/usr/bin/time";
-const hasTime = existsSync(TIME) && available(TIME, ["-v", "true"]);
-
-/** Peak RSS from /proc while the process runs (when /usr/bin/time is missing). */
-function pollPeak(child: ChildProcess): () => number | undefined {
-  let peakKb: number | undefined;
-  const read = () => {
-    try {
-      const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]);
-      if (kb) peakKb = Math.max(peakKb ?? 0, kb);
-    } catch {
-      // Exited between two polls, or no /proc.
-    }
-  };
-  const timer = setInterval(read, 10);
-  return () => {
-    clearInterval(timer);
-    return peakKb === undefined ? undefined : peakKb * 1024 / 1e6;
-  };
-}
-
-/**
- * Runs `argv` with stdout to /dev/null (straight to the file, never through this process) and
- * measures wall time, peak RSS and CPU.
- */
-async function measure(
-  argv: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number; intoPipe?: boolean } = {},
-): Promise<Measured> {
-  const timeFile = join(scratch, `time-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  // Into a pipe read by `cat`, as a SIEM shipper reads the tool; pipefail keeps argv's status.
-  const piped = options.intoPipe
-    ? ["bash", "-c", 'set -o pipefail; "$@" | cat > /dev/null', "bash", ...argv]
-    : argv;
-  const full = hasTime ? [TIME, "-v", "-o", timeFile, ...piped] : piped;
-  const started = performance.now();
-  const child = spawn(full[0], full.slice(1), {
-    env: { ...process.env, ...options.env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const stopPolling = hasTime ? undefined : pollPeak(child);
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Uint8Array) => {
-    stderr = (stderr + new TextDecoder().decode(chunk)).slice(-20_000);
-  });
-  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 15 * 60_000);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (c) => resolve(c));
-  });
-  const ms = performance.now() - started;
-  clearTimeout(timer);
-  const result: Measured = { ms, code, stderr };
-  if (hasTime) {
-    const text = await readFile(timeFile, "utf8").catch(() => "");
-    await rm(timeFile, { force: true });
-    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(text)?.[1]);
-    if (kb) result.peakMb = kb * 1024 / 1e6;
-    const user = Number(/User time \(seconds\): ([\d.]+)/.exec(text)?.[1]);
-    const sys = Number(/System time \(seconds\): ([\d.]+)/.exec(text)?.[1]);
-    if (!Number.isNaN(user + sys)) result.cpuS = user + sys;
-  } else {
-    result.peakMb = stopPolling!();
-  }
-  return result;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The emulator process
-
-interface EmulatorProcess extends BenchEmulatorInfo {
-  close(): Promise<void>;
-}
-
-async function startEmulatorProcess(spec: BenchEmulatorSpec): Promise<EmulatorProcess> {
-  const runtime = emulatorRuntime === "bun"
-    ? ["bun", EMULATOR_TS]
-    : [deno ? deno.execPath() : "deno", "run", "--allow-all", "--quiet", EMULATOR_TS];
-  const child = spawn(runtime[0], [...runtime.slice(1), JSON.stringify(spec)], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const info = await new Promise<BenchEmulatorInfo>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => reject(new Error(`the emulator process exited with ${code}`)));
-    lines.once("line", (line) => resolve(JSON.parse(line)));
-  });
-  return {
-    ...info,
-    close: () =>
-      new Promise<void>((resolve) => {
-        child.removeAllListeners("close");
-        child.on("close", () => resolve());
-        child.stdin!.end();
-        setTimeout(() => child.kill("SIGKILL"), 5000).unref?.();
-      }),
-  };
-}
-
-/** The signed storage URL the API redirects to for `id` (what curl and the tool both fetch). */
-async function signedUrl(apiBase: string, key: string, principal: string, id: string) {
-  const scope = principal.startsWith("org-") ? "organizations" : "workspaces";
-  const response = await fetch(`${apiBase}/${scope}/${principal}/logs/${id}`, {
-    headers: { authorization: `Bearer ${key}` },
-    redirect: "manual",
-  });
-  await response.body?.cancel();
-  const location = response.headers.get("location");
-  if (response.status !== 307 || !location) {
-    throw new Error(`the emulator answered ${response.status} without a redirect for ${id}`);
-  }
-  return location;
-}
+/** The emulator in a process of its own, under --emulator-runtime. */
+const startEmulatorProcess = (spec: BenchEmulatorSpec) => startEmulatorIn(emulatorRuntime, spec);
 
 // ---------------------------------------------------------------------------------------------
 // The tool under test
@@ -315,13 +199,7 @@ async function runTool(
 // ---------------------------------------------------------------------------------------------
 // Results
 
-interface Row {
-  scenario: string;
-  figure: string;
-  value: string;
-  target: string;
-  met?: boolean;
-}
+type Row = BenchRow;
 
 const rows: Row[] = [];
 const raw: Record<string, unknown> = {};
@@ -356,7 +234,10 @@ function table(): string {
   ];
   for (const r of rows) {
     const mark = r.met === undefined ? "" : r.met ? "met" : "**missed**";
-    lines.push(`| ${r.scenario} | ${r.figure} | ${r.value} | ${r.target} | ${mark} |`);
+    const cells = [r.scenario, r.figure, r.value, r.target, mark].map((c) =>
+      c.replace(/\|/g, "\\|")
+    );
+    lines.push(`| ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
 }
@@ -425,7 +306,15 @@ async function scenarioSmallFiles(runtimes: Runtime[], runs: number): Promise<vo
       return m;
     };
 
-    const args = [principal, "AUTH_LOG", String(limit), AFTER, "--api-base", emu.apiBase];
+    const args = [
+      principal,
+      "AUTH_LOG",
+      String(limit),
+      AFTER,
+      "--api-base",
+      emu.apiBase,
+      ...UNPACED,
+    ];
     const transfer: number[] = [];
     const curlParallel: Measured[] = [];
     const curlSequential: Measured[] = [];
@@ -532,7 +421,7 @@ function largeFiles(size: number): FileSpec[] {
 
 /** The tool's arguments for one event type of `emu`. */
 function toolArgs(emu: EmulatorProcess, principal: string, eventType: string): string[] {
-  return [principal, eventType, "100", AFTER, "--api-base", emu.apiBase];
+  return [principal, eventType, "100", AFTER, "--api-base", emu.apiBase, ...UNPACED];
 }
 
 /** curl on the file's signed URL, to /dev/null or into a pipe. */
@@ -542,31 +431,6 @@ async function curlFile(emu: EmulatorProcess, principal: string, id: string, int
   const m = await measure(["curl", "-sS", "-L", ...output, url], { intoPipe });
   if (m.code !== 0) throw new Error(`curl failed: ${m.stderr}`);
   return m;
-}
-
-/**
- * `verify` over an archive the tool just wrote, against `sha256sum` over the same files (for a
- * `--gzip` archive, `zcat | sha256sum`): the target is at most 1.5x.
- */
-async function benchVerify(rt: Runtime, dir: string, gzip: boolean): Promise<void> {
-  const verified = await measure([...rt.argv, "verify", dir, "--quiet"]);
-  if (verified.code !== 0) {
-    throw new Error(`verify failed, exit ${verified.code}:\n${verified.stderr.slice(-3000)}`);
-  }
-  const script = gzip
-    ? `find "$1" -type f -name '*.gz' -not -path '*/_manifest/*' ` +
-      `-exec sh -c 'zcat "$1" | sha256sum' _ {} \\;`
-    : `find "$1" -type f -not -path '*/_manifest/*' -exec sha256sum {} +`;
-  const floor = await measure(["bash", "-c", script, "bash", dir]);
-  const ratio = verified.ms / floor.ms;
-  raw[`verify${gzip ? " gzip" : ""}`] = { verify: verified, floor };
-  row({
-    scenario: "2",
-    figure: `${rt.name} verify, ${gzip ? "--gzip archive vs zcat | sha256sum" : "vs sha256sum"}`,
-    value: `${x(ratio)} (${s(verified.ms)} vs ${s(floor.ms)})`,
-    target: "<= 1.5x",
-    met: ratio <= 1.5,
-  });
 }
 
 async function scenarioLargeFile(
@@ -589,7 +453,6 @@ async function scenarioLargeFile(
     const results: Record<string, Measured[]> = {};
     const add = (name: string, m: Measured) => (results[name] ??= []).push(m);
     const curl = (id: string, intoPipe = false) => curlFile(emu, principal, id, intoPipe);
-    const verifyMeasured = new Set<boolean>();
     const toDir = async (rt: Runtime, eventType: string, expected: number, gzip: boolean) => {
       const dir = join(out, "run");
       const args = [...argsFor(eventType), "--output-dir", dir, ...(gzip ? ["--gzip"] : [])];
@@ -598,10 +461,6 @@ async function scenarioLargeFile(
         const written = await treeBytes(dir);
         if (!gzip && written !== expected) {
           throw new Error(`--output-dir wrote ${written} bytes instead of ${expected}`);
-        }
-        if (!verifyMeasured.has(gzip)) {
-          verifyMeasured.add(gzip);
-          await benchVerify(rt, dir, gzip);
         }
         return m;
       } finally {
@@ -775,19 +634,11 @@ async function scenarioLink(binary: Runtime, size: number, rate: number, runs: n
   try {
     const verified = emu.files.find((f) => f.sha)!;
     const args = (eventType: string) => toolArgs(emu, verified.principal, eventType);
-    const results: Record<string, Measured[]> = {};
-    const variants: [string, () => Promise<Measured>][] = [
-      ["curl", () => curlFile(emu, verified.principal, verified.id)],
-      ["stdout", () => runTool(binary, args("AUTH_LOG"), emu.key, "stdout, capped link")],
-      ["stdout, no sha", () => runTool(binary, args("AUDIT_LOG"), emu.key, "stdout, capped link")],
-    ];
-    for (let round = 0; round < runs; round++) {
-      for (const [name, run] of variants) {
-        const m = await run();
-        (results[name] ??= []).push(m);
-        log(`  round ${round + 1}: ${name}: ${s(m.ms)}, ${mbps(size, m.ms)}, peak ${mb(m.peakMb)}`);
-      }
-    }
+    const results = await interleave(runs, {
+      "curl": () => curlFile(emu, verified.principal, verified.id),
+      "stdout": () => runTool(binary, args("AUTH_LOG"), emu.key, "stdout, capped link"),
+      "stdout, no sha": () => runTool(binary, args("AUDIT_LOG"), emu.key, "stdout, capped link"),
+    }, log);
     raw.scenarioLink = { size, rate, results };
     const med = (name: string) => median(results[name].map((m) => m.ms));
     const curlMs = med("curl");
@@ -871,9 +722,35 @@ async function scenarioStartup(runtimes: Runtime[], runs: number): Promise<void>
 // ---------------------------------------------------------------------------------------------
 // Main
 
-const { values: flags } = parseArgs({
+/** Every row group a selector can name; the default runs them all. */
+const SELECTORS = [
+  "1",
+  "2",
+  "3",
+  "4",
+  "link",
+  "s3",
+  "azure",
+  "hec",
+  "elasticsearch",
+  "syslog",
+  "verify",
+] as const;
+/** Names for several groups at once. */
+const GROUPS: Record<string, string[]> = {
+  stores: ["s3", "azure"],
+  siem: ["hec", "elasticsearch"],
+  destinations: ["s3", "azure", "hec", "elasticsearch", "syslog", "verify"],
+};
+
+const { values: flags, positionals } = parseArgs({
   args: process.argv.slice(2),
+  allowPositionals: true,
   options: {
+    tool: { type: "string" },
+    "store-files": { type: "string" },
+    "store-size": { type: "string" },
+    "siem-size": { type: "string" },
     quick: { type: "boolean" },
     size: { type: "string" },
     runs: { type: "string" },
@@ -899,7 +776,21 @@ const quick = Boolean(flags.quick);
 const size = parseSize(flags.size ?? (quick ? "512MiB" : "2GiB"));
 const runs = Number(flags.runs ?? (quick ? 1 : 3));
 const startupRuns = Number(flags["startup-runs"] ?? (quick ? 10 : 30));
-const scenarios = new Set((flags.scenarios ?? "1,2,3,4,link").split(",").map((t) => t.trim()));
+const named = [...positionals, ...(flags.scenarios?.split(",") ?? [])].map((t) => t.trim())
+  .filter(Boolean).flatMap((t) => GROUPS[t] ?? [t]);
+for (const name of named) {
+  if (!(SELECTORS as readonly string[]).includes(name)) {
+    log(
+      `bench: unknown row group ${name}: name any of ${SELECTORS.join(", ")}, or ` +
+        `${Object.keys(GROUPS).join(", ")}`,
+    );
+    process.exit(2);
+  }
+}
+const scenarios = new Set<string>(named.length ? named : SELECTORS);
+const storeFiles = Number(flags["store-files"] ?? (quick ? 20 : 100));
+const storeBytes = parseSize(flags["store-size"] ?? "1MiB");
+const siemMib = Math.round(parseSize(flags["siem-size"] ?? (quick ? "50MiB" : "100MiB")) / MIB);
 const linkRate = parseSize(flags["link-rate"] ?? "250MB");
 const linkSize = parseSize(flags["link-size"] ?? (quick ? "512MiB" : "1GiB"));
 const emulatorRuntime = flags["emulator-runtime"] ?? (available("bun") ? "bun" : "deno");
@@ -908,8 +799,16 @@ if (!available("curl")) throw new Error("curl is needed as the reference");
 const scratch = await mkdtemp(join(tmpdir(), "oai-bench-"));
 let failed = false;
 try {
-  const binPath = flags.bin ?? await buildBinary();
-  const binary: Runtime = { name: "binary", argv: [binPath] };
+  // --tool bun|deno: the tool from source, without building a binary (a shared machine).
+  const fromSource: Record<string, Runtime> = {
+    bun: { name: "bun run", argv: ["bun", MAIN_TS] },
+    deno: { name: "deno run", argv: ["deno", "run", "--allow-all", "--quiet", MAIN_TS] },
+  };
+  if (flags.tool && !fromSource[flags.tool] && flags.tool !== "binary") {
+    throw new Error(`--tool ${flags.tool}: name bun, deno or binary`);
+  }
+  const binPath = fromSource[flags.tool ?? ""] ? undefined : flags.bin ?? await buildBinary();
+  const binary: Runtime = binPath ? { name: "binary", argv: [binPath] } : fromSource[flags.tool!];
   const sources: Runtime[] = flags["no-source"] ? [] : [
     ...(available("deno")
       ? [{ name: "deno run", argv: ["deno", "run", "--allow-all", "--quiet", MAIN_TS] }]
@@ -918,19 +817,48 @@ try {
   ];
   const header = `Machine: ${machine()}. Emulator under ${emulatorRuntime}, in its own process.`;
   log(header);
-  log(`Binary: ${binPath}`);
+  log(`Tool: ${binary.argv.join(" ")}`);
   if (scenarios.has("1")) await scenarioSmallFiles([binary, ...sources], runs);
   if (scenarios.has("2") || scenarios.has("4")) {
     await scenarioLargeFile(binary, sources, size, runs, !flags["no-gzip"]);
   }
   if (scenarios.has("link")) await scenarioLink(binary, linkSize, linkRate, runs);
-  if (scenarios.has("syslog")) {
-    for (const r of await benchSyslog(binary.argv, quick ? 50 : 200, log)) {
-      row({ scenario: "syslog", ...r });
-    }
+  const stores = new Set((["s3", "azure"] as const).filter((s) => scenarios.has(s)));
+  if (stores.size > 0) {
+    const options = {
+      files: storeFiles,
+      fileBytes: storeBytes,
+      runs,
+      stores,
+      emulator: emulatorRuntime,
+    };
+    for (const r of await benchStores(binary.argv, options, log)) row(r);
   }
-  if (scenarios.has("siem")) {
-    for (const r of await benchSiem(binary.argv, quick ? 50 : 200, log)) row(r);
+  const siems = new Set((["hec", "elasticsearch"] as const).filter((s) => scenarios.has(s)));
+  if (siems.size > 0) {
+    // The bare loop runs under the tool's runtime (Bun for the binary, which Bun builds).
+    const bareRuntime = binary.argv[0] === "deno" ? fromSource.deno.argv.slice(0, -1) : ["bun"];
+    const options = {
+      mib: siemMib,
+      runs,
+      siems: siems as Set<Siem>,
+      bareRuntime,
+      emulator: emulatorRuntime,
+    };
+    for (const r of await benchSiem(binary.argv, options, log)) row(r);
+  }
+  if (scenarios.has("syslog")) {
+    for (
+      const r of await benchSyslog(
+        binary.argv,
+        { mib: siemMib, runs, emulator: emulatorRuntime },
+        log,
+      )
+    ) row(r);
+  }
+  if (scenarios.has("verify")) {
+    const options = { files: quick ? 16 : 64, fileBytes: 4 * MIB, runs, emulator: emulatorRuntime };
+    for (const r of await benchVerify(binary.argv, options, log)) row(r);
   }
   if (scenarios.has("3")) {
     const bare: Runtime = { name: BARE_BUN, argv: [buildBareBinary(scratch)] };

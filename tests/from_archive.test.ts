@@ -8,7 +8,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { gzipSync } from "node:zlib";
@@ -541,3 +542,197 @@ test("files of one end_time stay on one page, whatever <limit> says", SLOW, asyn
     });
   });
 });
+
+/** The archive's manifest names, oldest first. */
+async function manifestsOf(archive: string): Promise<string[]> {
+  return (await listTree(join(archive, "_manifest"))).filter((p) => p.endsWith(".jsonl")).sort();
+}
+
+/**
+ * A manifest's lines changed by `change` and linked again (each `prev`, the closing `head`), as a
+ * forger (or an older version's writer) would leave them: the chain of lines holds.
+ */
+function relinked(text: string, change: (line: Record<string, unknown>) => void): string {
+  const out: string[] = [];
+  for (const original of text.split("\n").filter((l) => l !== "")) {
+    const line = JSON.parse(original);
+    change(line);
+    if (out.length > 0) {
+      line.prev = createHash("sha256").update(out.at(-1)!).digest("hex");
+      if (line.type === "close") line.head = line.prev;
+    }
+    out.push(JSON.stringify(line));
+  }
+  return out.join("\n") + "\n";
+}
+
+test(
+  "files a later run records as recovered (a run killed before its manifest) still reach a feed that went past their day's start",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(6) }, async (emulator) => {
+      await withDir("oai-from-archive-recovered-", async (dir) => {
+        const archive = join(dir, "logs");
+        const ids = idsOf(emulator);
+        const job = ["--state", join(dir, "archive.state.json")];
+        const first = await archiveFromApi(emulator, archive, [
+          ...job,
+          "--before",
+          "2026-07-02T03:00:00Z",
+        ]);
+        assert.equal(first.code, 0, first.stderr);
+        // The next run stores the other three and moves its checkpoint, then dies (kill -9)
+        // before its manifest: as if that manifest had never been written.
+        const killed = await archiveFromApi(emulator, archive, job);
+        assert.equal(killed.code, 0, killed.stderr);
+        await rm(join(archive, "_manifest", (await manifestsOf(archive)).at(-1)!));
+
+        const feed = ["--state", join(dir, "feed.state.json")];
+        const out1 = join(dir, "out1.jsonl");
+        const sent = await fromArchive(emulator, archive, ["-o", out1, ...feed]);
+        assert.equal(sent.code, 0, sent.stderr);
+        assert.deepEqual(
+          new Uint8Array(await readFile(out1)),
+          await expectedStream(emulator, ids.slice(0, 3)),
+        );
+
+        // The archive's next run finds the three in no manifest and records them as recovered.
+        const next = await archiveFromApi(emulator, archive, job);
+        assert.equal(next.code, 0, next.stderr);
+        const recorded = (await readFile(
+          join(archive, "_manifest", (await manifestsOf(archive)).at(-1)!),
+          "utf8",
+        )).split("\n").filter((l) => l.includes('"recovered":true')).map((l) => JSON.parse(l));
+        assert.deepEqual(recorded.map((l) => l.id), ids.slice(3));
+        assert.ok(recorded.every((l) => l.end_time === "2026-07-02T00:00:00Z"), "the day start");
+
+        const out2 = join(dir, "out2.jsonl");
+        const later = await fromArchive(emulator, archive, ["-o", out2, ...feed]);
+        assert.equal(later.code, 0, later.stderr);
+        assert.deepEqual(
+          new Uint8Array(await readFile(out2)),
+          await expectedStream(emulator, ids.slice(3)),
+          "the recovered files are sent",
+        );
+        const json = ["--log-format", "json"];
+        const again = await fromArchive(emulator, archive, [
+          "-o",
+          join(dir, "out3.jsonl"),
+          ...feed,
+          ...json,
+        ]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.equal(summaryOf(again).files, 0, "sent once");
+      });
+    });
+  },
+);
+
+test(
+  "a file the listing gave no size or SHA-256 for is recorded with its own, checked, and a line with no hash is refused",
+  SLOW,
+  async () => {
+    const files = hourlyFiles(3).map((f, i) =>
+      i === 2 ? { ...f, advertise: { fileSize: null, fileSha256: null } } : f
+    );
+    await withEmulator({ files }, async (emulator) => {
+      await withDir("oai-from-archive-unhashed-", async (dir) => {
+        const archive = join(dir, "logs");
+        assert.equal((await archiveFromApi(emulator, archive)).code, 0);
+        const ids = idsOf(emulator);
+        const [name] = await manifestsOf(archive);
+        const path = join(archive, "_manifest", name);
+        const text = await readFile(path, "utf8");
+        const line = text.split("\n").map((l) => l && JSON.parse(l))
+          .find((l) => l && l.id === ids[2]);
+        assert.equal(line.file_sha256, undefined, "the listing gave none");
+        assert.equal(line.stored_sha256, await emulator.sha256Of(ids[2]), "the download's own");
+        assert.equal(line.stored_size, (await emulator.contentOf(ids[2])).length);
+        const verified = await runCli(["verify", archive], { timeoutMs: 60_000 });
+        assert.equal(verified.code, 0, verified.stderr);
+
+        // Its bytes are checked: one byte changed, the size kept, is refused by name.
+        const stored = join(archive, `AUTH_LOG/2026-07-02/${ids[2]}.jsonl`);
+        const bytes = new Uint8Array(await readFile(stored));
+        bytes[5] = bytes[5] === 0x41 ? 0x42 : 0x41;
+        await writeFile(stored, bytes);
+        const altered = await fromArchive(emulator, archive, ["-o", join(dir, "a.jsonl")]);
+        assert.equal(altered.code, 1, altered.stderr);
+        assert.match(errorLines(altered.stderr)[0], /SHA-256 [0-9a-f]{64}, the manifest says/);
+
+        // A manifest of an older version recorded no hash of its own: refused, not sent unchecked.
+        await writeFile(
+          path,
+          relinked(text, (l) => {
+            if (l.id !== ids[2]) return;
+            delete l.stored_sha256;
+            delete l.stored_size;
+          }),
+        );
+        const state = join(dir, "s.json");
+        const copy = join(dir, "copy");
+        const r = await fromArchive(emulator, archive, [
+          "--output-dir",
+          copy,
+          "--state",
+          state,
+        ]);
+        assert.equal(r.code, 1, r.stderr);
+        const errors = errorLines(r.stderr);
+        assert.equal(errors.length, 1, r.stderr);
+        assert.ok(
+          errors[0].includes(`records no hash for ${archive}/AUTH_LOG/2026-07-02/${ids[2]}.jsonl`),
+          errors[0],
+        );
+        assert.match(
+          errors[0],
+          /to pass this file on purpose, run `oai-compliance-logs state skip/,
+        );
+        const cursor = JSON.parse(await readFile(state, "utf8")).cursors.AUTH_LOG;
+        assert.deepEqual(cursor.seen, [ids[0], ids[1]], "the checkpoint stays before it");
+        assert.ok(!(await listTree(copy)).some((p) => p.includes(ids[2])), "nothing of it stored");
+      });
+    });
+  },
+);
+
+test(
+  "a manifest removed from the middle of a job's chain fails the run in one line, pointing to verify",
+  SLOW,
+  async () => {
+    await withEmulator({ files: hourlyFiles(2) }, async (emulator) => {
+      await withDir("oai-from-archive-chain-", async (dir) => {
+        const archive = join(dir, "logs");
+        const job = ["--state", join(dir, "archive.state.json")];
+        for (let run = 0; run < 3; run++) {
+          const r = await archiveFromApi(emulator, archive, job);
+          assert.equal(r.code, 0, r.stderr);
+        }
+        const names = await manifestsOf(archive);
+        assert.equal(names.length, 3);
+        const out = join(dir, "out.jsonl");
+        const intact = await fromArchive(emulator, archive, ["-o", out]);
+        assert.equal(intact.code, 0, intact.stderr);
+
+        // The first run's manifest holds the files: the middle one is removed instead, and then
+        // the first, each of which the feed must notice.
+        await rm(join(archive, "_manifest", names[1]));
+        const r = await fromArchive(emulator, archive, ["-o", join(dir, "out2.jsonl")]);
+        assert.equal(r.code, 1, r.stderr);
+        const errors = errorLines(r.stderr);
+        assert.equal(errors.length, 1, r.stderr);
+        assert.ok(
+          errors[0].includes(`1 manifest is missing after ${names[0]} and before ${names[2]}`),
+          errors[0],
+        );
+        assert.match(errors[0], /oai-compliance-logs verify /);
+        await assert.rejects(readFile(join(dir, "out2.jsonl")), "nothing was written");
+
+        await rm(join(archive, "_manifest", names[0]));
+        const first = await fromArchive(emulator, archive, ["-o", join(dir, "out3.jsonl")]);
+        assert.equal(first.code, 1, first.stderr);
+        assert.match(errorLines(first.stderr)[0] ?? "", /missing before it/);
+      });
+    });
+  },
+);

@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { runCli } from "./helpers/cli.ts";
+import { runCli, RUNS_WITH_COMPILE_PERMISSIONS } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
 import { withDir } from "./helpers/mod.ts";
 import type { Emulator } from "./emulator/mod.ts";
@@ -29,6 +29,14 @@ import type { Finding, VerifyReport } from "../lib/verify/model.ts";
 
 const S3 = { skip: CEPH_SKIP, timeout: 240_000 };
 const AZURE = { skip: azuriteSkip() ?? false, timeout: 240_000 };
+/**
+ * A killed run's live mark is judged dead at once only where the CLI can read its pid namespace
+ * (/proc/self/ns/pid): Deno refuses that without --allow-all, so under `deno compile`'s grants a
+ * mark expires by time (5 minutes) and the re-run right after leaves the files to a later run.
+ */
+const NAMESPACE_SKIP = RUNS_WITH_COMPILE_PERMISSIONS
+  ? "Deno without --allow-all cannot read /proc/self/ns/pid: live marks expire by time only"
+  : false;
 const PREFIX = "archive/openai/";
 const BEFORES = [["--before", "2026-07-02T02:30:00Z"], ["--before", "2026-07-02T05:30:00Z"], []];
 
@@ -331,7 +339,7 @@ test(
 
 test(
   "s3: after kill -9, the re-run records the killed run's objects as recovered",
-  S3,
+  { ...S3, skip: S3.skip || NAMESPACE_SKIP },
   async () => {
     await killedRunRecovered(await cephBucket());
   },
@@ -339,7 +347,7 @@ test(
 
 test(
   "az: after kill -9, the re-run records the killed run's blobs as recovered",
-  AZURE,
+  { ...AZURE, skip: AZURE.skip || NAMESPACE_SKIP },
   async () => {
     await killedRunRecovered(await azuriteContainer());
   },

@@ -276,6 +276,8 @@ export class ObjectSpool implements Spool {
     private readonly path: string,
     private readonly compress: boolean,
     private readonly key = "",
+    /** The listing gave no SHA-256: the manifest records the downloaded bytes' own. */
+    private readonly hashPlain = false,
   ) {}
 
   /** Where and how the file was stored, once finalized. */
@@ -286,7 +288,9 @@ export class ObjectSpool implements Spool {
   async start(): Promise<this> {
     const handle = this.handle = await open(this.path, "wx+", 0o600);
     this.length = 0;
-    const tracker = this.tracker = new StoredFactsTracker(this.key);
+    const tracker = this.tracker = new StoredFactsTracker(this.key, {
+      hashPlain: this.hashPlain && !this.compress,
+    });
     this.coalescer = new WriteCoalescer(async (bytes) => {
       let at = 0;
       try {
@@ -536,7 +540,8 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     this.folder ??= createSpoolDir();
     const path = join((await this.folder).path, `${this.spools++}.part`);
     const key = relativeKey(file, eventType, this.settings.naming);
-    return await new ObjectSpool(path, this.settings.naming.gzip, key).start();
+    const unhashed = file.file_sha256 === undefined;
+    return await new ObjectSpool(path, this.settings.naming.gzip, key, unhashed).start();
   }
 
   async deliver(parcel: Parcel<ObjectSpool>): Promise<void> {

@@ -66,6 +66,8 @@ class DirectorySpool implements Spool {
     private readonly compress: boolean,
     private readonly mode: number,
     private readonly key: string,
+    /** The listing gave no SHA-256: the manifest records the downloaded bytes' own. */
+    private readonly hashPlain = false,
   ) {}
 
   /** Where and how the file was stored, once committed. */
@@ -76,7 +78,9 @@ class DirectorySpool implements Spool {
   async start(): Promise<this> {
     const temp = this.temp = await createTempBeside(this.path, this.mode);
     this.plain = new WriteCoalescer((bytes) => temp.write(bytes));
-    const tracker = this.tracker = new StoredFactsTracker(this.key);
+    const tracker = this.tracker = new StoredFactsTracker(this.key, {
+      hashPlain: this.hashPlain && !this.compress,
+    });
     if (this.compress) {
       const stream = new CompressionStream("gzip");
       const pump = (async () => {
@@ -198,7 +202,8 @@ export class DirectoryDestination implements Destination<DirectorySpool> {
       await removeStaleTemps(dir);
     }
     const key = relativeKey(file, eventType, { gzip: this.gzip, layout: this.layout });
-    return await new DirectorySpool(path, this.gzip, this.fileMode, key).start();
+    const unhashed = file.file_sha256 === undefined;
+    return await new DirectorySpool(path, this.gzip, this.fileMode, key, unhashed).start();
   }
 
   async deliver({ spool, receipt }: Parcel<DirectorySpool>): Promise<void> {

@@ -161,3 +161,69 @@ export function jobHead(
 ): Promise<{ hash: string; sequence: number } | undefined> {
   return new ChainHeads().of(store, job);
 }
+
+/** What a manifest's run says of its place in its job's chain. */
+export interface ChainLink {
+  manifest: string;
+  job: string;
+  sequence: number;
+  /** The header's `prev`: the hash of the previous manifest's last line in the job (or null). */
+  prev: string | null;
+  /** The hash of this run's last line. */
+  lastHash: string;
+}
+
+/** A segment's place in its job's chain. */
+export function linkOf(segment: Segment): ChainLink {
+  const { job, sequence, prev } = segment.header.line;
+  return { manifest: segment.manifest, job, sequence, prev, lastHash: segment.lastHash };
+}
+
+/**
+ * Where a job's chain across manifests does not hold, first break per job: in sequence order,
+ * each manifest must come next (a gap is a manifest removed, a repeat a fork) and link to the
+ * last line of the one before (null for the first). A missing last manifest cannot be seen here.
+ *
+ * @example
+ * ```ts
+ * declare const links: ChainLink[];
+ * chainBreaks(links); // [] when every job's chain holds
+ * ```
+ */
+export function chainBreaks(links: Iterable<ChainLink>): Array<{ job: string; why: string }> {
+  const jobs = new Map<string, ChainLink[]>();
+  for (const link of links) {
+    const list = jobs.get(link.job) ?? [];
+    list.push(link);
+    jobs.set(link.job, list);
+  }
+  const breaks: Array<{ job: string; why: string }> = [];
+  for (const [job, list] of jobs) {
+    list.sort((a, b) => a.sequence - b.sequence || a.manifest.localeCompare(b.manifest));
+    let previous: ChainLink | undefined;
+    for (const link of list) {
+      const expected = (previous?.sequence ?? 0) + 1;
+      const after = previous ? `after ${previous.manifest}` : "before it";
+      let why: string | undefined;
+      if (link.sequence > expected) {
+        const count = link.sequence - expected;
+        why = `${count} manifest${count === 1 ? " is" : "s are"} missing ${after} and before ` +
+          `${link.manifest} (sequence ${expected}${count > 1 ? `-${link.sequence - 1}` : ""})`;
+      } else if (link.sequence < expected) {
+        why = `${link.manifest} has sequence ${link.sequence}, already taken by ` +
+          `${previous!.manifest}: the chain forks`;
+      } else if (link.prev !== (previous?.lastHash ?? null)) {
+        why = previous
+          ? `${link.manifest} does not link to ${previous.manifest} (one of them was changed or ` +
+            "replaced)"
+          : `${link.manifest} is the first manifest but links to an earlier one`;
+      }
+      if (why) {
+        breaks.push({ job, why });
+        break;
+      }
+      previous = link;
+    }
+  }
+  return breaks;
+}

@@ -1,8 +1,10 @@
 /**
  * What a destination learns about a file while it stores it, for the manifest: how many lines
  * (events) it holds, the `timestamp` of its first and last line, and, when the stored bytes are
- * not the listed ones (gzip), their size and SHA-256. Fed chunk by chunk on the way in, in
- * bounded memory (a line's first `LINE_PREFIX_BYTES` are all it keeps).
+ * not the listed ones (gzip), their size and SHA-256; with `hashPlain` (a plain file the listing
+ * gave no SHA-256 for), the size and SHA-256 of the bytes stored as they came, so that the
+ * manifest can vouch for every file. Fed chunk by chunk on the way in, in bounded memory (a
+ * line's first `LINE_PREFIX_BYTES` are all it keeps).
  *
  * @example
  * ```ts
@@ -29,14 +31,24 @@ export class StoredFactsTracker {
   #first: string | undefined;
   #last: string | undefined;
   #stored: { hash: Hash; bytes: number } | undefined;
+  /** The file's own bytes, hashed when they are stored as they came and the listing had no hash. */
+  #plain: { hash: Hash; bytes: number } | undefined;
 
-  /** `path`: where the file is stored, relative to the archive's root (`/`-separated). */
-  constructor(path: string) {
+  /**
+   * `path`: where the file is stored, relative to the archive's root (`/`-separated);
+   * `hashPlain`: hash the file's own bytes (ignored once `stored` is fed: those are the ones kept).
+   */
+  constructor(path: string, options: { hashPlain?: boolean } = {}) {
     this.#path = path;
+    if (options.hashPlain) this.#plain = { hash: createHash("sha256"), bytes: 0 };
   }
 
   /** The file's own bytes (as listed), in order. */
   plain(chunk: Uint8Array): void {
+    if (this.#plain) {
+      this.#plain.hash.update(chunk);
+      this.#plain.bytes += chunk.length;
+    }
     let start = 0;
     for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
       this.#keep(chunk.subarray(start, end));
@@ -57,11 +69,12 @@ export class StoredFactsTracker {
   facts(): StoredFacts {
     if (this.#lineBytes > 0) this.#endLine();
     const facts: StoredFacts = { path: this.#path, lines: this.#lines };
-    if (this.#stored) {
-      facts.stored_size = this.#stored.bytes;
-      facts.stored_sha256 = this.#stored.hash.digest("hex");
-      this.#stored = undefined;
+    const kept = this.#stored ?? this.#plain;
+    if (kept) {
+      facts.stored_size = kept.bytes;
+      facts.stored_sha256 = kept.hash.digest("hex");
     }
+    this.#stored = this.#plain = undefined;
     if (this.#first !== undefined) facts.first_timestamp = this.#first;
     if (this.#last !== undefined) facts.last_timestamp = this.#last;
     return facts;

@@ -53,7 +53,11 @@ export interface HeaderLine {
 /** What the destination stored for a file (relative path or object key, and how it differs). */
 export interface StoredFacts {
   path: string;
-  /** Size and hash of the stored bytes, when they differ from the listed ones (gzip). */
+  /**
+   * Size and hash of the stored bytes, when they differ from the listed ones (gzip), or when the
+   * listing gave no SHA-256 (then of the bytes as downloaded and stored): what a check compares
+   * the stored bytes with before the listed `file_size`/`file_sha256`.
+   */
   stored_size?: number;
   stored_sha256?: string;
   /** Lines (events) in the file, and the `timestamp` of the first and the last. */

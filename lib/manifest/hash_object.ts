@@ -31,6 +31,8 @@ export async function hashObject(
   path: string,
   gzip: boolean,
   onBytes?: (bytes: number) => void,
+  /** Told each chunk of the plain (decompressed) bytes, e.g. to read event ids on the way. */
+  onPlain?: (chunk: Uint8Array) => void,
 ): Promise<Hashed> {
   const stored = createHash("sha256");
   let storedBytes = 0;
@@ -48,6 +50,7 @@ export async function hashObject(
       stored.update(chunk);
       storedBytes += chunk.length;
       count(chunk);
+      onPlain?.(chunk);
       onBytes?.(chunk.length);
     }
     const sha = stored.digest("hex");
@@ -76,6 +79,7 @@ export async function hashObject(
       plain.update(chunk);
       plainBytes += chunk.length;
       count(chunk);
+      onPlain?.(chunk);
     }
   } catch (error) {
     return {

@@ -1,8 +1,9 @@
 /**
  * Verifies an archive against its manifests: reads every manifest and checks each job's chain
  * (links, sequence, closing lines, signatures), re-reads every stored object (decompressing
- * `.gz`) and compares it with what the manifests recorded, and works out which time ranges no
- * run listed. Consequences are grouped under their cause: a removed manifest is one chain break,
+ * `.gz`) and compares it with what the manifests recorded, notes on the way which event ids
+ * appear more than once (information: lib/verify/duplicate_events.ts), and works out which time
+ * ranges no run listed. Consequences are grouped under their cause: a removed manifest is one chain break,
  * and the stored files and the window it held are listed under it, not again as unexpected
  * files and holes.
  *
@@ -21,6 +22,7 @@ import type { ArchiveStore } from "../manifest/store.ts";
 import { STORED_PATH } from "../manifest/writer.ts";
 import { toMicros } from "../time.ts";
 import type { ChainHead, Finding, Interval, TypeFigures } from "./model.ts";
+import { DuplicateEvents, plainReader } from "./duplicate_events.ts";
 
 export interface CheckOptions {
   publicKey?: SignatureChecker;
@@ -184,6 +186,8 @@ export async function checkArchive(
   let bytes = 0;
   const seen = new Set<string>();
   const unrecordedIds = new Map<string, Set<string>>();
+  /** Event ids seen in more than one place (information: delivery is at least once). */
+  const duplicates = new DuplicateEvents();
   for await (const object of store.objects()) {
     if (object.temp === "live") continue; // A run at work: its file is not stored yet.
     if (keptAside.has(object.path)) continue; // Reported above, with both names and hashes.
@@ -225,9 +229,11 @@ export async function checkArchive(
     }
     seen.add(object.path);
     const { line } = record;
+    const scan = duplicates.file(line.event_type, object.path);
     const hashed = await hashObject(store, object.path, object.path.endsWith(".gz"), (n) => {
       bytes += n;
-    });
+    }, (chunk) => scan.push(chunk));
+    scan.end();
     files++;
     options.onProgress?.(files, bytes);
     const storedSize = line.stored_size ?? line.file_size;
@@ -266,6 +272,7 @@ export async function checkArchive(
       f.verified++;
     }
   }
+  findings.push(...await duplicates.findings(plainReader(store)));
   for (const [path, record] of recorded) {
     if (seen.has(path)) continue;
     record.status = "missing";

@@ -42,6 +42,9 @@ export interface Finding {
   /** A time range (a hole, a removed manifest's window). */
   from?: string;
   to?: string;
+  /** Every file and every event id of a `duplicate_event` finding. */
+  paths?: string[];
+  eventIds?: string[];
   /** What this cause brought about, not reported again on its own (files, windows). */
   consequences?: Finding[];
 }

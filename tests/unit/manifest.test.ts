@@ -34,7 +34,10 @@ class MemoryStore implements ArchiveStore {
     return Promise.resolve();
   }
   lock(): Promise<ManifestLock> {
-    return Promise.resolve({ release: () => Promise.resolve() });
+    return Promise.resolve({
+      assertHeld: () => Promise.resolve(),
+      release: () => Promise.resolve(),
+    });
   }
   markLive(): Promise<ManifestLock> {
     return this.lock();

@@ -1,0 +1,284 @@
+/**
+ * The object store rows (issue 17): the same files delivered by the tool to S3 on a real Ceph
+ * RADOS Gateway (tests/servers/ceph.ts) and to Azure Blob on Azurite (tests/servers/azurite.ts),
+ * against the same run into a local `--output-dir`, and against the store's floor: curl uploading
+ * the same files to the same store, as many at once as the tool downloads, signed the same way
+ * (S3: `--aws-sigv4` with the payload's real SHA-256 in `x-amz-content-sha256` and `Content-MD5`;
+ * Azure: a SAS computed here, `Content-MD5` per request). Rounds are interleaved; peak RSS is the
+ * tool child's. Every run writes under a prefix of its own, so no run skips what another stored.
+ *
+ * Usage: from scripts/bench.ts (`deno task bench s3`, `deno task bench azure`).
+ */
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { contentOf, startEmulatorProcess } from "./_bench_emulator_process.ts";
+import {
+  type Ceph,
+  CEPH_MISSING,
+  createBucket,
+  listKeys,
+  startCeph,
+} from "../tests/servers/ceph.ts";
+import { accountSas, type Azurite, azuriteSkip, startAzurite } from "../tests/servers/azurite.ts";
+import {
+  type BenchRow,
+  interleave,
+  loadOf,
+  measure,
+  type Measured,
+  measureOk,
+  medianMs,
+  megabytes,
+  peakOf,
+  seconds,
+  times,
+  UNPACED,
+} from "./_bench_measure.ts";
+
+const PRINCIPAL = "ws-0f0e0d0c-demo";
+const AFTER = "2026-07-01T00:00:00Z";
+const TARGETS = { local: 1.3, floor: 1.2, peakMb: 150 };
+/** The tool's default concurrency: curl uploads as many files at once. */
+const IN_FLIGHT = 4;
+
+export interface StoreBenchOptions {
+  files: number;
+  fileBytes: number;
+  runs: number;
+  stores: ReadonlySet<"s3" | "azure">;
+  /** The emulator process's runtime. */
+  emulator: string;
+}
+
+interface SourceFile {
+  id: string;
+  path: string;
+  sha256: string;
+  md5: string;
+}
+
+/** The rows of each store in `options.stores`, the tool run as `tool`. */
+export async function benchStores(
+  tool: string[],
+  options: StoreBenchOptions,
+  log: (line: string) => void,
+): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const specs = Array.from({ length: options.files }, (_, i) => ({
+    id: `eclf_bench_store_${String(i).padStart(4, "0")}`,
+    eventType: "AUTH_LOG",
+    endTime: new Date(Date.parse("2026-07-02T00:00:00Z") + i * 60_000).toISOString()
+      .replace(/\.\d{3}Z$/, "Z"),
+    size: options.fileBytes,
+  }));
+  const emulator = await startEmulatorProcess(options.emulator, { latencyMs: 0, files: specs });
+  const dir = await mkdtemp(join(tmpdir(), "oai-bench-stores-"));
+  try {
+    // The files as stored, on disk for curl, with their hashes (computed before any clock).
+    await mkdir(join(dir, "source"));
+    const sources: SourceFile[] = [];
+    let bytes = 0;
+    for (const file of emulator.files) {
+      const content = await contentOf(emulator, file.id);
+      bytes += content.length;
+      const path = join(dir, "source", `${file.id}.jsonl`);
+      await writeFile(path, content);
+      sources.push({
+        id: file.id,
+        path,
+        sha256: createHash("sha256").update(content).digest("hex"),
+        md5: createHash("md5").update(content).digest("base64"),
+      });
+    }
+    const what = `${options.files} files of ${(options.fileBytes / 2 ** 20).toFixed(0)} MiB`;
+    log(`\nObject stores: ${what} (${(bytes / 1e6).toFixed(0)} MB), ${options.runs} rounds`);
+    const env = { COMPLIANCE_API_KEY: emulator.key, COMPLIANCE_API_BASE: emulator.apiBase };
+    const args = (outputDir: string) => [
+      PRINCIPAL,
+      "AUTH_LOG",
+      "100",
+      AFTER,
+      "--output-dir",
+      outputDir,
+      "--quiet",
+      ...UNPACED,
+    ];
+    let run = 0;
+    const local = async () => {
+      const out = join(dir, `local-${run++}`);
+      try {
+        return await measureOk([...tool, ...args(out)], { env, what: "the tool to a local dir" });
+      } finally {
+        await rm(out, { recursive: true, force: true });
+      }
+    };
+
+    const variants: Record<string, () => Promise<Measured>> = { local };
+    const checks: Array<() => Promise<void>> = [];
+    const labels: Record<string, { name: string; skipped?: string; unchecked?: boolean }> = {};
+    for (const which of options.stores) {
+      const name = which === "s3" ? "S3 (Ceph RGW)" : "Azure Blob (Azurite)";
+      const skipped = which === "s3" ? CEPH_MISSING : azuriteSkip();
+      labels[which] = { name, skipped };
+      if (skipped) continue;
+      if (which === "s3") log("  starting Ceph (about 15 s)");
+      const store = which === "s3" ? await s3Store(await startCeph()) : await azureStore();
+      // The floor checks what the tool's uploads check: the store must refuse wrong hashes.
+      const wrong = { ...sources[0], sha256: "0".repeat(64), md5: "AAAAAAAAAAAAAAAAAAAAAA==" };
+      const probe = await measure(curlArgv([store.curl(wrong, "probe")]));
+      labels[which].unchecked = probe.code === 0;
+      log(
+        `  ${name}: curl with a wrong payload hash ${
+          probe.code === 0
+            ? "was ACCEPTED (the floor is not checked)"
+            : "was refused, as it must be"
+        }`,
+      );
+      // A prefix of its own per run; afterwards, each must hold every file.
+      const prefixes: string[] = [];
+      const next = (kind: string) => {
+        prefixes.push(`${kind}-${prefixes.length}`);
+        return prefixes.at(-1)!;
+      };
+      variants[which] = () =>
+        measureOk([...tool, ...args(store.url(next("tool")))], {
+          env: { ...env, ...store.env },
+          what: `the tool to ${name}`,
+        });
+      variants[`${which} curl`] = () => {
+        const prefix = next("curl");
+        return measureOk(curlArgv(sources.map((f) => store.curl(f, prefix))), {
+          what: `curl -T to ${name}`,
+        });
+      };
+      checks.push(async () => {
+        for (const prefix of prefixes) {
+          const under = prefix.startsWith("tool") ? `${prefix}/AUTH_LOG/` : `${prefix}/`;
+          const found = await store.count(under);
+          if (found !== sources.length) {
+            throw new Error(
+              `${store.url(prefix)} holds ${found} objects instead of ${sources.length}: a run ` +
+                "lost files",
+            );
+          }
+        }
+      });
+    }
+    const results = await interleave(options.runs, variants, log, { warmUp: true });
+    for (const check of checks) await check();
+
+    const localMs = medianMs(results.local);
+    rows.push({
+      scenario: "stores",
+      figure: `the tool to a local --output-dir, ${what} (the reference)`,
+      value: `${seconds(localMs)}, ${(bytes / localMs / 1000).toFixed(0)} MB/s, peak ${
+        megabytes(peakOf(results.local))
+      }; load ${loadOf([results.local])}`,
+      target: "",
+    });
+    for (const [store, { name, skipped, unchecked }] of Object.entries(labels)) {
+      if (skipped) {
+        rows.push({ scenario: "stores", figure: name, value: `skipped: ${skipped}`, target: "" });
+        continue;
+      }
+      const toolMs = medianMs(results[store]);
+      const floorMs = medianMs(results[`${store} curl`]);
+      const peak = peakOf(results[store]);
+      const vsLocal = toolMs / localMs;
+      const vsFloor = toolMs / floorMs;
+      rows.push({
+        scenario: "stores",
+        figure: `${name}: curl -T, ${IN_FLIGHT} at once, the same files (the floor)` +
+          (unchecked ? " (the store did not check its payload hash)" : ""),
+        value: `${seconds(floorMs)}, ${(bytes / floorMs / 1000).toFixed(0)} MB/s`,
+        target: "",
+      });
+      rows.push({
+        scenario: "stores",
+        figure: `${name}: the tool (download, verify, upload)`,
+        value: `${seconds(toolMs)} = ${times(vsLocal)} local, ${times(vsFloor)} the curl floor; ` +
+          `peak ${megabytes(peak)}; load ${loadOf([results[store], results[`${store} curl`]])}`,
+        target: `<= ${TARGETS.local}x local or <= ${TARGETS.floor}x the floor; ` +
+          `< ${TARGETS.peakMb} MB`,
+        met: (vsLocal <= TARGETS.local || vsFloor <= TARGETS.floor) &&
+          (peak === undefined || peak < TARGETS.peakMb),
+      });
+    }
+  } finally {
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** What the rows need of a store: where the tool writes, curl's transfer, a count. */
+interface Store {
+  /** The tool's --output-dir for `prefix`. */
+  url(prefix: string): string;
+  env: Record<string, string>;
+  /** curl's options uploading `file` under `prefix`, signed as the tool signs. */
+  curl(file: SourceFile, prefix: string): string[];
+  /** The objects under `prefix`. */
+  count(prefix: string): Promise<number>;
+}
+
+/** A new bucket on Ceph; curl signs with --aws-sigv4 and the payload's real SHA-256. */
+async function s3Store(ceph: Ceph): Promise<Store> {
+  const bucket = `oai-bench-${Date.now().toString(36)}`;
+  await createBucket(ceph, bucket);
+  const credentials = `${ceph.env.AWS_ACCESS_KEY_ID}:${ceph.env.AWS_SECRET_ACCESS_KEY}`;
+  return {
+    url: (prefix) => `s3://${bucket}/${prefix}`,
+    env: ceph.env,
+    curl: (f, prefix) => [
+      "--aws-sigv4",
+      `aws:amz:${ceph.env.AWS_REGION}:s3`,
+      "--user",
+      credentials,
+      "-H",
+      `x-amz-content-sha256: ${f.sha256}`,
+      "-H",
+      `Content-MD5: ${f.md5}`,
+      "-T",
+      f.path,
+      `${ceph.endpoint}/${bucket}/${prefix}/${f.id}.jsonl`,
+    ],
+    count: async (prefix) => (await listKeys(ceph, bucket, prefix)).length,
+  };
+}
+
+/** A new container on Azurite; curl sends an account SAS and Content-MD5. */
+async function azureStore(): Promise<Store> {
+  const azurite: Azurite = await startAzurite();
+  const container = `oai-bench-${Date.now().toString(36)}`;
+  await azurite.createContainer(container);
+  const sas = accountSas("rwc", new Date(Date.now() + 6 * 3600_000));
+  return {
+    url: (prefix) => `az://${container}/${prefix}`,
+    env: { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString },
+    curl: (f, prefix) => [
+      "-H",
+      "x-ms-blob-type: BlockBlob",
+      "-H",
+      "x-ms-version: 2021-12-02",
+      "-H",
+      `Content-MD5: ${f.md5}`,
+      "-T",
+      f.path,
+      `${azurite.blobEndpoint}/${container}/${prefix}/${f.id}.jsonl?${sas}`,
+    ],
+    count: async (prefix) => (await azurite.listBlobs(container, prefix)).length,
+  };
+}
+
+/** One curl for every transfer (`--next` between them), IN_FLIGHT at once, failing on >= 400. */
+function curlArgv(transfers: string[][]): string[] {
+  const argv = ["curl", "-Z", "--parallel-max", String(IN_FLIGHT)];
+  transfers.forEach((transfer, i) => {
+    if (i > 0) argv.push("--next");
+    argv.push("-sS", "--fail", "-o", "/dev/null", ...transfer);
+  });
+  return argv;
+}
