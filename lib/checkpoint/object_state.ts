@@ -6,7 +6,9 @@
  * - the lock is a lease at `KEY.lock` (lib/destinations/_lease.ts): created only if absent,
  *   renewed while the run lasts, taken over once expired (its holder died);
  * - every write is conditional: the first `If-None-Match: *`, each later one `If-Match` the ETag
- *   last read or written, so two writers can never both move the checkpoint. A failed condition
+ *   last read or written, so two writers can never both move the checkpoint (where the store
+ *   ignores `If-None-Match: *`, the probe in `lock()` says so: the lease then works by `If-Match`
+ *   alone and the first write, made under it, is unconditional). A failed condition
  *   stops the run with a "state" error, and nothing is moved;
  * - credentials are the destinations' (the same environment variables, redacted alike).
  *
@@ -23,6 +25,11 @@ import { BlobClient } from "../azure/blob_client.ts";
 import { AZURE_SECRET_ENV, azureAccountFrom } from "../azure/credentials.ts";
 import type { ObjectAccess } from "../destinations/_object_access.ts";
 import { describeLease, takeLease } from "../destinations/_lease.ts";
+import {
+  checkConditionalWrites,
+  createCondition,
+  probeName,
+} from "../destinations/_conditional_probe.ts";
 import { storeRetryPolicy } from "../destinations/_object_store.ts";
 import { AzureBlobStore } from "../destinations/azure_blob.ts";
 import { s3Kind, s3Store } from "../destinations/s3.ts";
@@ -142,7 +149,9 @@ class ObjectStateStore implements StateStore {
       tries++;
       return this.access.putSmall(this.key, bytes, {
         contentType: "application/json",
-        condition: expected === undefined ? { ifNoneMatch: "*" } : { ifMatch: expected },
+        // Created under the lease: without If-None-Match where the store ignores it (Ceph 16 on
+        // a versioned bucket), where the lease alone keeps a second writer out.
+        condition: expected === undefined ? createCondition(this.access) : { ifMatch: expected },
       });
     });
     if (tag !== "conflict") return tag;
@@ -172,8 +181,16 @@ class ObjectStateStore implements StateStore {
     }
   }
 
-  lock(): Promise<StateLock> {
-    return takeLease(this.access, `${this.key}.lock`, {
+  async lock(): Promise<StateLock> {
+    // Only a run that will write takes the lock: a read-only open (`--list`, `state show`)
+    // stays free of writes. The lease and the checkpoint's moves need conditional writes; the
+    // probe records for this access whether they work by If-Match alone (the lease reads it).
+    await this.retried(
+      "checking conditional writes on",
+      () =>
+        checkConditionalWrites(this.access, `${this.key}${probeName()}`, `--state ${this.shown}`),
+    );
+    return await takeLease(this.access, `${this.key}.lock`, {
       owner: `run ${crypto.randomUUID().slice(0, 8)}, pid ${process.pid} on ${hostName()}`,
       what: `the checkpoint ${this.shown}`,
       policy: this.policy,

@@ -42,3 +42,33 @@ export async function readAnswerBytes(
   }
   return chunks.length === 0 ? new Uint8Array(0) : concatBytes(chunks, total);
 }
+
+/**
+ * A 200 where a range was asked (the store or a proxy ignored Range): refused, its body unread,
+ * when its Content-Length is more than the `wanted` bytes (without one, reading it with
+ * `maxBytes: wanted` stops at the range's size).
+ */
+export function refuseWholeObject(opened: Opened, wanted: number, what: string): void {
+  const length = Number(opened.response.headers.get("content-length") ?? NaN);
+  if (Number.isNaN(length) || length <= wanted) return;
+  opened.abort();
+  throw new CliError(
+    "io",
+    `${what}: the store ignored the Range header and sent the whole object (${length} bytes, ` +
+      `not ${wanted}); use a store (or proxy) that honours Range requests`,
+  );
+}
+
+/**
+ * The ETag of an answer that must have one: without it no conditional write could name the
+ * version read (an empty one would be taken as a version), so it is refused.
+ */
+export function requireEtag(headers: Headers, what: string): string {
+  const etag = headers.get("etag");
+  if (etag) return etag;
+  throw new CliError(
+    "io",
+    `${what}: the store's answer has no ETag, which conditional writes need; use a store (or ` +
+      `proxy) that passes ETags through`,
+  );
+}

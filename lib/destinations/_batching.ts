@@ -270,6 +270,22 @@ class BatchBuffer {
   }
 
   #writeText(text: string): void {
+    // ASCII (the envelopes and actions around every record) code unit by code unit: an
+    // `encodeInto` on a fresh `subarray` per piece cost more than the copy.
+    const out = this.#bytes;
+    const n = text.length;
+    let at = this.length;
+    if (at + n <= out.length) {
+      let i = 0;
+      for (; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c > 0x7f) break;
+        out[at++] = c;
+      }
+      this.length = at;
+      if (i === n) return;
+      text = text.slice(i);
+    }
     let { read, written } = encoder.encodeInto(text, this.#bytes.subarray(this.length));
     this.length += written;
     while (read < text.length) {
@@ -309,8 +325,8 @@ class BatchBuffer {
         this.#ensure(escape.length + bytes.length - i + 64);
         out = this.#bytes;
       }
-      out.set(escape, at);
-      at += escape.length;
+      // Byte by byte: a `set` (a typed array's call) per quote was a tenth of a delivery's CPU.
+      for (let k = 0; k < escape.length; k++) out[at++] = escape[k];
     }
     this.length = at;
   }
@@ -326,6 +342,12 @@ const WATCH_EVERY_BYTES = 1 << 20;
  * `encodeBytes`, so there is little garbage; before that, 16 MiB cost a fifth more CPU).
  */
 const GROWTH_BYTES = 16 << 20;
+/**
+ * Below this resident size no collection is asked for: a delivery's resident size after a
+ * collection settles at 92-102 MiB under Bun, so the collections its first records made on the
+ * way there (at 80 and 93 MiB, about 35 ms each under load, a quarter of them) lowered no peak.
+ */
+const FLOOR_BYTES = 100 << 20;
 
 /**
  * Keeps the garbage of a fast record loop from piling up. Under Bun (JavaScriptCore) what a
@@ -351,7 +373,7 @@ export class GarbageWatch {
     this.#taken += bytes;
     if (this.#taken < WATCH_EVERY_BYTES) return;
     this.#taken = 0;
-    if (process.memoryUsage.rss() < this.#after + GROWTH_BYTES) return;
+    if (process.memoryUsage.rss() < Math.max(this.#after + GROWTH_BYTES, FLOOR_BYTES)) return;
     this.#collect();
     this.#after = process.memoryUsage.rss();
   }

@@ -13,6 +13,13 @@
  * - `release` deletes it, `If-Match` its last ETag, never another run's; credentials that may
  *   write but not delete (an Azure SAS without `d`) let go of it by rewriting it as expired.
  *
+ * On a store that honours `If-Match` but ignores `If-None-Match: *` (Ceph 16 on a versioned
+ * bucket; `conditionalWrites` of lib/destinations/_conditional_probe.ts says "if-match-only"), the
+ * lease never relies on a create: its object, once made, always exists. Taking it reads it; when
+ * absent a "free" record is written unconditionally (two runs doing so at once both write "free")
+ * and read again; a free or expired record is replaced by ours `If-Match` its ETag, which only one
+ * of two racing runs wins. Release rewrites it as free `If-Match` our ETag (never a delete).
+ *
  * Expiries are compared with this machine's clock: hosts sharing a lease need clocks that agree
  * to well within the ttl (NTP), as object stores' own signing already requires.
  *
@@ -36,6 +43,7 @@ import { CliError, reason } from "../errors.ts";
 import { type RetryPolicy, sleep, withRetries } from "../retry.ts";
 import type { ObjectAccess } from "./_object_access.ts";
 import { STORE_RETRY_POLICY } from "./_object_store.ts";
+import { conditionalWrites } from "./_conditional_probe.ts";
 
 export interface Lease {
   readonly key: string;
@@ -77,6 +85,8 @@ export interface LeaseRecord {
   takenAt: string;
   renewedAt: string;
   expiresAt: string;
+  /** Written by no run (if-match-only stores): the lease is there to be taken. */
+  free?: true;
 }
 
 /**
@@ -99,9 +109,12 @@ export async function takeLease(
   const ttlMs = options.ttlMs ?? DEFAULT_LEASE_TTL_MS;
   const policy = options.policy ?? STORE_RETRY_POLICY;
   const retried = <T>(what: string, attempt: () => Promise<T>) =>
-    withRetries(`${what} (${access.label}${key})`, policy, attempt, () => {});
+    withRetries(`${what} (${keyUrl(access, key)})`, policy, attempt, () => {});
   const waitUntil = Date.now() + (options.waitMs ?? 0);
   const shown = `the lease ${key} on ${options.what}`;
+  if (conditionalWrites(access) === "if-match-only") {
+    return await takeByIfMatch(access, key, options, { ttlMs, policy, retried, waitUntil, shown });
+  }
   for (let attempt = 0;; attempt++) {
     if (attempt >= MAX_ROUNDS && Date.now() > waitUntil) {
       throw new CliError(
@@ -139,8 +152,10 @@ export async function takeLease(
     }
     const expiresAt = Date.parse(held.expiresAt);
     if (Date.now() > expiresAt) {
-      tookOver = `${held.owner} held it since ${held.takenAt} and did not renew it after ` +
-        `${held.renewedAt}; it expired at ${held.expiresAt}`;
+      tookOver = held.free
+        ? undefined
+        : `${held.owner} held it since ${held.takenAt} and did not renew it after ` +
+          `${held.renewedAt}; it expired at ${held.expiresAt}`;
       const taken = await retried(
         "taking over the expired lease",
         () => access.putSmall(key, bytes, leaseWrite({ ifMatch: found.etag })),
@@ -174,6 +189,92 @@ export async function takeLease(
 }
 
 /**
+ * `takeLease` where `If-None-Match: *` is ignored: the lease object is read, made "free" when
+ * absent, and a free or expired one replaced by ours `If-Match` its ETag.
+ */
+async function takeByIfMatch(
+  access: ObjectAccess,
+  key: string,
+  options: LeaseOptions,
+  context: {
+    ttlMs: number;
+    policy: RetryPolicy;
+    retried: Retried;
+    waitUntil: number;
+    shown: string;
+  },
+): Promise<Lease> {
+  const { ttlMs, policy, retried, waitUntil, shown } = context;
+  const read = () =>
+    retried("reading the lease", () => access.get(key, { maxBytes: MAX_LEASE_BYTES }));
+  for (let attempt = 0;; attempt++) {
+    if (attempt >= MAX_ROUNDS && Date.now() > waitUntil) {
+      throw new CliError(
+        "state",
+        `cannot take ${shown}: other runs keep taking it or releasing it; try again`,
+      );
+    }
+    const found = await read();
+    if (found === undefined) {
+      // Its first use (or it was deleted by hand). Unconditional, as a create cannot be made
+      // conditional here: two runs racing both write "free", and take it If-Match below. (A
+      // run's "free" landing after another run took it is caught by that run's next renewal.)
+      await retried(
+        "making the lease",
+        () => access.putSmall(key, encode(freeRecord(options.what)), leaseWrite(undefined)),
+      );
+      continue;
+    }
+    const held = parseRecord(found.bytes);
+    if (held === undefined) {
+      throw new CliError(
+        "state",
+        `${key} on ${options.what} is not a lease this tool writes; delete it if no run is ` +
+          `active, then run again`,
+      );
+    }
+    const expiresAt = Date.parse(held.expiresAt);
+    if (held.free || Date.now() > expiresAt) {
+      const tookOver = held.free ? undefined : `${held.owner} held it since ${held.takenAt} and ` +
+        `did not renew it after ${held.renewedAt}; it expired at ${held.expiresAt}`;
+      const takenAt = new Date();
+      const record = recordOf(options, takenAt, takenAt, ttlMs);
+      const bytes = encode(record);
+      const taken = await retried(
+        "taking the lease",
+        () => access.putSmall(key, bytes, leaseWrite({ ifMatch: found.etag })),
+      );
+      if (taken !== "conflict") {
+        return new HeldLease(access, key, options, ttlMs, policy, record, taken, tookOver);
+      }
+      // Another run took it first, or our own retried write landed (its answer lost).
+      const now = await read();
+      if (now && sameBytes(now.bytes, bytes)) {
+        return new HeldLease(access, key, options, ttlMs, policy, record, now.etag, tookOver);
+      }
+      continue;
+    }
+    const left = waitUntil - Date.now();
+    if (left <= 0) {
+      throw new CliError(
+        "state",
+        `another run (${held.owner}, since ${held.takenAt}) holds ${shown}; wait for it to ` +
+          `finish (a lease left by a run that died expires ${Math.round(ttlMs / 60_000)} ` +
+          `minutes after its last renewal, ${held.renewedAt}, and is taken over then)`,
+      );
+    }
+    const pause = Math.min(POLL_MS, 200 * 2 ** Math.min(attempt, 4), left, expiresAt - Date.now());
+    await sleep(Math.max(50, pause));
+  }
+}
+
+/** A lease nobody holds (if-match-only stores, where the lease object is never deleted). */
+function freeRecord(what: string): LeaseRecord {
+  const never = new Date(0).toISOString();
+  return { owner: "nobody", what, takenAt: never, renewedAt: never, expiresAt: never, free: true };
+}
+
+/**
  * The lease at `key` in words, for `state show`: "none", who holds it until when, or that it
  * expired (the next run takes it over).
  *
@@ -190,7 +291,7 @@ export async function describeLease(
   policy: RetryPolicy = STORE_RETRY_POLICY,
 ): Promise<string> {
   const found = await withRetries(
-    `reading the lease ${access.label}${key}`,
+    `reading the lease ${keyUrl(access, key)}`,
     policy,
     () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
     () => {},
@@ -198,6 +299,7 @@ export async function describeLease(
   if (found === undefined) return "none";
   const held = parseRecord(found.bytes);
   if (held === undefined) return `${key} is not a lease this tool writes`;
+  if (held.free) return "none";
   if (Date.now() > Date.parse(held.expiresAt)) {
     return `expired at ${held.expiresAt} (${held.owner}); the next run takes it over`;
   }
@@ -260,7 +362,24 @@ export async function deleteOrExpire(
   }
 }
 
-function leaseWrite(condition: { ifNoneMatch: "*" } | { ifMatch: string }) {
+/**
+ * A full key as a URL for messages: the store's label names its bucket or container and its
+ * prefix (`s3://b/openai/`), and keys already include the prefix, so the key goes after the
+ * bucket or container alone (`s3://b/openai/_manifest/.lock`, not `s3://b/openai/openai/...`).
+ *
+ * @example
+ * ```ts
+ * import type { ObjectAccess } from "./_object_access.ts";
+ * declare const access: ObjectAccess; // label "s3://b/openai/"
+ * keyUrl(access, "openai/_manifest/.lock"); // "s3://b/openai/_manifest/.lock"
+ * ```
+ */
+export function keyUrl(access: ObjectAccess, key: string): string {
+  const root = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(access.label)?.[0];
+  return root === undefined ? `${access.label.replace(/\/?$/, "/")}${key}` : `${root}/${key}`;
+}
+
+function leaseWrite(condition: { ifNoneMatch: "*" } | { ifMatch: string } | undefined) {
   return { contentType: "application/json", condition };
 }
 
@@ -336,7 +455,7 @@ class HeldLease implements Lease {
     try {
       let tries = 0;
       let tag = await withRetries(
-        `renewing the lease ${this.access.label}${this.key}`,
+        `renewing the lease ${keyUrl(this.access, this.key)}`,
         this.policy,
         () => {
           tries++;
@@ -344,10 +463,21 @@ class HeldLease implements Lease {
         },
         () => {},
       );
-      if (tag === "conflict" && tries > 1) {
-        // A retried renewal whose first try landed (its answer lost) conflicts with itself.
+      if (tag === "conflict") {
+        // A renewal whose write landed but whose answer was lost (this one retried, or an
+        // earlier one that gave up) left the lease ours under an ETag we never saw: still ours
+        // when it names our owner and takenAt, and renewed again over that ETag.
         const found = await this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES });
-        if (found && sameBytes(found.bytes, bytes)) tag = found.etag;
+        const held = found && parseRecord(found.bytes);
+        if (found && held?.owner === this.#record.owner && held.takenAt === this.#record.takenAt) {
+          tag = tries > 1 && sameBytes(found.bytes, bytes)
+            ? found.etag
+            : await this.access.putSmall(
+              this.key,
+              bytes,
+              leaseWrite({ ifMatch: found.etag }),
+            );
+        }
       }
       if (tag === "conflict") {
         this.#lose("another run took it over or it was deleted");
@@ -393,7 +523,7 @@ class HeldLease implements Lease {
       if (this.#lost) return;
       this.#lost = "it was released";
       const retried = <T>(what: string, attempt: () => Promise<T>) =>
-        withRetries(`${what} ${this.access.label}${this.key}`, this.policy, attempt, () => {});
+        withRetries(`${what} ${keyUrl(this.access, this.key)}`, this.policy, attempt, () => {});
       // Read first: a store that ignores If-Match on DELETE (Ceph 16) then deletes another run's
       // lease only if that run took it over in the moment between the read and the delete.
       const found = await retried(
@@ -401,6 +531,19 @@ class HeldLease implements Lease {
         () => this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES }),
       );
       if (found?.etag !== this.#etag) return;
+      if (conditionalWrites(this.access) === "if-match-only") {
+        // Never deleted there (a create cannot be conditional): made free, If-Match ours.
+        await retried(
+          "releasing",
+          () =>
+            this.access.putSmall(
+              this.key,
+              encode(freeRecord(this.options.what)),
+              leaseWrite({ ifMatch: this.#etag }),
+            ),
+        );
+        return;
+      }
       const expired = encode({ ...this.#record, expiresAt: new Date(0).toISOString() });
       await deleteOrExpire(this.access, this.key, {
         ifMatch: this.#etag,

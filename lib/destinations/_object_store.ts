@@ -4,14 +4,17 @@
  * store's wire format. Everything else lives here once:
  *
  * - the key layout (`PREFIX/<event_type>/<YYYY-MM-DD>/<id>.jsonl[.gz]`, or hive, `layout.ts`);
- * - the idempotent re-run: `alreadyStored` HEADs the key and compares the listing's size and
- *   SHA-256 with the object's metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
+ * - the idempotent re-run: `alreadyStored` lists each day's prefix once per pass (where the store
+ *   lists), so a key not there costs no request; a key there is HEADed and the listing's size and
+ *   SHA-256 compared with its metadata (`META_SHA256`, `META_SIZE`), so a whole object is skipped
  *   and an altered one is kept and reported as kept aside (`onKeptAside`, as a local directory's
  *   renamed file), then written again: where the bucket keeps versions the altered one stays as
  *   its version; where it does not it is first copied server-side to `<key>.altered-<UTC time>`;
  * - spools: each download lands in a private file of this run's spool directory
  *   (lib/destinations/spool_dir.ts; gzip-compressed on the way in with `--gzip`), read back into
- *   one reused buffer of `partBytes` per upload, so memory stays bounded whatever the file's size;
+ *   one buffer per upload (of the object's own size, or of `partBytes`; reused by later uploads),
+ *   so memory stays bounded whatever the file's size; a single PUT is signed with the SHA-256
+ *   already computed of the spool's bytes on their way in, not hashed again;
  * - uploads: one PUT up to `partBytes`, else a multipart (block) upload whose parts are sent one
  *   after another; a failed one is aborted; uploads a killed run left behind under the prefix are
  *   aborted when the destination first opens;
@@ -62,7 +65,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
-import { type FileHandle, open, rm } from "node:fs/promises";
+import { type FileHandle, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { LogFile } from "../log_file.ts";
 import { CliError, reason, TransientError } from "../errors.ts";
@@ -198,6 +201,15 @@ export interface ObjectStore {
   ): Promise<void>;
   /** The query parameter naming a version in the store's URLs (default `versionId`). */
   readonly versionParameter?: string;
+  /**
+   * One page of keys under `prefix` (`ObjectAccess.listPage`), where the store lists: the
+   * idempotent re-run lists each day's prefix once instead of a HEAD before every upload.
+   */
+  listPage?(
+    prefix: string,
+    next?: string,
+    signal?: AbortSignal,
+  ): Promise<{ objects: Array<{ key: string }>; next?: string }>;
 }
 
 /** How an object-store destination stores its files. */
@@ -253,12 +265,29 @@ export function objectKey(
   return prefix + relativeKey(file, eventType, naming);
 }
 
-/** The digests a store checks, of bytes in memory. */
-export function payloadOf(bytes: Uint8Array): Payload {
+/**
+ * The digests a store checks, of bytes in memory. Each is computed when first read (Azure never
+ * reads `sha256`), unless `known` gives it: the SHA-256 the download already computed of the
+ * very bytes the spool holds (S3 signs with it, so a spool that reads back other bytes is refused
+ * by the store itself).
+ *
+ * @example
+ * ```ts
+ * const payload = payloadOf(new TextEncoder().encode("{}\n"));
+ * payload.md5; // computed now, once
+ * ```
+ */
+export function payloadOf(bytes: Uint8Array, known: { sha256?: string } = {}): Payload {
+  let sha256 = known.sha256;
+  let md5: string | undefined;
   return {
     bytes,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
-    md5: createHash("md5").update(bytes).digest("base64"),
+    get sha256() {
+      return sha256 ??= createHash("sha256").update(bytes).digest("hex");
+    },
+    get md5() {
+      return md5 ??= createHash("md5").update(bytes).digest("base64");
+    },
   };
 }
 
@@ -342,7 +371,10 @@ export class ObjectSpool implements Spool {
       await this.gzip.pump;
       this.gzip = undefined;
     }
-    await this.coalescer!.flush();
+    await this.coalescer?.flush();
+    // Its two write buffers are garbage from now on: a spool waits for its upload slot, then
+    // for the upload, and a run holds many spools at once.
+    this.coalescer = undefined;
   }
 
   /** Fills `buffer` from `position` on (the last part may come short); returns the bytes read. */
@@ -370,7 +402,41 @@ export class ObjectSpool implements Spool {
     await this.coalescer?.abandon();
     await this.handle?.close().catch(() => {});
     this.handle = undefined;
-    await rm(this.path, { force: true });
+    // unlink, not rm: one call per file instead of an lstat and an unlink (every file has one).
+    await unlink(this.path).catch((error) => {
+      if ((error as { code?: string }).code !== "ENOENT") throw error;
+    });
+  }
+}
+
+/**
+ * The most pages (of up to 1,000 keys) listed of one day's prefix before the idempotent re-run
+ * gives up listing it and HEADs each key instead (a prefix that big is cheaper to ask key by key).
+ */
+export const MAX_LISTED_PAGES = 10;
+
+/**
+ * The buffers uploads read their spools into, reused: each upload takes one at least its object's
+ * (or part's) size and gives it back once its requests are answered, so a run of small files
+ * allocates `inFlight` buffers of their size instead of one per file (garbage the collector frees
+ * late, and the peak memory with it). At most `keep` are kept, the largest first.
+ */
+class BufferPool {
+  private readonly free: Uint8Array[] = [];
+  constructor(private readonly keep: number) {}
+  take(size: number): Uint8Array {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const length = this.free[i].length;
+      if (length >= size && (best === -1 || length < this.free[best].length)) best = i;
+    }
+    const buffer = best === -1 ? new Uint8Array(size) : this.free.splice(best, 1)[0];
+    return buffer.subarray(0, size);
+  }
+  give(view: Uint8Array): void {
+    this.free.push(new Uint8Array(view.buffer)); // Its whole capacity (taken at offset 0).
+    this.free.sort((a, b) => b.length - a.length);
+    this.free.length = Math.min(this.free.length, this.keep);
   }
 }
 
@@ -400,6 +466,12 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   private readonly policy: RetryPolicy;
   private readonly partBytes: number;
   private cleanup?: Promise<void>;
+  private readonly buffers: BufferPool;
+  /**
+   * Each day's prefix listed once per pass, as the keys it held (plus those this pass stored);
+   * undefined where the store does not list, or the prefix was too big or failed to list.
+   */
+  private listed = new Map<string, Promise<Set<string> | undefined>>();
 
   constructor(
     private readonly store: ObjectStore,
@@ -408,6 +480,7 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     this.slots = new Slots(settings.inFlight ?? DEFAULT_IN_FLIGHT);
     this.policy = settings.policy ?? STORE_RETRY_POLICY;
     this.partBytes = settings.partBytes ?? DEFAULT_PART_BYTES;
+    this.buffers = new BufferPool(settings.inFlight ?? DEFAULT_IN_FLIGHT);
   }
 
   /** Aborts the uploads a killed run left under the prefix (once; later calls wait for it). */
@@ -446,6 +519,9 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
 
   async alreadyStored(file: LogFile, eventType: string): Promise<boolean> {
     const key = this.keyOf(file, eventType);
+    // Absent from its prefix's listing: nothing to compare (a new file costs no round trip).
+    const listed = await this.listedKeys(key);
+    if (listed && !listed.has(key)) return false;
     const stored = await this.retried(
       `checking ${this.store.label} for ${key}`,
       (signal) => this.store.head(key, signal),
@@ -454,6 +530,47 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     const whole = isWhole(stored, file);
     if (!whole) await this.reportAltered(file, eventType, key, stored);
     return whole;
+  }
+
+  /**
+   * The keys under `key`'s own prefix (its day's folder), listed once per pass and shared by every
+   * file of that day; undefined (HEAD each key) where the store does not list, the prefix holds
+   * more than `MAX_LISTED_PAGES` pages, or the listing failed (HEAD then says what is wrong).
+   */
+  private listedKeys(key: string): Promise<Set<string> | undefined> {
+    const listPage = this.store.listPage?.bind(this.store);
+    if (!listPage) return Promise.resolve(undefined);
+    const prefix = key.slice(0, key.lastIndexOf("/") + 1);
+    let listed = this.listed.get(prefix);
+    if (!listed) {
+      listed = (async () => {
+        const keys = new Set<string>();
+        let next: string | undefined;
+        try {
+          for (let page = 0; page < MAX_LISTED_PAGES; page++) {
+            const answer = await this.retried(
+              `listing ${prefix} in ${this.store.label}`,
+              (signal) => listPage(prefix, next, signal),
+            );
+            for (const object of answer.objects) keys.add(object.key);
+            next = answer.next;
+            if (next === undefined) return keys;
+          }
+          return undefined;
+        } catch (error) {
+          if (this.controller.signal.aborted) throw error;
+          return undefined;
+        }
+      })();
+      this.listed.set(prefix, listed);
+    }
+    return listed;
+  }
+
+  /** Adds a key this pass stored to its prefix's listing, if that prefix was listed. */
+  private async noteStored(key: string): Promise<void> {
+    const prefix = key.slice(0, key.lastIndexOf("/") + 1);
+    (await this.listed.get(prefix)?.catch(() => undefined))?.add(key);
   }
 
   /**
@@ -556,9 +673,17 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     const key = this.keyOf(file, eventType);
     const options = this.optionsFor(file, downloaded.sha256, downloaded.bytes);
     const facts = spool.facts();
+    // The SHA-256 of the spool's bytes, already computed on their way in: the stored (gzip)
+    // bytes' by the manifest's tracker, the plain ones' by the download.
+    const stored = facts.stored_size === spool.length
+      ? facts.stored_sha256
+      : !this.settings.naming.gzip && downloaded.bytes === spool.length
+      ? downloaded.sha256
+      : undefined;
     const upload = (async () => {
       try {
-        await this.upload(key, spool, options);
+        await this.upload(key, spool, options, stored);
+        await this.noteStored(key);
         receipt.confirm(facts);
       } catch (error) {
         receipt.reject(error);
@@ -587,17 +712,27 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   }
 
   /** Stores the spool's bytes at `key`: one PUT, or a multipart upload aborted on failure. */
-  private async upload(key: string, spool: ObjectSpool, options: PutOptions): Promise<void> {
+  private async upload(
+    key: string,
+    spool: ObjectSpool,
+    options: PutOptions,
+    sha256: string | undefined,
+  ): Promise<void> {
     const total = spool.length;
     const partBytes = Math.max(this.partBytes, Math.ceil(total / this.store.maxParts));
     if (total <= partBytes) {
-      const whole = new Uint8Array(total);
-      const got = await spool.readAt(whole, 0);
-      if (got !== total) throw spoolShort(key, got, total);
-      const payload = payloadOf(whole);
-      await this.retried(`uploading ${key}`, (signal) => {
-        return this.store.put(key, payload, options, signal);
-      });
+      // A buffer of the object's own size (reused), answered before it is given back.
+      const whole = this.buffers.take(total);
+      try {
+        const got = await spool.readAt(whole, 0);
+        if (got !== total) throw spoolShort(key, got, total);
+        const payload = payloadOf(whole, { sha256: sha256?.toLowerCase() });
+        await this.retried(`uploading ${key}`, (signal) => {
+          return this.store.put(key, payload, options, signal);
+        });
+      } finally {
+        this.buffers.give(whole);
+      }
       return;
     }
     const uploadId = await this.retried(
@@ -607,19 +742,23 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     try {
       const parts: UploadedPart[] = [];
       // One buffer for every part: a part's request has ended (answered) before the next is read.
-      const buffer = new Uint8Array(partBytes);
-      for (let at = 0; at < total; at += partBytes) {
-        const size = Math.min(partBytes, total - at);
-        const bytes = buffer.subarray(0, size);
-        const got = await spool.readAt(bytes, at);
-        if (got !== size) throw spoolShort(key, at + got, total);
-        const number = parts.length + 1;
-        const payload = payloadOf(bytes);
-        const tag = await this.retried(
-          `uploading part ${number} of ${key}`,
-          (signal) => this.store.putPart(key, uploadId, number, payload, signal),
-        );
-        parts.push({ number, tag, md5: payload.md5, bytes: size });
+      const buffer = this.buffers.take(partBytes);
+      try {
+        for (let at = 0; at < total; at += partBytes) {
+          const size = Math.min(partBytes, total - at);
+          const bytes = buffer.subarray(0, size);
+          const got = await spool.readAt(bytes, at);
+          if (got !== size) throw spoolShort(key, at + got, total);
+          const number = parts.length + 1;
+          const payload = payloadOf(bytes);
+          const tag = await this.retried(
+            `uploading part ${number} of ${key}`,
+            (signal) => this.store.putPart(key, uploadId, number, payload, signal),
+          );
+          parts.push({ number, tag, md5: payload.md5, bytes: size });
+        }
+      } finally {
+        this.buffers.give(buffer);
       }
       await this.retried(
         `completing the upload of ${key}`,
@@ -644,6 +783,7 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   }
 
   private async removeFolder(): Promise<void> {
+    this.listed = new Map(); // The next pass (--follow) lists again.
     const folder = this.folder;
     this.folder = undefined;
     if (folder) await (await folder).remove();

@@ -56,7 +56,9 @@ import type {
   ObjectAccess,
   PutSmallOptions,
 } from "./_object_access.ts";
-import { readAnswerBytes } from "./_answer_bytes.ts";
+import { readAnswerBytes, refuseWholeObject, requireEtag } from "./_answer_bytes.ts";
+import { checkConditionalWrites, probeName } from "./_conditional_probe.ts";
+import { MANIFEST_DIR } from "../manifest/format.ts";
 import { type Opened, readBody, readText } from "../http.ts";
 import type { BlobAnswer, BlobCall } from "../azure/blob_client.ts";
 // Declared once for both object stores, so that their help and checks cannot differ.
@@ -203,7 +205,11 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
           `run again`,
       );
     }
+    // Refused before the probe below writes anything into a container that cannot retain it.
     if (needs.retention) await this.checkImmutability();
+    // The manifest lock and write-once manifests need If-None-Match honoured (a probe blob in
+    // `_manifest/`, which verify never counts among the archive's files).
+    await checkConditionalWrites(this, `${this.prefix}${MANIFEST_DIR}/${probeName()}`, this.label);
   }
 
   /** The container must allow version-level immutability policies for `--retain-days`. */
@@ -402,7 +408,7 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
       maxBytes,
       signal: options.signal,
     });
-    return { bytes, etag: headers.get("etag") ?? "" };
+    return { bytes, etag: requireEtag(headers, `${this.label}: reading ${key}`) };
   }
 
   async getRange(
@@ -425,14 +431,14 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     if (status !== 206 && !(status === 200 && start === 0)) {
       throw this.client.failure(await answerOf(opened, call), call);
     }
-    const bytes = await readAnswerBytes(opened, {
+    // A whole blob (200) where a range was asked: taken only when it is no more than the range.
+    if (status === 200) refuseWholeObject(opened, end - start, `${this.label}: ${call.what}`);
+    return await readAnswerBytes(opened, {
       idleMs: 60_000,
       what: `${this.label}: ${call.what}`,
-      // A whole blob (200) where a range was asked: only the range is kept.
-      maxBytes: status === 206 ? end - start : Number.MAX_SAFE_INTEGER,
+      maxBytes: end - start,
       signal,
     });
-    return status === 206 ? bytes : bytes.subarray(0, end - start);
   }
 
   async listPage(
@@ -454,7 +460,7 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     }, [200]);
     const objects: ListedObject[] = [];
     for (const [, blob] of answer.text.matchAll(/<Blob>([\s\S]*?)<\/Blob>/g)) {
-      const name = xmlText(blob, "Name");
+      const name = blobName(blob);
       if (name === undefined) continue;
       const modified = xmlText(blob, "Last-Modified");
       objects.push({
@@ -495,7 +501,7 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     const answer = await this.client.send(call);
     if (condition && isBlobConflict(answer)) return "conflict";
     if (answer.status !== 201) throw this.client.failure(answer, call);
-    return answer.headers.get("etag") ?? "";
+    return requireEtag(answer.headers, `${this.label}: ${call.what}`);
   }
 
   async deleteKey(
@@ -546,6 +552,22 @@ async function answerOf(opened: Opened, call: BlobCall): Promise<BlobAnswer> {
     truncate: true,
   });
   return { status: opened.response.status, headers: opened.response.headers, text };
+}
+
+/**
+ * A listed blob's name: as the text of `<Name>`, or URL-encoded where the service marks it
+ * `<Name Encoded="true">` (a name with characters XML 1.0 cannot carry).
+ *
+ * @example
+ * ```ts
+ * blobName('<Name Encoded="true">a%01b</Name>'); // "a\u0001b"
+ * ```
+ */
+export function blobName(blob: string): string | undefined {
+  const match = /<Name(\s+Encoded="(true|false)")?\s*>([^<]*)<\/Name>/.exec(blob);
+  if (!match) return undefined;
+  const text = xmlText(`<Name>${match[3]}</Name>`, "Name")!;
+  return match[2] === "true" ? decodeURIComponent(text) : text;
 }
 
 /** The text of the first `<name>` element of `xml`, entities decoded. */

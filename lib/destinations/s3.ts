@@ -53,8 +53,16 @@ import type {
   ObjectAccess,
   PutSmallOptions,
 } from "./_object_access.ts";
-import { readAnswerBytes } from "./_answer_bytes.ts";
+import { readAnswerBytes, refuseWholeObject, requireEtag } from "./_answer_bytes.ts";
 import { readBody } from "../http.ts";
+import {
+  checkConditionalWrites,
+  conditionalWrites,
+  emulatedDelete,
+  emulatedPut,
+  probeName,
+} from "./_conditional_probe.ts";
+import { MANIFEST_DIR } from "../manifest/format.ts";
 
 /** SigV4 refuses requests whose date is further than this from the store's clock. */
 export const MAX_SKEW_MS = 15 * 60_000;
@@ -314,7 +322,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
 
   async check(needs: { retention: boolean }): Promise<void> {
     // A multipart upload started and aborted: proves the bucket exists and the credentials may
-    // write, without creating an object (nor a version a retention policy would keep).
+    // write, before the one small object the conditional-write probe creates and deletes.
     const probe = `${this.location.prefix}.oai-compliance-logs-probe-${crypto.randomUUID()}`;
     const started = await this.send({
       method: "POST",
@@ -327,7 +335,22 @@ export class S3Store implements ObjectStore, ObjectAccess {
     }
     const uploadId = field(started.text, "UploadId");
     if (uploadId) await this.abortUpload(probe, uploadId);
-    if (!needs.retention) return;
+    // Refused before the probe below writes anything into a bucket that cannot retain it.
+    if (needs.retention) await this.checkObjectLock();
+    // The manifest lock and write-once manifests need conditional writes (a probe key in
+    // `_manifest/`, which verify never counts among the archive's files). A bucket that honours
+    // none (Ceph 16's versioned ones) is taken, and the run warns (s3Kind's open).
+    await checkConditionalWrites(
+      this,
+      `${this.location.prefix}${MANIFEST_DIR}/${probeName()}`,
+      this.label,
+      undefined,
+      { allowNone: true },
+    );
+  }
+
+  /** `--retain-days` needs the bucket's Object Lock enabled. */
+  private async checkObjectLock(): Promise<void> {
     const lock = await this.send({
       method: "GET",
       query: [["object-lock", ""]],
@@ -653,7 +676,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
       maxBytes,
       signal: options.signal,
     });
-    return { bytes, etag: headers.get("etag") ?? "" };
+    return { bytes, etag: requireEtag(headers, `${this.label}: ${what}`) };
   }
 
   async getRange(
@@ -675,14 +698,15 @@ export class S3Store implements ObjectStore, ObjectAccess {
     if (status !== 206 && !(status === 200 && start === 0)) {
       throw this.failure(await this.answerOf(opened, what, signal), what);
     }
-    const bytes = await readAnswerBytes(opened, {
+    // A store that ignores Range (200) sends the whole object: taken only when it is no more
+    // than the range (a 2 GiB object is never buffered whole).
+    if (status === 200) refuseWholeObject(opened, end - start, `${this.label}: ${what}`);
+    return await readAnswerBytes(opened, {
       idleMs: REQUEST_TIMEOUT_MS,
       what: `${this.label}: ${what}`,
-      // A store that ignores Range (200) sends the whole object: only the range is kept.
-      maxBytes: status === 206 ? end - start : Number.MAX_SAFE_INTEGER,
+      maxBytes: end - start,
       signal,
     });
-    return status === 206 ? bytes : bytes.subarray(0, end - start);
   }
 
   async listPage(
@@ -691,14 +715,19 @@ export class S3Store implements ObjectStore, ObjectAccess {
     signal?: AbortSignal,
   ): Promise<{ objects: ListedObject[]; next?: string }> {
     const what = `listing ${prefix || "the bucket"}`;
-    const query: Query = [["list-type", "2"], ["prefix", prefix]];
+    // URL-encoded keys: XML 1.0 cannot carry every character a key may have (control
+    // characters); a store that ignores encoding-type answers without <EncodingType>.
+    const query: Query = [["encoding-type", "url"], ["list-type", "2"], ["prefix", prefix]];
     if (next !== undefined) query.push(["continuation-token", next]);
     const answer = await this.send({ method: "GET", query, what, signal });
     if (answer.status !== 200) throw this.failure(answer, what);
+    const encoded = field(answer.text, "EncodingType") === "url";
     const objects: ListedObject[] = [];
     for (const entry of elements(answer.text, "Contents")) {
-      const key = field(entry, "Key");
-      if (key === undefined) continue;
+      const raw = field(entry, "Key");
+      if (raw === undefined) continue;
+      // S3 encodes as forms do (a space is `+`, a `+` is `%2B`).
+      const key = encoded ? decodeURIComponent(raw.replace(/\+/g, " ")) : raw;
       const modified = field(entry, "LastModified");
       objects.push({
         key,
@@ -718,6 +747,17 @@ export class S3Store implements ObjectStore, ObjectAccess {
     options: PutSmallOptions,
     signal?: AbortSignal,
   ): Promise<string | "conflict"> {
+    if (options.condition && conditionalWrites(this) === "none") {
+      const unconditional = { ...options, condition: undefined };
+      return emulatedPut(
+        this,
+        key,
+        bytes,
+        options.condition,
+        () => this.putSmall(key, bytes, unconditional, signal),
+        signal,
+      );
+    }
     const what = `writing ${key}`;
     const payload = payloadOf(bytes);
     const headers: Array<[string, string]> = [["content-type", options.contentType]];
@@ -734,7 +774,8 @@ export class S3Store implements ObjectStore, ObjectAccess {
     if (isConflict(answer, condition !== undefined)) return "conflict";
     if (answer.status !== 200) throw this.failure(answer, what);
     checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
-    return answer.headers.get("etag") ?? `"${md5Hex(payload.md5)}"`;
+    // The version a later If-Match names: never one made up (with KMS it is not the MD5).
+    return requireEtag(answer.headers, `${this.label}: ${what}`);
   }
 
   async deleteKey(
@@ -742,6 +783,9 @@ export class S3Store implements ObjectStore, ObjectAccess {
     condition?: { ifMatch: string },
     signal?: AbortSignal,
   ): Promise<void | "conflict"> {
+    if (condition && conditionalWrites(this) === "none") {
+      return emulatedDelete(this, key, condition, () => this.deleteKey(key, undefined, signal));
+    }
     const what = `deleting ${key}`;
     const headers: Array<[string, string]> = condition
       ? [["if-match", bareEtag(condition.ifMatch)]]
@@ -881,6 +925,13 @@ export const s3Kind: DestinationKind = {
       check: () =>
         checkStore(storeOf(), { retention: retain !== undefined }, storeRetryPolicy(context.env)),
       open: (events) => {
+        if (!destination && conditionalWrites(storeOf()) === "none") {
+          events.warn(
+            `${target}: the bucket honours no conditional writes (If-None-Match, If-Match; ` +
+              `Ceph 16 on a versioned bucket), so its manifest lock is best effort: two runs ` +
+              `into it at once could fork its manifests; schedule them so they cannot overlap`,
+          );
+        }
         // One per process: stale uploads are cleaned once, the first time it opens.
         destination ??= new ObjectStoreDestination(storeOf(), {
           prefix: location.prefix,

@@ -42,7 +42,7 @@ import {
   siemRetryPolicy,
 } from "./_batching.ts";
 import type { DestinationKind } from "./kind.ts";
-import { scanJsonRecord } from "./lines.ts";
+import { isoInstant, scanJsonRecord } from "./lines.ts";
 
 export const HEC_SOURCE = "oai-compliance-logs";
 /** Defaults for a small indexer: 1,000 events or 1 MiB (before gzip) per request. */
@@ -75,6 +75,11 @@ function parseAnswer(answer: Answer): HecAnswer {
 /** `timestamp` (RFC 3339) as epoch seconds with its fraction, exactly: "1782860465.177393". */
 export function epochSeconds(timestamp: unknown): string | undefined {
   if (typeof timestamp !== "string") return undefined;
+  const instant = isoInstant(timestamp);
+  if (instant !== undefined) {
+    const fraction = String(instant.micros);
+    return `${instant.seconds}.${"000000".slice(fraction.length)}${fraction}`;
+  }
   const micros = toMicros(timestamp);
   if (micros === undefined) return undefined;
   const negative = micros < 0n;

@@ -98,6 +98,7 @@ export class LocalArchiveStore implements ArchiveStore {
     await writeFileAtomic(path, JSON.stringify({ eventTypes }) + "\n", this.fileMode);
     const held = await holdExclusiveLock(path);
     return {
+      assertHeld: resolved,
       release: async () => {
         held?.release();
         await unlink(path).catch(() => {});
@@ -182,14 +183,19 @@ export class LocalArchiveStore implements ArchiveStore {
   }
 }
 
+const resolved = (): Promise<void> => Promise.resolve();
+
 /** Holds an OS lock on `path`, waiting up to `LOCK_WAIT_MS` for another run to let it go. */
 async function lockFile(path: string): Promise<ManifestLock> {
   const deadline = Date.now() + LOCK_WAIT_MS;
   while (true) {
     const held = await holdExclusiveLock(path);
-    if (held) return { release: () => Promise.resolve(held.release()) };
+    // An OS lock is held until released or the process ends: it cannot be lost meanwhile.
+    if (held) return { assertHeld: resolved, release: () => Promise.resolve(held.release()) };
     // No lock to be had on this system at all: writers are not serialized here.
-    if (await isLockHeld(path) === undefined) return { release: () => Promise.resolve() };
+    if (await isLockHeld(path) === undefined) {
+      return { assertHeld: resolved, release: () => Promise.resolve() };
+    }
     if (Date.now() > deadline) {
       throw new CliError(
         "io",
@@ -260,7 +266,7 @@ export class ManifestFileStore implements ArchiveStore {
 
   /** Nothing to mark: no files are stored beside FILE. */
   markLive(): Promise<ManifestLock> {
-    return Promise.resolve({ release: () => Promise.resolve() });
+    return Promise.resolve({ assertHeld: resolved, release: () => Promise.resolve() });
   }
 
   liveRuns(): Promise<string[][]> {

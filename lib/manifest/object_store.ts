@@ -37,10 +37,11 @@ import { pid } from "node:process";
 import { isProcessAlive } from "../atomic.ts";
 import { CliError, reason } from "../errors.ts";
 import { type RetryPolicy, withRetries } from "../retry.ts";
-import type { ListedObject, ObjectAccess } from "../destinations/_object_access.ts";
+import type { ListedObject, ObjectAccess, WriteCondition } from "../destinations/_object_access.ts";
 import { deleteOrExpire, type LeaseOptions, takeLease } from "../destinations/_lease.ts";
 import type { RetentionRequest } from "../destinations/_retention.ts";
 import { STORE_RETRY_POLICY } from "../destinations/_object_store.ts";
+import { createCondition } from "../destinations/_conditional_probe.ts";
 import { MANIFEST_DIR } from "./format.ts";
 import type { ArchiveStore, ManifestLock, StoredObject } from "./store.ts";
 
@@ -59,7 +60,7 @@ export type TakeLease = (
   access: ObjectAccess,
   key: string,
   options: LeaseOptions,
-) => Promise<{ release(): Promise<void> }>;
+) => Promise<{ assertHeld(): Promise<void>; release(): Promise<void> }>;
 
 export interface ObjectArchiveOptions {
   /** How the archive is named in messages, e.g. `s3://archive/openai/`. */
@@ -161,7 +162,9 @@ export class ObjectArchiveStore implements ArchiveStore {
       `writing ${this.#shown(key)}`,
       () =>
         this.#access().putSmall(key, bytes, {
-          condition: { ifNoneMatch: "*" },
+          // Without If-None-Match where the store ignores it (Ceph 16, versioned bucket): a
+          // manifest's name is its run's own, written under the manifest lock.
+          condition: createCondition(this.#access()),
           contentType: "application/x-ndjson",
           retention: retain && {
             mode: retain.mode,
@@ -193,17 +196,18 @@ export class ObjectArchiveStore implements ArchiveStore {
       policy: this.#policy,
     });
     // Credentials that may not delete: the lease expires itself in place (_lease.ts).
-    return { release: () => lease.release() };
+    return { assertHeld: () => lease.assertHeld(), release: () => lease.release() };
   }
 
   async markLive(runId: string, eventTypes: readonly string[]): Promise<ManifestLock> {
     await this.#sweepExpiredMarks();
     const key = `${this.#dir}${LIVE_PREFIX}${runId}`;
     const ttl = this.#options.liveTtlMs ?? LIVE_TTL_MS;
+    const markOwner = owner();
     const markBytes = (expiresAtMs: number) => {
       const mark: LiveMark = {
         run: runId,
-        owner: owner(),
+        owner: markOwner,
         eventTypes: [...eventTypes],
         expiresAt: new Date(expiresAtMs).toISOString(),
         host: hostname(),
@@ -212,33 +216,54 @@ export class ObjectArchiveStore implements ArchiveStore {
       };
       return new TextEncoder().encode(JSON.stringify(mark) + "\n");
     };
-    const put = (condition: { ifNoneMatch: "*" } | { ifMatch: string }, expiresAtMs: number) => {
+    const put = (condition: WriteCondition, expiresAtMs: number) => {
       const bytes = markBytes(expiresAtMs);
       return this.#retried(
         `marking the run live in ${this.#shown(key)}`,
         () => this.#access().putSmall(key, bytes, { condition, contentType: "application/json" }),
       );
     };
-    let etag = await put({ ifNoneMatch: "*" }, this.#now() + ttl);
-    if (etag === "conflict") {
+    // Without If-None-Match where the store ignores it: the key is this run's own (its id).
+    const created = await put(createCondition(this.#access()), this.#now() + ttl);
+    if (created === "conflict") {
       throw new CliError(
         "state",
         `${this.#shown(key)} already exists: is run ${runId} running twice?`,
       );
     }
+    let etag: string = created;
+    // Renewed If-Match the last ETag; a mark found gone (swept by a run that judged it expired
+    // after a late renewal) or under an ETag never seen (a renewal whose answer was lost) is
+    // made again, so that the run stays marked live.
+    const renew = async (): Promise<string | "conflict"> => {
+      const expiresAt = this.#now() + ttl;
+      const renewed = await put({ ifMatch: etag }, expiresAt);
+      if (renewed !== "conflict") return renewed;
+      const found = await this.#retried(
+        `reading ${this.#shown(key)}`,
+        () => this.#access().get(key),
+      );
+      return await put(
+        found ? { ifMatch: found.etag } : createCondition(this.#access()),
+        expiresAt,
+      );
+    };
     let released = false;
     let renewing: Promise<void> = Promise.resolve();
-    // Renewed well before it expires; a lost renewal only makes the mark expire early (verify
-    // then counts this run's unrecorded files as unexpected until its manifest is written).
+    // Renewed well before it expires; a failed renewal only makes the mark expire early (verify
+    // then counts this run's unrecorded files as unexpected until its manifest is written), and
+    // the next one tries again.
     const timer = setInterval(() => {
       renewing = (async () => {
-        if (released || etag === "conflict") return;
-        const next = await put({ ifMatch: etag }, this.#now() + ttl).catch(() => etag);
-        if (!released) etag = next;
+        if (released) return;
+        const next = await renew().catch(() => "conflict" as const);
+        if (!released && next !== "conflict") etag = next;
       })();
     }, Math.max(ttl / 3, 10));
     (timer as { unref?: () => void }).unref?.(); // never what keeps the process alive
     return {
+      // A mark is not a lock: one lost is made again by the next renewal.
+      assertHeld: () => Promise.resolve(),
       release: async () => {
         if (released) return;
         released = true;
@@ -247,7 +272,7 @@ export class ObjectArchiveStore implements ArchiveStore {
         // Not allowed to delete (an Azure SAS without `d`): expired in place, as a lease is;
         // else it expires by itself.
         await deleteOrExpire(this.#access(), key, {
-          expired: etag === "conflict" ? undefined : { bytes: markBytes(0), ifMatch: etag },
+          expired: { bytes: markBytes(0), ifMatch: etag },
           retried: (what, attempt) => this.#retried(`${what} ${this.#shown(key)}`, attempt),
         }).catch(() => {});
       },
@@ -300,8 +325,8 @@ export class ObjectArchiveStore implements ArchiveStore {
     throw new CliError("io", `cannot read ${this.#shown(key)}: no such object`);
   }
 
-  async #marks(): Promise<Array<{ key: string; mark: LiveMark }>> {
-    const marks: Array<{ key: string; mark: LiveMark }> = [];
+  async #marks(): Promise<Array<{ key: string; mark: LiveMark; etag: string }>> {
+    const marks: Array<{ key: string; mark: LiveMark; etag: string }> = [];
     for await (const object of this.#list(`${this.#dir}${LIVE_PREFIX}`)) {
       const got = await this.#retried(
         `reading ${this.#shown(object.key)}`,
@@ -311,7 +336,7 @@ export class ObjectArchiveStore implements ArchiveStore {
       try {
         const mark = JSON.parse(new TextDecoder().decode(got.bytes)) as LiveMark;
         if (Array.isArray(mark.eventTypes) && typeof mark.expiresAt === "string") {
-          marks.push({ key: object.key, mark });
+          marks.push({ key: object.key, mark, etag: got.etag });
         }
       } catch {
         // Not a mark of this tool: ignored.
@@ -330,10 +355,13 @@ export class ObjectArchiveStore implements ArchiveStore {
 
   /** Marks of runs that died (expired): removed, so that they do not pile up. */
   async #sweepExpiredMarks(): Promise<void> {
-    for (const { key, mark } of await this.#marks()) {
+    for (const { key, mark, etag } of await this.#marks()) {
       if (!this.#expired(mark)) continue;
-      await this.#retried(`removing ${this.#shown(key)}`, () => this.#access().deleteKey(key))
-        .catch(() => {}); // Another sweeper's, or the next run's to remove.
+      // If-Match the version judged expired: one renewed since (a late renewal) is left alone.
+      await this.#retried(
+        `removing ${this.#shown(key)}`,
+        () => this.#access().deleteKey(key, { ifMatch: etag }),
+      ).catch(() => {}); // Another sweeper's, or the next run's to remove.
     }
   }
 
@@ -365,8 +393,9 @@ export class ObjectArchiveStore implements ArchiveStore {
   }
 }
 
+/** Who holds a lock or a mark: a random part, so that two runs never take each other's. */
 function owner(): string {
-  return `pid ${pid} on ${hostname()}`;
+  return `run ${crypto.randomUUID().slice(0, 8)}, pid ${pid} on ${hostname()}`;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -20,8 +20,14 @@ export interface StoredObject {
   temp?: "live" | "dead";
 }
 
-/** A held lock on the archive's manifest folder. */
+/** A held lock on the archive's manifest folder (or a run's live mark, `markLive`). */
 export interface ManifestLock {
+  /**
+   * Throws a CliError (kind "state") when the lock is no longer this run's (an object store's
+   * lease lost, taken over); the writer calls it just before it writes a manifest. An OS lock
+   * cannot be lost, and a live mark that is lost is made again: both resolve at once.
+   */
+  assertHeld(): Promise<void>;
   release(): Promise<void>;
 }
 

@@ -289,6 +289,7 @@ export class ManifestWriter {
       let name = manifestName(startedAt, this.runId);
       if (this.#written > 0) name = name.replace(/\.jsonl$/, `-${this.#written + 1}.jsonl`);
       const text = lines.join("\n") + "\n";
+      await lock.assertHeld(); // A lease lost meanwhile (taken over): write nothing.
       await store.writeManifest(name, text);
       // A store of one file (`--manifest FILE`) rewrites it: it is read again next time.
       if (store instanceof ManifestFileStore) this.#heads.forget(basename(store.path));

@@ -42,8 +42,8 @@ export interface Platform {
    */
   fetchInit(proxy: URL | undefined): Record<string, unknown>;
   /**
-   * A full, synchronous garbage collection, where the runtime offers one to scripts (Bun); absent
-   * elsewhere (V8 offers none without a flag).
+   * A full, synchronous garbage collection, where the runtime offers one to scripts (Bun; Deno
+   * started with `--v8-flags=--expose-gc`); absent elsewhere (V8 offers none without that flag).
    */
   fullCollection?: () => void;
 }

@@ -18,6 +18,7 @@
  * ```
  */
 import { toMicros } from "../time.ts";
+import { isoInstant } from "../destinations/lines.ts";
 
 export const SYSLOG_APP_NAME = "oai-compliance-logs";
 
@@ -145,6 +146,17 @@ export function syslogHeader(fields: HeaderFields): SyslogHeader {
  */
 export function syslogTimestamp(value: unknown): string {
   if (typeof value !== "string") return "-";
+  const last = value.charCodeAt(value.length - 1);
+  if (last === 0x5a || last === 0x7a) {
+    // In UTC already: the instant's own digits, once they are known to be a valid instant.
+    const instant = isoInstant(value);
+    if (instant !== undefined) {
+      const fraction = String(instant.micros);
+      return `${value.slice(0, 10)}T${value.slice(11, 19)}.${
+        "000000".slice(fraction.length)
+      }${fraction}Z`;
+    }
+  }
   const micros = toMicros(value);
   if (micros === undefined || micros < 0n) return "-";
   const ms = Number(micros / 1000n);
@@ -284,16 +296,30 @@ export function framedMessage(
 ): Uint8Array {
   const length = messageLength(header, timestamp, record.length);
   const frame = new Uint8Array(prefix.length + length + suffix.length);
-  let at = encoder.encodeInto(prefix, frame).written;
+  let at = writeAscii(prefix, frame, 0);
   frame.set(header.head, at);
   at += header.head.length;
-  at += encoder.encodeInto(timestamp, frame.subarray(at)).written;
+  at = writeAscii(timestamp, frame, at);
   frame.set(header.tail, at);
   at += header.tail.length;
   frame.set(record, at);
   at += record.length;
-  encoder.encodeInto(suffix, frame.subarray(at));
+  writeAscii(suffix, frame, at);
   return frame;
+}
+
+/**
+ * Writes `text` (ASCII: counts, `syslog`, a TIMESTAMP) into `frame` at `at`, code unit by code
+ * unit (an `encodeInto` on a `subarray` per piece cost a tenth of a delivery's CPU); where it
+ * ended. Anything else is encoded as UTF-8.
+ */
+function writeAscii(text: string, frame: Uint8Array, at: number): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return at - i + encoder.encodeInto(text, frame.subarray(at - i)).written;
+    frame[at++] = c;
+  }
+  return at;
 }
 
 /** The message itself, without a frame. */

@@ -65,8 +65,15 @@ async function body(req: IncomingMessage): Promise<Uint8Array> {
   return out;
 }
 
-/** Starts the stand-in for `bucket` on a free loopback port. */
-export async function startS3Standin(bucket: string, pageSize = 2): Promise<S3Standin> {
+/**
+ * Starts the stand-in for `bucket` on a free loopback port. `ignoreConditions`: PUTs and DELETEs
+ * drop If-None-Match and If-Match, as a store (or proxy) that does not honour them would.
+ */
+export async function startS3Standin(
+  bucket: string,
+  pageSize = 2,
+  options: { ignoreConditions?: boolean } = {},
+): Promise<S3Standin> {
   const objects = new Map<string, { bytes: Uint8Array; etag: string }>();
   const seen: string[] = [];
   const server = createServer(async (req, res) => {
@@ -80,8 +87,9 @@ export async function startS3Standin(bucket: string, pageSize = 2): Promise<S3St
     if (decodeURIComponent(name ?? "") !== bucket) return error(res, 404, "NoSuchBucket");
     const key = rest.map(decodeURIComponent).join("/");
     const object = objects.get(key);
-    const ifMatch = req.headers["if-match"] as string | undefined;
-    const ifNoneMatch = req.headers["if-none-match"] as string | undefined;
+    const conditions = !options.ignoreConditions;
+    const ifMatch = conditions ? req.headers["if-match"] as string | undefined : undefined;
+    const ifNoneMatch = conditions ? req.headers["if-none-match"] as string | undefined : undefined;
     if (req.method === "GET" && key === "") {
       if (url.searchParams.get("list-type") !== "2") return error(res, 400, "InvalidRequest");
       const prefix = url.searchParams.get("prefix") ?? "";

@@ -3,8 +3,14 @@
 // lost when another run takes it, waited for, and released only when still ours.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { describeLease, type LeaseRecord, takeLease } from "../../lib/destinations/_lease.ts";
+import {
+  describeLease,
+  keyUrl,
+  type LeaseRecord,
+  takeLease,
+} from "../../lib/destinations/_lease.ts";
 import { CliError, TransientError } from "../../lib/errors.ts";
+import { recordConditionalWrites } from "../../lib/destinations/_conditional_probe.ts";
 import { MemoryObjectAccess } from "../fixtures/memory_object_access.ts";
 
 const FAST = { retries: 3, backoffMs: 1, maxWaitMs: 5 };
@@ -207,3 +213,114 @@ test("lease: not deletable and taken over meanwhile: release leaves the other ru
   assert.equal(access.objects.get(KEY)!.etag, theirs, "neither deleted nor rewritten");
   assert.ok(Date.parse(record(access).expiresAt) > Date.now());
 });
+
+test("lease: a renewal that landed but whose answer never came is still ours at the next one", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 300 });
+  const mine = record(access);
+  // A renewal's write landed, but every try of it failed as far as the lease knows: the object
+  // is ours (our owner and takenAt) under an ETag the lease never saw.
+  const renewedAt = new Date().toISOString();
+  const unseen = access.set(KEY, JSON.stringify({ ...mine, renewedAt }) + "\n");
+  const deadline = Date.now() + 5_000;
+  while (access.objects.get(KEY)!.etag === unseen && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await lease.assertHeld();
+  assert.notEqual(access.objects.get(KEY)!.etag, unseen, "renewed over the unseen version");
+  assert.equal(record(access).takenAt, mine.takenAt);
+  assert.ok(record(access).renewedAt > renewedAt);
+  await lease.release();
+  assert.equal(access.text(KEY), undefined, "released: deleted");
+});
+
+test("lease: a renewal that finds another owner's record under the same takenAt loses it", async () => {
+  const access = new MemoryObjectAccess();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 150 });
+  access.set(KEY, JSON.stringify({ ...record(access), owner: B.owner }));
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && await lease.assertHeld().then(() => true, () => false)) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await assert.rejects(lease.assertHeld(), isState(/took it over or it was deleted/));
+  assert.equal(record(access).owner, B.owner, "theirs is not renewed");
+  await lease.release();
+});
+
+test("lease: a key is named after the bucket or container, not after the store's prefix", () => {
+  const named = (label: string, key: string) => keyUrl(new MemoryObjectAccess(label), key);
+  assert.equal(named("s3://b/openai/", "openai/_manifest/.lock"), "s3://b/openai/_manifest/.lock");
+  assert.equal(
+    named("az://logs/openai", "openai/_manifest/.lock"),
+    "az://logs/openai/_manifest/.lock",
+  );
+  assert.equal(named("s3://b/", "jobs/s.json.lock"), "s3://b/jobs/s.json.lock");
+});
+
+/** A store that ignores If-None-Match: * but honours If-Match (Ceph 16 on a versioned bucket). */
+function ifMatchOnly(): MemoryObjectAccess {
+  const access = new MemoryObjectAccess();
+  access.ignoreIfNoneMatch = true;
+  recordConditionalWrites(access, "if-match-only");
+  return access;
+}
+
+test("lease (If-Match only): of two runs taking it at once, exactly one gets it", async () => {
+  for (let round = 0; round < 5; round++) {
+    const access = ifMatchOnly();
+    if (round % 2 === 1) access.set(KEY, JSON.stringify({ ...record0(), free: true }) + "\n");
+    const results = await Promise.allSettled([
+      takeLease(access, KEY, A),
+      takeLease(access, KEY, B),
+    ]);
+    const held = results.filter((r) => r.status === "fulfilled");
+    assert.equal(held.length, 1, `round ${round}: exactly one holds it`);
+    const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    assert.ok(isState(/holds the lease/)(refused.reason), String(refused.reason));
+    await (held[0] as PromiseFulfilledResult<{ release(): Promise<void> }>).value.release();
+  }
+});
+
+test("lease (If-Match only): taken with If-Match, never by a create; release makes it free", async () => {
+  const access = ifMatchOnly();
+  const lease = await takeLease(access, KEY, A);
+  assert.equal(record(access).owner, A.owner);
+  assert.equal(lease.tookOver, undefined, "a free lease is not taken over");
+  await assert.rejects(takeLease(access, KEY, B), isState(/another run \(run a, pid 1/));
+  assert.equal(record(access).owner, A.owner, "the refused run wrote nothing over it");
+  await lease.release();
+  assert.equal(record(access).free, true, "released: rewritten as free, not deleted");
+  assert.equal(access.calls.deleteKey, 0, "never a delete");
+  assert.equal(await describeLease(access, KEY, FAST), "none");
+  const again = await takeLease(access, KEY, B);
+  assert.equal(record(access).owner, B.owner);
+  await again.release();
+});
+
+test("lease (If-Match only): an expired one is taken over; the old holder loses it", async () => {
+  const access = ifMatchOnly();
+  const old = await takeLease(access, KEY, { ...A, ttlMs: 60_000 });
+  // Its holder died: the record lapsed without a renewal.
+  const lapsed = { ...record(access), expiresAt: new Date(Date.now() - 1000).toISOString() };
+  access.set(KEY, JSON.stringify(lapsed) + "\n", "application/json");
+  const taken = await takeLease(access, KEY, B);
+  assert.match(taken.tookOver ?? "", /^run a, pid 1 on host-a held it since .* it expired at/);
+  assert.equal(record(access).owner, B.owner);
+  await old.release(); // Not ours any more: B's lease left alone.
+  assert.equal(record(access).owner, B.owner);
+  await taken.release();
+  assert.equal(record(access).free, true);
+});
+
+test("lease (If-Match only): a release that lost the lease leaves the other run's alone", async () => {
+  const access = ifMatchOnly();
+  const lease = await takeLease(access, KEY, { ...A, ttlMs: 60_000 });
+  access.set(KEY, JSON.stringify({ ...record(access), owner: B.owner }) + "\n");
+  await lease.release();
+  assert.equal(record(access).owner, B.owner, "If-Match our ETag: not written");
+});
+
+function record0(): LeaseRecord {
+  const never = new Date(0).toISOString();
+  return { owner: "nobody", what: A.what, takenAt: never, renewedAt: never, expiresAt: never };
+}

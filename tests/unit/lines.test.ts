@@ -4,7 +4,9 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BatchStream, LineSplitStream } from "../../lib/destinations/lines.ts";
+import { BatchStream, isoInstant, LineSplitStream } from "../../lib/destinations/lines.ts";
+import { toMicros } from "../../lib/time.ts";
+import { allCreated } from "../../lib/destinations/elasticsearch.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -103,4 +105,88 @@ test("a batch is emitted waitMs after its first item even when not full", async 
   await writer.close();
   assert.deepEqual((await second).value, ["c"]);
   assert.equal((await reader.read()).done, true);
+});
+
+test("isoInstant reads the usual RFC 3339 forms exactly as toMicros and Date.parse do", () => {
+  const pad = (n: number, width: number) => String(n).padStart(width, "0");
+  let seed = 7;
+  const next = (k: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % k;
+  };
+  const zones = ["Z", "z", "+00:00", "-05:30", "+14:00", "+23:59", "-24:00", "+0530", "+05:60"];
+  let fast = 0;
+  for (let i = 0; i < 50_000; i++) {
+    // Out-of-range months, days, hours... and years before 1970 on purpose.
+    const year = next(10) < 8 ? 1960 + next(120) : next(10000);
+    const fraction = next(4) === 0
+      ? ""
+      : "." + String(next(1e9)).padStart(9, "0").slice(0, 1 + next(9));
+    const text = `${pad(year, 4)}-${pad(next(14), 2)}-${pad(next(33), 2)}` +
+      `${next(20) === 0 ? "t" : "T"}${pad(next(26), 2)}:${pad(next(62), 2)}:${pad(next(62), 2)}` +
+      `${fraction}${zones[next(zones.length)]}`;
+    const instant = isoInstant(text);
+    const micros = toMicros(text);
+    if (instant === undefined) {
+      // Left to toMicros only when it is not of the usual form, or before 1970.
+      const usual = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/.test(text);
+      assert.ok(!usual || micros === undefined || micros < 0n, text);
+      continue;
+    }
+    fast++;
+    const got = BigInt(instant.seconds) * 1_000_000n + BigInt(instant.micros);
+    assert.equal(got, micros, text);
+    const ms = Date.parse(text);
+    if (!Number.isNaN(ms)) assert.equal(Number(got / 1000n), ms, text);
+  }
+  assert.ok(fast > 10_000, `only ${fast} values took the fast path`);
+  assert.deepEqual(isoInstant("2026-07-01T14:00:00.5+02:00"), {
+    seconds: 1782907200,
+    micros: 500000,
+  });
+  assert.deepEqual(isoInstant("2024-02-29T23:59:59.9999999Z"), {
+    seconds: 1709251199,
+    micros: 999999,
+  });
+  for (
+    const odd of [
+      "2026-07-01T12:00Z",
+      "2026-07-01T12:00:00.Z",
+      "2026-07-01 12:00:00Z",
+      "2026-07-01T12:00:00",
+      "2026-07-01T12:00:00.1234567890Z",
+      "1969-12-31T23:59:59Z",
+      "2100-02-29T00:00:00Z",
+    ]
+  ) {
+    assert.equal(isoInstant(odd), undefined, odd);
+  }
+});
+
+test("allCreated takes only an error-free _bulk answer with exactly one create item per action", () => {
+  const item = (id: string) => ({ create: { _index: "i", _id: id, status: 201 } });
+  const answer = (body: unknown) => JSON.stringify(body);
+  assert.equal(
+    allCreated(answer({ took: 3, errors: false, items: [item("a"), item("b")] }), 2),
+    true,
+  );
+  assert.equal(
+    allCreated(answer({ errors: false, took: 3, items: [item("a"), item("b")] }), 2),
+    true,
+  );
+  assert.equal(allCreated(answer({ took: 3, errors: false, items: [item("a")] }), 2), false);
+  assert.equal(
+    allCreated(answer({ took: 3, errors: true, items: [item("a"), item("b")] }), 2),
+    false,
+  );
+  // An id that spells an item's opening is inside a string, its quotes escaped: not counted.
+  assert.equal(
+    allCreated(answer({ took: 3, errors: false, items: [item('{"create":{')] }), 1),
+    true,
+  );
+  assert.equal(
+    allCreated(answer({ took: 3, errors: false, items: [{ index: { status: 201 } }] }), 1),
+    false,
+  );
+  assert.equal(allCreated(" " + answer({ took: 3, errors: false, items: [item("a")] }), 1), false);
 });

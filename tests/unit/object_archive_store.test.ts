@@ -32,7 +32,10 @@ const testLease: TakeLease = async (access: ObjectAccess, key, options) => {
       contentType: "text/plain",
     });
     if (tag !== "conflict") {
-      return { release: async () => void await access.deleteKey(key, { ifMatch: tag }) };
+      return {
+        assertHeld: () => Promise.resolve(),
+        release: async () => void await access.deleteKey(key, { ifMatch: tag }),
+      };
     }
     if (Date.now() > deadline) throw new Error(`${options.what} is held`);
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -301,4 +304,104 @@ test("credentials that cannot delete: the lock and the live mark are let go by e
   access.failNext.deleteKey = 0;
   await again.release();
   assert.equal(access.objects.has("logs/_manifest/.lock"), false);
+});
+
+test("sweeping an expired mark deletes it If-Match the version read: one renewed since stays", async () => {
+  const access = new MemoryObjectAccess();
+  const store = storeOf(access, "logs/", { now: () => Date.parse("2026-07-02T10:00:00Z") });
+  const mark = (expiresAt: string) =>
+    JSON.stringify({
+      run: "old",
+      owner: "a test",
+      eventTypes: ["X"],
+      expiresAt,
+      host: "b",
+      pid: 1,
+    });
+  access.set("logs/_manifest/.live-old", mark("2026-07-02T09:00:00Z"));
+  // In the moment between the sweeper's read and its delete, the mark's run renews it.
+  const deleteKey = access.deleteKey.bind(access);
+  const conditions: Array<{ ifMatch: string } | undefined> = [];
+  access.deleteKey = (key, condition, signal) => {
+    conditions.push(condition);
+    access.set(key, mark("2026-07-02T11:00:00Z"));
+    return deleteKey(key, condition, signal);
+  };
+  const live = await store.markLive("r1", ["AUTH_LOG"]);
+  assert.equal(conditions.length, 1);
+  assert.ok(conditions[0]?.ifMatch, "deleted If-Match the version read");
+  assert.ok(access.objects.has("logs/_manifest/.live-old"), "the renewed mark is left");
+  assert.deepEqual((await store.liveRuns()).sort(), [["AUTH_LOG"], ["X"]]);
+  access.deleteKey = deleteKey;
+  await live.release();
+});
+
+test("a renewal that finds its mark gone (swept) makes it again", async () => {
+  const access = new MemoryObjectAccess();
+  const store = storeOf(access, "logs/", { liveTtlMs: 60 });
+  const live = await store.markLive("r1", ["AUTH_LOG"]);
+  access.objects.delete("logs/_manifest/.live-r1"); // Swept by a run that judged it expired.
+  const deadline = Date.now() + 5_000;
+  while (!access.objects.has("logs/_manifest/.live-r1") && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.ok(access.objects.has("logs/_manifest/.live-r1"), "made again");
+  assert.equal(JSON.parse(access.text("logs/_manifest/.live-r1")!).run, "r1");
+  // And renewed from then on, If-Match the new version.
+  const made = access.objects.get("logs/_manifest/.live-r1")!.etag;
+  while (access.objects.get("logs/_manifest/.live-r1")?.etag === made && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.notEqual(access.objects.get("logs/_manifest/.live-r1")?.etag, made, "renewed again");
+  await live.release();
+  assert.equal(access.objects.has("logs/_manifest/.live-r1"), false);
+});
+
+test("the writer checks the manifest lock is still held just before it writes the manifest", async () => {
+  const access = new MemoryObjectAccess();
+  let lost = false;
+  const store = storeOf(access, "logs/", {
+    takeLease: async (a, key, options) => {
+      const lease = await testLease(a, key, options);
+      return {
+        assertHeld: () =>
+          lost
+            ? Promise.reject(new Error("this run no longer holds the lease"))
+            : Promise.resolve(),
+        release: () => lease.release(),
+      };
+    },
+  });
+  const writer = await ManifestWriter.open({
+    store,
+    principal: "ws-1",
+    eventTypes: ["AUTH_LOG"],
+    all: false,
+    apiBase: "http://127.0.0.1:1/v1",
+    follow: false,
+    listing: { settleMs: 0 },
+    recover: false,
+  });
+  writer.startEventType("AUTH_LOG", "2026-07-02T00:00:00Z");
+  writer.listed("AUTH_LOG");
+  lost = true; // Taken over while the run worked.
+  await assert.rejects(writer.endPass({ final: true }), /no longer holds the lease/);
+  assert.deepEqual(await store.manifests(), [], "no manifest written");
+  assert.equal(access.objects.has("logs/_manifest/.lock"), false, "the lock let go");
+});
+
+test("the manifest lock's lease names a random run part as its owner, and is checked held", async () => {
+  const access = new MemoryObjectAccess();
+  const store = new ObjectArchiveStore(access, "logs/", {
+    label: "mem://bucket/logs/",
+    policy: FAST,
+  });
+  const lock = await store.lock();
+  const record = JSON.parse(access.text("logs/_manifest/.lock")!);
+  assert.match(record.owner, /^run [0-9a-f]{8}, pid \d+ on /);
+  await lock.assertHeld();
+  await lock.release();
+  const again = await store.lock();
+  assert.notEqual(JSON.parse(access.text("logs/_manifest/.lock")!).owner, record.owner);
+  await again.release();
 });
