@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env --allow-read --allow-write --allow-sys --allow-run
+#!/usr/bin/env -S deno run --allow-net --allow-env --allow-read --allow-write --allow-sys --allow-run --v8-flags=--max-semi-space-size=1,--max-old-space-size=768
 /**
  * oai-compliance-logs: downloads OpenAI Compliance Logs Platform files for a SIEM or data lake.
  * This file only reads argv and env, runs the CLI, and maps errors to an exit code and one line.

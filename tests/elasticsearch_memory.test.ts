@@ -140,7 +140,7 @@ test("many files at --concurrency 8 into _bulk keep peak RSS under 150 MiB", {
   });
 });
 
-test("the README's `deno run` line and the `cli` task carry the V8 flags the binaries get", async () => {
+test("the README's `deno run` line, the `cli` task and main.ts's shebang carry the V8 flags the binaries get", async () => {
   // Without them Deno's peak RSS on a 2 GiB file is ~220-235 MiB (BENCHMARKS.md).
   const root = new URL("../", import.meta.url);
   const readme = await readFile(new URL("README.md", root), "utf8");
@@ -148,4 +148,6 @@ test("the README's `deno run` line and the `cli` task carry the V8 flags the bin
   const flag = `--v8-flags=${DENO_V8_FLAGS}`;
   assert.ok(readme.includes(`deno run -A ${flag} main.ts`), `README.md: deno run -A ${flag}`);
   assert.ok(tasks.cli.includes(flag), `deno.json's cli task: ${flag}`);
+  const shebang = (await readFile(new URL("main.ts", root), "utf8")).split("\n")[0];
+  assert.ok(shebang.startsWith("#!") && shebang.includes(flag), `main.ts's shebang: ${flag}`);
 });
