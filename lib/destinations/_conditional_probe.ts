@@ -103,6 +103,8 @@ export async function checkConditionalWrites(
   signal?: AbortSignal,
   options: { allowNone?: boolean } = {},
 ): Promise<ConditionalWrites> {
+  // Probed as it is: an earlier "none" would make these writes emulated, and pass.
+  found.delete(access);
   // Each write's bytes differ, so that each version's ETag does (S3's is their MD5).
   const write = (n: number, condition: { ifNoneMatch: "*" } | { ifMatch: string }) =>
     access.putSmall(key, new TextEncoder().encode(`probe ${n}\n`), {
@@ -144,9 +146,9 @@ export async function checkConditionalWrites(
   return mode;
 }
 
-/** A small object's ETag without its quotes (stores send one form or the other). */
-function bare(etag: string): string {
-  return etag.replace(/^"|"$/g, "");
+/** An ETag without its quotes or weak mark (stores and proxies send one form or another). */
+export function bareEtag(etag: string): string {
+  return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
 }
 
 /**
@@ -172,15 +174,18 @@ export async function emulatedPut(
   write: () => Promise<string | "conflict">,
   signal?: AbortSignal,
 ): Promise<string | "conflict"> {
-  const before = await access.get(key, { signal });
+  const maxBytes = Math.max(bytes.length, 1024 * 1024);
+  const before = await access.get(key, { signal, maxBytes });
   if (
-    "ifNoneMatch" in condition ? before : !before || bare(before.etag) !== bare(condition.ifMatch)
+    "ifNoneMatch" in condition
+      ? before
+      : !before || bareEtag(before.etag) !== bareEtag(condition.ifMatch)
   ) {
     return "conflict";
   }
   const written = await write();
   if (written === "conflict") return written;
-  const after = await access.get(key, { signal });
+  const after = await access.get(key, { signal, maxBytes });
   if (!after || after.bytes.length !== bytes.length) return "conflict";
   for (let i = 0; i < bytes.length; i++) if (after.bytes[i] !== bytes[i]) return "conflict";
   return after.etag;
@@ -195,6 +200,6 @@ export async function emulatedDelete(
   signal?: AbortSignal,
 ): Promise<void | "conflict"> {
   const before = await access.get(key, { signal });
-  if (before && bare(before.etag) !== bare(condition.ifMatch)) return "conflict";
+  if (before && bareEtag(before.etag) !== bareEtag(condition.ifMatch)) return "conflict";
   return await remove();
 }

@@ -43,7 +43,7 @@ import { CliError, reason } from "../errors.ts";
 import { type RetryPolicy, sleep, withRetries } from "../retry.ts";
 import type { ObjectAccess } from "./_object_access.ts";
 import { STORE_RETRY_POLICY } from "./_object_store.ts";
-import { conditionalWrites } from "./_conditional_probe.ts";
+import { bareEtag, conditionalWrites } from "./_conditional_probe.ts";
 
 export interface Lease {
   readonly key: string;
@@ -530,7 +530,7 @@ class HeldLease implements Lease {
         "reading the lease",
         () => this.access.get(this.key, { maxBytes: MAX_LEASE_BYTES }),
       );
-      if (found?.etag !== this.#etag) return;
+      if (!found || bareEtag(found.etag) !== bareEtag(this.#etag)) return;
       if (conditionalWrites(this.access) === "if-match-only") {
         // Never deleted there (a create cannot be conditional): made free, If-Match ours.
         await retried(

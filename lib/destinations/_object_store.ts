@@ -552,7 +552,12 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
               `listing ${prefix} in ${this.store.label}`,
               (signal) => listPage(prefix, next, signal),
             );
-            for (const object of answer.objects) keys.add(object.key);
+            for (const object of answer.objects) {
+              // A key outside the prefix (a store that mangles keys): the listing is not
+              // trusted, and each file is checked with a HEAD instead.
+              if (!object.key.startsWith(prefix)) return undefined;
+              keys.add(object.key);
+            }
             next = answer.next;
             if (next === undefined) return keys;
           }

@@ -738,7 +738,16 @@ export class S3Store implements ObjectStore, ObjectAccess {
     }
     const token = field(answer.text, "NextContinuationToken");
     const truncated = field(answer.text, "IsTruncated") === "true";
-    return { objects, next: truncated && token ? token : undefined };
+    if (truncated && !token) {
+      // A store that ignores list-type=2 (its V1 answer has no token): the listing cannot be
+      // continued, and a partial one must never pass for whole (callers fall back or fail).
+      throw new CliError(
+        "io",
+        `${this.label}: ${what}: the answer is truncated but gives no NextContinuationToken ` +
+          `(a store without ListObjectsV2?)`,
+      );
+    }
+    return { objects, next: truncated ? token : undefined };
   }
 
   async putSmall(
@@ -784,7 +793,13 @@ export class S3Store implements ObjectStore, ObjectAccess {
     signal?: AbortSignal,
   ): Promise<void | "conflict"> {
     if (condition && conditionalWrites(this) === "none") {
-      return emulatedDelete(this, key, condition, () => this.deleteKey(key, undefined, signal));
+      return emulatedDelete(
+        this,
+        key,
+        condition,
+        () => this.deleteKey(key, undefined, signal),
+        signal,
+      );
     }
     const what = `deleting ${key}`;
     const headers: Array<[string, string]> = condition

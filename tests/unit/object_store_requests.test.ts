@@ -30,7 +30,7 @@ interface Calls {
 /** An in-memory bucket that records its requests; `lists: false` drops `listPage`. */
 function memoryStore(
   objects: Map<string, { bytes: Uint8Array; metadata: Record<string, string> }>,
-  options: { lists?: boolean; listFails?: boolean } = {},
+  options: { lists?: boolean; listFails?: boolean; mangles?: boolean } = {},
 ): { store: ObjectStore; calls: Calls } {
   const calls: Calls = { list: [], head: [], put: [] };
   const store: ObjectStore = {
@@ -60,7 +60,9 @@ function memoryStore(
       calls.list.push(prefix);
       if (options.listFails) return Promise.reject(new Error("AccessDenied (no s3:ListBucket)"));
       const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort();
-      return Promise.resolve({ objects: keys.map((key) => ({ key })) });
+      // A store that mangles keys (encodes them without saying so): none matches the prefix.
+      const shown = options.mangles ? keys.map(encodeURIComponent) : keys;
+      return Promise.resolve({ objects: shown.map((key) => ({ key })) });
     };
   }
   return { store, calls };
@@ -196,4 +198,20 @@ test("an object altered in the store is still found by the re-run and written ag
   assert.equal(notes.length, 1, "reported as altered");
   assert.deepEqual(objects.get(key)!.bytes, FILES[1].bytes);
   assert.equal(calls.head.length, 3);
+});
+
+test("a listing whose keys are not under the prefix is not trusted: a HEAD per key", async () => {
+  const objects = new Map<string, { bytes: Uint8Array; metadata: Record<string, string> }>();
+  await deliverAll(
+    new ObjectStoreDestination(memoryStore(objects).store, { prefix: "p/", naming: NAMING }),
+    FILES,
+  );
+  const mangled = memoryStore(objects, { mangles: true });
+  const rerun = await deliverAll(
+    new ObjectStoreDestination(mangled.store, { prefix: "p/", naming: NAMING }),
+    FILES,
+  );
+  assert.deepEqual(rerun.stored, FILES.map((f) => f.file.id), "every stored file still found");
+  assert.equal(mangled.calls.head.length, 3, "each checked with a HEAD");
+  assert.equal(mangled.calls.put.length, 0, "nothing written over what is stored");
 });
