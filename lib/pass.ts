@@ -109,8 +109,10 @@ export async function runPass(plan: PassPlan, context: PassContext): Promise<voi
         });
         continue;
       }
-      if (confirmations.pending === 0) reportCompleted(eventType, start.after, context);
-      else awaiting.push({ eventType, startAfter: start.after, confirmations });
+      if (confirmations.pending === 0) {
+        await confirmations.settled(); // Its last moves written before the checkpoint closes.
+        reportCompleted(eventType, start.after, context);
+      } else awaiting.push({ eventType, startAfter: start.after, confirmations });
     }
     await destination.finish();
     for (const { eventType, startAfter, confirmations } of awaiting) {

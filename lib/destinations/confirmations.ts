@@ -202,7 +202,13 @@ export class Confirmations {
    * that finished without settling everything broke the contract).
    */
   async settled(options: { complete?: boolean } = {}): Promise<void> {
-    await this.#writes;
+    // Moves queued while waiting (a confirmation that came meanwhile) are waited for too: the
+    // caller closes the checkpoint next, and a move made after that would be lost.
+    let writes: Promise<unknown>;
+    do {
+      writes = this.#writes;
+      await writes;
+    } while (writes !== this.#writes);
     if (this.#failure) throw this.#failure.error;
     if (options.complete && this.#pending > 0) {
       throw new Error(

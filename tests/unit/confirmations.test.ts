@@ -66,6 +66,32 @@ test("files confirmed out of order move the checkpoint only in listing order", a
   assert.equal(c.pending, 0);
 });
 
+test("settled() waits for the moves of a confirmation that came while it waited", async () => {
+  const moves: string[] = [];
+  let late: (() => void) | undefined;
+  const slow: DeliveryCheckpoint = {
+    ...recordingStore(),
+    markDelivered: async (_type, after, id) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      moves.push(`file ${id} @${after}`);
+      late?.(); // The next file's acknowledgement arrives while this write is under way.
+      late = undefined;
+    },
+    advance: async (_type, next, ids) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      moves.push(`page ${next} [${ids.join(",")}]`);
+    },
+  };
+  const c = new Confirmations("AUTH_LOG", slow, new RunStats());
+  const a = c.expect(file("a", 1), P1, 10);
+  const b = c.expect(file("b", 2), P1, 20);
+  c.pageEnd(P2, ["b"]);
+  late = () => b.confirm();
+  a.confirm();
+  await c.settled({ complete: true });
+  assert.deepEqual(moves, [`file a @${P1}`, `file b @${P1}`, `page ${P2} [b]`]);
+});
+
 test("a skipped file moves the checkpoint in its turn without counting as delivered", async () => {
   const store = recordingStore();
   const stats = new RunStats();
