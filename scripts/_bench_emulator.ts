@@ -24,6 +24,8 @@ export interface BenchEmulatorSpec {
    * per 100 KB file: time that is the emulator's, not the tool's. The bytes are the same.
    */
   dataset?: { count: number; size: number; start: string; eventType: string; precompute?: boolean };
+  /** `files` too served ready-made (the same bytes), for rows where the emulator's CPU competes. */
+  precompute?: boolean;
 }
 
 /** What this process prints once ready. */
@@ -34,18 +36,17 @@ export interface BenchEmulatorInfo {
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as BenchEmulatorSpec;
-const files: FileSpec[] = [...(spec.files ?? [])];
+const principal = DEFAULT_PRINCIPALS[0];
+const readyMade = (f: FileSpec): FileSpec => ({
+  ...f,
+  content: normalizeSpec(f, principal, () => false).content.bytes(),
+});
+const files: FileSpec[] = (spec.files ?? []).map((f) => spec.precompute ? readyMade(f) : f);
 if (spec.dataset) {
   const { count, size, start, eventType } = spec.dataset;
-  const principal = DEFAULT_PRINCIPALS[0];
   const specs = generateDataset({ count, size, start, eventTypes: [eventType] });
   files.push(
-    ...(spec.dataset.precompute
-      ? specs.map((f) => ({
-        ...f,
-        content: normalizeSpec(f, principal, () => false).content.bytes(),
-      }))
-      : specs),
+    ...(spec.dataset.precompute ? specs.map(readyMade) : specs),
   );
 }
 // Signed URLs stay valid for the whole run: the benchmark fetches one per curl run.

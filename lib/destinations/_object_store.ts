@@ -372,8 +372,9 @@ export class ObjectSpool implements Spool {
       this.gzip = undefined;
     }
     await this.coalescer?.flush();
-    // Its two write buffers are garbage from now on: a spool waits for its upload slot, then
+    // Its write buffers go to the next download now: a spool waits for its upload slot, then
     // for the upload, and a run holds many spools at once.
+    this.coalescer?.release();
     this.coalescer = undefined;
   }
 
@@ -400,6 +401,7 @@ export class ObjectSpool implements Spool {
       this.gzip = undefined;
     }
     await this.coalescer?.abandon();
+    this.coalescer?.release();
     await this.handle?.close().catch(() => {});
     this.handle = undefined;
     // unlink, not rm: one call per file instead of an lstat and an unlink (every file has one).

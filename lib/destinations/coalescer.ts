@@ -12,6 +12,18 @@
 
 export const COALESCE_BYTES = 1 << 20;
 
+/**
+ * Buffers given back by coalescers that are done (`release`), taken by the next: a run of many
+ * files just over 1 MiB would otherwise make a buffer or two of garbage per file, which the
+ * collector frees late (the peak memory of a run of small files is its garbage).
+ */
+const free: Uint8Array[] = [];
+const KEEP_FREE = 8;
+
+function takeBuffer(size: number): Uint8Array {
+  return (size === COALESCE_BYTES ? free.pop() : undefined) ?? new Uint8Array(size);
+}
+
 export class WriteCoalescer {
   private filling?: Uint8Array;
   private spare?: Uint8Array;
@@ -19,6 +31,8 @@ export class WriteCoalescer {
   private seen = 0;
   /** The one write in flight; its buffer is the sink's until it settles. */
   private inFlight?: Promise<void>;
+  /** The gathered buffer the sink has until its write settles (awaited or not). */
+  private sinking?: Uint8Array;
 
   constructor(
     private readonly sink: (bytes: Uint8Array) => Promise<void>,
@@ -30,9 +44,9 @@ export class WriteCoalescer {
     // Small files are written as they come: gathering would only delay them. (Nothing is
     // gathered yet then: gathering starts only once `seen` reaches a buffer.)
     if (this.seen < this.bufferBytes) return this.sinkNow(chunk);
-    this.filling ??= new Uint8Array(this.bufferBytes);
-    if (this.fill + chunk.length > this.filling.length) await this.startWrite();
-    if (chunk.length >= this.filling.length) return this.sinkNow(chunk);
+    if (this.fill + chunk.length > this.bufferBytes) await this.startWrite();
+    if (chunk.length >= this.bufferBytes) return this.sinkNow(chunk);
+    this.filling ??= takeBuffer(this.bufferBytes);
     this.filling.set(chunk, this.fill);
     this.fill += chunk.length;
   }
@@ -48,6 +62,19 @@ export class WriteCoalescer {
     await this.abandon();
     this.fill = 0;
     this.seen = 0;
+  }
+
+  /**
+   * Gives its buffers back for the next coalescer, dropping what they hold: call once done, after
+   * `flush` or `abandon` (a buffer a write still holds is left to the collector).
+   */
+  release(): void {
+    for (const buffer of [this.filling, this.spare]) {
+      if (buffer === this.sinking) continue; // The sink may still be reading it.
+      if (buffer?.length === COALESCE_BYTES && free.length < KEEP_FREE) free.push(buffer);
+    }
+    this.filling = this.spare = undefined;
+    this.fill = 0;
   }
 
   /** Waits out the write in flight, whatever its outcome (the file is being thrown away). */
@@ -68,11 +95,14 @@ export class WriteCoalescer {
     await this.settle(); // One write at a time: the spare buffer is free only once it is done.
     const full = this.filling!;
     const inFlight = this.sink(full.subarray(0, this.fill));
+    this.sinking = full;
     // Handled here so a failure waiting for the next call is not an unhandled rejection;
     // `settle` still sees it.
-    inFlight.catch(() => {});
+    inFlight.catch(() => {}).finally(() => {
+      if (this.sinking === full) this.sinking = undefined;
+    });
     this.inFlight = inFlight;
-    this.filling = this.spare ?? new Uint8Array(this.bufferBytes);
+    this.filling = this.spare; // Taken when the next chunk comes, if one does.
     this.spare = full; // Filled again only after the next settle().
     this.fill = 0;
   }

@@ -114,6 +114,7 @@ class DirectorySpool implements Spool {
       await this.gzip.pump;
     } else {
       await this.plain.flush();
+      this.plain.release();
     }
     await this.temp.commit();
   }
@@ -125,6 +126,7 @@ class DirectorySpool implements Spool {
       this.gzip = undefined;
     }
     await this.plain.abandon();
+    this.plain.release();
     await this.temp.discard();
   }
 }

@@ -90,6 +90,7 @@ export class FileSpool implements Spool {
    */
   async writeInto(target: ByteTarget, lastByte: number | undefined): Promise<void> {
     await this.coalescer.flush();
+    this.coalescer.release();
     // The whole-file copy takes the file as it is: only when it holds exactly the bytes.
     const copied = target.copyFile !== undefined && this.written > 0 &&
       (await this.handle.stat()).size === this.written &&
@@ -105,6 +106,7 @@ export class FileSpool implements Spool {
   stream(): ReadableStream<Uint8Array> {
     const chunks = (async function* (spool: FileSpool) {
       await spool.coalescer.flush();
+      spool.coalescer.release();
       yield* spool.chunks(true);
     })(this);
     return ReadableStream.from(chunks);
@@ -127,6 +129,7 @@ export class FileSpool implements Spool {
 
   async discard(): Promise<void> {
     await this.coalescer.abandon();
+    this.coalescer.release();
     await this.handle.close().catch(() => {});
     await rm(this.path, { force: true });
   }

@@ -20,7 +20,20 @@ import { concatBytes } from "../bytes.ts";
 /** Enough of a line to find its `timestamp` (events put it near the start). */
 const LINE_PREFIX_BYTES = 16 * 1024;
 const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
 const TIMESTAMP = /"timestamp"\s*:\s*"([^"\\]{1,64})"/;
+const DECODER = new TextDecoder();
+
+/** Whether `bytes[start..end)` is an empty line (or a lone `\r`, a CRLF file's). */
+function isBlank(bytes: Uint8Array, start: number, end: number): boolean {
+  return end === start || (end === start + 1 && bytes[start] === CARRIAGE_RETURN);
+}
+
+/** The `timestamp` within the first `LINE_PREFIX_BYTES` of the line `bytes[start..end)`. */
+function timestampIn(bytes: Uint8Array, start: number, end: number): string | undefined {
+  const text = DECODER.decode(bytes.subarray(start, Math.min(end, start + LINE_PREFIX_BYTES)));
+  return TIMESTAMP.exec(text)?.[1];
+}
 
 export class StoredFactsTracker {
   readonly #path: string;
@@ -43,19 +56,50 @@ export class StoredFactsTracker {
     if (options.hashPlain) this.#plain = { hash: createHash("sha256"), bytes: 0 };
   }
 
-  /** The file's own bytes (as listed), in order. */
+  /**
+   * The file's own bytes (as listed), in order. Lines are counted with `indexOf`; only a few are
+   * decoded: those until the first timestamp, a chunk's last lines (read backwards until one has a
+   * timestamp) and the line each chunk ends within, so the cost is a scan, not a decode per line.
+   */
   plain(chunk: Uint8Array): void {
     if (this.#plain) {
       this.#plain.hash.update(chunk);
       this.#plain.bytes += chunk.length;
     }
-    let start = 0;
-    for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
-      this.#keep(chunk.subarray(start, end));
-      this.#endLine();
+    let end = chunk.indexOf(NEWLINE);
+    if (end === -1) return this.#keep(chunk);
+    // The line earlier chunks began ends here.
+    this.#keep(chunk.subarray(0, end));
+    this.#endLine();
+    const from = end + 1;
+    let start = from;
+    let lastEnd = -1;
+    while ((end = chunk.indexOf(NEWLINE, start)) !== -1) {
+      if (!isBlank(chunk, start, end)) {
+        this.#lines++;
+        if (this.#first === undefined) this.#first = this.#last = timestampIn(chunk, start, end);
+      }
+      lastEnd = end;
       start = end + 1;
     }
+    if (lastEnd !== -1) this.#lastWithin(chunk, from, lastEnd);
     if (start < chunk.length) this.#keep(chunk.subarray(start));
+  }
+
+  /** The timestamp of the last line of `chunk[from..lastEnd]` that has one, read backwards. */
+  #lastWithin(chunk: Uint8Array, from: number, lastEnd: number): void {
+    for (let end = lastEnd; end >= from;) {
+      const before = chunk.lastIndexOf(NEWLINE, end - 1); // At least `from - 1`, a newline.
+      const start = before + 1;
+      if (!isBlank(chunk, start, end)) {
+        const timestamp = timestampIn(chunk, start, end);
+        if (timestamp !== undefined) {
+          this.#last = timestamp;
+          return;
+        }
+      }
+      end = before;
+    }
   }
 
   /** The bytes as stored, when they differ from the file's own (compressed). */
@@ -89,13 +133,14 @@ export class StoredFactsTracker {
     this.#prefixBytes += kept.length;
   }
 
+  /** Ends the line kept by `#keep` (one that spans chunks, or the last without a newline). */
   #endLine(): void {
     const blank = this.#lineBytes === 0 ||
-      (this.#lineBytes === 1 && this.#prefix[0]?.[0] === 0x0d);
+      (this.#lineBytes === 1 && this.#prefix[0]?.[0] === CARRIAGE_RETURN);
     if (!blank) {
       this.#lines++;
-      const text = new TextDecoder().decode(concatBytes(this.#prefix, this.#prefixBytes));
-      const timestamp = TIMESTAMP.exec(text)?.[1];
+      const line = concatBytes(this.#prefix, this.#prefixBytes);
+      const timestamp = timestampIn(line, 0, line.length);
       if (timestamp !== undefined) {
         this.#first ??= timestamp;
         this.#last = timestamp;

@@ -124,6 +124,21 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 osd objectstore = memstore
+debug ms = 0/0
+debug rgw = 0/0
+debug osd = 0/0
+debug memstore = 0/0
+debug objecter = 0/0
+debug rados = 0/0
+debug monc = 0/0
+debug auth = 0/0
+debug mon = 0/0
+debug paxos = 0/0
+debug objclass = 0/0
+debug filestore = 0/0
+debug journal = 0/0
+rgw enable ops log = false
+rgw enable usage log = false
 memstore device bytes = ${MEMSTORE_BYTES}
 run dir = ${d}/run
 admin socket = ${d}/run/$name.asok
@@ -134,7 +149,7 @@ osd data = ${d}/osd/$cluster-$id
 keyring = ${d}/keyring
 rgw data = ${d}/rgw/$cluster-$id
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
 `,
   );
   const c = ["-c", conf];

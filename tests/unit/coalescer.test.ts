@@ -142,3 +142,62 @@ test("reset waits for the write in flight, then forgets what was gathered", asyn
   assert.equal(writes.length, 3);
   assert.deepEqual(writes[2].bytes, [...bytes(100, 2)]);
 });
+
+test("a released coalescer's buffers are reused by the next, never while a write holds one", async () => {
+  const size = (1 << 20) + 300; // Just over a buffer: gathering starts, then the tail is flushed.
+  const seen: Array<{ buffer: ArrayBufferLike; bytes: Uint8Array }> = [];
+  const sink = (chunk: Uint8Array) => {
+    seen.push({ buffer: chunk.buffer, bytes: chunk.slice() });
+    return Promise.resolve();
+  };
+  const fileOf = async (coalescer: WriteCoalescer, from: number) => {
+    for (let at = 0; at < size; at += 65536) {
+      await coalescer.write(bytes(from + at, Math.min(65536, size - at)));
+    }
+    await coalescer.flush();
+  };
+  const first = new WriteCoalescer(sink);
+  await fileOf(first, 0);
+  first.release();
+  const gatheredByFirst = seen.at(-1)!.buffer;
+  seen.length = 0;
+  const second = new WriteCoalescer(sink);
+  await fileOf(second, 7);
+  assert.equal(
+    seen.at(-1)!.buffer,
+    gatheredByFirst,
+    "the second file gathered into the first's buffer",
+  );
+  // Its bytes are its own, in order.
+  const written = seen.flatMap((write) => [...write.bytes]);
+  assert.deepEqual(written, [...bytes(7, size)]);
+
+  // Released with a write still in flight: its buffer is not handed to anyone (the sink may
+  // still be reading it).
+  const pending: Array<{ view: Uint8Array; copy: Uint8Array; finish: () => void }> = [];
+  const slowSink = (chunk: Uint8Array) =>
+    new Promise<void>((finish) => pending.push({ view: chunk, copy: chunk.slice(), finish }));
+  const held = new WriteCoalescer(slowSink);
+  const writing = (async () => {
+    for (let at = 0; at < size; at += 65536) {
+      await held.write(bytes(at, Math.min(65536, size - at)));
+    }
+    await held.flush();
+  })();
+  // Finish every write as it comes but the one from a gathering buffer (the file's tail).
+  const gathered = (p: { view: Uint8Array }) => p.view.buffer.byteLength === 1 << 20;
+  for (let turns = 0;; turns++) {
+    assert.ok(turns < 1000, "the gathered write never came");
+    await new Promise((r) => setTimeout(r, 0));
+    if (pending.some(gathered)) break;
+    pending.shift()?.finish();
+  }
+  held.release();
+  seen.length = 0;
+  await fileOf(new WriteCoalescer(sink), 3);
+  assert.deepEqual(seen.flatMap((write) => [...write.bytes]), [...bytes(3, size)]);
+  const tail = pending.find(gathered)!;
+  assert.deepEqual(tail.view, tail.copy, "the held write's bytes were not overwritten");
+  for (const p of pending) p.finish();
+  await writing;
+});

@@ -111,6 +111,48 @@ test("the stored facts: lines and first/last timestamp across chunks, gzip's sto
   assert.equal(got.stored_sha256, lineHash("\x01\x02\x03"));
 });
 
+test("the stored facts are the same however the bytes are cut into chunks", () => {
+  // The line-by-line reading the tracker must agree with, on the whole text at once.
+  const reference = (text: string) => {
+    const lines = text.split("\n").filter((line) => line !== "" && line !== "\r");
+    const stamps = lines.map((line) => {
+      const prefix = new TextDecoder().decode(new TextEncoder().encode(line).subarray(0, 16384));
+      return /"timestamp"\s*:\s*"([^"\\]{1,64})"/.exec(prefix)?.[1];
+    }).filter((t) => t !== undefined);
+    return { lines: lines.length, first: stamps[0], last: stamps.at(-1) };
+  };
+  let seed = 7;
+  const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const kinds = [
+    (i: number) => `{"timestamp":"2026-07-02T00:00:${String(i % 60).padStart(2, "0")}Z","é":"ü"}`,
+    () => '{"no":"stamp"}',
+    () => "",
+    () => "\r",
+    (i: number) => `{"pad":"${"x".repeat(17000)}","timestamp":"late-${i}"}`, // Past the prefix.
+    (i: number) => `{"a":1,"timestamp" : "spaced-${i}"}\r`,
+  ];
+  for (let round = 0; round < 40; round++) {
+    const count = 1 + random(30);
+    const text = Array.from({ length: count }, (_, i) =>
+      kinds[random(kinds.length)](i)).join("\n") +
+      (random(2) ? "\n" : "");
+    const bytes = new TextEncoder().encode(text);
+    const facts = new StoredFactsTracker("T/d/x.jsonl");
+    for (let at = 0; at < bytes.length;) {
+      const size = 1 + random(random(2) ? 40 : 30000);
+      facts.plain(bytes.subarray(at, at + size));
+      at += size;
+    }
+    const got = facts.facts();
+    const want = reference(text);
+    assert.deepEqual(
+      { lines: got.lines, first: got.first_timestamp, last: got.last_timestamp },
+      want,
+      `round ${round}`,
+    );
+  }
+});
+
 test("windows tile, and an empty one ends no later than the publication delay allows", async () => {
   const store = new MemoryStore();
   const clock = { now: Date.parse("2026-07-03T12:00:00Z") };
