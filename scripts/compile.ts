@@ -55,12 +55,14 @@ export const ENV_VARS: readonly string[] = [
   // The cap on a file whose listing gives no size (lib/download.ts), lowered by tests.
   "OAI_COMPLIANCE_MAX_UNLISTED_BYTES",
   // Test-only: a short download-pace window and gone-file retry spacing keep the suites fast, as
-  // do short backoffs and timeouts of the destinations, and a shifted clock for the skew tests.
+  // do short backoffs and timeouts of the destinations, a shifted clock for the skew tests, and a
+  // small single-copy limit for the multipart copy of an altered S3 object.
   "OAI_COMPLIANCE_PACE_WINDOW_MS",
   "OAI_COMPLIANCE_GONE_RETRY_MS",
   "OAI_COMPLIANCE_STORE_BACKOFF_MS",
   "OAI_COMPLIANCE_STORE_PART_BYTES",
   "OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS",
+  "OAI_COMPLIANCE_S3_MAX_COPY_BYTES",
   "OAI_COMPLIANCE_SIEM_BACKOFF_MS",
   // The home directory, for ~/.aws/credentials and ~/.aws/config.
   "HOME",

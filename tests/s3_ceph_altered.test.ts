@@ -4,7 +4,9 @@
 // kept aside (the version that holds it); the versions (ListObjectVersions) show all of them, the
 // tool's retained under Object Lock and refused deletion without a governance bypass. In a bucket
 // without versions the altered object is first copied within the store (CopyObject) to
-// `<key>.altered-<UTC time>` beside it, as a local directory renames it.
+// `<key>.altered-<UTC time>` beside it, as a local directory renames it; one larger than a
+// CopyObject copies (5 GiB, lowered here by OAI_COMPLIANCE_S3_MAX_COPY_BYTES) by a multipart copy
+// (UploadPartCopy), which a change of the object between the HEAD and the copy stops.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -15,7 +17,14 @@ import { s3Store } from "../lib/destinations/s3.ts";
 import { relativeKey } from "../lib/destinations/layout.ts";
 import { lines, runCli, summaryOf } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
-import { CEPH_SKIP, createBucket, listKeys, s3Request, startCeph } from "./servers/ceph.ts";
+import {
+  CEPH_SKIP,
+  createBucket,
+  listKeys,
+  listUploads,
+  s3Request,
+  startCeph,
+} from "./servers/ceph.ts";
 
 const OPTIONS = { skip: CEPH_SKIP, timeout: 240_000 };
 const NAMING = { gzip: false, layout: "plain" as const };
@@ -314,6 +323,194 @@ test(
         /changed again while it was being kept aside|not the altered object's \d+ bytes/,
       );
       await store.copyAside(key, `${key}.check`, seen);
+    });
+  },
+);
+
+/** `size` bytes of JSON lines that differ with `tag` (an altered object too large for one copy). */
+function alteredBytes(size: number, tag: string): Uint8Array {
+  const line = new TextEncoder().encode(
+    `{"event_id":"forged-${tag}","padding":"${"x".repeat(80)}"}\n`,
+  );
+  const bytes = new Uint8Array(size);
+  for (let at = 0; at < size; at += line.length) bytes.set(line.subarray(0, size - at), at);
+  return bytes;
+}
+
+/**
+ * A proxy in front of Ceph that awaits `before(method, url)` ahead of forwarding each request
+ * (here: to change the altered object just as its copy starts). The Host header is passed on as
+ * sent, so the signatures made for the proxy's address still verify at Ceph.
+ */
+async function startHookProxy(
+  ceph: Awaited<ReturnType<typeof startCeph>>,
+  before: (method: string, url: string) => Promise<void>,
+): Promise<{ endpoint: string; close(): Promise<void> }> {
+  const http = await import("node:http");
+  const target = new URL(ceph.endpoint);
+  const server = http.createServer(async (req, res) => {
+    await before(req.method ?? "GET", req.url ?? "/");
+    const upstream = http.request({
+      host: target.hostname,
+      port: Number(target.port),
+      method: req.method,
+      path: req.url,
+      headers: req.headers,
+    }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The kept_aside lines of every manifest under `p/_manifest/`. */
+async function keptAsideLines(
+  ceph: Awaited<ReturnType<typeof startCeph>>,
+  bucket: string,
+): Promise<Array<Record<string, unknown>>> {
+  const manifests = (await listKeys(ceph, bucket, "p/_manifest/"))
+    .filter((o) => o.key.endsWith(".jsonl"));
+  const recorded = [];
+  for (const { key: name } of manifests) {
+    const text = (await s3Request(ceph, "GET", `/${bucket}/${name}`)).text;
+    recorded.push(
+      ...text.trim().split("\n").map((l) => JSON.parse(l)).filter((l) => l.type === "kept_aside"),
+    );
+  }
+  return recorded;
+}
+
+/** The largest single CopyObject in these tests: 1 MiB (parts are still S3's 5 MiB minimum). */
+const SMALL_MAX_COPY = { OAI_COMPLIANCE_S3_MAX_COPY_BYTES: String(1024 * 1024) };
+/** An altered object of 11 MiB: 3 parts of 5, 5 and 1 MiB. */
+const LARGE_ALTERED_BYTES = 11 * 1024 * 1024 + 4321;
+
+test(
+  "s3 (Ceph RGW): in a bucket without versioning, an altered object larger than one CopyObject copies is copied aside in parts (UploadPartCopy), with its bytes and metadata",
+  OPTIONS,
+  async () => {
+    const ceph = await startCeph();
+    const bucket = `t-partcopy-${crypto.randomUUID().slice(0, 8)}`;
+    await createBucket(ceph, bucket);
+    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
+      const target = `s3://${bucket}/p`;
+      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target];
+      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
+      const first = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(first.code, 0, first.stderr);
+      const [id, other] = idsOf(emulator);
+      const spec = emulator.files.find((f) => f.id === id)!;
+      const content = await emulator.contentOf(id);
+      const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
+      const relative = relativeKey(file, "AUTH_LOG", NAMING);
+      const key = `p/${relative}`;
+      const altered = alteredBytes(LARGE_ALTERED_BYTES, "large");
+      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, {
+        body: altered,
+        headers: { "x-amz-meta-size": "1", "x-amz-meta-note": "forged large" },
+      });
+      assert.equal(put.status, 200, put.text);
+
+      const downloads = emulator.downloadRequests(id).length;
+      const again = await runCli([...args, "--log-format", "json"], {
+        env: { ...env, ...SMALL_MAX_COPY },
+        timeoutMs: 120_000,
+      });
+      assert.equal(again.code, 0, again.stderr);
+      const warnings = lines(again.stderr).map((l) => JSON.parse(l))
+        .filter((e) => e.event === "warning").map((e) => e.message as string);
+      const aside = warnings.filter((m) => m.includes("kept aside"));
+      assert.equal(aside.length, 1, again.stderr);
+      assert.equal(summaryOf(again).kept_aside, 1);
+      assert.equal(emulator.downloadRequests(id).length, downloads + 1, "downloaded again");
+      assert.equal(emulator.downloadRequests(other).length, 1, "the whole one is not");
+
+      const keys = (await listKeys(ceph, bucket, "p/")).map((o) => o.key)
+        .filter((k) => k.startsWith(`${key}.altered-`));
+      assert.equal(keys.length, 1, JSON.stringify(keys));
+      const asideKey = keys[0];
+      assert.ok(aside[0].includes(`s3://${bucket}/${asideKey}`), aside[0]);
+      const kept = await s3Request(ceph, "GET", `/${bucket}/${asideKey}`);
+      assert.equal(kept.status, 200, kept.text);
+      assert.equal(kept.bytes.length, altered.length);
+      assert.equal(sha256(kept.bytes), sha256(altered), "the evidence is kept, byte for byte");
+      assert.equal(kept.headers.get("x-amz-meta-note"), "forged large", "with its metadata");
+      assert.equal(kept.headers.get("x-amz-meta-size"), "1");
+      // Copied in 3 parts (a multipart object's ETag ends in its part count), not one CopyObject
+      // (which keeps the source's plain MD5).
+      assert.match(kept.headers.get("etag") ?? "", /-3"?$/, "a multipart copy of 3 parts");
+      assert.deepEqual(await listUploads(ceph, bucket, "p/"), [], "no upload left unfinished");
+
+      const now = await s3Request(ceph, "GET", `/${bucket}/${key}`);
+      assert.equal(sha256(now.bytes), sha256(content), "the listed file, whole again");
+      assert.equal(now.headers.get("x-amz-meta-sha256"), sha256(content));
+      const recorded = await keptAsideLines(ceph, bucket);
+      assert.equal(recorded.length, 1, JSON.stringify(recorded));
+      assert.equal(recorded[0].aside, asideKey.slice("p/".length));
+      assert.equal(recorded[0].aside_size, altered.length);
+      assert.equal(recorded[0].aside_sha256, sha256(altered));
+    });
+  },
+);
+
+test(
+  "s3 (Ceph RGW): an altered object that changes again during its multipart copy stops the run with the state error; nothing is written over it, no copy or upload is left",
+  OPTIONS,
+  async () => {
+    const ceph = await startCeph();
+    const bucket = `t-partchange-${crypto.randomUUID().slice(0, 8)}`;
+    await createBucket(ceph, bucket);
+    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
+      const target = `s3://${bucket}/p`;
+      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target];
+      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
+      const first = await runCli(args, { env, timeoutMs: 120_000 });
+      assert.equal(first.code, 0, first.stderr);
+      const [id] = idsOf(emulator);
+      const spec = emulator.files.find((f) => f.id === id)!;
+      const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
+      const key = `p/${relativeKey(file, "AUTH_LOG", NAMING)}`;
+      const seenByHead = alteredBytes(LARGE_ALTERED_BYTES, "seen");
+      const later = alteredBytes(LARGE_ALTERED_BYTES, "later"); // Same size, other bytes.
+      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: seenByHead });
+      assert.equal(put.status, 200, put.text);
+
+      // Changed again (straight at Ceph) as the first UploadPartCopy arrives at the proxy. Ceph 16
+      // ignores x-amz-copy-source-if-match (it copies every part of the new bytes): the tool's
+      // HEAD of the key after the parts, before CompleteMultipartUpload, is what stops it there
+      // (the 412 of a store that honours it: tests/unit/s3_copy_in_parts.test.ts).
+      let partCopies = 0;
+      const proxy = await startHookProxy(ceph, async (method, url) => {
+        if (method === "PUT" && url.includes(".altered-") && url.includes("partNumber=")) {
+          if (partCopies++ > 0) return;
+          const changed = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: later });
+          assert.equal(changed.status, 200, changed.text);
+        }
+      });
+      try {
+        const again = await runCli(args, {
+          env: { ...env, ...SMALL_MAX_COPY, AWS_ENDPOINT_URL_S3: proxy.endpoint },
+          timeoutMs: 120_000,
+        });
+        assert.ok(partCopies >= 1, "the copy went in parts");
+        assert.equal(again.code, 1, again.stderr);
+        assert.match(again.stderr, /changed again while it was being kept aside/);
+      } finally {
+        await proxy.close();
+      }
+      const now = await s3Request(ceph, "GET", `/${bucket}/${key}`);
+      assert.equal(sha256(now.bytes), sha256(later), "nothing was written over it");
+      const leftovers = (await listKeys(ceph, bucket, "p/")).map((o) => o.key)
+        .filter((k) => k.startsWith(`${key}.altered-`));
+      assert.deepEqual(leftovers, [], "no copy appears");
+      assert.deepEqual(await listUploads(ceph, bucket, "p/"), [], "the upload was aborted");
     });
   },
 );

@@ -53,8 +53,7 @@ import type {
   ObjectAccess,
   PutSmallOptions,
 } from "./_object_access.ts";
-import { readAnswerBytes, refuseWholeObject, requireEtag } from "./_answer_bytes.ts";
-import { readBody } from "../http.ts";
+import { digestAnswer, readRangeAnswer, readSmallObject, requireEtag } from "./_answer_bytes.ts";
 import {
   checkConditionalWrites,
   conditionalWrites,
@@ -101,6 +100,11 @@ export interface S3Settings {
   endpoint?: URL;
   /** For tests only: milliseconds added to the clock the requests are signed with. */
   clockOffsetMs?: number;
+  /**
+   * For tests only: the largest object one CopyObject copies (default 5 GiB); a larger altered
+   * object is copied aside in parts.
+   */
+  maxCopyBytes?: number;
 }
 
 /** The S3 settings of an environment. */
@@ -115,11 +119,13 @@ export function s3Settings(env: Env): S3Settings {
     );
   }
   const offset = Number(env.OAI_COMPLIANCE_S3_CLOCK_OFFSET_MS ?? 0);
+  const maxCopy = Number(env.OAI_COMPLIANCE_S3_MAX_COPY_BYTES);
   return {
     credentials: credentialProvider(env),
     region: awsRegion(env),
     endpoint,
     clockOffsetMs: Number.isFinite(offset) ? offset : 0,
+    maxCopyBytes: Number.isSafeInteger(maxCopy) && maxCopy > 0 ? maxCopy : MAX_COPY_BYTES,
   };
 }
 
@@ -405,30 +411,20 @@ export class S3Store implements ObjectStore, ObjectAccess {
     if (opened.response.status !== 200) {
       throw this.failure(await this.answerOf(opened, what, signal), what);
     }
-    const hash = createHash("sha256");
-    let size = 0;
-    try {
-      for await (
-        const chunk of readBody(opened, {
-          idleMs: REQUEST_TIMEOUT_MS,
-          what: `${this.label}: ${what}`,
-          signal,
-        })
-      ) {
-        hash.update(chunk);
-        size += chunk.length;
-      }
-    } finally {
-      opened.abort();
-    }
-    return { size, sha256: hash.digest("hex") };
+    return await digestAnswer(opened, {
+      idleMs: REQUEST_TIMEOUT_MS,
+      what: `${this.label}: ${what}`,
+      signal,
+    });
   }
 
   /**
-   * CopyObject of the altered object HEAD saw (`x-amz-copy-source-if-match` its ETag, so a later
-   * change is not the one copied) to `asideKey`, its metadata copied with it; confirmed when the
-   * copy answers 200 without an error document and a HEAD of the copy shows the source's size
-   * (and its ETag, an MD5 that a copy keeps, unless it was a multipart or encrypted object).
+   * A copy of the altered object HEAD saw to `asideKey`, on its ETag
+   * (`x-amz-copy-source-if-match`, so that a later change is not the one copied), with its
+   * metadata: one CopyObject up to 5 GiB, a multipart copy of a larger one (`copyInParts`).
+   * Confirmed when the copy answered 200 without an error document and a HEAD of the copy shows
+   * the source's size (and, after a CopyObject, its ETag, an MD5 that a copy keeps, unless it was
+   * a multipart or encrypted object; a multipart copy's ETag is not comparable).
    */
   async copyAside(
     key: string,
@@ -437,41 +433,23 @@ export class S3Store implements ObjectStore, ObjectAccess {
     signal?: AbortSignal,
   ): Promise<void> {
     const what = `copying the altered ${key} aside to ${asideKey}`;
-    if (seen.size > MAX_COPY_BYTES) {
-      throw new CliError(
-        "io",
-        `${this.label}: ${key} no longer matches its listing and, at ${seen.size} bytes, is more ` +
-          `than one CopyObject copies (5 GiB): copy it aside by hand (aws s3 cp s3://` +
-          `${this.location.bucket}/${key} s3://${this.location.bucket}/${asideKey}), then run ` +
-          `again`,
-      );
-    }
-    const headers: Array<[string, string]> = [
-      ["x-amz-copy-source", `/${this.location.bucket}/${uriEncode(key, true)}`],
-      ["x-amz-metadata-directive", "COPY"],
-    ];
-    if (seen.etag) headers.push(["x-amz-copy-source-if-match", bareEtag(seen.etag)]);
-    const answer = await this.send({ method: "PUT", key: asideKey, headers, what, signal });
-    if (answer.status === 412) {
-      throw new CliError(
-        "state",
-        `${this.label}: ${key} changed again while it was being kept aside (412 ` +
-          `PreconditionFailed on its ETag); nothing was written over it; run again`,
-      );
-    }
-    // A 200 may still carry an error document (S3 sends headers before it finishes).
-    if (answer.status !== 200 || /<Error>/.test(answer.text)) {
-      if (answer.status === 200) {
-        const code = field(answer.text, "Code") ?? "an error document";
-        throw statusError(500, answer.headers, `${this.label}: ${what} failed: ${code}`, true);
-      }
-      throw this.failure(answer, what);
+    let comparable = false;
+    if (seen.size > (this.settings.maxCopyBytes ?? MAX_COPY_BYTES)) {
+      await this.copyInParts(key, asideKey, seen, what, signal);
+    } else {
+      const headers: Array<[string, string]> = [
+        ["x-amz-copy-source", this.copySource(key)],
+        ["x-amz-metadata-directive", "COPY"],
+      ];
+      if (seen.etag) headers.push(["x-amz-copy-source-if-match", bareEtag(seen.etag)]);
+      const answer = await this.send({ method: "PUT", key: asideKey, headers, what, signal });
+      this.checkCopied(answer, key, what);
+      comparable = seen.etag !== undefined && !bareEtag(seen.etag).includes("-") &&
+        !answer.headers.has("x-amz-server-side-encryption-customer-algorithm") &&
+        !/^aws:kms/.test(answer.headers.get("x-amz-server-side-encryption") ?? "");
     }
     const copy = await this.head(asideKey, signal);
     const bare = (etag?: string) => etag === undefined ? undefined : bareEtag(etag);
-    const comparable = seen.etag !== undefined && !bare(seen.etag)!.includes("-") &&
-      !answer.headers.has("x-amz-server-side-encryption-customer-algorithm") &&
-      !/^aws:kms/.test(answer.headers.get("x-amz-server-side-encryption") ?? "");
     if (
       !copy || copy.size !== seen.size || (comparable && bare(copy.etag) !== bare(seen.etag))
     ) {
@@ -482,6 +460,112 @@ export class S3Store implements ObjectStore, ObjectAccess {
         }, not the altered object's ${seen.size} bytes, ETag ${seen.etag ?? "(none)"}; ` +
           `nothing was written over ${key}; run again`,
       );
+    }
+  }
+
+  /** `x-amz-copy-source` of `key` in this bucket. */
+  private copySource(key: string): string {
+    return `/${this.location.bucket}/${uriEncode(key, true)}`;
+  }
+
+  /**
+   * A copy's answer (CopyObject, UploadPartCopy) taken only as a success: 412 is the source
+   * changed since HEAD saw it, and a 200 may still carry an error document (S3 sends headers
+   * before it finishes).
+   */
+  private checkCopied(answer: Answer, key: string, what: string): void {
+    if (answer.status === 412) throw this.changedAgain(key, "412 PreconditionFailed on its ETag");
+    if (answer.status !== 200 || /<Error>/.test(answer.text)) {
+      if (answer.status === 200) {
+        const code = field(answer.text, "Code") ?? "an error document";
+        throw statusError(500, answer.headers, `${this.label}: ${what} failed: ${code}`, true);
+      }
+      throw this.failure(answer, what);
+    }
+  }
+
+  private changedAgain(key: string, how: string): CliError {
+    return new CliError(
+      "state",
+      `${this.label}: ${key} changed again while it was being kept aside (${how}); nothing ` +
+        `was written over it; run again`,
+    );
+  }
+
+  /**
+   * A multipart copy of the altered object `seen` at `key` to `asideKey`, for one larger than a
+   * CopyObject copies: CreateMultipartUpload with the metadata HEAD saw (a part copy copies
+   * none), UploadPartCopy of each range on the ETag HEAD saw, then CompleteMultipartUpload. Any
+   * failure aborts the upload (best effort; a stale one is aborted by the next run), so nothing
+   * but a complete copy appears at `asideKey`.
+   */
+  private async copyInParts(
+    key: string,
+    asideKey: string,
+    seen: StoredObject,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const partBytes = copyPartBytes(seen.size, this.settings.maxCopyBytes);
+    if (partBytes > MAX_COPY_BYTES) {
+      throw new CliError(
+        "io",
+        `${this.label}: ${what}: at ${seen.size} bytes it is more than 10,000 parts of 5 GiB ` +
+          `can copy; copy it aside by other means, then run again`,
+      );
+    }
+    const metadata = Object.entries(seen.metadata)
+      .map(([name, value]): [string, string] => [`x-amz-meta-${name}`, value]);
+    const started = await this.send({
+      method: "POST",
+      key: asideKey,
+      query: [["uploads", ""]],
+      headers: metadata,
+      what,
+      signal,
+    });
+    if (started.status !== 200) throw this.failure(started, what);
+    const uploadId = field(started.text, "UploadId");
+    if (!uploadId) throw new TransientError("io", `${this.label}: ${what}: no UploadId came back`);
+    try {
+      const parts: Array<{ number: number; tag: string }> = [];
+      for (let at = 0; at < seen.size; at += partBytes) {
+        const number = parts.length + 1;
+        const last = Math.min(at + partBytes, seen.size) - 1;
+        const headers: Array<[string, string]> = [
+          ["x-amz-copy-source", this.copySource(key)],
+          ["x-amz-copy-source-range", `bytes=${at}-${last}`],
+        ];
+        if (seen.etag) headers.push(["x-amz-copy-source-if-match", bareEtag(seen.etag)]);
+        const partWhat = `${what} (part ${number}, bytes ${at} to ${last})`;
+        const answer = await this.send({
+          method: "PUT",
+          key: asideKey,
+          query: [["partNumber", String(number)], ["uploadId", uploadId]],
+          headers,
+          what: partWhat,
+          signal,
+        });
+        this.checkCopied(answer, key, partWhat);
+        const tag = field(answer.text, "ETag");
+        if (!tag) {
+          throw new TransientError("io", `${this.label}: ${partWhat}: no ETag came back`);
+        }
+        parts.push({ number, tag });
+      }
+      // A store that ignores x-amz-copy-source-if-match (Ceph 16) copies whatever the key holds:
+      // the key must still be what HEAD saw once every part is copied.
+      if (seen.etag) {
+        const now = await this.head(key, signal);
+        if (!now?.etag || bareEtag(now.etag) !== bareEtag(seen.etag)) {
+          throw this.changedAgain(key, `its ETag is now ${now ? now.etag ?? "(none)" : "gone"}`);
+        }
+      }
+      // No expected ETag: the copy's size is checked by the caller's HEAD.
+      await this.complete(asideKey, uploadId, parts, undefined, `${what} (completing it)`, signal);
+    } catch (error) {
+      await this.abortUpload(asideKey, uploadId).catch(() => {});
+      throw error;
     }
   }
 
@@ -553,11 +637,27 @@ export class S3Store implements ObjectStore, ObjectAccess {
     signal?: AbortSignal,
   ): Promise<void> {
     const what = `completing the upload of ${key}`;
+    await this.complete(key, uploadId, parts, multipartEtag(parts), what, signal);
+  }
+
+  /**
+   * CompleteMultipartUpload of `parts`, resolved on the store's 200 without an error document.
+   * With `expected` (the parts' multipart ETag) the object is confirmed only by that ETag, and a
+   * lost answer of an earlier try (NoSuchUpload) is taken when the object has it; without (a
+   * multipart copy, whose parts' MD5s are not known here) the caller confirms what it holds.
+   */
+  private async complete(
+    key: string,
+    uploadId: string,
+    parts: ReadonlyArray<{ number: number; tag: string }>,
+    expected: string | undefined,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const xml = "<CompleteMultipartUpload>" +
       parts.map((p) =>
         `<Part><PartNumber>${p.number}</PartNumber><ETag>${xmlEscape(p.tag)}</ETag></Part>`
       ).join("") + "</CompleteMultipartUpload>";
-    const expected = multipartEtag(parts);
     const answer = await this.send({
       method: "POST",
       key,
@@ -569,6 +669,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
     });
     // A 200 may still carry an error document (S3 sends headers before it finishes).
     if (answer.status === 200 && !/<Error>/.test(answer.text)) {
+      if (expected === undefined) return;
       let etag = field(answer.text, "ETag")?.replace(/"/g, "");
       if (!etag) {
         // Ceph 16 answers an empty <ETag/>: the object's own ETag then says what it holds.
@@ -586,7 +687,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
       }
       return;
     }
-    if (field(answer.text, "Code") === "NoSuchUpload") {
+    if (expected !== undefined && field(answer.text, "Code") === "NoSuchUpload") {
       // An earlier try completed it and its answer was lost: the object is there if so.
       const stored = await this.send({ method: "HEAD", key, what, signal });
       if (stored.status === 200 && stored.headers.get("etag")?.replace(/"/g, "") === expected) {
@@ -655,28 +756,19 @@ export class S3Store implements ObjectStore, ObjectAccess {
     const what = `reading ${key}`;
     const maxBytes = options.maxBytes ?? MAX_SMALL_OBJECT_BYTES;
     const opened = await this.open({ method: "GET", key, what, signal: options.signal });
-    const { status, headers } = opened.response;
+    const { status } = opened.response;
     if (status !== 200) {
       const answer = await this.answerOf(opened, what, options.signal);
       if (status === 404 && field(answer.text, "Code") !== "NoSuchBucket") return undefined;
       throw this.failure(answer, what);
     }
-    const length = Number(headers.get("content-length") ?? NaN);
-    if (length > maxBytes) {
-      opened.abort();
-      throw new CliError(
-        "io",
-        `${this.label}: ${what}: the object is ${length} bytes, more than the ${maxBytes} ` +
-          `such an object may have`,
-      );
-    }
-    const bytes = await readAnswerBytes(opened, {
+    return await readSmallObject(opened, {
       idleMs: REQUEST_TIMEOUT_MS,
       what: `${this.label}: ${what}`,
       maxBytes,
+      noun: "object",
       signal: options.signal,
     });
-    return { bytes, etag: requireEtag(headers, `${this.label}: ${what}`) };
   }
 
   async getRange(
@@ -694,19 +786,11 @@ export class S3Store implements ObjectStore, ObjectAccess {
       what,
       signal,
     });
-    const status = opened.response.status;
-    if (status !== 206 && !(status === 200 && start === 0)) {
-      throw this.failure(await this.answerOf(opened, what, signal), what);
-    }
-    // A store that ignores Range (200) sends the whole object: taken only when it is no more
-    // than the range (a 2 GiB object is never buffered whole).
-    if (status === 200) refuseWholeObject(opened, end - start, `${this.label}: ${what}`);
-    return await readAnswerBytes(opened, {
-      idleMs: REQUEST_TIMEOUT_MS,
-      what: `${this.label}: ${what}`,
-      maxBytes: end - start,
-      signal,
-    });
+    return await readRangeAnswer(
+      opened,
+      { start, end, idleMs: REQUEST_TIMEOUT_MS, what: `${this.label}: ${what}`, signal },
+      async () => this.failure(await this.answerOf(opened, what, signal), what),
+    );
   }
 
   async listPage(
@@ -839,8 +923,32 @@ function bareEtag(etag: string): string {
   return etag.replace(/^W\//, "").replace(/"/g, "");
 }
 
-/** The largest object one CopyObject copies: 5 GiB. */
+/** The largest object one CopyObject copies, and the largest part of a multipart copy: 5 GiB. */
 const MAX_COPY_BYTES = 5 * 1024 ** 3;
+/** A multipart copy's part where 10,000 of them hold the object: 512 MiB, few requests. */
+const COPY_PART_BYTES = 512 * 1024 ** 2;
+/** The smallest part S3 takes but the last: 5 MiB. */
+const MIN_PART_BYTES = 5 * 1024 ** 2;
+/** The most parts an S3 upload may have. */
+const MAX_PARTS = 10_000;
+
+/**
+ * The part size of a multipart copy of `size` bytes: 512 MiB, at most `maxCopyBytes` (what one
+ * CopyObject copies; lowered by tests) but never under S3's 5 MiB minimum part, and larger (whole
+ * MiB) where 10,000 parts would not hold the object.
+ *
+ * @example
+ * ```ts
+ * copyPartBytes(6 * 1024 ** 3); // 536870912: 12 parts of 512 MiB
+ * copyPartBytes(11 * 1024 ** 2, 1024 ** 2); // 5242880: 3 parts, the last 1 MiB
+ * ```
+ */
+export function copyPartBytes(size: number, maxCopyBytes: number = MAX_COPY_BYTES): number {
+  const part = Math.max(MIN_PART_BYTES, Math.min(COPY_PART_BYTES, maxCopyBytes));
+  if (Math.ceil(size / part) <= MAX_PARTS) return part;
+  const mib = 1024 ** 2;
+  return Math.ceil(size / MAX_PARTS / mib) * mib;
+}
 
 /** The most a small object read whole (`ObjectAccess.get`) may have by default: 1 MiB. */
 const MAX_SMALL_OBJECT_BYTES = 1024 * 1024;
