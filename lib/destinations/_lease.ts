@@ -112,9 +112,13 @@ export async function takeLease(
     withRetries(`${what} (${keyUrl(access, key)})`, policy, attempt, () => {});
   const waitUntil = Date.now() + (options.waitMs ?? 0);
   const shown = `the lease ${key} on ${options.what}`;
-  if (conditionalWrites(access) === "if-match-only") {
-    return await takeByIfMatch(access, key, options, { ttlMs, policy, retried, waitUntil, shown });
-  }
+  // Where `If-None-Match: *` is ignored, no create is tried: the lease object is read, made
+  // "free" when absent, and a free or expired one replaced by ours `If-Match` its ETag.
+  const creates = conditionalWrites(access) !== "if-match-only";
+  const read = () =>
+    retried("reading the lease", () => access.get(key, { maxBytes: MAX_LEASE_BYTES }));
+  const take = (record: LeaseRecord, etag: string, tookOver?: string) =>
+    new HeldLease(access, key, options, ttlMs, policy, record, etag, tookOver);
   for (let attempt = 0;; attempt++) {
     if (attempt >= MAX_ROUNDS && Date.now() > waitUntil) {
       throw new CliError(
@@ -122,26 +126,31 @@ export async function takeLease(
         `cannot take ${shown}: other runs keep taking it or releasing it; try again`,
       );
     }
-    const takenAt = new Date();
-    const record = recordOf(options, takenAt, takenAt, ttlMs);
-    const bytes = encode(record);
-    let tookOver: string | undefined;
-    const created = await retried(
-      "taking the lease",
-      () => access.putSmall(key, bytes, leaseWrite({ ifNoneMatch: "*" })),
-    );
-    if (created !== "conflict") {
-      return new HeldLease(access, key, options, ttlMs, policy, record, created);
+    // Ours, made for this round's create (and then its take-over), or only for a take-over.
+    let ours: { record: LeaseRecord; bytes: Uint8Array } | undefined;
+    if (creates) {
+      ours = fresh(options, ttlMs);
+      const { bytes } = ours;
+      const created = await retried(
+        "taking the lease",
+        () => access.putSmall(key, bytes, leaseWrite({ ifNoneMatch: "*" })),
+      );
+      if (created !== "conflict") return take(ours.record, created);
     }
-    const found = await retried(
-      "reading the lease",
-      () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
-    );
-    if (found === undefined) continue; // released since: try again
+    const found = await read();
+    if (found === undefined) {
+      if (creates) continue; // released since: try again
+      // Its first use (or it was deleted by hand). Unconditional, as a create cannot be made
+      // conditional here: two runs racing both write "free", and take it If-Match below. (A
+      // run's "free" landing after another run took it is caught by that run's next renewal.)
+      await retried(
+        "making the lease",
+        () => access.putSmall(key, encode(freeRecord(options.what)), leaseWrite(undefined)),
+      );
+      continue;
+    }
     // A retried create whose first try landed (its answer lost) conflicts with itself.
-    if (sameBytes(found.bytes, bytes)) {
-      return new HeldLease(access, key, options, ttlMs, policy, record, found.etag, tookOver);
-    }
+    if (ours && sameBytes(found.bytes, ours.bytes)) return take(ours.record, found.etag);
     const held = parseRecord(found.bytes);
     if (held === undefined) {
       throw new CliError(
@@ -151,26 +160,20 @@ export async function takeLease(
       );
     }
     const expiresAt = Date.parse(held.expiresAt);
-    if (Date.now() > expiresAt) {
-      tookOver = held.free
-        ? undefined
-        : `${held.owner} held it since ${held.takenAt} and did not renew it after ` +
-          `${held.renewedAt}; it expired at ${held.expiresAt}`;
+    if (held.free || Date.now() > expiresAt) {
+      const tookOver = held.free ? undefined : `${held.owner} held it since ${held.takenAt} and ` +
+        `did not renew it after ${held.renewedAt}; it expired at ${held.expiresAt}`;
+      ours ??= fresh(options, ttlMs);
+      const { record, bytes } = ours;
       const taken = await retried(
-        "taking over the expired lease",
+        creates ? "taking over the expired lease" : "taking the lease",
         () => access.putSmall(key, bytes, leaseWrite({ ifMatch: found.etag })),
       );
-      if (taken !== "conflict") {
-        return new HeldLease(access, key, options, ttlMs, policy, record, taken, tookOver);
-      }
-      // Another run took it over first, or it was renewed, or our own retried write landed.
-      const now = await retried(
-        "reading the lease",
-        () => access.get(key, { maxBytes: MAX_LEASE_BYTES }),
-      );
-      if (now && sameBytes(now.bytes, bytes)) {
-        return new HeldLease(access, key, options, ttlMs, policy, record, now.etag, tookOver);
-      }
+      if (taken !== "conflict") return take(record, taken, tookOver);
+      // Another run took it (over) first, or it was renewed, or our own retried write landed
+      // (its answer lost).
+      const now = await read();
+      if (now && sameBytes(now.bytes, bytes)) return take(record, now.etag, tookOver);
       continue;
     }
     const left = waitUntil - Date.now();
@@ -188,84 +191,11 @@ export async function takeLease(
   }
 }
 
-/**
- * `takeLease` where `If-None-Match: *` is ignored: the lease object is read, made "free" when
- * absent, and a free or expired one replaced by ours `If-Match` its ETag.
- */
-async function takeByIfMatch(
-  access: ObjectAccess,
-  key: string,
-  options: LeaseOptions,
-  context: {
-    ttlMs: number;
-    policy: RetryPolicy;
-    retried: Retried;
-    waitUntil: number;
-    shown: string;
-  },
-): Promise<Lease> {
-  const { ttlMs, policy, retried, waitUntil, shown } = context;
-  const read = () =>
-    retried("reading the lease", () => access.get(key, { maxBytes: MAX_LEASE_BYTES }));
-  for (let attempt = 0;; attempt++) {
-    if (attempt >= MAX_ROUNDS && Date.now() > waitUntil) {
-      throw new CliError(
-        "state",
-        `cannot take ${shown}: other runs keep taking it or releasing it; try again`,
-      );
-    }
-    const found = await read();
-    if (found === undefined) {
-      // Its first use (or it was deleted by hand). Unconditional, as a create cannot be made
-      // conditional here: two runs racing both write "free", and take it If-Match below. (A
-      // run's "free" landing after another run took it is caught by that run's next renewal.)
-      await retried(
-        "making the lease",
-        () => access.putSmall(key, encode(freeRecord(options.what)), leaseWrite(undefined)),
-      );
-      continue;
-    }
-    const held = parseRecord(found.bytes);
-    if (held === undefined) {
-      throw new CliError(
-        "state",
-        `${key} on ${options.what} is not a lease this tool writes; delete it if no run is ` +
-          `active, then run again`,
-      );
-    }
-    const expiresAt = Date.parse(held.expiresAt);
-    if (held.free || Date.now() > expiresAt) {
-      const tookOver = held.free ? undefined : `${held.owner} held it since ${held.takenAt} and ` +
-        `did not renew it after ${held.renewedAt}; it expired at ${held.expiresAt}`;
-      const takenAt = new Date();
-      const record = recordOf(options, takenAt, takenAt, ttlMs);
-      const bytes = encode(record);
-      const taken = await retried(
-        "taking the lease",
-        () => access.putSmall(key, bytes, leaseWrite({ ifMatch: found.etag })),
-      );
-      if (taken !== "conflict") {
-        return new HeldLease(access, key, options, ttlMs, policy, record, taken, tookOver);
-      }
-      // Another run took it first, or our own retried write landed (its answer lost).
-      const now = await read();
-      if (now && sameBytes(now.bytes, bytes)) {
-        return new HeldLease(access, key, options, ttlMs, policy, record, now.etag, tookOver);
-      }
-      continue;
-    }
-    const left = waitUntil - Date.now();
-    if (left <= 0) {
-      throw new CliError(
-        "state",
-        `another run (${held.owner}, since ${held.takenAt}) holds ${shown}; wait for it to ` +
-          `finish (a lease left by a run that died expires ${Math.round(ttlMs / 60_000)} ` +
-          `minutes after its last renewal, ${held.renewedAt}, and is taken over then)`,
-      );
-    }
-    const pause = Math.min(POLL_MS, 200 * 2 ** Math.min(attempt, 4), left, expiresAt - Date.now());
-    await sleep(Math.max(50, pause));
-  }
+/** A record of ours taken now, and its bytes (compared to tell a lost answer's write). */
+function fresh(options: LeaseOptions, ttlMs: number): { record: LeaseRecord; bytes: Uint8Array } {
+  const takenAt = new Date();
+  const record = recordOf(options, takenAt, takenAt, ttlMs);
+  return { record, bytes: encode(record) };
 }
 
 /** A lease nobody holds (if-match-only stores, where the lease object is never deleted). */

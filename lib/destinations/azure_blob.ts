@@ -27,7 +27,7 @@
  * await configured.check();
  * ```
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { CliError, usage } from "../errors.ts";
 import { BlobClient, clockSkewMs, errorCode, MAX_CLOCK_SKEW_MS } from "../azure/blob_client.ts";
@@ -56,10 +56,10 @@ import type {
   ObjectAccess,
   PutSmallOptions,
 } from "./_object_access.ts";
-import { readAnswerBytes, refuseWholeObject, requireEtag } from "./_answer_bytes.ts";
+import { digestAnswer, readRangeAnswer, readSmallObject, requireEtag } from "./_answer_bytes.ts";
 import { checkConditionalWrites, probeName } from "./_conditional_probe.ts";
 import { MANIFEST_DIR } from "../manifest/format.ts";
-import { type Opened, readBody, readText } from "../http.ts";
+import { type Opened, readText } from "../http.ts";
 import type { BlobAnswer, BlobCall } from "../azure/blob_client.ts";
 // Declared once for both object stores, so that their help and checks cannot differ.
 import { parseRetention, RETENTION_OPTIONS } from "./_retention.ts";
@@ -253,23 +253,11 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     if (opened.response.status !== 200) {
       throw this.client.failure(await answerOf(opened, call), call);
     }
-    const hash = createHash("sha256");
-    let size = 0;
-    try {
-      for await (
-        const chunk of readBody(opened, {
-          idleMs: 60_000,
-          what: `${this.label}: ${call.what}`,
-          signal,
-        })
-      ) {
-        hash.update(chunk);
-        size += chunk.length;
-      }
-    } finally {
-      opened.abort();
-    }
-    return { size, sha256: hash.digest("hex") };
+    return await digestAnswer(opened, {
+      idleMs: 60_000,
+      what: `${this.label}: ${call.what}`,
+      signal,
+    });
   }
 
   /**
@@ -387,28 +375,19 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
     };
     const maxBytes = options.maxBytes ?? MAX_SMALL_BLOB_BYTES;
     const opened = await this.client.open(call);
-    const { status, headers } = opened.response;
+    const { status } = opened.response;
     if (status !== 200) {
       const answer = await answerOf(opened, call);
       if (status === 404 && errorCode(answer) !== "ContainerNotFound") return undefined;
       throw this.client.failure(answer, call);
     }
-    const length = Number(headers.get("content-length") ?? NaN);
-    if (length > maxBytes) {
-      opened.abort();
-      throw new CliError(
-        "io",
-        `${this.label}: reading ${key}: the blob is ${length} bytes, more than the ${maxBytes} ` +
-          `such a blob may have`,
-      );
-    }
-    const bytes = await readAnswerBytes(opened, {
+    return await readSmallObject(opened, {
       idleMs: 60_000,
-      what: `${this.label}: reading ${key}`,
+      what: `${this.label}: ${call.what}`,
       maxBytes,
+      noun: "blob",
       signal: options.signal,
     });
-    return { bytes, etag: requireEtag(headers, `${this.label}: reading ${key}`) };
   }
 
   async getRange(
@@ -427,18 +406,11 @@ export class AzureBlobStore implements ObjectStore, ObjectAccess {
       signal,
     };
     const opened = await this.client.open(call);
-    const status = opened.response.status;
-    if (status !== 206 && !(status === 200 && start === 0)) {
-      throw this.client.failure(await answerOf(opened, call), call);
-    }
-    // A whole blob (200) where a range was asked: taken only when it is no more than the range.
-    if (status === 200) refuseWholeObject(opened, end - start, `${this.label}: ${call.what}`);
-    return await readAnswerBytes(opened, {
-      idleMs: 60_000,
-      what: `${this.label}: ${call.what}`,
-      maxBytes: end - start,
-      signal,
-    });
+    return await readRangeAnswer(
+      opened,
+      { start, end, idleMs: 60_000, what: `${this.label}: ${call.what}`, signal },
+      async () => this.client.failure(await answerOf(opened, call), call),
+    );
   }
 
   async listPage(

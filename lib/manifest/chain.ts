@@ -179,10 +179,70 @@ export function linkOf(segment: Segment): ChainLink {
   return { manifest: segment.manifest, job, sequence, prev, lastHash: segment.lastHash };
 }
 
+/** What breaks a job's chain at one run's place in it. */
+export type ChainFault =
+  /** `missing` manifests, sequences `expected` on, are not there before it (removed). */
+  | { kind: "gap"; expected: number; missing: number }
+  /** Its sequence is already the previous run's (or lower): two runs wrote one place, a fork. */
+  | { kind: "fork" }
+  /** Its `prev` is not the previous run's last line (or, for the first, not null). */
+  | { kind: "unlinked" };
+
+/** One run's place in its job's chain, as the walk found it. */
+export interface ChainStep<L extends ChainLink = ChainLink> {
+  link: L;
+  /** The run before it in sequence order (not necessarily one it links to). */
+  previous?: L;
+  /** What breaks the chain here, if anything. */
+  fault?: ChainFault;
+}
+
 /**
- * Where a job's chain across manifests does not hold, first break per job: in sequence order,
- * each manifest must come next (a gap is a manifest removed, a repeat a fork) and link to the
- * last line of the one before (null for the first). A missing last manifest cannot be seen here.
+ * The one rule of a job's chain across manifests, for `verify` (every break, with its place)
+ * and `--from-archive` (`chainBreaks`) alike: each job's runs in sequence order (then by
+ * manifest name), each of which must come next (a gap is a manifest removed, a repeat a fork)
+ * and link to the last line of the one before (null for the first). The walk goes on past a
+ * break, each run judged against the one before it in order. Jobs come in the order first given.
+ * A missing last manifest cannot be seen here. Extra fields of a link (e.g. its segment) are
+ * kept.
+ *
+ * @example
+ * ```ts
+ * declare const links: ChainLink[];
+ * for (const [job, steps] of walkChains(links)) {
+ *   const broken = steps.filter((step) => step.fault !== undefined);
+ *   console.log(job, steps.length, broken.map((step) => step.link.manifest));
+ * }
+ * ```
+ */
+export function walkChains<L extends ChainLink>(links: Iterable<L>): Map<string, ChainStep<L>[]> {
+  const jobs = new Map<string, L[]>();
+  for (const link of links) {
+    const list = jobs.get(link.job) ?? [];
+    list.push(link);
+    jobs.set(link.job, list);
+  }
+  const walked = new Map<string, ChainStep<L>[]>();
+  for (const [job, list] of jobs) {
+    list.sort((a, b) => a.sequence - b.sequence || a.manifest.localeCompare(b.manifest));
+    walked.set(job, list.map((link, i) => stepOf(link, list[i - 1])));
+  }
+  return walked;
+}
+
+function stepOf<L extends ChainLink>(link: L, previous: L | undefined): ChainStep<L> {
+  const expected = (previous?.sequence ?? 0) + 1;
+  let fault: ChainFault | undefined;
+  if (link.sequence > expected) {
+    fault = { kind: "gap", expected, missing: link.sequence - expected };
+  } else if (link.sequence < expected) fault = { kind: "fork" };
+  else if (link.prev !== (previous?.lastHash ?? null)) fault = { kind: "unlinked" };
+  return { link, previous, fault };
+}
+
+/**
+ * Where a job's chain across manifests does not hold (`walkChains`), first break per job: all
+ * `--from-archive` needs to refuse an archive.
  *
  * @example
  * ```ts
@@ -191,39 +251,30 @@ export function linkOf(segment: Segment): ChainLink {
  * ```
  */
 export function chainBreaks(links: Iterable<ChainLink>): Array<{ job: string; why: string }> {
-  const jobs = new Map<string, ChainLink[]>();
-  for (const link of links) {
-    const list = jobs.get(link.job) ?? [];
-    list.push(link);
-    jobs.set(link.job, list);
-  }
   const breaks: Array<{ job: string; why: string }> = [];
-  for (const [job, list] of jobs) {
-    list.sort((a, b) => a.sequence - b.sequence || a.manifest.localeCompare(b.manifest));
-    let previous: ChainLink | undefined;
-    for (const link of list) {
-      const expected = (previous?.sequence ?? 0) + 1;
-      const after = previous ? `after ${previous.manifest}` : "before it";
-      let why: string | undefined;
-      if (link.sequence > expected) {
-        const count = link.sequence - expected;
-        why = `${count} manifest${count === 1 ? " is" : "s are"} missing ${after} and before ` +
-          `${link.manifest} (sequence ${expected}${count > 1 ? `-${link.sequence - 1}` : ""})`;
-      } else if (link.sequence < expected) {
-        why = `${link.manifest} has sequence ${link.sequence}, already taken by ` +
-          `${previous!.manifest}: the chain forks`;
-      } else if (link.prev !== (previous?.lastHash ?? null)) {
-        why = previous
-          ? `${link.manifest} does not link to ${previous.manifest} (one of them was changed or ` +
-            "replaced)"
-          : `${link.manifest} is the first manifest but links to an earlier one`;
-      }
-      if (why) {
-        breaks.push({ job, why });
-        break;
-      }
-      previous = link;
-    }
+  for (const [job, steps] of walkChains(links)) {
+    const broken = steps.find((step) => step.fault !== undefined);
+    if (broken) breaks.push({ job, why: breakWhy(broken) });
   }
   return breaks;
+}
+
+/** A break in words, for `--from-archive`'s one line. */
+function breakWhy({ link, previous, fault }: ChainStep): string {
+  switch (fault?.kind) {
+    case "gap": {
+      const { expected, missing } = fault;
+      const after = previous ? `after ${previous.manifest}` : "before it";
+      return `${missing} manifest${missing === 1 ? " is" : "s are"} missing ${after} and before ` +
+        `${link.manifest} (sequence ${expected}${missing > 1 ? `-${link.sequence - 1}` : ""})`;
+    }
+    case "fork":
+      return `${link.manifest} has sequence ${link.sequence}, already taken by ` +
+        `${previous!.manifest}: the chain forks`;
+    default:
+      return previous
+        ? `${link.manifest} does not link to ${previous.manifest} (one of them was changed or ` +
+          "replaced)"
+        : `${link.manifest} is the first manifest but links to an earlier one`;
+  }
 }

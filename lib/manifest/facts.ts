@@ -82,7 +82,8 @@ export class StoredFactsTracker {
       lastEnd = end;
       start = end + 1;
     }
-    if (lastEnd !== -1) this.#lastWithin(chunk, from, lastEnd);
+    // Nothing found forwards means no whole line here has one: no need to read them again.
+    if (lastEnd !== -1 && this.#first !== undefined) this.#lastWithin(chunk, from, lastEnd);
     if (start < chunk.length) this.#keep(chunk.subarray(start));
   }
 

@@ -14,7 +14,7 @@
  * result.findings.filter((f) => f.severity === "problem").length; // 0 when intact
  * ```
  */
-import { type Damage, parseManifest, type Segment } from "../manifest/chain.ts";
+import { type Damage, linkOf, parseManifest, type Segment, walkChains } from "../manifest/chain.ts";
 import type { EntryLine, FileLine } from "../manifest/format.ts";
 import { hashObject } from "../manifest/hash_object.ts";
 import type { SignatureChecker } from "../manifest/signing.ts";
@@ -328,34 +328,29 @@ export async function checkArchive(
   };
 }
 
-/** Each job's segments in sequence: links, gaps, forks, closing lines and signatures. */
+/**
+ * Each job's segments in sequence (the chain's rule: `walkChains`): links, gaps, forks, closing
+ * lines and signatures, every break a finding (a gap also the stretch it took with it).
+ */
 async function checkChains(
   segments: Segment[],
   findings: Finding[],
   publicKey: SignatureChecker | undefined,
 ): Promise<{ chains: ChainHead[]; stretches: MissingStretch[] }> {
-  const jobs = new Map<string, Segment[]>();
-  for (const segment of segments) {
-    const list = jobs.get(segment.header.line.job) ?? [];
-    list.push(segment);
-    jobs.set(segment.header.line.job, list);
-  }
   const chains: ChainHead[] = [];
   const stretches: MissingStretch[] = [];
-  for (const [job, list] of jobs) {
-    list.sort((a, b) =>
-      a.header.line.sequence - b.header.line.sequence || a.manifest.localeCompare(b.manifest)
-    );
-    let previous: Segment | undefined;
+  const links = segments.map((segment) => ({ ...linkOf(segment), segment }));
+  for (const [job, steps] of walkChains(links)) {
     let signature: ChainHead["signature"] = "unsigned";
     let keyId: string | undefined;
-    for (const segment of list) {
+    for (const step of steps) {
+      const { segment } = step.link;
+      const previous = step.previous?.segment;
       const { header } = segment;
-      const expected = (previous?.header.line.sequence ?? 0) + 1;
       const where = `${segment.manifest}`;
       const eventTypes = Object.keys(header.line.windows ?? {});
-      if (header.line.sequence > expected) {
-        const count = header.line.sequence - expected;
+      if (step.fault?.kind === "gap") {
+        const { expected, missing: count } = step.fault;
         const windows = new Map<string, { from?: string; to?: string }>();
         for (const type of eventTypes) {
           windows.set(type, {
@@ -380,7 +375,7 @@ async function checkChains(
         if (first?.to) finding.to = first.to;
         findings.push(finding);
         stretches.push({ finding, eventTypes, windows });
-      } else if (header.line.sequence < expected) {
+      } else if (step.fault?.kind === "fork") {
         findings.push({
           kind: "chain_break",
           severity: "problem",
@@ -388,7 +383,7 @@ async function checkChains(
             `${previous!.manifest}: the chain forks`,
           manifest: segment.manifest,
         });
-      } else if (header.line.prev !== (previous?.lastHash ?? null)) {
+      } else if (step.fault?.kind === "unlinked") {
         findings.push({
           kind: "chain_break",
           severity: "problem",
@@ -443,12 +438,11 @@ async function checkChains(
           });
         }
       }
-      previous = segment;
     }
     chains.push({
       job,
-      manifests: list.length,
-      head: previous!.lastHash,
+      manifests: steps.length,
+      head: steps.at(-1)!.link.lastHash,
       signature,
       ...(keyId ? { keyId } : {}),
     });

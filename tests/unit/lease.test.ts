@@ -320,6 +320,30 @@ test("lease (If-Match only): a release that lost the lease leaves the other run'
   assert.equal(record(access).owner, B.owner, "If-Match our ETag: not written");
 });
 
+test("lease (If-Match only): waited for until released; a wait run out, or no lease, refused", async () => {
+  const access = ifMatchOnly();
+  const first = await takeLease(access, KEY, A);
+  setTimeout(() => first.release(), 300);
+  const started = Date.now();
+  const second = await takeLease(access, KEY, { ...B, waitMs: 10_000 });
+  assert.ok(Date.now() - started >= 250, "it waited");
+  assert.equal(record(access).owner, B.owner);
+  await assert.rejects(takeLease(access, KEY, { ...A, waitMs: 300 }), isState(/holds the lease/));
+  await second.release();
+  access.set(KEY, "hello");
+  await assert.rejects(takeLease(access, KEY, A), isState(/not a lease this tool writes/));
+  assert.equal(access.text(KEY), "hello");
+});
+
+test("lease: a free one (left by an If-Match-only store) is taken at once, not taken over", async () => {
+  const access = new MemoryObjectAccess();
+  access.set(KEY, JSON.stringify({ ...record0(), free: true }) + "\n", "application/json");
+  const lease = await takeLease(access, KEY, A);
+  assert.equal(lease.tookOver, undefined);
+  assert.equal(record(access).owner, A.owner);
+  await lease.release();
+});
+
 function record0(): LeaseRecord {
   const never = new Date(0).toISOString();
   return { owner: "nobody", what: A.what, takenAt: never, renewedAt: never, expiresAt: never };
