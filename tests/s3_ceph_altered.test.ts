@@ -24,6 +24,7 @@ import {
   listUploads,
   s3Request,
   startCeph,
+  startFaultProxy,
 } from "./servers/ceph.ts";
 
 const OPTIONS = { skip: CEPH_SKIP, timeout: 240_000 };
@@ -337,39 +338,6 @@ function alteredBytes(size: number, tag: string): Uint8Array {
   return bytes;
 }
 
-/**
- * A proxy in front of Ceph that awaits `before(method, url)` ahead of forwarding each request
- * (here: to change the altered object just as its copy starts). The Host header is passed on as
- * sent, so the signatures made for the proxy's address still verify at Ceph.
- */
-async function startHookProxy(
-  ceph: Awaited<ReturnType<typeof startCeph>>,
-  before: (method: string, url: string) => Promise<void>,
-): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const http = await import("node:http");
-  const target = new URL(ceph.endpoint);
-  const server = http.createServer(async (req, res) => {
-    await before(req.method ?? "GET", req.url ?? "/");
-    const upstream = http.request({
-      host: target.hostname,
-      port: Number(target.port),
-      method: req.method,
-      path: req.url,
-      headers: req.headers,
-    }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on("error", () => res.destroy());
-    req.pipe(upstream);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 /** The kept_aside lines of every manifest under `p/_manifest/`. */
 async function keptAsideLines(
   ceph: Awaited<ReturnType<typeof startCeph>>,
@@ -487,13 +455,14 @@ test(
       // HEAD of the key after the parts, before CompleteMultipartUpload, is what stops it there
       // (the 412 of a store that honours it: tests/unit/s3_copy_in_parts.test.ts).
       let partCopies = 0;
-      const proxy = await startHookProxy(ceph, async (method, url) => {
+      const proxy = await startFaultProxy(ceph);
+      proxy.before = async ({ method, url }) => {
         if (method === "PUT" && url.includes(".altered-") && url.includes("partNumber=")) {
           if (partCopies++ > 0) return;
           const changed = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: later });
           assert.equal(changed.status, 200, changed.text);
         }
-      });
+      };
       try {
         const again = await runCli(args, {
           env: { ...env, ...SMALL_MAX_COPY, AWS_ENDPOINT_URL_S3: proxy.endpoint },

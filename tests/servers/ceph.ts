@@ -333,6 +333,8 @@ export interface FaultProxy {
   seen: SeenRequest[];
   /** Decides each request's fate; default: pass everything. */
   fault: (request: SeenRequest, index: number) => Fault;
+  /** Awaited before each request's fate is decided (e.g. to change an object just then). */
+  before?: (request: SeenRequest) => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -350,9 +352,10 @@ export async function startFaultProxy(ceph: Ceph): Promise<FaultProxy> {
     fault: () => "pass",
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const seen = { method: req.method ?? "GET", url: req.url ?? "/", at: Date.now() };
     const index = proxy.seen.push(seen) - 1;
+    await proxy.before?.(seen);
     const fault = proxy.fault(seen, index);
     if (fault === "reset") {
       let got = 0;
