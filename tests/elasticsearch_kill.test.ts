@@ -13,6 +13,7 @@ import {
   checkpointedArgs,
   eventIdsOf,
   passedFiles,
+  passedFilesNow,
   runKilledWhen,
   withSiem,
 } from "./helpers/siem.ts";
@@ -31,11 +32,16 @@ test(
         const state = join(dir, "state.json");
         const args = checkpointedArgs(es.target, state, ["--elastic-batch-docs", "20"]);
         const env = envFor(emulator, { ELASTIC_API_KEY: API_KEY });
-        await runKilledWhen(args, env, () => es.bulks.length >= 14);
+        // Killed once the checkpoint has passed a file (the bulks alone can outrun its write).
+        const ids = idsOf(emulator);
+        await runKilledWhen(
+          args,
+          env,
+          () => es.bulks.length >= 14 && passedFilesNow(emulator, state, ids).passed.length > 0,
+        );
         const firstRun = es.bulks.length;
 
         // What the checkpoint passed before the kill.
-        const ids = idsOf(emulator);
         const { passed, cursor } = await passedFiles(emulator, state, ids);
         assert.ok(
           passed.length > 0 && passed.length < ids.length,

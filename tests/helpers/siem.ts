@@ -15,6 +15,7 @@
  * ```
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Emulator, FileSpec } from "../emulator/mod.ts";
 import { type CliResult, runCli } from "./cli.ts";
@@ -128,8 +129,28 @@ export async function passedFiles(
   state: string,
   ids: string[],
 ): Promise<{ passed: string[]; cursor?: Cursor }> {
-  const cursor: Cursor | undefined = JSON.parse(await readFile(state, "utf8").catch(() => "{}"))
-    .cursors?.AUTH_LOG;
+  return passedBy(emulator, await readFile(state, "utf8").catch(() => "{}"), ids);
+}
+
+/** `passedFiles`, read at once (for a kill condition polled while the run goes on). */
+export function passedFilesNow(
+  emulator: Emulator,
+  state: string,
+  ids: string[],
+): { passed: string[]; cursor?: Cursor } {
+  try {
+    return passedBy(emulator, readFileSync(state, "utf8"), ids);
+  } catch {
+    return { passed: [] }; // Not written yet.
+  }
+}
+
+function passedBy(
+  emulator: Emulator,
+  text: string,
+  ids: string[],
+): { passed: string[]; cursor?: Cursor } {
+  const cursor: Cursor | undefined = JSON.parse(text).cursors?.AUTH_LOG;
   const passed = ids.filter((id) => {
     if (!cursor) return false;
     const end = Date.parse(emulator.files.find((f) => f.id === id)!.endTime);
