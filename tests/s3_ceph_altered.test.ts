@@ -15,9 +15,11 @@ import type { KeptAside } from "../lib/destinations/kind.ts";
 import { ObjectStoreDestination } from "../lib/destinations/_object_store.ts";
 import { s3Store } from "../lib/destinations/s3.ts";
 import { relativeKey } from "../lib/destinations/layout.ts";
-import { lines, runCli, summaryOf } from "./helpers/cli.ts";
+import { type CliResult, lines, runCli, summaryOf } from "./helpers/cli.ts";
 import { AFTER, envFor, hourlyFiles, idsOf, PRINCIPAL, withEmulator } from "./helpers/fixtures.ts";
+import type { Emulator } from "./emulator/mod.ts";
 import {
+  type Ceph,
   CEPH_SKIP,
   createBucket,
   listKeys,
@@ -360,37 +362,67 @@ const SMALL_MAX_COPY = { OAI_COMPLIANCE_S3_MAX_COPY_BYTES: String(1024 * 1024) }
 /** An altered object of 11 MiB: 3 parts of 5, 5 and 1 MiB. */
 const LARGE_ALTERED_BYTES = 11 * 1024 * 1024 + 4321;
 
+/** Where a multipart-copy test starts: the tool's first run stored `key`, since altered. */
+interface AlteredInBucket {
+  ceph: Ceph;
+  bucket: string;
+  emulator: Emulator;
+  /** The altered file's id, and the other file's (left whole). */
+  id: string;
+  other: string;
+  /** The altered file's whole key (below the prefix `p/`). */
+  key: string;
+  /** Runs the tool again with SMALL_MAX_COPY, adding `args` and `env` to the first run's. */
+  rerun(args?: string[], env?: Record<string, string>): Promise<CliResult>;
+}
+
+/**
+ * Runs `fn` once the tool's first run has stored two files in a new bucket without versioning
+ * (named `<bucket>-<random>`) and the first file's object was then overwritten out of band with
+ * `altered` (and `headers`).
+ */
+async function withAlteredInBucket(
+  options: { bucket: string; altered: Uint8Array; headers?: Record<string, string> },
+  fn: (setup: AlteredInBucket) => Promise<void>,
+): Promise<void> {
+  const ceph = await startCeph();
+  const bucket = `${options.bucket}-${crypto.randomUUID().slice(0, 8)}`;
+  await createBucket(ceph, bucket);
+  await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
+    const target = `s3://${bucket}/p`;
+    const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target];
+    const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
+    const first = await runCli(args, { env, timeoutMs: 120_000 });
+    assert.equal(first.code, 0, first.stderr);
+    const [id, other] = idsOf(emulator);
+    const spec = emulator.files.find((f) => f.id === id)!;
+    const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
+    const key = `p/${relativeKey(file, "AUTH_LOG", NAMING)}`;
+    const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, {
+      body: options.altered,
+      headers: options.headers,
+    });
+    assert.equal(put.status, 200, put.text);
+    const rerun = (more: string[] = [], moreEnv: Record<string, string> = {}) =>
+      runCli([...args, ...more], {
+        env: { ...env, ...SMALL_MAX_COPY, ...moreEnv },
+        timeoutMs: 120_000,
+      });
+    await fn({ ceph, bucket, emulator, id, other, key, rerun });
+  });
+}
+
 test(
   "s3 (Ceph RGW): in a bucket without versioning, an altered object larger than one CopyObject copies is copied aside in parts (UploadPartCopy), with its bytes and metadata",
   OPTIONS,
   async () => {
-    const ceph = await startCeph();
-    const bucket = `t-partcopy-${crypto.randomUUID().slice(0, 8)}`;
-    await createBucket(ceph, bucket);
-    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
-      const target = `s3://${bucket}/p`;
-      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target];
-      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
-      const first = await runCli(args, { env, timeoutMs: 120_000 });
-      assert.equal(first.code, 0, first.stderr);
-      const [id, other] = idsOf(emulator);
-      const spec = emulator.files.find((f) => f.id === id)!;
+    const altered = alteredBytes(LARGE_ALTERED_BYTES, "large");
+    const headers = { "x-amz-meta-size": "1", "x-amz-meta-note": "forged large" };
+    await withAlteredInBucket({ bucket: "t-partcopy", altered, headers }, async (setup) => {
+      const { ceph, bucket, emulator, id, other, key } = setup;
       const content = await emulator.contentOf(id);
-      const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
-      const relative = relativeKey(file, "AUTH_LOG", NAMING);
-      const key = `p/${relative}`;
-      const altered = alteredBytes(LARGE_ALTERED_BYTES, "large");
-      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, {
-        body: altered,
-        headers: { "x-amz-meta-size": "1", "x-amz-meta-note": "forged large" },
-      });
-      assert.equal(put.status, 200, put.text);
-
       const downloads = emulator.downloadRequests(id).length;
-      const again = await runCli([...args, "--log-format", "json"], {
-        env: { ...env, ...SMALL_MAX_COPY },
-        timeoutMs: 120_000,
-      });
+      const again = await setup.rerun(["--log-format", "json"]);
       assert.equal(again.code, 0, again.stderr);
       const warnings = lines(again.stderr).map((l) => JSON.parse(l))
         .filter((e) => e.event === "warning").map((e) => e.message as string);
@@ -432,24 +464,10 @@ test(
   "s3 (Ceph RGW): an altered object that changes again during its multipart copy stops the run with the state error; nothing is written over it, no copy or upload is left",
   OPTIONS,
   async () => {
-    const ceph = await startCeph();
-    const bucket = `t-partchange-${crypto.randomUUID().slice(0, 8)}`;
-    await createBucket(ceph, bucket);
-    await withEmulator({ files: hourlyFiles(2, { sizes: [1500, 900] }) }, async (emulator) => {
-      const target = `s3://${bucket}/p`;
-      const args = [PRINCIPAL, "AUTH_LOG", "100", AFTER, "--output-dir", target];
-      const env = envFor(emulator, { ...ceph.env, OAI_COMPLIANCE_STORE_BACKOFF_MS: "50" });
-      const first = await runCli(args, { env, timeoutMs: 120_000 });
-      assert.equal(first.code, 0, first.stderr);
-      const [id] = idsOf(emulator);
-      const spec = emulator.files.find((f) => f.id === id)!;
-      const file: LogFile = { id, event_type: "AUTH_LOG", end_time: spec.endTime };
-      const key = `p/${relativeKey(file, "AUTH_LOG", NAMING)}`;
-      const seenByHead = alteredBytes(LARGE_ALTERED_BYTES, "seen");
-      const later = alteredBytes(LARGE_ALTERED_BYTES, "later"); // Same size, other bytes.
-      const put = await s3Request(ceph, "PUT", `/${bucket}/${key}`, { body: seenByHead });
-      assert.equal(put.status, 200, put.text);
-
+    const seenByHead = alteredBytes(LARGE_ALTERED_BYTES, "seen");
+    const later = alteredBytes(LARGE_ALTERED_BYTES, "later"); // Same size, other bytes.
+    await withAlteredInBucket({ bucket: "t-partchange", altered: seenByHead }, async (setup) => {
+      const { ceph, bucket, key } = setup;
       // Changed again (straight at Ceph) as the first UploadPartCopy arrives at the proxy. Ceph 16
       // ignores x-amz-copy-source-if-match (it copies every part of the new bytes): the tool's
       // HEAD of the key after the parts, before CompleteMultipartUpload, is what stops it there
@@ -464,10 +482,7 @@ test(
         }
       };
       try {
-        const again = await runCli(args, {
-          env: { ...env, ...SMALL_MAX_COPY, AWS_ENDPOINT_URL_S3: proxy.endpoint },
-          timeoutMs: 120_000,
-        });
+        const again = await setup.rerun([], { AWS_ENDPOINT_URL_S3: proxy.endpoint });
         assert.ok(partCopies >= 1, "the copy went in parts");
         assert.equal(again.code, 1, again.stderr);
         assert.match(again.stderr, /changed again while it was being kept aside/);

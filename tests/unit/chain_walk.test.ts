@@ -3,21 +3,11 @@
 // order, the walk going on past a break, and a caller's own fields kept on each link.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChainLink, walkChains } from "../../lib/manifest/chain.ts";
-
-/** A job's chain of `count` manifests, each linked to the one before. */
-function chain(job: string, count: number): ChainLink[] {
-  return Array.from({ length: count }, (_, i) => ({
-    manifest: `2026070${i + 1}T000000Z-r${i + 1}.jsonl`,
-    job,
-    sequence: i + 1,
-    prev: i === 0 ? null : `h${i}`,
-    lastHash: `h${i + 1}`,
-  }));
-}
+import { walkChains } from "../../lib/manifest/chain.ts";
+import { chainLinks } from "../helpers/chain_links.ts";
 
 test("walkChains: jobs in the order first given, each run in sequence order after the one before", () => {
-  const links = [...chain("ws-1/all", 2), ...chain("ws-1/AUTH_LOG", 3)].reverse();
+  const links = [...chainLinks("ws-1/all", 2), ...chainLinks("ws-1/AUTH_LOG", 3)].reverse();
   const walked = walkChains(links);
   assert.deepEqual([...walked.keys()], ["ws-1/AUTH_LOG", "ws-1/all"]);
   const steps = walked.get("ws-1/AUTH_LOG")!;
@@ -27,7 +17,7 @@ test("walkChains: jobs in the order first given, each run in sequence order afte
 });
 
 test("walkChains: every break is found, each judged against the run before it", () => {
-  const [a, b, c, d, e] = chain("ws-1/AUTH_LOG", 5);
+  const [a, b, c, d, e] = chainLinks("ws-1/AUTH_LOG", 5);
   const fork = { ...b, manifest: "20260702T000001Z-other.jsonl" };
   const steps = walkChains([a, b, fork, { ...d, prev: "forged" }, e]).get("ws-1/AUTH_LOG")!;
   assert.deepEqual(steps.map((s) => [s.link.manifest, s.previous?.manifest, s.fault]), [
@@ -46,7 +36,7 @@ test("walkChains: every break is found, each judged against the run before it", 
 });
 
 test("walkChains: a link's own fields (a segment, say) come back with it", () => {
-  const links = chain("ws-1/AUTH_LOG", 2).map((link, i) => ({ ...link, segment: `s${i}` }));
+  const links = chainLinks("ws-1/AUTH_LOG", 2).map((link, i) => ({ ...link, segment: `s${i}` }));
   const steps = walkChains(links).get("ws-1/AUTH_LOG")!;
   assert.deepEqual(steps.map((s) => [s.link.segment, s.previous?.segment]), [
     ["s0", undefined],

@@ -6,27 +6,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chainBreaks, type ChainLink } from "../../lib/manifest/chain.ts";
+import { chainBreaks } from "../../lib/manifest/chain.ts";
 import { StoredFactsTracker } from "../../lib/manifest/facts.ts";
-
-/** A job's chain of `count` manifests, each linked to the one before. */
-function chain(job: string, count: number): ChainLink[] {
-  return Array.from({ length: count }, (_, i) => ({
-    manifest: `2026070${i + 1}T000000Z-r${i + 1}.jsonl`,
-    job,
-    sequence: i + 1,
-    prev: i === 0 ? null : `h${i}`,
-    lastHash: `h${i + 1}`,
-  }));
-}
+import { chainLinks } from "../helpers/chain_links.ts";
 
 test("chainBreaks: whole chains hold, in any order given, several jobs apart", () => {
-  const links = [...chain("ws-1/AUTH_LOG", 3), ...chain("ws-1/all", 2)];
+  const links = [...chainLinks("ws-1/AUTH_LOG", 3), ...chainLinks("ws-1/all", 2)];
   assert.deepEqual(chainBreaks(links.reverse()), []);
 });
 
 test("chainBreaks: a manifest removed from the middle, or the first, is a gap", () => {
-  const [a, , c] = chain("ws-1/AUTH_LOG", 3);
+  const [a, , c] = chainLinks("ws-1/AUTH_LOG", 3);
   const [middle] = chainBreaks([a, c]);
   assert.equal(middle.job, "ws-1/AUTH_LOG");
   assert.equal(
@@ -38,7 +28,7 @@ test("chainBreaks: a manifest removed from the middle, or the first, is a gap", 
 });
 
 test("chainBreaks: a fork and a replaced manifest are named; one break per job", () => {
-  const [a, b, c] = chain("ws-1/AUTH_LOG", 3);
+  const [a, b, c] = chainLinks("ws-1/AUTH_LOG", 3);
   const fork = { ...b, manifest: "20260702T000001Z-other.jsonl" };
   const forked = chainBreaks([a, b, fork, c]);
   assert.equal(forked.length, 1);
