@@ -3,8 +3,9 @@
  * RADOS Gateway (tests/servers/ceph.ts) and to Azure Blob on Azurite (tests/servers/azurite.ts),
  * against the same run into a local `--output-dir`, and against the store's floor: curl uploading
  * the same files to the same store, as many at once as the tool downloads, signed the same way
- * (S3: `--aws-sigv4` with the payload's real SHA-256 in `x-amz-content-sha256` and `Content-MD5`;
- * Azure: a SAS computed here, `Content-MD5` per request). Rounds are interleaved; peak RSS is the
+ * (S3: `--aws-sigv4` with the payload's real SHA-256 in `x-amz-content-sha256`, and no
+ * `Content-MD5`, as the tool sends none into a bucket without Object Lock; Azure: a SAS computed
+ * here, `Content-MD5` per request). Rounds are interleaved; peak RSS is the
  * tool child's. Every run writes under a prefix of its own, so no run skips what another stored.
  *
  * Usage: from scripts/bench.ts (`deno task bench s3`, `deno task bench azure`).
@@ -317,8 +318,7 @@ async function s3Store(ceph: Ceph): Promise<Store> {
       credentials,
       "-H",
       `x-amz-content-sha256: ${f.sha256}`,
-      "-H",
-      `Content-MD5: ${f.md5}`,
+      // No Content-MD5: the bucket has no Object Lock, and the tool sends none there either.
       "-T",
       f.path,
       `${ceph.endpoint}/${bucket}/${prefix}/${f.id}.jsonl`,

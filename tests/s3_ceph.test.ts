@@ -122,6 +122,8 @@ test(
         const files = proxy.seen.filter((r) => !r.url.includes("/_manifest/"));
         const puts = files.filter((r) => r.method === "PUT");
         assert.equal(puts.length, FILES.length, "one PUT per file");
+        // A bucket without Object Lock: the signed SHA-256 alone makes Ceph check each body.
+        assert.deepEqual(puts.filter((r) => r.md5), [], "no Content-MD5 without Object Lock");
         proxy.seen.length = 0;
         const second = await run(emulator, ceph, `s3://${bucket}/archive/openai`, [], env);
         assert.equal(second.code, 0, second.stderr);
@@ -226,13 +228,17 @@ test(
       assert.match(refused.stderr, /Object Lock.*put-object-lock-configuration/);
       assert.equal(emulator.downloadRequests().length, 0, "refused before any download");
       const before = Date.now();
+      const proxy = await startFaultProxy(ceph);
       const result = await run(emulator, ceph, `s3://${locked}/p`, [
         "--retain-days",
         "2",
         "--retain-mode",
         "governance",
-      ]);
+      ], { AWS_ENDPOINT_URL_S3: proxy.endpoint }).finally(() => proxy.close());
       assert.equal(result.code, 0, result.stderr);
+      // S3 requires Content-MD5 (or a checksum) of every upload into a bucket with Object Lock.
+      const puts = proxy.seen.filter((r) => r.method === "PUT");
+      assert.ok(puts.length >= 2 && puts.every((r) => r.md5), "Content-MD5 on every PUT");
       const keys = await listKeys(ceph, locked);
       assert.equal(keys.length, 2);
       for (const { key } of keys) {

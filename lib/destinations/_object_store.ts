@@ -36,8 +36,9 @@
  *   objects; throws one clear `CliError` line otherwise.
  * - `head(key)`: the object's size and metadata (names lowercased, without the store's prefix),
  *   or undefined when there is none.
- * - `put(key, payload, options)`: the whole object from memory, with the payload's SHA-256 and
- *   MD5 sent so that the store itself rejects corrupted bytes.
+ * - `put(key, payload, options)`: the whole object from memory, with the payload's SHA-256 (S3's
+ *   signed payload) or MD5 (Azure's Content-MD5) sent so that the store itself rejects corrupted
+ *   bytes.
  * - `startUpload(key, options)` -> an upload id; `putPart(key, uploadId, number, payload)` -> the
  *   part's tag (an ETag, or a block id); `completeUpload(key, uploadId, parts, options)`;
  *   `abortUpload(key, uploadId)`. Part numbers count from 1. `options` are given at both start
@@ -76,6 +77,7 @@ import type { KeptAside } from "./kind.ts";
 import { type KeyLayout, relativeKey } from "./layout.ts";
 import { WriteCoalescer } from "./coalescer.ts";
 import { createSpoolDir, type SpoolDir } from "./spool_dir.ts";
+import { SpoolMemory } from "./_spool_memory.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
 import type { StoredFacts } from "../manifest/format.ts";
 
@@ -87,6 +89,17 @@ export const META_SIZE = "size";
 export const DEFAULT_PART_BYTES = 8 * 1024 * 1024;
 /** Uploads in flight at once by default (each holds one part in memory at most). */
 export const DEFAULT_IN_FLIGHT = 4;
+/**
+ * The most bytes the spools of small files hold in memory at once (`SpoolMemory`): room for the
+ * files of four downloads and four uploads of 2 MiB, and for more smaller ones.
+ */
+export const DEFAULT_SPOOL_MEMORY_BYTES = 16 * 1024 * 1024;
+/**
+ * The most bytes of request bodies on their way at once, across uploads: four small files, or two
+ * parts of 8 MiB. Each body is copied by the runtime as it is sent, and those copies are garbage
+ * the collector frees late: four uploads of 8 MiB parts at once peaked near 200 MB.
+ */
+export const DEFAULT_SENDING_BYTES = 16 * 1024 * 1024;
 
 /** The default retry policy of store requests (5 retries, 1 s doubling, at most 30 s a wait). */
 export const STORE_RETRY_POLICY: RetryPolicy = { retries: 5, backoffMs: 1_000, maxWaitMs: 30_000 };
@@ -142,11 +155,10 @@ export interface ReadBack {
   sha256: string;
 }
 
-/** One uploaded part: its number (from 1), its tag from the store, and its payload's digests. */
+/** One uploaded part: its number (from 1), its tag from the store, and its size. */
 export interface UploadedPart {
   number: number;
   tag: string;
-  md5: string;
   bytes: number;
 }
 
@@ -224,6 +236,10 @@ export interface ObjectStoreSettings {
   partBytes?: number;
   /** Uploads at once; default `DEFAULT_IN_FLIGHT`. */
   inFlight?: number;
+  /** Bytes of small files held in memory instead of temporary files; default `DEFAULT_SPOOL_MEMORY_BYTES`. */
+  spoolMemoryBytes?: number;
+  /** Bytes of request bodies sent at once, across uploads; default `DEFAULT_SENDING_BYTES`. */
+  sendingBytes?: number;
   /** Told about each retry (a reporter note); default silent. */
   onRetry?: (notice: RetryNotice) => void;
   /** Told about an object found altered and written again (where the store cannot keep it). */
@@ -291,22 +307,32 @@ export function payloadOf(bytes: Uint8Array, known: { sha256?: string } = {}): P
   };
 }
 
-/** A download's private file (gzip-compressed on the way in with `--gzip`), its length counted. */
+/**
+ * A download's private copy (gzip-compressed on the way in with `--gzip`), its length counted: in
+ * a buffer of the destination's `SpoolMemory` when the listed size fits there, else (or once the
+ * bytes outgrow the buffer) in a private temporary file.
+ */
 export class ObjectSpool implements Spool {
   private handle?: FileHandle;
+  private file?: string;
   private coalescer?: WriteCoalescer;
   private gzip?: { writer: WritableStreamDefaultWriter<BufferSource>; pump: Promise<void> };
-  /** Bytes of the stored form (after compression) in the file. */
+  /** The bytes while they are held in memory: `held.subarray(0, length)`. */
+  private held?: Uint8Array;
+  /** Bytes of the stored form (after compression) in the spool. */
   length = 0;
   /** What the manifest records of the object (`key`: relative to the store's prefix). */
   private tracker!: StoredFactsTracker;
 
   constructor(
-    private readonly path: string,
+    /** The temporary file's path, made only when the spool needs one. */
+    private readonly path: () => Promise<string>,
     private readonly compress: boolean,
     private readonly key = "",
     /** The listing gave no SHA-256: the manifest records the downloaded bytes' own. */
     private readonly hashPlain = false,
+    /** Where a file of the listed `size` may be held instead of a temporary file. */
+    private readonly memory?: { pool: SpoolMemory; size: number },
   ) {}
 
   /** Where and how the file was stored, once finalized. */
@@ -315,11 +341,30 @@ export class ObjectSpool implements Spool {
   }
 
   async start(): Promise<this> {
-    const handle = this.handle = await open(this.path, "wx+", 0o600);
     this.length = 0;
     const tracker = this.tracker = new StoredFactsTracker(this.key, {
       hashPlain: this.hashPlain && !this.compress,
     });
+    this.held = this.memory?.pool.take(this.memory.size);
+    if (!this.held) await this.openFile();
+    if (this.compress) {
+      const stream = new CompressionStream("gzip");
+      const pump = (async () => {
+        for await (const chunk of stream.readable) {
+          tracker.stored(chunk);
+          await this.put(chunk);
+        }
+      })();
+      pump.catch(() => {}); // Surfaced by finalize() below.
+      this.gzip = { writer: stream.writable.getWriter(), pump };
+    }
+    return this;
+  }
+
+  /** The temporary file, written through a coalescer from `length` on. */
+  private async openFile(): Promise<void> {
+    const path = this.file = await this.path();
+    const handle = this.handle = await open(path, "wx+", 0o600);
     this.coalescer = new WriteCoalescer(async (bytes) => {
       let at = 0;
       try {
@@ -330,31 +375,39 @@ export class ObjectSpool implements Spool {
       } catch (error) {
         throw new CliError(
           "io",
-          `cannot write the upload spool ${this.path}: ${reason(error)}; set TMPDIR to a ` +
+          `cannot write the upload spool ${path}: ${reason(error)}; set TMPDIR to a ` +
             `directory with room`,
           { cause: error },
         );
       }
       this.length += bytes.length;
     });
-    if (this.compress) {
-      const stream = new CompressionStream("gzip");
-      const coalescer = this.coalescer;
-      const pump = (async () => {
-        for await (const chunk of stream.readable) {
-          tracker.stored(chunk);
-          await coalescer.write(chunk);
-        }
-      })();
-      pump.catch(() => {}); // Surfaced by finalize() below.
-      this.gzip = { writer: stream.writable.getWriter(), pump };
+  }
+
+  /** Stores bytes of the stored form: in the buffer while they fit, else in the file. */
+  private async put(chunk: Uint8Array): Promise<void> {
+    const held = this.held;
+    if (held) {
+      if (this.length + chunk.length <= held.length) {
+        held.set(chunk, this.length);
+        this.length += chunk.length;
+        return;
+      }
+      // More than the listing said (or than its gzip took): the file takes over, from byte 0.
+      const bytes = held.subarray(0, this.length);
+      this.held = undefined;
+      this.length = 0;
+      await this.openFile();
+      await this.coalescer!.write(bytes);
+      await this.coalescer!.flush(); // The buffer is written out before it is given back.
+      this.memory!.pool.give(held);
     }
-    return this;
+    return this.coalescer!.write(chunk);
   }
 
   async write(chunk: Uint8Array): Promise<void> {
     this.tracker.plain(chunk);
-    if (!this.gzip) return this.coalescer!.write(chunk);
+    if (!this.gzip) return this.put(chunk);
     await this.gzip.writer.ready;
     await this.gzip.writer.write(chunk as Uint8Array<ArrayBuffer>);
   }
@@ -378,8 +431,19 @@ export class ObjectSpool implements Spool {
     this.coalescer = undefined;
   }
 
+  /** The finalized bytes when they are held in memory (valid until `discard`), else undefined. */
+  inMemory(): Uint8Array | undefined {
+    return this.held?.subarray(0, this.length);
+  }
+
   /** Fills `buffer` from `position` on (the last part may come short); returns the bytes read. */
   async readAt(buffer: Uint8Array, position: number): Promise<number> {
+    if (this.held) {
+      const bytes = this.held.subarray(Math.min(position, this.length), this.length);
+      const fill = Math.min(buffer.length, bytes.length);
+      buffer.set(bytes.subarray(0, fill));
+      return fill;
+    }
     let fill = 0;
     while (fill < buffer.length) {
       const { bytesRead } = await this.handle!.read(
@@ -400,12 +464,18 @@ export class ObjectSpool implements Spool {
       await this.gzip.pump.catch(() => {});
       this.gzip = undefined;
     }
+    if (this.held) this.memory!.pool.give(this.held);
+    this.held = undefined;
+    const file = this.file;
+    if (file === undefined) return; // No file was made.
+    this.file = undefined;
     await this.coalescer?.abandon();
     this.coalescer?.release();
+    this.coalescer = undefined;
     await this.handle?.close().catch(() => {});
     this.handle = undefined;
     // unlink, not rm: one call per file instead of an lstat and an unlink (every file has one).
-    await unlink(this.path).catch((error) => {
+    await unlink(file).catch((error) => {
       if ((error as { code?: string }).code !== "ENOENT") throw error;
     });
   }
@@ -418,10 +488,10 @@ export class ObjectSpool implements Spool {
 export const MAX_LISTED_PAGES = 10;
 
 /**
- * The buffers uploads read their spools into, reused: each upload takes one at least its object's
- * (or part's) size and gives it back once its requests are answered, so a run of small files
- * allocates `inFlight` buffers of their size instead of one per file (garbage the collector frees
- * late, and the peak memory with it). At most `keep` are kept, the largest first.
+ * The buffers uploads read their temporary files into, reused: each request takes one at least
+ * its body's size (an object's, or a part's) and gives it back once answered, so a run allocates
+ * as many as it sends at once instead of one per body (garbage the collector frees late, and the
+ * peak memory with it). At most `keep` are kept, the largest first.
  */
 class BufferPool {
   private readonly free: Uint8Array[] = [];
@@ -442,18 +512,24 @@ class BufferPool {
   }
 }
 
-/** At most `limit` at once; `acquire` waits for a slot. */
-class Slots {
+/**
+ * At most `limit` (uploads, or bytes) at once; `acquire` waits for room. An amount larger than
+ * the limit is let through alone, so that nothing waits forever.
+ */
+class Allowance {
   private used = 0;
   private readonly waiting: Array<() => void> = [];
   constructor(private readonly limit: number) {}
-  async acquire(): Promise<void> {
-    while (this.used >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    this.used++;
+  async acquire(amount = 1): Promise<void> {
+    while (this.used > 0 && this.used + amount > this.limit) {
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+    this.used += amount;
   }
-  release(): void {
-    this.used--;
-    this.waiting.shift()?.();
+  release(amount = 1): void {
+    this.used -= amount;
+    // Every waiter looks again: what was given back may fit several small ones, or one large.
+    for (const wake of this.waiting.splice(0)) wake();
   }
 }
 
@@ -463,12 +539,15 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
   private folder?: Promise<SpoolDir>;
   private spools = 0;
   private readonly uploads = new Set<Promise<void>>();
-  private readonly slots: Slots;
+  private readonly slots: Allowance;
+  /** The bytes of request bodies on their way at once (the runtime copies each body it sends). */
+  private readonly sending: Allowance;
   private readonly controller = new AbortController();
   private readonly policy: RetryPolicy;
   private readonly partBytes: number;
   private cleanup?: Promise<void>;
   private readonly buffers: BufferPool;
+  private readonly memory: SpoolMemory;
   /**
    * Each day's prefix listed once per pass, as the keys it held (plus those this pass stored);
    * undefined where the store does not list, or the prefix was too big or failed to list.
@@ -479,10 +558,15 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     private readonly store: ObjectStore,
     private readonly settings: ObjectStoreSettings,
   ) {
-    this.slots = new Slots(settings.inFlight ?? DEFAULT_IN_FLIGHT);
+    this.slots = new Allowance(settings.inFlight ?? DEFAULT_IN_FLIGHT);
+    this.sending = new Allowance(settings.sendingBytes ?? DEFAULT_SENDING_BYTES);
     this.policy = settings.policy ?? STORE_RETRY_POLICY;
     this.partBytes = settings.partBytes ?? DEFAULT_PART_BYTES;
     this.buffers = new BufferPool(settings.inFlight ?? DEFAULT_IN_FLIGHT);
+    this.memory = new SpoolMemory(
+      settings.spoolMemoryBytes ?? DEFAULT_SPOOL_MEMORY_BYTES,
+      this.partBytes,
+    );
   }
 
   /** Aborts the uploads a killed run left under the prefix (once; later calls wait for it). */
@@ -661,11 +745,15 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
 
   async spool(file: LogFile, eventType: string): Promise<ObjectSpool> {
     await this.cleanStaleUploads();
-    this.folder ??= createSpoolDir();
-    const path = join((await this.folder).path, `${this.spools++}.part`);
+    const number = this.spools++;
+    // The spool folder is made when the first file needs one (not for files held in memory).
+    const path = async () =>
+      join((await (this.folder ??= createSpoolDir())).path, `${number}.part`);
     const key = relativeKey(file, eventType, this.settings.naming);
     const unhashed = file.file_sha256 === undefined;
-    return await new ObjectSpool(path, this.settings.naming.gzip, key, unhashed).start();
+    const size = file.file_size;
+    const memory = size === undefined ? undefined : { pool: this.memory, size };
+    return await new ObjectSpool(path, this.settings.naming.gzip, key, unhashed, memory).start();
   }
 
   async deliver(parcel: Parcel<ObjectSpool>): Promise<void> {
@@ -728,19 +816,20 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     const total = spool.length;
     const partBytes = Math.max(this.partBytes, Math.ceil(total / this.store.maxParts));
     if (total <= partBytes) {
-      // A buffer of the object's own size (reused), answered before it is given back.
-      const whole = this.buffers.take(total);
-      try {
-        const got = await spool.readAt(whole, 0);
-        if (got !== total) throw spoolShort(key, got, total);
-        const payload = payloadOf(whole, { sha256: sha256?.toLowerCase() });
-        await this.retried(`uploading ${key}`, (signal) => {
+      const put = (bytes: Uint8Array) => {
+        const payload = payloadOf(bytes, { sha256: sha256?.toLowerCase() });
+        return this.retried(`uploading ${key}`, (signal) => {
           return this.store.put(key, payload, options, signal);
         });
+      };
+      const held = spool.inMemory();
+      if (!held) return await this.sendFromSpool(spool, key, 0, total, put);
+      await this.sending.acquire(total);
+      try {
+        return await put(held);
       } finally {
-        this.buffers.give(whole);
+        this.sending.release(total);
       }
-      return;
     }
     const uploadId = await this.retried(
       `starting the upload of ${key}`,
@@ -748,24 +837,17 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
     );
     try {
       const parts: UploadedPart[] = [];
-      // One buffer for every part: a part's request has ended (answered) before the next is read.
-      const buffer = this.buffers.take(partBytes);
-      try {
-        for (let at = 0; at < total; at += partBytes) {
-          const size = Math.min(partBytes, total - at);
-          const bytes = buffer.subarray(0, size);
-          const got = await spool.readAt(bytes, at);
-          if (got !== size) throw spoolShort(key, at + got, total);
-          const number = parts.length + 1;
+      for (let at = 0; at < total; at += partBytes) {
+        const size = Math.min(partBytes, total - at);
+        const number = parts.length + 1;
+        const tag = await this.sendFromSpool(spool, key, at, size, (bytes) => {
           const payload = payloadOf(bytes);
-          const tag = await this.retried(
+          return this.retried(
             `uploading part ${number} of ${key}`,
             (signal) => this.store.putPart(key, uploadId, number, payload, signal),
           );
-          parts.push({ number, tag, md5: payload.md5, bytes: size });
-        }
-      } finally {
-        this.buffers.give(buffer);
+        });
+        parts.push({ number, tag, bytes: size });
       }
       await this.retried(
         `completing the upload of ${key}`,
@@ -775,6 +857,29 @@ export class ObjectStoreDestination implements Destination<ObjectSpool> {
       // Best effort: a stale upload left here is aborted by the next run.
       await this.store.abortUpload(key, uploadId).catch(() => {});
       throw error;
+    }
+  }
+
+  /**
+   * `size` bytes of the spool from `at`, read into a buffer (reused) and sent by `send`, within
+   * the sending allowance; the buffer is given back once `send` is answered.
+   */
+  private async sendFromSpool<T>(
+    spool: ObjectSpool,
+    key: string,
+    at: number,
+    size: number,
+    send: (bytes: Uint8Array) => Promise<T>,
+  ): Promise<T> {
+    await this.sending.acquire(size);
+    const buffer = this.buffers.take(size);
+    try {
+      const got = await spool.readAt(buffer, at);
+      if (got !== size) throw spoolShort(key, at + got, spool.length);
+      return await send(buffer);
+    } finally {
+      this.buffers.give(buffer);
+      this.sending.release(size);
     }
   }
 

@@ -2,9 +2,10 @@
  * `--output-dir s3://BUCKET/PREFIX`: one object per file in an S3-compatible bucket (AWS S3,
  * Ceph RGW, MinIO, R2, GCS interoperability), with the local directory's layout, `--gzip`,
  * `--layout` and idempotent re-runs (the shared core, `_object_store.ts`). This module is the S3
- * adapter: SigV4-signed requests (lib/aws/sigv4.ts) with the payload's real SHA-256 and its
- * Content-MD5, S3's error codes, multipart uploads, Object Lock, and CopyObject to keep an altered
- * object aside where the bucket keeps no versions.
+ * adapter: SigV4-signed requests (lib/aws/sigv4.ts) with the payload's real SHA-256 (and its
+ * Content-MD5 where the bucket has Object Lock, which requires it), S3's error codes, multipart
+ * uploads, Object Lock, and CopyObject to keep an altered object aside where the bucket keeps no
+ * versions.
  *
  * Credentials and region come from the standard AWS sources (lib/aws/credentials.ts); the
  * endpoint from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (then path-style addressing, as
@@ -170,6 +171,14 @@ export class S3Store implements ObjectStore, ObjectAccess {
   readonly versionParameter = "versionId";
   readonly label: string;
 
+  /**
+   * Whether bodies carry `Content-MD5`: S3 requires it (or a checksum) on every upload into a
+   * bucket with Object Lock. Elsewhere the signed SHA-256 already makes the store check the body,
+   * and an MD5 of every byte would be CPU spent for nothing. Until `check` has asked the bucket,
+   * and whenever its answer is unclear: sent.
+   */
+  private sendsMd5 = true;
+
   constructor(private readonly location: S3Location, private readonly settings: S3Settings) {
     this.label = `s3://${location.bucket}/${location.prefix}`;
   }
@@ -229,7 +238,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
     const payloadSha256 = sent.body?.sha256 ?? EMPTY_SHA256;
     const headers: Array<[string, string]> = [
       ["x-amz-content-sha256", payloadSha256],
-      ...(sent.body ? [["content-md5", sent.body.md5] as [string, string]] : []),
+      ...(sent.body && this.sendsMd5 ? [["content-md5", sent.body.md5] as [string, string]] : []),
       ...(sent.headers ?? []),
     ];
     const signed = signRequest({
@@ -342,7 +351,9 @@ export class S3Store implements ObjectStore, ObjectAccess {
     const uploadId = field(started.text, "UploadId");
     if (uploadId) await this.abortUpload(probe, uploadId);
     // Refused before the probe below writes anything into a bucket that cannot retain it.
-    if (needs.retention) await this.checkObjectLock();
+    const lock = await this.objectLock();
+    if (needs.retention && lock !== "enabled") throw this.noObjectLock(lock);
+    this.sendsMd5 = lock !== "disabled";
     // The manifest lock and write-once manifests need conditional writes (a probe key in
     // `_manifest/`, which verify never counts among the archive's files). A bucket that honours
     // none (Ceph 16's versioned ones) is taken, and the run warns (s3Kind's open).
@@ -355,28 +366,42 @@ export class S3Store implements ObjectStore, ObjectAccess {
     );
   }
 
-  /** `--retain-days` needs the bucket's Object Lock enabled. */
-  private async checkObjectLock(): Promise<void> {
+  /**
+   * The bucket's Object Lock: "enabled", "disabled" (the bucket says it has none), or the answer
+   * that said neither (a store that does not implement it, or credentials that may not ask).
+   */
+  private async objectLock(): Promise<"enabled" | "disabled" | Answer> {
     const lock = await this.send({
       method: "GET",
       query: [["object-lock", ""]],
       what: "checking the bucket's Object Lock",
     });
-    const enabled = lock.status === 200 && field(lock.text, "ObjectLockEnabled") === "Enabled";
-    if (enabled) return;
+    if (lock.status === 200 && field(lock.text, "ObjectLockEnabled") === "Enabled") {
+      return "enabled";
+    }
     if (
       lock.status === 200 || lock.status === 404 ||
       field(lock.text, "Code") === "ObjectLockConfigurationNotFoundError"
     ) {
-      throw new CliError(
-        "usage",
-        `--retain-days needs Object Lock, and ${this.label} does not have it enabled: create the ` +
-          `bucket with it (aws s3api create-bucket --object-lock-enabled-for-bucket ...) or ` +
-          `enable it on a versioned bucket (aws s3api put-object-lock-configuration --bucket ` +
-          `${this.location.bucket} --object-lock-configuration ObjectLockEnabled=Enabled)`,
-      );
+      return "disabled";
     }
-    throw this.failure(lock, "checking the bucket's Object Lock");
+    // A 500 or 503 is retried (by checkStore) rather than taken for "unclear" (a 501 is).
+    if (lock.status === 500 || lock.status === 503) {
+      throw this.failure(lock, "checking the bucket's Object Lock");
+    }
+    return lock;
+  }
+
+  /** Why `--retain-days` cannot be had: the bucket's Object Lock is off, or could not be read. */
+  private noObjectLock(lock: "disabled" | Answer): CliError {
+    if (lock !== "disabled") return this.failure(lock, "checking the bucket's Object Lock");
+    return new CliError(
+      "usage",
+      `--retain-days needs Object Lock, and ${this.label} does not have it enabled: create the ` +
+        `bucket with it (aws s3api create-bucket --object-lock-enabled-for-bucket ...) or ` +
+        `enable it on a versioned bucket (aws s3api put-object-lock-configuration --bucket ` +
+        `${this.location.bucket} --object-lock-configuration ObjectLockEnabled=Enabled)`,
+    );
   }
 
   async head(key: string, signal?: AbortSignal): Promise<StoredObject | undefined> {
@@ -589,7 +614,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
       signal,
     });
     if (answer.status !== 200) throw this.failure(answer, what);
-    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+    if (this.sendsMd5) checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
   }
 
   async startUpload(key: string, options: PutOptions, signal?: AbortSignal): Promise<string> {
@@ -625,8 +650,9 @@ export class S3Store implements ObjectStore, ObjectAccess {
       signal,
     });
     if (answer.status !== 200) throw this.failure(answer, what);
-    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
-    return answer.headers.get("etag") ?? `"${md5Hex(payload.md5)}"`;
+    if (this.sendsMd5) checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+    // The part's ETag names it in the completion, and is its MD5 there (multipartEtag).
+    return requireEtag(answer.headers, `${this.label}: ${what}`);
   }
 
   async completeUpload(
@@ -866,7 +892,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
     const answer = await this.send({ method: "PUT", key, headers, body: payload, what, signal });
     if (isConflict(answer, condition !== undefined)) return "conflict";
     if (answer.status !== 200) throw this.failure(answer, what);
-    checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
+    if (this.sendsMd5) checkEtag(answer, md5Hex(payload.md5), `${this.label}: ${what}`);
     // The version a later If-Match names: never one made up (with KMS it is not the MD5).
     return requireEtag(answer.headers, `${this.label}: ${what}`);
   }
@@ -970,10 +996,19 @@ function md5Hex(base64: string): string {
   return [...atob(base64)].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
 }
 
-/** S3's ETag of a multipart object: the MD5 of the parts' MD5s, then `-` and their count. */
-export function multipartEtag(parts: ReadonlyArray<{ md5: string }>): string {
+/**
+ * S3's ETag of a multipart object: the MD5 of its parts' MD5s, then `-` and their count. Each
+ * part's MD5 is the ETag the store answered it with, having checked its signed SHA-256 (and its
+ * Content-MD5 where sent); undefined where a part's ETag is no MD5 (encrypted with a KMS or a
+ * customer key), and the completion's answer alone confirms the object.
+ */
+export function multipartEtag(parts: ReadonlyArray<{ tag: string }>): string | undefined {
   const hash = createHash("md5");
-  for (const part of parts) hash.update(Uint8Array.from(atob(part.md5), (c) => c.charCodeAt(0)));
+  for (const part of parts) {
+    const hex = part.tag.replace(/"/g, "");
+    if (!/^[0-9a-f]{32}$/i.test(hex)) return undefined;
+    hash.update(Uint8Array.from(hex.match(/../g)!, (byte) => parseInt(byte, 16)));
+  }
   return `${hash.digest("hex")}-${parts.length}`;
 }
 

@@ -325,6 +325,8 @@ export interface SeenRequest {
   url: string;
   /** Date.now() when it arrived. */
   at: number;
+  /** Whether it carried a `Content-MD5`. */
+  md5: boolean;
 }
 
 export interface FaultProxy {
@@ -353,7 +355,12 @@ export async function startFaultProxy(ceph: Ceph): Promise<FaultProxy> {
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
   const server = http.createServer(async (req, res) => {
-    const seen = { method: req.method ?? "GET", url: req.url ?? "/", at: Date.now() };
+    const seen = {
+      method: req.method ?? "GET",
+      url: req.url ?? "/",
+      at: Date.now(),
+      md5: req.headers["content-md5"] !== undefined,
+    };
     const index = proxy.seen.push(seen) - 1;
     await proxy.before?.(seen);
     const fault = proxy.fault(seen, index);

@@ -9,11 +9,19 @@
  * - DeleteObject `If-Match: ETAG`: 412 when it differs (Ceph 16 deletes regardless), 204 else;
  * - GetObject with `Range: bytes=A-B`: 206 and `Content-Range`;
  * - ListObjectsV2 (`list-type=2`): `prefix`, `continuation-token`, at most `pageSize` keys a page
- *   (small, so that paging is exercised).
+ *   (small, so that paging is exercised);
+ * - GetObjectLockConfiguration (`?object-lock`): as `options.objectLock` says (else 404
+ *   ObjectLockConfigurationNotFoundError); CreateMultipartUpload (`POST ?uploads`) and
+ *   AbortMultipartUpload (`DELETE ?uploadId`), for the tool's up-front check.
  *
  * Path-style addressing (`/BUCKET/KEY`), one bucket, objects in memory. Each request must carry
- * a SigV4 `Authorization` header, and a body its `x-amz-content-sha256` and `Content-MD5`, both
- * checked against the bytes (the signature itself is checked by Ceph in the other suites).
+ * a SigV4 `Authorization` header, and a body its `x-amz-content-sha256`, checked against the
+ * bytes (the signature itself is checked by Ceph in the other suites). `Content-MD5` is checked
+ * where sent, and required (400 InvalidRequest without it) unless `options.objectLock` says the
+ * bucket has none, as S3 requires it of every upload into a bucket with Object Lock (the
+ * reference's PutObject: "The Content-MD5 or x-amz-sdk-checksum-algorithm header is required for
+ * any request to upload an object with a retention period configured using Amazon S3 Object
+ * Lock"); a bucket without an answer here is taken to have it, the strict case.
  *
  * @example
  * ```ts
@@ -32,6 +40,8 @@ export interface S3Standin {
   objects: Map<string, { bytes: Uint8Array; etag: string }>;
   /** Every request as `METHOD /path?query`, in order. */
   seen: string[];
+  /** The keys of the PUTs that carried a `Content-MD5`, in order. */
+  md5Sent: string[];
   close(): Promise<void>;
 }
 
@@ -72,10 +82,19 @@ async function body(req: IncomingMessage): Promise<Uint8Array> {
 export async function startS3Standin(
   bucket: string,
   pageSize = 2,
-  options: { ignoreConditions?: boolean } = {},
+  options: {
+    ignoreConditions?: boolean;
+    /**
+     * How `GET ?object-lock` answers: "enabled", "disabled" (404
+     * ObjectLockConfigurationNotFoundError), or another status (403 AccessDenied, 501
+     * NotImplemented); unset: as "enabled" for Content-MD5, 404 to the question.
+     */
+    objectLock?: "enabled" | "disabled" | 403 | 501;
+  } = {},
 ): Promise<S3Standin> {
   const objects = new Map<string, { bytes: Uint8Array; etag: string }>();
   const seen: string[] = [];
+  const md5Sent: string[] = [];
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://standin");
     seen.push(`${req.method} ${url.pathname}${url.search}`);
@@ -90,6 +109,29 @@ export async function startS3Standin(
     const conditions = !options.ignoreConditions;
     const ifMatch = conditions ? req.headers["if-match"] as string | undefined : undefined;
     const ifNoneMatch = conditions ? req.headers["if-none-match"] as string | undefined : undefined;
+    if (req.method === "GET" && key === "" && url.searchParams.has("object-lock")) {
+      const lock = options.objectLock;
+      if (lock === 403) return error(res, 403, "AccessDenied");
+      if (lock === 501) return error(res, 501, "NotImplemented");
+      if (lock !== "enabled") return error(res, 404, "ObjectLockConfigurationNotFoundError");
+      res.writeHead(200, { "content-type": "application/xml" });
+      return res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><ObjectLockConfiguration>` +
+          `<ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>`,
+      );
+    }
+    if (req.method === "POST" && url.searchParams.has("uploads")) {
+      res.writeHead(200, { "content-type": "application/xml" });
+      return res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult>` +
+          `<Bucket>${bucket}</Bucket><Key>${xml(key)}</Key><UploadId>probe-1</UploadId>` +
+          `</InitiateMultipartUploadResult>`,
+      );
+    }
+    if (req.method === "DELETE" && url.searchParams.has("uploadId")) {
+      res.writeHead(204);
+      return res.end();
+    }
     if (req.method === "GET" && key === "") {
       if (url.searchParams.get("list-type") !== "2") return error(res, 400, "InvalidRequest");
       const prefix = url.searchParams.get("prefix") ?? "";
@@ -136,7 +178,12 @@ export async function startS3Standin(
         return error(res, 400, "XAmzContentSHA256Mismatch");
       }
       const digest = createHash("md5").update(bytes).digest();
-      if (req.headers["content-md5"] !== Buffer.from(digest).toString("base64")) {
+      const md5 = req.headers["content-md5"];
+      if (md5 !== undefined) md5Sent.push(key);
+      if (md5 === undefined && options.objectLock !== "disabled") {
+        return error(res, 400, "InvalidRequest");
+      }
+      if (md5 !== undefined && md5 !== Buffer.from(digest).toString("base64")) {
         return error(res, 400, "BadDigest");
       }
       if (ifNoneMatch !== undefined && ifNoneMatch.trim() === "*" && object) {
@@ -168,6 +215,7 @@ export async function startS3Standin(
     endpoint: `http://127.0.0.1:${port}`,
     objects,
     seen,
+    md5Sent,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections?.();

@@ -215,3 +215,41 @@ test("a listing whose keys are not under the prefix is not trusted: a HEAD per k
   assert.equal(mangled.calls.head.length, 3, "each checked with a HEAD");
   assert.equal(mangled.calls.put.length, 0, "nothing written over what is stored");
 });
+
+test("the bodies sent at once stay within the sending allowance; a larger one goes alone", async () => {
+  const objects = new Map<string, { bytes: Uint8Array; metadata: Record<string, string> }>();
+  const { store, calls } = memoryStore(objects);
+  let sending = 0;
+  let most = 0;
+  const alone: boolean[] = [];
+  const put = store.put.bind(store);
+  store.put = async (key, payload, options, signal) => {
+    sending += payload.bytes.length;
+    most = Math.max(most, payload.bytes.length > 2500 ? 0 : sending);
+    if (payload.bytes.length > 2500) alone.push(sending === payload.bytes.length);
+    try {
+      // Answered late enough that the next file's body is sent meanwhile, if allowed.
+      await new Promise((r) => setTimeout(r, 40));
+      await put(key, payload, options, signal);
+    } finally {
+      sending -= payload.bytes.length;
+    }
+  };
+  const files = [...Array(8).keys()].map((i) => {
+    const bytes = new Uint8Array(i === 5 ? 4000 : 1000).fill(97 + i);
+    return { file: fileOf(i, bytes), bytes };
+  });
+  const run = await deliverAll(
+    new ObjectStoreDestination(store, {
+      prefix: "p/",
+      naming: NAMING,
+      inFlight: 4,
+      sendingBytes: 2500,
+    }),
+    files,
+  );
+  assert.deepEqual(run.confirmed.sort(), files.map((f) => f.file.id).sort());
+  assert.equal(calls.put.length, 8);
+  assert.equal(most, 2000, "two bodies of 1000 bytes at once, never three");
+  assert.deepEqual(alone, [true], "the 4000-byte body was sent alone, not refused");
+});
