@@ -44,6 +44,7 @@ import { CliError, codeOf, reason, usage } from "./errors.ts";
 import { parseLocation } from "./locations.ts";
 import type { ListPage, ListQuery, LogFile } from "./log_file.ts";
 import { chainBreaks, type ChainLink, linkOf, parseManifest } from "./manifest/chain.ts";
+import { readManifests } from "./manifest/read_ahead.ts";
 import {
   type EntryLine,
   type FileLine,
@@ -266,9 +267,9 @@ class ManifestCache {
    */
   async all(): Promise<Array<[string, ReadManifest]>> {
     const names = await this.archive.store.manifests();
-    for (const name of names) {
-      if (this.#read.has(name)) continue;
-      this.#read.set(name, this.#parse(name, await this.archive.store.readManifest(name)));
+    const unread = names.filter((name) => !this.#read.has(name));
+    for await (const { name, text } of readManifests(this.archive.store, unread)) {
+      this.#read.set(name, this.#parse(name, text));
     }
     const read = names.map((name): [string, ReadManifest] => [name, this.#read.get(name)!]);
     const [broken] = chainBreaks(read.flatMap(([, manifest]) => manifest.links));

@@ -19,6 +19,7 @@ import {
   type ManifestLine,
   parseLine,
 } from "./format.ts";
+import { readManifests } from "./read_ahead.ts";
 import type { ArchiveStore } from "./store.ts";
 
 /** One line as read: its text's hash and what it says. */
@@ -141,9 +142,9 @@ export class ChainHeads {
     store: ArchiveStore,
     job: string,
   ): Promise<{ hash: string; sequence: number } | undefined> {
-    for (const name of await store.manifests()) {
-      if (this.#seen.has(name)) continue;
-      this.add(parseManifest(name, await store.readManifest(name)));
+    const unseen = (await store.manifests()).filter((name) => !this.#seen.has(name));
+    for await (const { name, text } of readManifests(store, unseen)) {
+      this.add(parseManifest(name, text));
     }
     return this.#heads.get(job);
   }

@@ -47,6 +47,7 @@ import {
   manifestName,
   type SkippedLine,
 } from "./format.ts";
+import { readManifests } from "./read_ahead.ts";
 import type { Signer } from "./signing.ts";
 import type { ArchiveStore, ManifestLock } from "./store.ts";
 import { hashObject } from "./hash_object.ts";
@@ -315,8 +316,8 @@ export class ManifestWriter {
   async #recoverUnrecorded(): Promise<void> {
     const { store } = this.#options;
     const recorded = new Set<string>();
-    for (const name of await store.manifests()) {
-      const parsed = parseManifest(name, await store.readManifest(name));
+    for await (const { name, text } of readManifests(store, await store.manifests())) {
+      const parsed = parseManifest(name, text);
       if (!(store instanceof ManifestFileStore)) this.#heads.add(parsed);
       for (const segment of parsed.segments) {
         for (const { line } of segment.entries) {

@@ -17,6 +17,7 @@
 import { type Damage, linkOf, parseManifest, type Segment, walkChains } from "../manifest/chain.ts";
 import type { EntryLine, FileLine } from "../manifest/format.ts";
 import { hashObject } from "../manifest/hash_object.ts";
+import { readManifests } from "../manifest/read_ahead.ts";
 import type { SignatureChecker } from "../manifest/signing.ts";
 import type { ArchiveStore } from "../manifest/store.ts";
 import { STORED_PATH } from "../manifest/writer.ts";
@@ -67,8 +68,8 @@ export async function checkArchive(
   const findings: Finding[] = [];
   const names = await store.manifests();
   const segments: Segment[] = [];
-  for (const name of names) {
-    const parsed = parseManifest(name, await store.readManifest(name));
+  for await (const { name, text } of readManifests(store, names)) {
+    const parsed = parseManifest(name, text);
     segments.push(...parsed.segments);
     for (const damage of parsed.damage) findings.push(damageFinding(damage));
   }
