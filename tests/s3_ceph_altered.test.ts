@@ -417,7 +417,11 @@ test(
   OPTIONS,
   async () => {
     const altered = alteredBytes(LARGE_ALTERED_BYTES, "large");
-    const headers = { "x-amz-meta-size": "1", "x-amz-meta-note": "forged large" };
+    const headers = {
+      "x-amz-meta-size": "1",
+      "x-amz-meta-note": "forged large",
+      "content-type": "text/x-forged",
+    };
     await withAlteredInBucket({ bucket: "t-partcopy", altered, headers }, async (setup) => {
       const { ceph, bucket, emulator, id, other, key } = setup;
       const content = await emulator.contentOf(id);
@@ -443,6 +447,7 @@ test(
       assert.equal(sha256(kept.bytes), sha256(altered), "the evidence is kept, byte for byte");
       assert.equal(kept.headers.get("x-amz-meta-note"), "forged large", "with its metadata");
       assert.equal(kept.headers.get("x-amz-meta-size"), "1");
+      assert.equal(kept.headers.get("content-type"), "text/x-forged", "and its Content-Type");
       // Copied in 3 parts (a multipart object's ETag ends in its part count), not one CopyObject
       // (which keeps the source's plain MD5).
       assert.match(kept.headers.get("etag") ?? "", /-3"?$/, "a multipart copy of 3 parts");

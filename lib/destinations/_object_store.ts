@@ -146,6 +146,8 @@ export interface StoredObject {
   etag?: string;
   /** Its stored `Content-MD5` (base64), where the store keeps one for the object (Azure). */
   md5?: string;
+  /** Its `Content-Type`, where the store gave one (a copy made in parts sets it again). */
+  contentType?: string;
 }
 
 /** What an object holds, read back from the store. */

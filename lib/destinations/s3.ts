@@ -420,6 +420,7 @@ export class S3Store implements ObjectStore, ObjectAccess {
       metadata,
       versionId: version && version !== "null" ? version : undefined,
       etag: answer.headers.get("etag") ?? undefined,
+      contentType: answer.headers.get("content-type") ?? undefined,
     };
   }
 
@@ -539,13 +540,15 @@ export class S3Store implements ObjectStore, ObjectAccess {
           `can copy; copy it aside by other means, then run again`,
       );
     }
-    const metadata = Object.entries(seen.metadata)
+    // What CopyObject would have kept: the metadata and Content-Type HEAD saw.
+    const headers = Object.entries(seen.metadata)
       .map(([name, value]): [string, string] => [`x-amz-meta-${name}`, value]);
+    if (seen.contentType) headers.push(["content-type", seen.contentType]);
     const started = await this.send({
       method: "POST",
       key: asideKey,
       query: [["uploads", ""]],
-      headers: metadata,
+      headers,
       what,
       signal,
     });
