@@ -78,6 +78,7 @@ import { type KeyLayout, relativeKey } from "./layout.ts";
 import { WriteCoalescer } from "./coalescer.ts";
 import { createSpoolDir, type SpoolDir } from "./spool_dir.ts";
 import { SpoolMemory } from "./_spool_memory.ts";
+import { Allowance } from "./_allowance.ts";
 import { StoredFactsTracker } from "../manifest/facts.ts";
 import type { StoredFacts } from "../manifest/format.ts";
 
@@ -511,27 +512,6 @@ class BufferPool {
     this.free.push(new Uint8Array(view.buffer)); // Its whole capacity (taken at offset 0).
     this.free.sort((a, b) => b.length - a.length);
     this.free.length = Math.min(this.free.length, this.keep);
-  }
-}
-
-/**
- * At most `limit` (uploads, or bytes) at once; `acquire` waits for room. An amount larger than
- * the limit is let through alone, so that nothing waits forever.
- */
-class Allowance {
-  private used = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-  async acquire(amount = 1): Promise<void> {
-    while (this.used > 0 && this.used + amount > this.limit) {
-      await new Promise<void>((r) => this.waiting.push(r));
-    }
-    this.used += amount;
-  }
-  release(amount = 1): void {
-    this.used -= amount;
-    // Every waiter looks again: what was given back may fit several small ones, or one large.
-    for (const wake of this.waiting.splice(0)) wake();
   }
 }
 
