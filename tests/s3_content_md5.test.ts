@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { s3Store } from "../lib/destinations/s3.ts";
 import { payloadOf } from "../lib/destinations/_object_store.ts";
+import { TransientError } from "../lib/errors.ts";
 import { startS3Standin } from "./servers/s3_conditional_standin.ts";
 
 function envOf(endpoint: string): Record<string, string> {
@@ -61,6 +62,29 @@ test("s3: --retain-days on a bucket whose Object Lock cannot be read fails the c
     const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
     await assert.rejects(store.check({ retention: true }), /HTTP 403 AccessDenied/);
     assert.equal(standin.objects.size, 0, "nothing written");
+  } finally {
+    await standin.close();
+  }
+});
+
+test("s3: Object Lock enabled after the check: the refused upload says so, and the next try sends Content-MD5", async () => {
+  const options: { objectLock: "enabled" | "disabled" } = { objectLock: "disabled" };
+  const standin = await startS3Standin("bucket", 2, options);
+  try {
+    const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
+    await store.check({ retention: false });
+    options.objectLock = "enabled"; // As a long --follow may see it.
+    await assert.rejects(
+      store.put("p/a.jsonl", payloadOf(bytes), OPTIONS),
+      (error: Error) => {
+        assert.ok(error instanceof TransientError, "retried by the core, not fatal");
+        assert.match(error.message, /HTTP 400 InvalidRequest.*sending Content-MD5 from now on/);
+        return true;
+      },
+    );
+    await store.put("p/a.jsonl", payloadOf(bytes), OPTIONS);
+    assert.deepEqual(standin.md5Sent, ["p/a.jsonl"]);
+    assert.deepEqual(standin.objects.get("p/a.jsonl")?.bytes, bytes);
   } finally {
     await standin.close();
   }

@@ -307,6 +307,15 @@ export class S3Store implements ObjectStore, ObjectAccess {
       case "RequestTimeout":
         return statusError(answer.status, answer.headers, base, true);
     }
+    // Object Lock enabled on the bucket since the check (a long --follow): from now on every body
+    // carries its Content-MD5, and this request is tried again with it.
+    if (
+      !this.sendsMd5 && answer.status === 400 &&
+      (code === "MissingContentMD5" || /content-md5/i.test(message ?? ""))
+    ) {
+      this.sendsMd5 = true;
+      return new TransientError("io", `${base}; sending Content-MD5 from now on`);
+    }
     if (answer.status === 301 || answer.status === 307) {
       const region = answer.headers.get("x-amz-bucket-region");
       return new CliError(

@@ -50,11 +50,11 @@ function xml(text: string): string {
     .replace(/"/g, "&quot;");
 }
 
-function error(res: ServerResponse, status: number, code: string): void {
+function error(res: ServerResponse, status: number, code: string, message = code): void {
   res.writeHead(status, { "content-type": "application/xml" });
   res.end(
     `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code>` +
-      `<Message>${code}</Message></Error>`,
+      `<Message>${xml(message)}</Message></Error>`,
   );
 }
 
@@ -181,7 +181,14 @@ export async function startS3Standin(
       const md5 = req.headers["content-md5"];
       if (md5 !== undefined) md5Sent.push(key);
       if (md5 === undefined && options.objectLock !== "disabled") {
-        return error(res, 400, "InvalidRequest");
+        // S3's own words for it.
+        return error(
+          res,
+          400,
+          "InvalidRequest",
+          "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with " +
+            "Object Lock parameters",
+        );
       }
       if (md5 !== undefined && md5 !== Buffer.from(digest).toString("base64")) {
         return error(res, 400, "BadDigest");
