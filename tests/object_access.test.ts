@@ -11,7 +11,7 @@ import { AzureBlobStore } from "../lib/destinations/azure_blob.ts";
 import type { ObjectAccess } from "../lib/destinations/_object_access.ts";
 import { takeLease } from "../lib/destinations/_lease.ts";
 import { conditionalWrites } from "../lib/destinations/_conditional_probe.ts";
-import { startS3Standin } from "./servers/s3_conditional_standin.ts";
+import { standinEnv, startS3Standin } from "./servers/s3_conditional_standin.ts";
 import { createServer } from "node:http";
 import { objectStateStore } from "../lib/checkpoint/object_state.ts";
 import { CliError } from "../lib/errors.ts";
@@ -274,17 +274,6 @@ test("lease (Azurite): taken once, renewed, released", {
   await azurite.createContainer(container);
   await leaseWorks(new AzureBlobStore(azurite.client, container, ""));
 });
-
-/** The S3 environment of the stand-in at `endpoint`. */
-function standinEnv(endpoint: string): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: "AKIASTANDIN",
-    AWS_SECRET_ACCESS_KEY: "standin-secret-0123456789",
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-  };
-}
 
 test("object access (S3 stand-in for the conditional path): as the S3 reference says", async () => {
   const standin = await startS3Standin("bucket");

@@ -8,17 +8,7 @@ import assert from "node:assert/strict";
 import { s3Store } from "../lib/destinations/s3.ts";
 import { payloadOf } from "../lib/destinations/_object_store.ts";
 import { TransientError } from "../lib/errors.ts";
-import { startS3Standin } from "./servers/s3_conditional_standin.ts";
-
-function envOf(endpoint: string): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: "AKIASTANDIN",
-    AWS_SECRET_ACCESS_KEY: "standin-secret-0123456789",
-    AWS_ENDPOINT_URL_S3: endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-  };
-}
+import { standinEnv, startS3Standin } from "./servers/s3_conditional_standin.ts";
 
 const OPTIONS = { metadata: { sha256: "0".repeat(64) }, contentType: "application/x-ndjson" };
 const bytes = new TextEncoder().encode('{"event_id":"e1"}\n');
@@ -34,7 +24,7 @@ for (
   test(`s3: a bucket whose Object Lock answers ${lock}: Content-MD5 ${sent ? "sent" : "left out"}`, async () => {
     const standin = await startS3Standin("bucket", 2, { objectLock: lock });
     try {
-      const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
+      const store = s3Store("s3://bucket/p", standinEnv(standin.endpoint));
       await store.check({ retention: false });
       await store.put("p/a.jsonl", payloadOf(bytes), OPTIONS);
       assert.deepEqual(standin.objects.get("p/a.jsonl")?.bytes, bytes);
@@ -48,7 +38,7 @@ for (
 test("s3: before the check has asked the bucket, Content-MD5 is sent (the strict case)", async () => {
   const standin = await startS3Standin("bucket", 2, { objectLock: "disabled" });
   try {
-    const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
+    const store = s3Store("s3://bucket/p", standinEnv(standin.endpoint));
     await store.put("p/a.jsonl", payloadOf(bytes), OPTIONS);
     assert.deepEqual(standin.md5Sent, ["p/a.jsonl"]);
   } finally {
@@ -59,7 +49,7 @@ test("s3: before the check has asked the bucket, Content-MD5 is sent (the strict
 test("s3: --retain-days on a bucket whose Object Lock cannot be read fails the check", async () => {
   const standin = await startS3Standin("bucket", 2, { objectLock: 403 });
   try {
-    const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
+    const store = s3Store("s3://bucket/p", standinEnv(standin.endpoint));
     await assert.rejects(store.check({ retention: true }), /HTTP 403 AccessDenied/);
     assert.equal(standin.objects.size, 0, "nothing written");
   } finally {
@@ -71,7 +61,7 @@ test("s3: Object Lock enabled after the check: the refused upload says so, and t
   const options: { objectLock: "enabled" | "disabled" } = { objectLock: "disabled" };
   const standin = await startS3Standin("bucket", 2, options);
   try {
-    const store = s3Store("s3://bucket/p", envOf(standin.endpoint));
+    const store = s3Store("s3://bucket/p", standinEnv(standin.endpoint));
     await store.check({ retention: false });
     options.objectLock = "enabled"; // As a long --follow may see it.
     await assert.rejects(

@@ -230,3 +230,14 @@ export async function startS3Standin(
       }),
   };
 }
+
+/** The S3 environment that points the tool's S3 adapter at the stand-in at `endpoint`. */
+export function standinEnv(endpoint: string): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: "AKIASTANDIN",
+    AWS_SECRET_ACCESS_KEY: "standin-secret-0123456789",
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  };
+}
